@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
+/*
+ * Values of every BPF map and ring-buffer record that both the kernel and
+ * userspace read or write (docs/maps.md explains each map to an SRE).
+ * Fixed-width types only, no pointers, widest fields first.
+ */
+#ifndef VIGIL_MAPS_H
+#define VIGIL_MAPS_H
+
+#include "types.h"
+
+#ifndef VIGIL_NAME_LEN
+#define VIGIL_NAME_LEN 32
+#endif
+#ifndef VIGIL_GROUP_LEN
+#define VIGIL_GROUP_LEN 16
+#endif
+/* Timing-wheel size in ticks; a power of two. With a 1 ms tick one rotation
+ * is 4.1 s; deadlines further out are re-filed when their bucket comes by. */
+#ifndef VIGIL_WHEEL_BUCKETS
+#define VIGIL_WHEEL_BUCKETS 4096
+#endif
+/* Default capacity; `vigil run --max-agents` resizes the maps at load. */
+#ifndef VIGIL_MAX_AGENTS
+#define VIGIL_MAX_AGENTS 65536
+#endif
+
+/* Life cycle of an agent slot. Every change goes through a compare-and-swap
+ * so each transition is taken, and reported, exactly once. */
+enum vigil_agent_state {
+	VIGIL_AGENT_FREE = 0,    /* slot unused */
+	VIGIL_AGENT_NEW = 1,     /* registered, no beat yet; deadline runs from registration */
+	VIGIL_AGENT_ALIVE = 2,
+	VIGIL_AGENT_SUSPECT = 3, /* first deadline missed */
+	VIGIL_AGENT_DEAD = 4,    /* further `dead_misses` intervals missed */
+	VIGIL_AGENT_LEFT = 5,    /* announced LEAVING; not monitored until it beats again */
+	VIGIL_AGENT_STATE_MAX = VIGIL_AGENT_LEFT,
+};
+
+/* Kinds of ring-buffer records. Numbers are part of the event log format. */
+enum vigil_event_kind {
+	VIGIL_EV_UP = 1,            /* first beat after registration or after leaving */
+	VIGIL_EV_SUSPECT = 2,
+	VIGIL_EV_DEAD = 3,
+	VIGIL_EV_RECOVERED = 4,     /* valid beat from a SUSPECT or DEAD agent */
+	VIGIL_EV_RESTART = 5,       /* incarnation rose */
+	VIGIL_EV_LEFT = 6,          /* agent announced LEAVING */
+	VIGIL_EV_UNKNOWN_AGENT = 7, /* beat for an unregistered id (rate-capped) */
+	VIGIL_EV_KIND_MAX = VIGIL_EV_UNKNOWN_AGENT,
+};
+
+/* agents: one preallocated slot per registered agent (ARRAY).
+ * Registration fields are written by the daemon while the slot is FREE;
+ * beat fields by XDP; `state` by XDP and the sweeper through CAS. */
+struct agent_slot {
+	__u64 agent_id;
+	__u64 last_seen_ns;   /* monotonic time of the last accepted beat (or registration) */
+	__u64 seq;            /* highest accepted sequence in this incarnation */
+	__u64 send_ts_ns;     /* agent's timestamp in that beat */
+	__u64 state_since_ns; /* when `state` last changed */
+	__u64 last_event_seq; /* event_seq of the transition into `state` */
+	__u64 beats;          /* accepted beats */
+	__u64 duplicates;     /* same sequence again */
+	__u64 reordered;      /* older sequence, or older incarnation */
+	__u64 malformed;      /* named this agent but failed to parse */
+	__u64 bad_version;    /* named this agent with a version we do not speak */
+	__u64 restarts;       /* incarnation rises seen */
+	__u32 state;          /* enum vigil_agent_state */
+	__u32 incarnation;
+	__u32 interval_ms;    /* advertised interval, clamped to the bounds below */
+	__u32 interval_min_ms;
+	__u32 interval_max_ms;
+	__u32 multiplier;     /* deadline = last_seen + multiplier x interval */
+	__u32 lease_id;
+	__u16 queue_depth;
+	__u8 status;          /* enum vigil_status of the last beat */
+	__u8 pad0;
+	char name[VIGIL_NAME_LEN];
+	char group[VIGIL_GROUP_LEN];
+};
+
+/* wheel_links: the sweeper's private bookkeeping per slot (ARRAY, same size
+ * as agents). Only the sweeper writes it, which is what lets the wheel be a
+ * set of intrusive singly linked lists without locks. */
+struct wheel_link {
+	__u64 due_tick; /* tick of the bucket this slot is filed in */
+	__u32 next;     /* next slot + 1 in the same bucket, 0 = end */
+	__u32 in_wheel; /* 1 while filed in a bucket or in the sweeper's work list */
+};
+
+/* wheel_buckets: list heads (ARRAY of VIGIL_WHEEL_BUCKETS). Sweeper only. */
+struct wheel_bucket {
+	__u32 head; /* first slot + 1, 0 = empty */
+	__u32 len;  /* slots filed here, for observability */
+};
+
+/* wheel_state: the sweeper's cursor and its own health (ARRAY of 1). */
+struct wheel_state {
+	__u64 next_tick;      /* first tick not yet fully processed */
+	__u64 last_run_ns;    /* when the sweeper last ran */
+	__u64 runs;           /* timer callbacks */
+	__u64 visits;         /* slots examined */
+	__u64 refiled;        /* slots put back into a later bucket */
+	__u64 busy_ns;        /* time spent inside callbacks */
+	__u64 max_lag_ticks;  /* largest backlog seen, in ticks */
+	__u64 budget_exhausted; /* callbacks that stopped on the visit budget */
+	__u32 work_head;      /* slot + 1 of the detached list being processed */
+	__u32 filed;          /* slots currently in the wheel */
+};
+
+/* vigil_config: settings the daemon may change at run time (ARRAY of 1). */
+struct vigil_config {
+	__u32 dead_misses;            /* further missed intervals from SUSPECT to DEAD */
+	__u32 pass_beats;             /* 1: XDP_PASS consumed beats instead of XDP_DROP */
+	__u32 unknown_events_per_sec; /* cap on UNKNOWN_AGENT events */
+	__u32 sweep_budget;           /* slots the sweeper may visit per tick */
+};
+
+/* vigil_globals: host-wide counters that must be shared, not per-CPU. */
+struct vigil_globals {
+	__u64 event_seq;           /* last event sequence handed out; only rises */
+	__u64 unknown_window_ns;   /* start of the current UNKNOWN_AGENT rate window */
+	__u64 unknown_in_window;   /* UNKNOWN_AGENT events sent in that window */
+};
+
+/* vigil_stats: per-CPU counters (PERCPU_ARRAY of 1); sum across CPUs. */
+struct vigil_stats {
+	__u64 packets;        /* packets seen by the XDP program */
+	__u64 beats;          /* accepted beats */
+	__u64 passed;         /* non-beat traffic passed up */
+	__u64 malformed;      /* beat-port datagrams that failed to parse */
+	__u64 bad_version;
+	__u64 unknown_agent;
+	__u64 duplicates;
+	__u64 reordered;
+	__u64 restarts;
+	__u64 events;         /* records submitted to the ring buffer */
+	__u64 ringbuf_full;   /* records lost because the ring buffer was full */
+	__u64 queue_full;     /* slots that could not be handed to the sweeper */
+	__u64 stale_slot;     /* index pointed at a slot that no longer held the agent */
+};
+
+/* vigil_meta: what a pinned instance was started with, so a later daemon or
+ * CLI can adopt it (ARRAY of 1, written once by the loading daemon). */
+struct vigil_meta {
+	__u64 tick_ns;
+	__u32 layout_version; /* VIGIL_LAYOUT_VERSION of the loader */
+	__u32 max_agents;
+	__u32 ifindex;
+	__u16 port;           /* host order */
+	__u8 skb_mode;
+	__u8 pad;
+};
+
+/* Bump when a pinned map's layout changes: an instance pinned with another
+ * layout is refused, never silently recreated (docs/maps.md). */
+#define VIGIL_LAYOUT_VERSION 1
+
+/* One ring-buffer record: a state transition or a notable beat. */
+struct vigil_event {
+	__u64 event_seq;    /* per-host, rises by one per event (gaps = losses) */
+	__u64 agent_id;
+	__u64 last_seen_ns; /* monotonic time of the last accepted beat */
+	__u64 detected_ns;  /* monotonic time the transition was taken */
+	__u64 seq;          /* agent's beat sequence at the time */
+	__u32 slot;
+	__u32 kind;         /* enum vigil_event_kind */
+	__u32 incarnation;
+	__u32 interval_ms;
+	__u32 state;        /* state after the event */
+	__u32 prev_state;
+};
+
+_Static_assert(sizeof(struct vigil_event) == 64, "event record is 64 bytes");
+
+#endif /* VIGIL_MAPS_H */

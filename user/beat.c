@@ -1,0 +1,240 @@
+// SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
+/*
+ * `vigil beat`: be one agent, or a range of agents, sending beats to a
+ * monitor. The reference sender for the wire format in include/vigil/wire.h.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include "vigil/wire.h"
+#include "cli.h"
+#include "log.h"
+#include "util.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: vigil beat --id ID[-ID] --target ADDR [OPTIONS]\n"
+		"Send beats as one agent (or a range of agents) to a vigil monitor.\n"
+		"\n"
+		"      --id ID|A-B          agent id, or an inclusive range of ids (one process beats for all)\n"
+		"  -t, --target ADDR        monitor's IPv4 or IPv6 address\n"
+		"  -p, --port PORT          beat port (default 4747)\n"
+		"  -I, --interval-ms N      promise and send a beat every N ms (default 1000)\n"
+		"  -n, --count N            stop after N beats per agent\n"
+		"  -d, --duration SEC       stop after SEC seconds\n"
+		"  -s, --status STATUS      ok, degraded, draining or leaving (default ok)\n"
+		"      --incarnation N      default: seconds since the epoch (rises on restart)\n"
+		"      --queue-depth N      backlog to report (default 0)\n"
+		"      --lease N            lease id to renew (default 0: none)\n"
+		"      --leave              send one LEAVING beat on exit (graceful stop)\n"
+		"\n"
+		"Examples:\n"
+		"  vigil beat --id 7 --target 127.0.0.1 --interval-ms 100\n"
+		"  vigil beat --id 1-50 --target 198.18.0.1 --interval-ms 20 --duration 30\n");
+}
+
+struct target {
+	struct sockaddr_storage ss;
+	socklen_t len;
+};
+
+static int parse_target(const char *s, __u16 port, struct target *t)
+{
+	struct sockaddr_in *in4 = (struct sockaddr_in *)&t->ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&t->ss;
+
+	memset(t, 0, sizeof(*t));
+	if (inet_pton(AF_INET, s, &in4->sin_addr) == 1) {
+		in4->sin_family = AF_INET;
+		in4->sin_port = htons(port);
+		t->len = sizeof(*in4);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, s, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(port);
+		t->len = sizeof(*in6);
+		return 0;
+	}
+	pr_warn("--target: '%s' is not an IPv4 or IPv6 address\n", s);
+	return -1;
+}
+
+static void sleep_until(__u64 mono_ns)
+{
+	struct timespec ts = { .tv_sec = mono_ns / VIGIL_NSEC_PER_SEC,
+			       .tv_nsec = mono_ns % VIGIL_NSEC_PER_SEC };
+
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR &&
+	       !stop_requested)
+		;
+}
+
+static int send_round(int fd, const struct target *t, struct vigil_beat_info *info, __u64 lo,
+		      __u64 hi, __u64 seq)
+{
+	struct vigil_beat b;
+
+	for (__u64 id = lo; id <= hi && !stop_requested; id++) {
+		info->agent_id = id;
+		info->seq = seq;
+		info->send_ts_ns = vg_wall_ns();
+		vigil_beat_encode(&b, info);
+		if (sendto(fd, &b, sizeof(b), 0, (const struct sockaddr *)&t->ss, t->len) < 0 &&
+		    errno != ENOBUFS && errno != ECONNREFUSED) {
+			pr_warn("sending beat for agent %llu failed: %s\n", (unsigned long long)id,
+				strerror(errno));
+			return -1;
+		}
+		if (id == hi)
+			break; /* hi may be UINT64_MAX */
+	}
+	return 0;
+}
+
+int cmd_beat(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "id", required_argument, NULL, 'i' },
+		{ "target", required_argument, NULL, 't' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "interval-ms", required_argument, NULL, 'I' },
+		{ "count", required_argument, NULL, 'n' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "status", required_argument, NULL, 's' },
+		{ "incarnation", required_argument, NULL, 'C' },
+		{ "queue-depth", required_argument, NULL, 'Q' },
+		{ "lease", required_argument, NULL, 'L' },
+		{ "leave", no_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	struct vigil_beat_info info = { .interval_ms = 1000 };
+	const char *target_s = NULL;
+	__u64 lo = 0, hi = 0, count = 0, seq, next, start, round;
+	__u32 port = VIGIL_DEFAULT_PORT, duration_s = 0, v32;
+	bool leave = false, have_inc = false;
+	struct target t;
+	int opt, fd, ret = 0;
+
+	while ((opt = getopt_long(argc, argv, "t:p:I:n:d:s:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'i':
+			if (vg_parse_range(optarg, "--id", &lo, &hi))
+				return 2;
+			break;
+		case 't':
+			target_s = optarg;
+			break;
+		case 'p':
+			if (vg_parse_u32(optarg, "--port", 1, 65535, &port))
+				return 2;
+			break;
+		case 'I':
+			if (vg_parse_u32(optarg, "--interval-ms", 1, 3600000, &info.interval_ms))
+				return 2;
+			break;
+		case 'n':
+			if (vg_parse_u64(optarg, "--count", 1, UINT64_MAX, &count))
+				return 2;
+			break;
+		case 'd':
+			if (vg_parse_u32(optarg, "--duration", 1, 86400 * 365, &duration_s))
+				return 2;
+			break;
+		case 's':
+			if (vg_status_parse(optarg, &v32))
+				return 2;
+			info.status = (__u8)v32;
+			break;
+		case 'C':
+			if (vg_parse_u32(optarg, "--incarnation", 0, UINT32_MAX, &info.incarnation))
+				return 2;
+			have_inc = true;
+			break;
+		case 'Q':
+			if (vg_parse_u32(optarg, "--queue-depth", 0, 65535, &v32))
+				return 2;
+			info.queue_depth = (__u16)v32;
+			break;
+		case 'L':
+			if (vg_parse_u32(optarg, "--lease", 0, UINT32_MAX, &info.lease_id))
+				return 2;
+			break;
+		case 'l':
+			leave = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		pr_warn("beat: unexpected argument '%s' (see vigil beat --help)\n", argv[optind]);
+		return 2;
+	}
+	if (!lo || !target_s) {
+		pr_warn("beat: --id and --target are required (see vigil beat --help)\n");
+		return 2;
+	}
+	if (hi - lo >= 1000000) {
+		pr_warn("--id: at most 1000000 agents per process\n");
+		return 2;
+	}
+	if (parse_target(target_s, (__u16)port, &t))
+		return 2;
+	if (!have_inc)
+		info.incarnation = (__u32)(vg_wall_ns() / VIGIL_NSEC_PER_SEC);
+	fd = socket(t.ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		pr_warn("creating a UDP socket failed: %s\n", strerror(errno));
+		return 1;
+	}
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+
+	/* Sequences start at the wall clock in microseconds, so a restart
+	 * within the same second (same default incarnation) still moves them
+	 * forward instead of being taken for a replay. */
+	seq = vg_wall_ns() / 1000;
+	start = next = vg_mono_ns();
+	for (round = 1; !stop_requested; round++, seq++) {
+		if (send_round(fd, &t, &info, lo, hi, seq)) {
+			ret = 1;
+			break;
+		}
+		if (count && round >= count)
+			break;
+		next += (__u64)info.interval_ms * VIGIL_NSEC_PER_MSEC;
+		if (duration_s && next - start >= (__u64)duration_s * VIGIL_NSEC_PER_SEC)
+			break;
+		sleep_until(next);
+	}
+	if (leave) {
+		info.status = VIGIL_STATUS_LEAVING;
+		stop_requested = 0;
+		send_round(fd, &t, &info, lo, hi, seq + 1);
+	}
+	close(fd);
+	return ret;
+}

@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
+/* Subcommands of the one `vigil` binary; each returns the exit status. */
+#ifndef VIGIL_CLI_H
+#define VIGIL_CLI_H
+
+int cmd_run(int argc, char **argv);    /* daemon.c */
+int cmd_beat(int argc, char **argv);   /* beat.c */
+int cmd_status(int argc, char **argv); /* status.c */
+int cmd_events(int argc, char **argv); /* status.c */
+int cmd_agent(int argc, char **argv);  /* agent.c */
+int cmd_detach(int argc, char **argv); /* agent.c */
+
+/* Shared by the subcommands' option parsers. */
+#define VIGIL_DEFAULT_EVENT_LOG "/var/lib/vigil/events.jsonl"
+
+#endif

@@ -1,0 +1,189 @@
+// SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "config.h"
+#include "log.h"
+#include "u64map.h"
+#include "util.h"
+
+#define MAX_INTERVAL_MS 3600000u /* one hour */
+#define MAX_MULTIPLIER 100u
+
+static int valid_label(const char *s)
+{
+	if (!*s)
+		return 0;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_' && *s != '.')
+			return 0;
+	return 1;
+}
+
+/* Strict whole-number parse without printing (the caller words the error). */
+static int num(const char *s, __u64 max, __u64 *out)
+{
+	char *end;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	*out = strtoull(s, &end, 10);
+	return errno || *end || *out > max ? -1 : 0;
+}
+
+const char *vg_agent_def_set(struct vg_agent_def *d, const char *key, const char *val)
+{
+	__u64 v;
+
+	if (!strcmp(key, "name")) {
+		if (strlen(val) >= sizeof(d->name) || !valid_label(val))
+			return "name must be 1-31 characters of [A-Za-z0-9._-]";
+		vg_strlcpy(d->name, val, sizeof(d->name));
+	} else if (!strcmp(key, "group")) {
+		if (strlen(val) >= sizeof(d->group) || !valid_label(val))
+			return "group must be 1-15 characters of [A-Za-z0-9._-]";
+		vg_strlcpy(d->group, val, sizeof(d->group));
+	} else if (!strcmp(key, "interval-min-ms")) {
+		if (num(val, MAX_INTERVAL_MS, &v) || v < 1)
+			return "interval-min-ms must be a whole number from 1 to 3600000";
+		d->interval_min_ms = (__u32)v;
+	} else if (!strcmp(key, "interval-max-ms")) {
+		if (num(val, MAX_INTERVAL_MS, &v) || v < 1)
+			return "interval-max-ms must be a whole number from 1 to 3600000";
+		d->interval_max_ms = (__u32)v;
+	} else if (!strcmp(key, "multiplier")) {
+		if (num(val, MAX_MULTIPLIER, &v) || v < 1)
+			return "multiplier must be a whole number from 1 to 100";
+		d->multiplier = (__u32)v;
+	} else {
+		return "unknown key (expected name, group, interval-min-ms, interval-max-ms, multiplier)";
+	}
+	return NULL;
+}
+
+const char *vg_agent_def_check(const struct vg_agent_def *d)
+{
+	if (d->interval_min_ms > d->interval_max_ms)
+		return "interval-min-ms is larger than interval-max-ms";
+	return NULL;
+}
+
+static int push(struct vg_config *c, const struct vg_agent_def *d)
+{
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 64;
+		struct vg_agent_def *a = realloc(c->agents, cap * sizeof(*a));
+
+		if (!a)
+			return -1;
+		c->agents = a;
+		c->cap = cap;
+	}
+	c->agents[c->n++] = *d;
+	return 0;
+}
+
+int vg_config_load(const char *path, struct vg_config *out)
+{
+	struct vg_agent_def defaults;
+	struct u64map ids = {};
+	char *line = NULL;
+	size_t cap = 0;
+	int lineno = 0, ret = -1;
+	FILE *f = fopen(path, "r");
+
+	memset(out, 0, sizeof(*out));
+	if (!f) {
+		pr_warn("%s: cannot open agents file: %s\n", path, strerror(errno));
+		return -1;
+	}
+	vg_agent_def_default(&defaults, 0);
+	while (getline(&line, &cap, f) > 0) {
+		char *save = NULL, *word, *tok;
+		struct vg_agent_def d;
+		const char *err = NULL;
+		int is_agent;
+		__u64 id;
+
+		lineno++;
+		line[strcspn(line, "#\r\n")] = '\0';
+		word = strtok_r(line, " \t", &save);
+		if (!word)
+			continue;
+		if (!strcmp(word, "agent")) {
+			is_agent = 1;
+		} else if (!strcmp(word, "defaults")) {
+			is_agent = 0;
+		} else {
+			pr_warn("%s:%d: unknown directive '%s' (expected 'agent' or 'defaults')\n",
+				path, lineno, word);
+			goto out;
+		}
+		d = defaults;
+		if (is_agent) {
+			tok = strtok_r(NULL, " \t", &save);
+			if (!tok || num(tok, UINT64_MAX, &id) || id == 0) {
+				pr_warn("%s:%d: 'agent' needs an id from 1 to 2^64-1 first, got '%s'\n",
+					path, lineno, tok ? tok : "");
+				goto out;
+			}
+			if (u64map_get(&ids, id, NULL)) {
+				pr_warn("%s:%d: agent %llu is declared twice\n", path, lineno,
+					(unsigned long long)id);
+				goto out;
+			}
+			d.id = id;
+			snprintf(d.name, sizeof(d.name), "agent-%llu", (unsigned long long)id);
+		}
+		while ((tok = strtok_r(NULL, " \t", &save))) {
+			char *eq = strchr(tok, '=');
+
+			if (!eq) {
+				pr_warn("%s:%d: '%s' is not key=value\n", path, lineno, tok);
+				goto out;
+			}
+			*eq = '\0';
+			if (!is_agent && !strcmp(tok, "name")) {
+				pr_warn("%s:%d: name cannot be a default\n", path, lineno);
+				goto out;
+			}
+			err = vg_agent_def_set(&d, tok, eq + 1);
+			if (err) {
+				pr_warn("%s:%d: %s: %s\n", path, lineno, tok, err);
+				goto out;
+			}
+		}
+		err = vg_agent_def_check(&d);
+		if (err) {
+			pr_warn("%s:%d: %s\n", path, lineno, err);
+			goto out;
+		}
+		if (!is_agent)
+			defaults = d;
+		else if (push(out, &d) || u64map_put(&ids, d.id, 1)) {
+			pr_warn("%s:%d: out of memory\n", path, lineno);
+			goto out;
+		}
+	}
+	if (ferror(f)) {
+		pr_warn("%s: read error: %s\n", path, strerror(errno));
+		goto out;
+	}
+	ret = 0;
+out:
+	free(line);
+	fclose(f);
+	u64map_free(&ids);
+	if (ret)
+		vg_config_free(out);
+	return ret;
+}
+
+void vg_config_free(struct vg_config *c)
+{
+	free(c->agents);
+	memset(c, 0, sizeof(*c));
+}

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
+/*
+ * The agents file (docs/config.md):
+ *
+ *   # comment
+ *   defaults interval-min-ms=10 interval-max-ms=5000 multiplier=3 group=web
+ *   agent 1 name=web-1
+ *   agent 2 name=web-2 group=db multiplier=4
+ *
+ * `defaults` applies to the agent lines after it. Errors name file and line.
+ */
+#ifndef VIGIL_CONFIG_H
+#define VIGIL_CONFIG_H
+
+#include <stddef.h>
+#include "registry.h"
+
+struct vg_config {
+	struct vg_agent_def *agents;
+	size_t n, cap;
+};
+
+/* Returns 0, or -1 after printing "FILE:LINE: problem". */
+int vg_config_load(const char *path, struct vg_config *out);
+void vg_config_free(struct vg_config *c);
+/* Apply one key=value to an agent definition; returns NULL or a problem. */
+const char *vg_agent_def_set(struct vg_agent_def *d, const char *key, const char *val);
+/* Check cross-field rules (min <= max, ...); returns NULL or a problem. */
+const char *vg_agent_def_check(const struct vg_agent_def *d);
+
+#endif

@@ -1,0 +1,460 @@
+// SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
+/*
+ * `vigil run`: load (or adopt) the kernel half, register the agents file,
+ * consume the ring buffer into the durable event log, and reconcile from the
+ * maps whatever the ring buffer could not deliver. Detection itself never
+ * depends on this process: stopping it leaves the pinned instance running.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <net/if.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "vigil.skel.h"
+#include "vigil/logic.h"
+#include "cli.h"
+#include "config.h"
+#include "eventlog.h"
+#include "instance.h"
+#include "log.h"
+#include "registry.h"
+#include "util.h"
+
+struct daemon {
+	struct vg_maps maps;
+	struct vigil_bpf *skel; /* NULL when adopted */
+	bool adopted;           /* maps were opened from the pins */
+	struct vg_eventlog log;
+	struct vigil_config cfg;
+	const char *pin_root;
+	bool quiet;
+	bool learn;
+	__u32 learn_cap, learned;
+	__u64 ringbuf_full_seen;
+	__u64 reconciled;
+};
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: vigil run [OPTIONS]\n"
+		"Load vigil's XDP program and sweeper (or adopt a running instance) and record\n"
+		"its events. Stopping the daemon leaves detection running in the kernel.\n"
+		"\n"
+		"  -i, --iface IFACE        interface to attach to (default lo)\n"
+		"  -m, --mode native|skb    XDP mode (default native; skb must be asked for)\n"
+		"  -p, --port PORT          UDP beat port (default 4747)\n"
+		"  -c, --config FILE        agents file to register (docs/config.md)\n"
+		"      --pin-root DIR       where the instance is pinned (default %s)\n"
+		"      --events-file FILE   durable event log (default %s)\n"
+		"      --tick-us N          sweeper tick in microseconds (default 1000)\n"
+		"      --dead-misses N      further missed intervals from SUSPECT to DEAD (default 2)\n"
+		"      --max-agents N       agent capacity (default %u)\n"
+		"      --ringbuf-mb N       ring buffer size in MiB, power of two (default 16)\n"
+		"      --sweep-budget N     slots the sweeper may visit per tick (default 262144)\n"
+		"      --pass               pass consumed beats up the stack (default: drop)\n"
+		"      --learn[=CAP]        development only: register unknown agents (default cap 64)\n"
+		"      --duration SEC       stop after SEC seconds (default: until SIGTERM)\n"
+		"  -q, --quiet              do not print events on stdout\n"
+		"  -v, --verbose            debug logging, including libbpf and the verifier\n"
+		"\n"
+		"Examples:\n"
+		"  vigil run --iface eth0 --config /etc/vigil/agents.conf\n"
+		"  vigil run --iface lo --mode skb --learn\n",
+		VIGIL_DEFAULT_PIN_ROOT, VIGIL_DEFAULT_EVENT_LOG, VIGIL_MAX_AGENTS);
+}
+
+/* Describe an event with what the slot knows (name, deadline it answered). */
+static void view_of(struct daemon *d, const struct vigil_event *e, struct agent_slot *s,
+		    struct vg_event_view *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->e = e;
+	if (e->slot == 0xffffffffu || bpf_map_lookup_elem(d->maps.agents, &e->slot, s) ||
+	    s->agent_id != e->agent_id)
+		return;
+	v->name = s->name;
+	v->group = s->group;
+	if (e->kind == VIGIL_EV_SUSPECT)
+		v->deadline_ns = vigil_deadline(e->last_seen_ns, e->interval_ms, s->multiplier);
+	else if (e->kind == VIGIL_EV_DEAD)
+		v->deadline_ns = vigil_dead_at(e->last_seen_ns, e->interval_ms, s->multiplier,
+					       d->cfg.dead_misses);
+}
+
+static void record(struct daemon *d, const struct vg_event_view *v)
+{
+	if (vg_eventlog_append(&d->log, v) && !d->quiet)
+		vg_event_print_json(stdout, v);
+}
+
+static void learn(struct daemon *d, __u64 agent_id)
+{
+	struct vg_agent_def def;
+	int lock, err;
+
+	if (d->learned >= d->learn_cap)
+		return;
+	vg_agent_def_default(&def, agent_id);
+	snprintf(def.name, sizeof(def.name), "learned-%llu", (unsigned long long)agent_id);
+	vg_strlcpy(def.group, "learned", sizeof(def.group));
+	lock = vg_registry_lock(d->pin_root);
+	err = vg_agent_add(&d->maps, &def, NULL);
+	vg_registry_unlock(lock);
+	if (err == 0) {
+		d->learned++;
+		pr_info("learned agent %llu (%u of at most %u)\n", (unsigned long long)agent_id,
+			d->learned, d->learn_cap);
+		if (d->learned == d->learn_cap)
+			pr_warn("learning cap of %u agents reached; further unknown agents are only "
+				"counted\n", d->learn_cap);
+	} else if (err != -EEXIST) {
+		pr_warn("learning agent %llu failed: %s\n", (unsigned long long)agent_id,
+			strerror(-err));
+	}
+}
+
+static int on_event(void *ctx, void *data, size_t len)
+{
+	struct daemon *d = ctx;
+	struct vg_event_view v;
+	struct agent_slot s;
+
+	if (len < sizeof(struct vigil_event))
+		return 0;
+	view_of(d, data, &s, &v);
+	record(d, &v);
+	if (v.e->kind == VIGIL_EV_UNKNOWN_AGENT && d->learn)
+		learn(d, v.e->agent_id);
+	return 0;
+}
+
+static __u32 kind_for_state(__u32 state, __u32 recorded)
+{
+	switch (state) {
+	case VIGIL_AGENT_SUSPECT:
+		return VIGIL_EV_SUSPECT;
+	case VIGIL_AGENT_DEAD:
+		return VIGIL_EV_DEAD;
+	case VIGIL_AGENT_LEFT:
+		return VIGIL_EV_LEFT;
+	default:
+		return recorded == VIGIL_AGENT_SUSPECT || recorded == VIGIL_AGENT_DEAD ?
+			       VIGIL_EV_RECOVERED : VIGIL_EV_UP;
+	}
+}
+
+/* An agent whose latest transition is newer than what the log holds lost its
+ * event (ring buffer full, or the daemon died between reading and writing).
+ * Record the transition it is in now, marked as reconciled. */
+static int reconcile_one(__u32 slot, const struct agent_slot *s, void *ctx)
+{
+	struct daemon *d = ctx;
+	struct vigil_event e = {};
+	struct vg_event_view v = {};
+	__u64 rec_seq = 0;
+	__u32 rec_state = VIGIL_AGENT_NEW;
+
+	if (!s->last_event_seq || vg_eventlog_has(&d->log, s->last_event_seq))
+		return 0;
+	if (vg_eventlog_agent_last(&d->log, s->agent_id, &rec_seq, &rec_state) &&
+	    rec_seq >= s->last_event_seq)
+		return 0;
+	e.event_seq = s->last_event_seq;
+	e.agent_id = s->agent_id;
+	e.last_seen_ns = s->last_seen_ns;
+	e.detected_ns = s->state_since_ns;
+	e.seq = s->seq;
+	e.slot = slot;
+	e.kind = kind_for_state(s->state, rec_state);
+	e.incarnation = s->incarnation;
+	e.interval_ms = s->interval_ms;
+	e.state = s->state;
+	e.prev_state = rec_state;
+	v.e = &e;
+	v.name = s->name;
+	v.group = s->group;
+	v.reconciled = true;
+	record(d, &v);
+	d->reconciled++;
+	return 0;
+}
+
+static void reconcile(struct daemon *d, const char *why)
+{
+	__u64 before = d->reconciled;
+
+	vg_agent_foreach(&d->maps, reconcile_one, d);
+	if (d->reconciled != before)
+		pr_info("reconciled %llu transition(s) from the maps (%s)\n",
+			(unsigned long long)(d->reconciled - before), why);
+	vg_eventlog_sync(&d->log);
+}
+
+static int register_config(struct daemon *d, const struct vg_config *c)
+{
+	__u32 hint = 0, added = 0, kept = 0;
+	int lock = vg_registry_lock(d->pin_root), ret = 0;
+
+	for (size_t i = 0; i < c->n; i++) {
+		int err = vg_agent_add(&d->maps, &c->agents[i], &hint);
+
+		if (err == 0) {
+			added++;
+		} else if (err == -EEXIST) {
+			kept++; /* adopted instance already watches it: keep its state */
+		} else {
+			pr_warn("registering agent %llu failed: %s%s\n",
+				(unsigned long long)c->agents[i].id, strerror(-err),
+				err == -ENOSPC ? " (raise --max-agents)" : "");
+			ret = -1;
+			break;
+		}
+	}
+	vg_registry_unlock(lock);
+	pr_info("agents: %u registered, %u already watched\n", added, kept);
+	return ret;
+}
+
+/* Periodic checks: the instance still exists; ring buffer losses. */
+static int housekeeping(struct daemon *d)
+{
+	struct vigil_stats st;
+
+	if (!vg_instance_exists(d->pin_root)) {
+		pr_warn("the instance at %s was detached; exiting\n", d->pin_root);
+		return -1;
+	}
+	if (vg_stats_read(&d->maps, &st) == 0 && st.ringbuf_full != d->ringbuf_full_seen) {
+		d->ringbuf_full_seen = st.ringbuf_full;
+		reconcile(d, "ring buffer was full");
+	}
+	return 0;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "iface", required_argument, NULL, 'i' },
+		{ "mode", required_argument, NULL, 'm' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "pin-root", required_argument, NULL, 'P' },
+		{ "events-file", required_argument, NULL, 'E' },
+		{ "tick-us", required_argument, NULL, 'T' },
+		{ "dead-misses", required_argument, NULL, 'D' },
+		{ "max-agents", required_argument, NULL, 'M' },
+		{ "ringbuf-mb", required_argument, NULL, 'R' },
+		{ "sweep-budget", required_argument, NULL, 'B' },
+		{ "pass", no_argument, NULL, 'A' },
+		{ "learn", optional_argument, NULL, 'L' },
+		{ "duration", required_argument, NULL, 'u' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	const char *config_path = NULL, *events_path = VIGIL_DEFAULT_EVENT_LOG;
+	bool iface_given = false, mode_given = false;
+	struct vg_config cfgfile = {};
+	struct vg_load_opts o;
+	struct daemon d = {};
+	struct ring_buffer *rb = NULL;
+	struct vigil_meta meta;
+	__u32 v32, zero = 0, duration_s = 0;
+	__u64 started, last_house = 0;
+	int opt, ret = 1;
+
+	vg_load_opts_default(&o);
+	d.learn_cap = 64;
+	while ((opt = getopt_long(argc, argv, "i:m:p:c:qvh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'i':
+			o.iface = optarg;
+			iface_given = true;
+			break;
+		case 'm':
+			if (strcmp(optarg, "native") && strcmp(optarg, "skb")) {
+				pr_warn("--mode: '%s' is not 'native' or 'skb'\n", optarg);
+				return 2;
+			}
+			o.skb_mode = !strcmp(optarg, "skb");
+			mode_given = true;
+			break;
+		case 'p':
+			if (vg_parse_u32(optarg, "--port", 1, 65535, &v32))
+				return 2;
+			o.port = (__u16)v32;
+			break;
+		case 'c':
+			config_path = optarg;
+			break;
+		case 'P':
+			o.pin_root = optarg;
+			break;
+		case 'E':
+			events_path = optarg;
+			break;
+		case 'T':
+			if (vg_parse_u32(optarg, "--tick-us", 10, 1000000, &v32))
+				return 2;
+			o.tick_ns = (__u64)v32 * 1000;
+			break;
+		case 'D':
+			if (vg_parse_u32(optarg, "--dead-misses", 0, 1000, &o.cfg.dead_misses))
+				return 2;
+			break;
+		case 'M':
+			if (vg_parse_u32(optarg, "--max-agents", 1, 16u << 20, &o.max_agents))
+				return 2;
+			break;
+		case 'R':
+			if (vg_parse_u32(optarg, "--ringbuf-mb", 1, 1024, &v32))
+				return 2;
+			if (v32 & (v32 - 1)) {
+				pr_warn("--ringbuf-mb: %u is not a power of two\n", v32);
+				return 2;
+			}
+			o.ringbuf_bytes = v32 << 20;
+			break;
+		case 'B':
+			if (vg_parse_u32(optarg, "--sweep-budget", 1, 1u << 23, &o.cfg.sweep_budget))
+				return 2;
+			break;
+		case 'A':
+			o.cfg.pass_beats = 1;
+			break;
+		case 'L':
+			d.learn = true;
+			if (optarg && vg_parse_u32(optarg, "--learn", 1, 1u << 20, &d.learn_cap))
+				return 2;
+			break;
+		case 'u':
+			if (vg_parse_u32(optarg, "--duration", 1, 86400 * 365, &duration_s))
+				return 2;
+			break;
+		case 'q':
+			d.quiet = true;
+			break;
+		case 'v':
+			vg_log_set_level(VG_LOG_DEBUG);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		pr_warn("run: unexpected argument '%s' (see vigil run --help)\n", argv[optind]);
+		return 2;
+	}
+	d.pin_root = o.pin_root;
+	if (config_path && vg_config_load(config_path, &cfgfile))
+		return 2;
+
+	if (vg_ensure_bpffs(o.pin_root))
+		goto out;
+	if (vg_instance_exists(o.pin_root)) {
+		if (vg_instance_open(o.pin_root, &d.maps, &meta))
+			goto out;
+		d.adopted = true;
+		if (iface_given && meta.ifindex != if_nametoindex(o.iface)) {
+			pr_warn("the instance at %s is attached to another interface (ifindex %u); "
+				"run 'vigil detach' first to move it to %s\n", o.pin_root,
+				meta.ifindex, o.iface);
+			goto out;
+		}
+		if (mode_given && meta.skb_mode != o.skb_mode)
+			pr_warn("--mode ignored: the adopted instance runs in %s mode\n",
+				meta.skb_mode ? "skb" : "native");
+		/* Run-time settings follow this daemon's options. */
+		if (bpf_map_update_elem(d.maps.config, &zero, &o.cfg, BPF_ANY))
+			pr_warn("updating vigil_config failed: %s\n", strerror(errno));
+		pr_info("adopted the running instance at %s (port %u, tick %llu us, %s mode)\n",
+			o.pin_root, meta.port, (unsigned long long)(meta.tick_ns / 1000),
+			meta.skb_mode ? "skb" : "native");
+	} else {
+		if (vg_instance_load(&o, &d.maps, &d.skel))
+			goto out;
+		pr_info("attached to %s (%s mode), beat port %u, tick %llu us, pinned at %s\n",
+			o.iface, o.skb_mode ? "skb" : "native", o.port,
+			(unsigned long long)(o.tick_ns / 1000), o.pin_root);
+	}
+	bpf_map_lookup_elem(d.maps.config, &zero, &d.cfg);
+	if (d.learn)
+		pr_warn("--learn is for development: unknown agents are registered without "
+			"authentication, up to %u\n", d.learn_cap);
+	if (config_path && register_config(&d, &cfgfile))
+		goto out;
+	if (vg_eventlog_open(&d.log, events_path))
+		goto out;
+
+	rb = ring_buffer__new(d.maps.events, on_event, &d, NULL);
+	if (!rb) {
+		pr_warn("opening the event ring buffer failed: %s\n", strerror(errno));
+		goto out;
+	}
+	/* Events that waited in the ring buffer while no daemon ran, then
+	 * whatever the ring buffer could not hold. */
+	ring_buffer__consume(rb);
+	reconcile(&d, "start");
+	{
+		struct vigil_stats st;
+
+		if (vg_stats_read(&d.maps, &st) == 0)
+			d.ringbuf_full_seen = st.ringbuf_full;
+	}
+
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	started = vg_mono_ns();
+	while (!stop_requested) {
+		int n = ring_buffer__poll(rb, 100);
+		__u64 now = vg_mono_ns();
+
+		if (n < 0 && n != -EINTR) {
+			pr_warn("reading the ring buffer failed: %s\n", strerror(-n));
+			break;
+		}
+		vg_eventlog_sync(&d.log);
+		if (now - last_house >= VIGIL_NSEC_PER_SEC) {
+			last_house = now;
+			if (housekeeping(&d))
+				break;
+		}
+		if (duration_s && now - started >= (__u64)duration_s * VIGIL_NSEC_PER_SEC)
+			break;
+	}
+	ring_buffer__consume(rb);
+	vg_eventlog_sync(&d.log);
+	if (vg_instance_exists(o.pin_root))
+		pr_info("stopping; detection continues in the kernel (vigil detach removes it)\n");
+	ret = 0;
+out:
+	ring_buffer__free(rb);
+	vg_eventlog_close(&d.log);
+	if (d.skel)
+		vigil_bpf__destroy(d.skel);
+	else if (d.adopted)
+		vg_maps_close(&d.maps);
+	vg_config_free(&cfgfile);
+	return ret;
+}

@@ -1,0 +1,325 @@
+// SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
+/*
+ * `vigil status` reads the pinned maps directly, so it works while the
+ * daemon is down. `vigil events` reads (and follows) the daemon's event log.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include "vigil/logic.h"
+#include "cli.h"
+#include "instance.h"
+#include "log.h"
+#include "registry.h"
+#include "util.h"
+
+struct agent_row {
+	__u32 slot;
+	struct agent_slot s;
+};
+
+struct rows {
+	struct agent_row *v;
+	size_t n, cap;
+};
+
+static int collect(__u32 slot, const struct agent_slot *s, void *ctx)
+{
+	struct rows *r = ctx;
+
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 256;
+		struct agent_row *v = realloc(r->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		r->v = v;
+		r->cap = cap;
+	}
+	r->v[r->n].slot = slot;
+	r->v[r->n].s = *s;
+	r->n++;
+	return 0;
+}
+
+static int by_id(const void *a, const void *b)
+{
+	__u64 x = ((const struct agent_row *)a)->s.agent_id, y = ((const struct agent_row *)b)->s.agent_id;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Load every registered agent, sorted by id. */
+static int load_rows(const struct vg_maps *m, struct rows *r)
+{
+	int err = vg_agent_foreach(m, collect, r);
+
+	if (err) {
+		pr_warn("reading the agents failed: %s\n", strerror(-err));
+		return -1;
+	}
+	qsort(r->v, r->n, sizeof(*r->v), by_id);
+	return 0;
+}
+
+static void fmt_age(char *buf, size_t len, const struct agent_slot *s, __u64 now)
+{
+	__u64 age;
+
+	if (s->state == VIGIL_AGENT_NEW) {
+		snprintf(buf, len, "never");
+		return;
+	}
+	age = now > s->last_seen_ns ? now - s->last_seen_ns : 0;
+	if (age < 10 * VIGIL_NSEC_PER_SEC)
+		snprintf(buf, len, "%.1fms", age / 1e6);
+	else
+		snprintf(buf, len, "%.1fs", age / 1e9);
+}
+
+static void print_agent_json(const struct agent_row *r, __u64 now)
+{
+	const struct agent_slot *s = &r->s;
+
+	printf("{\"agent_id\":%llu,\"name\":", (unsigned long long)s->agent_id);
+	vg_json_str(stdout, s->name);
+	printf(",\"group\":");
+	vg_json_str(stdout, s->group);
+	printf(",\"slot\":%u,\"state\":\"%s\",\"status\":\"%s\",\"age_ms\":%.3f,\"seq\":%llu,"
+	       "\"incarnation\":%u,\"interval_ms\":%u,\"interval_min_ms\":%u,"
+	       "\"interval_max_ms\":%u,\"multiplier\":%u,\"deadline_in_ms\":%.3f,"
+	       "\"queue_depth\":%u,\"beats\":%llu,\"duplicates\":%llu,\"reordered\":%llu,"
+	       "\"malformed\":%llu,\"bad_version\":%llu,\"restarts\":%llu,"
+	       "\"last_event_seq\":%llu}",
+	       r->slot, vg_state_name(s->state), vg_status_name(s->status),
+	       now > s->last_seen_ns ? (now - s->last_seen_ns) / 1e6 : 0.0,
+	       (unsigned long long)s->seq, s->incarnation, s->interval_ms, s->interval_min_ms,
+	       s->interval_max_ms, s->multiplier,
+	       ((double)vigil_deadline(s->last_seen_ns, s->interval_ms, s->multiplier) - (double)now) / 1e6,
+	       s->queue_depth, (unsigned long long)s->beats, (unsigned long long)s->duplicates,
+	       (unsigned long long)s->reordered, (unsigned long long)s->malformed,
+	       (unsigned long long)s->bad_version, (unsigned long long)s->restarts,
+	       (unsigned long long)s->last_event_seq);
+}
+
+#define STAT_FIELDS(X)                                                                  \
+	X(packets) X(beats) X(passed) X(malformed) X(bad_version) X(unknown_agent)     \
+	X(duplicates) X(reordered) X(restarts) X(events) X(ringbuf_full) X(queue_full) \
+	X(stale_slot)
+
+static void print_stats_json(const struct vigil_stats *st, const struct wheel_state *ws)
+{
+	const char *sep = "";
+
+	printf("\"stats\":{");
+#define X(f)                                                                      \
+	printf("%s\"%s\":%llu", sep, #f, (unsigned long long)st->f);           \
+	sep = ",";
+	STAT_FIELDS(X)
+#undef X
+	printf("},\"sweeper\":{\"runs\":%llu,\"visits\":%llu,\"refiled\":%llu,\"filed\":%u,"
+	       "\"busy_ns\":%llu,\"max_lag_ticks\":%llu,\"budget_exhausted\":%llu,"
+	       "\"last_run_ns\":%llu}",
+	       (unsigned long long)ws->runs, (unsigned long long)ws->visits,
+	       (unsigned long long)ws->refiled, ws->filed, (unsigned long long)ws->busy_ns,
+	       (unsigned long long)ws->max_lag_ticks, (unsigned long long)ws->budget_exhausted,
+	       (unsigned long long)ws->last_run_ns);
+}
+
+int cmd_status(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "pin-root", required_argument, NULL, 'P' },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	const char *pin_root = VIGIL_DEFAULT_PIN_ROOT;
+	struct rows rows = {};
+	struct vigil_stats st;
+	struct wheel_state ws = {};
+	struct vigil_config cfg = {};
+	struct vigil_meta meta;
+	struct vg_maps m;
+	bool json = false;
+	__u32 zero = 0, counts[VIGIL_AGENT_STATE_MAX + 1] = {};
+	__u64 now;
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'j':
+			json = true;
+			break;
+		case 'P':
+			pin_root = optarg;
+			break;
+		case 'h':
+			printf("Usage: vigil status [--json] [--pin-root DIR]\n"
+			       "Every agent's state, age since its last beat, sequence, interval and\n"
+			       "counters, read from the pinned maps (works while the daemon is down).\n");
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		pr_warn("status: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	if (vg_instance_open(pin_root, &m, &meta))
+		return 1;
+	if (load_rows(&m, &rows) || vg_stats_read(&m, &st)) {
+		vg_maps_close(&m);
+		free(rows.v);
+		return 1;
+	}
+	bpf_map_lookup_elem(m.wheel, &zero, &ws);
+	bpf_map_lookup_elem(m.config, &zero, &cfg);
+	now = vg_mono_ns();
+	for (size_t i = 0; i < rows.n; i++)
+		if (rows.v[i].s.state <= VIGIL_AGENT_STATE_MAX)
+			counts[rows.v[i].s.state]++;
+
+	if (json) {
+		printf("{\"agents\":[");
+		for (size_t i = 0; i < rows.n; i++) {
+			if (i)
+				putchar(',');
+			print_agent_json(&rows.v[i], now);
+		}
+		printf("],");
+		print_stats_json(&st, &ws);
+		printf(",\"instance\":{\"port\":%u,\"tick_ns\":%llu,\"max_agents\":%u,"
+		       "\"ifindex\":%u,\"mode\":\"%s\",\"dead_misses\":%u}}\n",
+		       meta.port, (unsigned long long)meta.tick_ns, meta.max_agents, meta.ifindex,
+		       meta.skb_mode ? "skb" : "native", cfg.dead_misses);
+	} else {
+		printf("%-8s %-20s %-10s %-8s %-9s %16s %8s %-9s %9s %5s %5s %5s %5s\n", "ID", "NAME",
+		       "GROUP", "STATE", "AGE", "SEQ", "INTERVAL", "STATUS", "BEATS", "DUP",
+		       "REORD", "MALF", "RESTART");
+		for (size_t i = 0; i < rows.n; i++) {
+			const struct agent_slot *s = &rows.v[i].s;
+			char age[24], ival[16];
+
+			fmt_age(age, sizeof(age), s, now);
+			snprintf(ival, sizeof(ival), "%ums", s->interval_ms);
+			printf("%-8llu %-20s %-10s %-8s %-9s %16llu %8s %-9s %9llu %5llu %5llu %5llu %5llu\n",
+			       (unsigned long long)s->agent_id, s->name, s->group,
+			       vg_state_name(s->state), age, (unsigned long long)s->seq,
+			       ival, vg_status_name(s->status), (unsigned long long)s->beats,
+			       (unsigned long long)s->duplicates, (unsigned long long)s->reordered,
+			       (unsigned long long)s->malformed, (unsigned long long)s->restarts);
+		}
+		printf("\n%zu agents: %u new, %u alive, %u suspect, %u dead, %u left\n", rows.n,
+		       counts[VIGIL_AGENT_NEW], counts[VIGIL_AGENT_ALIVE], counts[VIGIL_AGENT_SUSPECT],
+		       counts[VIGIL_AGENT_DEAD], counts[VIGIL_AGENT_LEFT]);
+		printf("beat path: %llu packets, %llu beats, %llu malformed, %llu bad version, "
+		       "%llu unknown agent, %llu duplicate, %llu reordered; %llu events, "
+		       "%llu lost to a full ring buffer\n",
+		       (unsigned long long)st.packets, (unsigned long long)st.beats,
+		       (unsigned long long)st.malformed, (unsigned long long)st.bad_version,
+		       (unsigned long long)st.unknown_agent, (unsigned long long)st.duplicates,
+		       (unsigned long long)st.reordered, (unsigned long long)st.events,
+		       (unsigned long long)st.ringbuf_full);
+		printf("sweeper: %llu ticks, %u slots in the wheel, %llu visits, last ran %.1f ms ago, "
+		       "largest backlog %llu ticks\n",
+		       (unsigned long long)ws.runs, ws.filed, (unsigned long long)ws.visits,
+		       ws.last_run_ns && now > ws.last_run_ns ? (now - ws.last_run_ns) / 1e6 : 0.0,
+		       (unsigned long long)ws.max_lag_ticks);
+	}
+	vg_maps_close(&m);
+	free(rows.v);
+	return 0;
+}
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+int cmd_events(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "events-file", required_argument, NULL, 'E' },
+		{ "follow", no_argument, NULL, 'f' },
+		{ "agent", required_argument, NULL, 'a' },
+		{ "kind", required_argument, NULL, 'k' },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	const char *path = VIGIL_DEFAULT_EVENT_LOG, *kind = NULL;
+	char agent_pat[48] = "", kind_pat[48] = "";
+	bool follow = false;
+	__u64 agent = 0;
+	char *line = NULL;
+	size_t cap = 0;
+	FILE *f;
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "fh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'E':
+			path = optarg;
+			break;
+		case 'f':
+			follow = true;
+			break;
+		case 'a':
+			if (vg_parse_u64(optarg, "--agent", 1, UINT64_MAX, &agent))
+				return 2;
+			snprintf(agent_pat, sizeof(agent_pat), "\"agent_id\":%llu,",
+				 (unsigned long long)agent);
+			break;
+		case 'k':
+			kind = optarg;
+			snprintf(kind_pat, sizeof(kind_pat), "\"kind\":\"%s\"", kind);
+			break;
+		case 'h':
+			printf("Usage: vigil events [--events-file FILE] [--follow] [--agent ID] [--kind KIND]\n"
+			       "Print the daemon's recorded events as JSON lines; --follow waits for more.\n"
+			       "Kinds: up suspect dead recovered restart left unknown_agent\n");
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		pr_warn("events: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	f = fopen(path, "r");
+	if (!f) {
+		pr_warn("%s: cannot open event log: %s (is 'vigil run' writing elsewhere? see "
+			"--events-file)\n", path, strerror(errno));
+		return 1;
+	}
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	while (!stop_requested) {
+		ssize_t n = getline(&line, &cap, f);
+
+		if (n <= 0) {
+			if (!follow)
+				break;
+			clearerr(f);
+			usleep(100 * 1000);
+			continue;
+		}
+		if ((agent && !strstr(line, agent_pat)) || (kind && !strstr(line, kind_pat)))
+			continue;
+		fputs(line, stdout);
+	}
+	free(line);
+	fclose(f);
+	return 0;
+}
