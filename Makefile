@@ -78,3 +78,7 @@ vmlinux:
 
 clean:
 	rm -rf $(BUILD)
+
+# ------------------------------------------------------------------ bench
+$(BUILD)/vigil-scale: bench/scale.c tests/prog/pkt.h $(USER_OBJS) $(HDRS) $(BUILD)/vigil.skel.h
+	$(CC) $(USER_CFLAGS) -Itests/prog $< $(USER_OBJS) -o $@ $(LIBS)

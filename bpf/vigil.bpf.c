@@ -530,6 +530,16 @@ static long sweep_one(__u64 i, struct sweep_ctx *c)
 	return 0;
 }
 
+/* Fire on the next tick boundary of the monotonic clock. A relative re-arm
+ * would drift by the callback's own run time and let a deadline that falls
+ * just after a boundary wait almost two ticks. */
+static __always_inline long arm(struct sweeper_timer *t)
+{
+	__u64 next = (bpf_ktime_get_ns() / tick_ns + 1) * tick_ns;
+
+	return bpf_timer_start(&t->timer, next, BPF_F_TIMER_ABS);
+}
+
 static int sweep_tick(void *map, __u32 *key, struct sweeper_timer *t)
 {
 	struct wheel_state *ws = bpf_map_lookup_elem(&vigil_wheel, &zero);
@@ -559,7 +569,7 @@ static int sweep_tick(void *map, __u32 *key, struct sweeper_timer *t)
 		ws->last_run_ns = c.now;
 		ws->busy_ns += bpf_ktime_get_ns() - c.now;
 	}
-	bpf_timer_start(&t->timer, tick_ns, 0);
+	arm(t);
 	return 0;
 }
 
@@ -578,5 +588,5 @@ int vigil_start_sweeper(void *ctx)
 	err = bpf_timer_set_callback(&t->timer, sweep_tick);
 	if (err)
 		return err;
-	return bpf_timer_start(&t->timer, tick_ns, 0);
+	return arm(t);
 }

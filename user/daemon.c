@@ -268,7 +268,7 @@ int cmd_run(int argc, char **argv)
 		{}
 	};
 	const char *config_path = NULL, *events_path = VIGIL_DEFAULT_EVENT_LOG;
-	bool iface_given = false, mode_given = false;
+	bool iface_given = false, mode_given = false, root_existed;
 	struct vg_config cfgfile = {};
 	struct vg_load_opts o;
 	struct daemon d = {};
@@ -280,6 +280,7 @@ int cmd_run(int argc, char **argv)
 
 	vg_load_opts_default(&o);
 	d.learn_cap = 64;
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	while ((opt = getopt_long(argc, argv, "i:m:p:c:qvh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'i':
@@ -368,6 +369,7 @@ int cmd_run(int argc, char **argv)
 	if (config_path && vg_config_load(config_path, &cfgfile))
 		return 2;
 
+	root_existed = access(o.pin_root, F_OK) == 0;
 	if (vg_ensure_bpffs(o.pin_root))
 		goto out;
 	if (vg_instance_exists(o.pin_root)) {
@@ -390,8 +392,11 @@ int cmd_run(int argc, char **argv)
 			o.pin_root, meta.port, (unsigned long long)(meta.tick_ns / 1000),
 			meta.skb_mode ? "skb" : "native");
 	} else {
-		if (vg_instance_load(&o, &d.maps, &d.skel))
+		if (vg_instance_load(&o, &d.maps, &d.skel)) {
+			if (!root_existed)
+				rmdir(o.pin_root); /* a failed start leaves nothing behind */
 			goto out;
+		}
 		pr_info("attached to %s (%s mode), beat port %u, tick %llu us, pinned at %s\n",
 			o.iface, o.skb_mode ? "skb" : "native", o.port,
 			(unsigned long long)(o.tick_ns / 1000), o.pin_root);
@@ -424,7 +429,6 @@ int cmd_run(int argc, char **argv)
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGPIPE, SIG_IGN);
-	setvbuf(stdout, NULL, _IOLBF, 0);
 	started = vg_mono_ns();
 	while (!stop_requested) {
 		int n = ring_buffer__poll(rb, 100);
@@ -449,6 +453,11 @@ int cmd_run(int argc, char **argv)
 		pr_info("stopping; detection continues in the kernel (vigil detach removes it)\n");
 	ret = 0;
 out:
+	/* An instance this run loaded but never served with (bad --events-file,
+	 * more agents than --max-agents...) is removed, so that fixing the
+	 * option and running again starts afresh instead of adopting it. */
+	if (ret && d.skel)
+		vg_instance_remove(o.pin_root);
 	ring_buffer__free(rb);
 	vg_eventlog_close(&d.log);
 	if (d.skel)

@@ -16,9 +16,11 @@
 #define VIGIL_GROUP_LEN 16
 #endif
 /* Timing-wheel size in ticks; a power of two. With a 1 ms tick one rotation
- * is 4.1 s; deadlines further out are re-filed when their bucket comes by. */
+ * is 65.5 s, so a slot is visited about once per deadline for any interval
+ * below that; a deadline further out is re-filed each rotation. 8 bytes per
+ * bucket: 512 KiB. */
 #ifndef VIGIL_WHEEL_BUCKETS
-#define VIGIL_WHEEL_BUCKETS 4096
+#define VIGIL_WHEEL_BUCKETS 65536
 #endif
 /* Default capacity; `vigil run --max-agents` resizes the maps at load. */
 #ifndef VIGIL_MAX_AGENTS
