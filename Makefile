@@ -33,7 +33,7 @@ USER_SRCS := $(filter-out user/main.c,$(wildcard user/*.c))
 USER_HDRS := $(wildcard user/*.h)
 USER_OBJS := $(patsubst user/%.c,$(BUILD)/%.o,$(USER_SRCS))
 
-.PHONY: all clean test demo bench fuzz vmlinux deps
+.PHONY: all clean test demo bench fuzz vmlinux deps deps-check
 all: $(BUILD)/vigil
 
 $(BUILD):
@@ -68,6 +68,9 @@ test: deps-check $(BUILD)/vigil $(TEST_BINS)
 deps-check:
 	@command -v $(BPF_CLANG) >/dev/null && command -v $(BPFTOOL) >/dev/null || \
 		{ echo "missing build tools: run scripts/deps.sh first" >&2; exit 1; }
+
+deps:
+	@scripts/deps.sh
 
 demo: $(BUILD)/vigil
 	@scripts/demo.sh

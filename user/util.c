@@ -18,7 +18,7 @@ int vg_parse_u64(const char *s, const char *what, __u64 min, __u64 max, __u64 *o
 		return -1;
 	}
 	errno = 0;
-	v = strtoull(s, &end, 0);
+	v = strtoull(s, &end, 10); /* decimal, like the agents file: 010 is ten */
 	if (errno || *end) {
 		pr_warn("%s: '%s' is not a non-negative whole number\n", what, s);
 		return -1;

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <linux/types.h>
 
-/* Parse a whole decimal (or 0x hex) number in [min, max]. On error print one
+/* Parse a whole decimal number in [min, max]. On error print one
  * line naming `what` and return -1. */
 int vg_parse_u64(const char *s, const char *what, __u64 min, __u64 max, __u64 *out);
 int vg_parse_u32(const char *s, const char *what, __u32 min, __u32 max, __u32 *out);

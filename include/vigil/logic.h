@@ -101,8 +101,9 @@ vigil_sweep_eval(__u32 state, __u64 last_seen_ns, __u32 interval_ms, __u32 multi
  * touching the wheel, which is safe while they only move later; a beat that
  * shortens the advertised interval can move it earlier, but never closer to
  * the beat than multiplier x interval_min. Filing no further ahead than that
- * horizon therefore guarantees the slot is looked at again before its
- * earliest possible deadline. Rounding up makes "due" imply "now >= deadline".
+ * horizon therefore guarantees the slot is looked at no later than the first
+ * tick at or after any deadline a later beat can set. Rounding up makes "due"
+ * imply "now >= deadline", so nothing is ever reported early.
  */
 VIGIL_INLINE __u64 vigil_wheel_due(__u64 now, __u64 next_ns, __u64 horizon_ns, __u64 tick_ns)
 {

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
+#
+# Install the Debian 12 packages that building, testing and benchmarking
+# vigil need. Idempotent and quiet: when everything is installed it prints
+# nothing and touches no package list. Runs as root (no sudo).
+#
+#   scripts/deps.sh
+#
+# To add a dependency, append it to PACKAGES below.
+set -euo pipefail
+
+PACKAGES=(
+	# build
+	make
+	gcc
+	libc6-dev
+	clang-14        # BPF compiler pinned by the Makefile (BPF_CLANG)
+	llvm-14         # llvm-strip, llvm-objdump for the BPF object
+	libbpf-dev
+	bpftool         # skeleton generation, vmlinux.h, map dumps
+	libelf-dev
+	zlib1g-dev
+	pkg-config
+	libsqlite3-dev
+	# tests
+	iproute2        # ip netns, veth
+	util-linux      # nsenter
+	procps          # pgrep, sysctl
+	python3         # test helpers
+	jq              # checks on --json output
+	# benchmarks
+	gnuplot-nox     # plots
+)
+
+LOG=/tmp/vigil-deps.log
+
+die() {
+	echo "deps.sh: $*" >&2
+	exit 1
+}
+
+# Show the end of the log, then one line naming the step that failed.
+fail_step() {
+	tail -n 20 "$LOG" >&2
+	die "$1 failed (full log: $LOG)"
+}
+
+[ "$(id -u)" -eq 0 ] || die "must run as root (apt-get install needs it)"
+command -v dpkg-query >/dev/null && command -v apt-get >/dev/null ||
+	die "dpkg-query/apt-get not found: this script supports Debian 12 only"
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+	status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+	[ "$status" = "install ok installed" ] || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+: >"$LOG"
+apt-get update -qq >>"$LOG" 2>&1 || fail_step "apt-get update"
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	"${missing[@]}" >>"$LOG" 2>&1 ||
+	fail_step "apt-get install ${missing[*]}"
+echo "deps.sh: installed ${missing[*]}"
