@@ -192,6 +192,7 @@ int main(int argc, char **argv)
 	o.tick_ns = (__u64)tick_us * 1000;
 	o.ringbuf_bytes = 64 << 20;
 	o.cfg.dead_misses = r.dead_misses;
+	o.cfg.auth_required = 0; /* this run measures detection; bench/ measures auth cost */
 	if (vg_instance_load(&o, &r.m, &r.skel))
 		return 1;
 	r.seen = calloc(r.n, sizeof(*r.seen));

@@ -20,6 +20,11 @@ struct hdr_cursor {
 	void *pos;
 };
 
+/* Source address of the datagram, IPv4 mapped into IPv6 (::ffff:a.b.c.d). */
+struct src_addr {
+	__u8 a[16];
+};
+
 struct vlan_hdr_ {
 	__be16 tci;
 	__be16 encap_proto;
@@ -48,7 +53,7 @@ static __always_inline int parse_ethhdr(struct hdr_cursor *c, void *data_end)
 }
 
 /* IPv4 without fragments; returns the L4 protocol. */
-static __always_inline int parse_iphdr(struct hdr_cursor *c, void *data_end)
+static __always_inline int parse_iphdr(struct hdr_cursor *c, void *data_end, struct src_addr *src)
 {
 	struct iphdr *iph = c->pos;
 	__u32 hdrsize;
@@ -64,17 +69,22 @@ static __always_inline int parse_iphdr(struct hdr_cursor *c, void *data_end)
 	if (iph->frag_off & bpf_htons(IP_MF_OFFSET))
 		return -1;
 	c->pos += hdrsize;
+	__builtin_memset(src->a, 0, 10);
+	src->a[10] = 0xff;
+	src->a[11] = 0xff;
+	__builtin_memcpy(&src->a[12], &iph->saddr, 4);
 	return iph->protocol;
 }
 
 /* IPv6 with UDP directly after the fixed header (no extension headers). */
-static __always_inline int parse_ip6hdr(struct hdr_cursor *c, void *data_end)
+static __always_inline int parse_ip6hdr(struct hdr_cursor *c, void *data_end, struct src_addr *src)
 {
 	struct ipv6hdr *ip6h = c->pos;
 
 	if ((void *)(ip6h + 1) > data_end)
 		return -1;
 	c->pos = ip6h + 1;
+	__builtin_memcpy(src->a, &ip6h->saddr, 16);
 	return ip6h->nexthdr;
 }
 

@@ -17,6 +17,7 @@
 #include "vigil/wire.h"
 #include "vigil/maps.h"
 #include "vigil/logic.h"
+#include "vigil/auth.h"
 
 char LICENSE[] SEC("license") = "GPL"; /* bpf_timer and bpf_loop need GPL */
 
@@ -89,6 +90,52 @@ struct {
 	__type(value, struct sweeper_timer);
 } vigil_timer SEC(".maps");
 
+/* vigil_auth: each agent's keys and source policy; written by the daemon. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, VIGIL_MAX_AGENTS);
+	__type(key, __u32);
+	__type(value, struct agent_auth);
+} vigil_auth SEC(".maps");
+
+/* vigil_groups: group policy for userspace; XDP does not read it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct group_policy);
+} vigil_groups SEC(".maps");
+
+/* vigil_guard: anti-replay window and rate state; written by XDP under the
+ * per-agent lock, reset by the daemon on registration. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, VIGIL_MAX_AGENTS);
+	__type(key, __u32);
+	__type(value, struct agent_guard);
+} vigil_guard SEC(".maps");
+
+#ifndef VIGIL_MAX_SOURCES
+#define VIGIL_MAX_SOURCES 65536
+#endif
+/* vigil_sources: rate state per source address; written by XDP. LRU and
+ * preallocated: a flood of new sources evicts, never allocates. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, VIGIL_MAX_SOURCES);
+	__type(key, struct source_key);
+	__type(value, __u64);
+} vigil_sources SEC(".maps");
+
+/* vigil_allow: per-group source allowlists; written by the daemon. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 4096);
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* LPM tries require it; only the daemon inserts */
+	__type(key, struct allow_key);
+	__type(value, __u32);
+} vigil_allow SEC(".maps");
+
 /* vigil_config: run-time settings; written by the daemon. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -133,7 +180,8 @@ static const __u32 zero = 0;
  * taken even when the ring buffer is full, so the daemon sees the gap and
  * reconciles from the maps. */
 static __always_inline void emit(struct vigil_stats *st, struct agent_slot *s, __u32 slot,
-				 __u64 agent_id, __u32 kind, __u32 prev, __u32 state, __u64 now)
+				 __u64 agent_id, __u32 kind, __u32 prev, __u32 state, __u64 now,
+				 __u32 reason, const struct src_addr *src)
 {
 	struct vigil_globals *g = bpf_map_lookup_elem(&vigil_globals, &zero);
 	struct vigil_event *e;
@@ -158,6 +206,11 @@ static __always_inline void emit(struct vigil_stats *st, struct agent_slot *s, _
 	e->kind = kind;
 	e->prev_state = prev;
 	e->state = state;
+	e->reason = reason;
+	if (src)
+		__builtin_memcpy(e->src_addr, src->a, sizeof(e->src_addr));
+	else
+		__builtin_memset(e->src_addr, 0, sizeof(e->src_addr));
 	if (s) {
 		e->last_seen_ns = s->last_seen_ns;
 		e->seq = s->seq;
@@ -179,7 +232,7 @@ static __always_inline int transition(struct vigil_stats *st, struct agent_slot 
 {
 	if (__sync_val_compare_and_swap(&s->state, from, to) != from)
 		return 0;
-	emit(st, s, slot, s->agent_id, kind, from, to, now);
+	emit(st, s, slot, s->agent_id, kind, from, to, now, VIGIL_REJECT_NONE, NULL);
 	return 1;
 }
 
@@ -190,25 +243,28 @@ static __always_inline int beat_verdict(const struct vigil_config *cfg)
 	return cfg && cfg->pass_beats ? XDP_PASS : XDP_DROP;
 }
 
-/* Beats for ids nobody registered: counted, and reported at a capped rate so
- * an operator (or `vigil run --learn`) hears of them without an event storm. */
-static __always_inline void report_unknown(struct vigil_stats *st, const struct vigil_config *cfg,
-					   __u64 agent_id)
+/* A refused datagram: counted by the caller, reported here at a capped rate
+ * so an operator (or `vigil run --learn`) sees an attack without an event
+ * storm. Always returns the verdict for consumed beat-port traffic. */
+static __always_inline int reject(struct vigil_stats *st, const struct vigil_config *cfg,
+				  struct agent_slot *s, __u32 slot, __u64 agent_id, __u32 reason,
+				  const struct src_addr *src)
 {
 	struct vigil_globals *g = bpf_map_lookup_elem(&vigil_globals, &zero);
 	__u64 now = bpf_ktime_get_ns();
 
 	if (!g || !cfg)
-		return;
-	if (now - g->unknown_window_ns >= VIGIL_NSEC_PER_SEC) {
+		return XDP_DROP;
+	if (now - g->reject_window_ns >= VIGIL_NSEC_PER_SEC) {
 		/* Racy reset across CPUs is fine: the cap is approximate by design. */
-		g->unknown_window_ns = now;
-		g->unknown_in_window = 0;
+		g->reject_window_ns = now;
+		g->reject_in_window = 0;
 	}
-	if (__sync_fetch_and_add(&g->unknown_in_window, 1) >= cfg->unknown_events_per_sec)
-		return;
-	emit(st, NULL, NO_SLOT, agent_id, VIGIL_EV_UNKNOWN_AGENT, VIGIL_AGENT_FREE,
-	     VIGIL_AGENT_FREE, now);
+	if (__sync_fetch_and_add(&g->reject_in_window, 1) < cfg->reject_events_per_sec)
+		emit(st, NULL, s ? slot : NO_SLOT, agent_id, VIGIL_EV_REJECTED,
+		     s ? s->state : VIGIL_AGENT_FREE, s ? s->state : VIGIL_AGENT_FREE, now, reason,
+		     src);
+	return beat_verdict(cfg);
 }
 
 /* Find the live slot of an agent, or NULL. */
@@ -235,15 +291,118 @@ static __always_inline void hand_to_sweeper(struct vigil_stats *st, __u32 slot)
 		st->queue_full++;
 }
 
-static __always_inline void accept_beat(struct vigil_stats *st, struct agent_slot *s, __u32 slot,
-					const struct vigil_beat_info *b, int restart)
+/* GCRA on one u64 shared by all CPUs: a compare-and-swap publishes the new
+ * arrival time; losing the race twice counts as conforming rather than
+ * refusing an honest beat. */
+static __always_inline int rate_ok(__u64 *tat, __u64 now, __u64 emission_ns, __u32 burst)
 {
-	__u64 now = bpf_ktime_get_ns();
-	__u32 state;
+	for (int i = 0; i < 2; i++) {
+		__u64 old = *tat, next = vigil_gcra(old, now, emission_ns, burst);
 
-	/* Equal for an ordinary beat; learnt on the first one; risen on restart. */
-	s->incarnation = b->incarnation;
-	if (restart) {
+		if (!next)
+			return 0;
+		if (__sync_val_compare_and_swap(tat, old, next) == old)
+			return 1;
+	}
+	return 1;
+}
+
+/* Per-source limit, before any per-agent work: bounds what one address can
+ * make the beat path do. */
+static __always_inline int source_ok(const struct vigil_config *cfg, const struct src_addr *src,
+				     __u64 now)
+{
+	struct source_key key;
+	__u64 emission, *tat, init;
+
+	if (!cfg->source_pps)
+		return 1;
+	__builtin_memcpy(key.addr, src->a, sizeof(key.addr));
+	emission = VIGIL_NSEC_PER_SEC / cfg->source_pps;
+	tat = bpf_map_lookup_elem(&vigil_sources, &key);
+	if (!tat) {
+		init = now + emission;
+		bpf_map_update_elem(&vigil_sources, &key, &init, BPF_NOEXIST);
+		return 1;
+	}
+	return rate_ok(tat, now, emission, cfg->source_burst);
+}
+
+static __always_inline int source_allowed(const struct agent_auth *a, const struct src_addr *src)
+{
+	struct allow_key key;
+
+	if (!(a->flags & VIGIL_AUTH_ALLOWLIST))
+		return 1;
+	key.prefixlen = 32 + 128;
+	key.group_id = a->group_id;
+	__builtin_memcpy(key.addr, src->a, sizeof(key.addr));
+	return bpf_map_lookup_elem(&vigil_allow, &key) != NULL;
+}
+
+/* The tag, when present, must verify with the key the beat names. */
+static __always_inline __u32 check_auth(const struct vigil_config *cfg, const struct vigil_beat *b,
+					__u8 flags, __u8 key_id, const struct agent_auth *k)
+{
+	if (!(flags & VIGIL_F_MAC))
+		return cfg->auth_required ? VIGIL_REJECT_UNAUTHENTICATED : VIGIL_REJECT_NONE;
+	if (!(k->valid & (1u << (key_id & 1))))
+		return VIGIL_REJECT_BAD_TAG;
+	if (!vigil_beat_tag_ok(b, &k->key[key_id & 1]))
+		return VIGIL_REJECT_BAD_TAG;
+	return VIGIL_REJECT_NONE;
+}
+
+/* Anti-replay and the agent's own rate limit, together under its lock.
+ * Only authentic beats get here, so forgeries cannot use up an agent's
+ * window or its rate. */
+static __always_inline __u32 check_replay(const struct vigil_config *cfg, struct agent_slot *s,
+					  __u32 slot, const struct vigil_beat_info *b, __u64 now,
+					  enum vigil_replay_verdict *verdict)
+{
+	struct agent_guard *g = bpf_map_lookup_elem(&vigil_guard, &slot);
+	__u64 emission = 0, next;
+	__u32 reason = VIGIL_REJECT_NONE;
+
+	if (!g)
+		return VIGIL_REJECT_REPLAY;
+	/* The beat's own (authentic, clamped) interval sets its allowed rate,
+	 * so an agent that speeds up is limited by what it now announces. */
+	if (cfg->rate_burst && cfg->rate_multiple)
+		emission = (__u64)vigil_clamp_interval(b->interval_ms, s->interval_min_ms,
+						       s->interval_max_ms) *
+			   VIGIL_NSEC_PER_MSEC / cfg->rate_multiple;
+	bpf_spin_lock(&g->lock);
+	*verdict = vigil_replay_check(&g->replay, b->incarnation, b->seq, cfg->replay_window);
+	if (!vigil_replay_accepted(*verdict)) {
+		reason = VIGIL_REJECT_REPLAY;
+	} else if (emission) {
+		next = vigil_gcra(g->rate_tat, now, emission, cfg->rate_burst);
+		if (next)
+			g->rate_tat = next;
+		else
+			reason = VIGIL_REJECT_OVER_RATE_AGENT;
+	}
+	bpf_spin_unlock(&g->lock);
+	return reason;
+}
+
+static __always_inline void accept_beat(struct vigil_stats *st, struct agent_slot *s, __u32 slot,
+					const struct vigil_beat_info *b,
+					enum vigil_replay_verdict v, __u64 now)
+{
+	__u32 state = s->state;
+
+	if (v == VIGIL_REPLAY_LATE) {
+		/* Authentic and inside the window, just out of order: it still
+		 * proves the agent alive, but the sequence stays where it is. */
+		__sync_fetch_and_add(&s->reordered, 1);
+		st->reordered++;
+	} else {
+		s->seq = b->seq;
+		s->incarnation = b->incarnation;
+	}
+	if (v == VIGIL_REPLAY_RESTART) {
 		__sync_fetch_and_add(&s->restarts, 1);
 		st->restarts++;
 	}
@@ -258,10 +417,10 @@ static __always_inline void accept_beat(struct vigil_stats *st, struct agent_slo
 	__sync_fetch_and_add(&s->beats, 1);
 	st->beats++;
 
-	if (restart)
-		emit(st, s, slot, s->agent_id, VIGIL_EV_RESTART, s->state, s->state, now);
+	if (v == VIGIL_REPLAY_RESTART)
+		emit(st, s, slot, s->agent_id, VIGIL_EV_RESTART, state, state, now,
+		     VIGIL_REJECT_NONE, NULL);
 
-	state = s->state;
 	if (b->status == VIGIL_STATUS_LEAVING) {
 		if (state != VIGIL_AGENT_LEFT)
 			transition(st, s, slot, state, VIGIL_AGENT_LEFT, VIGIL_EV_LEFT, now);
@@ -286,17 +445,33 @@ static __always_inline void accept_beat(struct vigil_stats *st, struct agent_slo
 	}
 }
 
+/*
+ * One datagram to the beat port. Cheapest checks first; nothing that an
+ * unauthenticated sender controls changes any state but counters:
+ *   source rate -> decode -> known agent -> allowlist -> tag -> replay+rate
+ */
 static __always_inline int handle_beat(struct xdp_md *ctx, void *payload, void *data_end,
-				       int plen, struct vigil_stats *st)
+				       int plen, struct vigil_stats *st, const struct src_addr *src)
 {
 	struct vigil_config *cfg = bpf_map_lookup_elem(&vigil_config, &zero);
+	enum vigil_replay_verdict rv = VIGIL_REPLAY_NEWER;
 	struct vigil_beat_info b = {};
 	enum vigil_beat_verdict v;
-	enum vigil_seq_verdict sv;
+	struct agent_auth *auth;
 	struct agent_slot *s;
-	__u32 slot = 0;
-	__u64 seq;
+	__u32 slot = 0, reason;
+	__u64 now = bpf_ktime_get_ns();
 
+	if (!cfg)
+		return XDP_PASS;
+	if (!source_ok(cfg, src, now)) {
+		st->over_rate_source++;
+		return reject(st, cfg, NULL, 0, 0, VIGIL_REJECT_OVER_RATE_SOURCE, src);
+	}
+	if (plen < 0) {
+		st->malformed++;
+		return reject(st, cfg, NULL, 0, 0, VIGIL_REJECT_MALFORMED, src);
+	}
 	if (payload + sizeof(struct vigil_beat) <= data_end) {
 		v = vigil_beat_decode(payload, plen, &b);
 	} else {
@@ -312,51 +487,60 @@ static __always_inline int handle_beat(struct xdp_md *ctx, void *payload, void *
 		v = vigil_beat_decode(&tmp, n, &b);
 	}
 
+	s = b.has_agent_id ? find_slot(b.agent_id, &slot, st) : NULL;
 	if (v != VIGIL_BEAT_OK) {
-		if (v == VIGIL_BEAT_BAD_VERSION)
+		if (v == VIGIL_BEAT_BAD_VERSION) {
 			st->bad_version++;
-		else
-			st->malformed++;
-		if (b.has_agent_id && (s = find_slot(b.agent_id, &slot, st))) {
-			if (v == VIGIL_BEAT_BAD_VERSION)
+			if (s)
 				__sync_fetch_and_add(&s->bad_version, 1);
-			else
-				__sync_fetch_and_add(&s->malformed, 1);
+			return reject(st, cfg, s, slot, b.agent_id, VIGIL_REJECT_BAD_VERSION, src);
 		}
-		return beat_verdict(cfg);
+		st->malformed++;
+		if (s)
+			__sync_fetch_and_add(&s->malformed, 1);
+		return reject(st, cfg, s, slot, b.agent_id, VIGIL_REJECT_MALFORMED, src);
 	}
-
-	s = find_slot(b.agent_id, &slot, st);
 	if (!s) {
 		st->unknown_agent++;
-		report_unknown(st, cfg, b.agent_id);
-		return beat_verdict(cfg);
+		return reject(st, cfg, NULL, 0, b.agent_id, VIGIL_REJECT_UNKNOWN_AGENT, src);
 	}
-
-	seq = s->seq;
-	sv = vigil_seq_classify(s->state == VIGIL_AGENT_NEW, s->incarnation, seq, b.incarnation,
-				b.seq);
-	switch (sv) {
-	case VIGIL_SEQ_DUPLICATE:
-		__sync_fetch_and_add(&s->duplicates, 1);
-		st->duplicates++;
-		break;
-	case VIGIL_SEQ_REORDERED:
-		__sync_fetch_and_add(&s->reordered, 1);
-		st->reordered++;
-		break;
-	case VIGIL_SEQ_RESTART:
-	case VIGIL_SEQ_ACCEPT:
-		/* Two CPUs may carry beats of one agent; the CAS lets exactly one
-		 * of them advance the sequence, the other counts as reordered. */
-		if (__sync_val_compare_and_swap(&s->seq, seq, b.seq) != seq) {
-			__sync_fetch_and_add(&s->reordered, 1);
-			st->reordered++;
-			break;
+	auth = bpf_map_lookup_elem(&vigil_auth, &slot);
+	if (!auth)
+		return XDP_PASS; /* cannot happen: same size as vigil_agents */
+	if (!source_allowed(auth, src)) {
+		st->not_allowed++;
+		return reject(st, cfg, s, slot, b.agent_id, VIGIL_REJECT_NOT_ALLOWED, src);
+	}
+	/* v == OK means all 64 bytes were in the packet: payload is the beat. */
+	if (payload + sizeof(struct vigil_beat) > data_end)
+		return XDP_PASS; /* unreachable; keeps the verifier's range */
+	reason = check_auth(cfg, payload, b.flags, b.key_id, auth);
+	if (reason) {
+		if (reason == VIGIL_REJECT_BAD_TAG) {
+			st->bad_tag++;
+			__sync_fetch_and_add(&s->bad_tag, 1);
+		} else {
+			st->unauthenticated++;
 		}
-		accept_beat(st, s, slot, &b, sv == VIGIL_SEQ_RESTART);
-		break;
+		return reject(st, cfg, s, slot, b.agent_id, reason, src);
 	}
+	reason = check_replay(cfg, s, slot, &b, now, &rv);
+	if (reason == VIGIL_REJECT_REPLAY) {
+		if (rv == VIGIL_REPLAY_DUPLICATE) {
+			__sync_fetch_and_add(&s->duplicates, 1);
+			st->duplicates++;
+		} else {
+			__sync_fetch_and_add(&s->replayed, 1);
+			st->replayed++;
+		}
+		return reject(st, cfg, s, slot, b.agent_id, reason, src);
+	}
+	if (reason == VIGIL_REJECT_OVER_RATE_AGENT) {
+		__sync_fetch_and_add(&s->over_rate, 1);
+		st->over_rate_agent++;
+		return reject(st, cfg, s, slot, b.agent_id, reason, src);
+	}
+	accept_beat(st, s, slot, &b, rv, now);
 	return beat_verdict(cfg);
 }
 
@@ -365,6 +549,7 @@ int vigil_xdp(struct xdp_md *ctx)
 {
 	void *data_end = (void *)(long)ctx->data_end;
 	struct hdr_cursor c = { .pos = (void *)(long)ctx->data };
+	struct src_addr src;
 	struct vigil_stats *st;
 	__be16 dport = 0;
 	int proto, plen;
@@ -376,9 +561,9 @@ int vigil_xdp(struct xdp_md *ctx)
 
 	proto = parse_ethhdr(&c, data_end);
 	if (proto == bpf_htons(ETH_P_IP))
-		proto = parse_iphdr(&c, data_end);
+		proto = parse_iphdr(&c, data_end, &src);
 	else if (proto == bpf_htons(ETH_P_IPV6))
-		proto = parse_ip6hdr(&c, data_end);
+		proto = parse_ip6hdr(&c, data_end, &src);
 	else
 		goto pass;
 	if (proto != IPPROTO_UDP_)
@@ -386,11 +571,7 @@ int vigil_xdp(struct xdp_md *ctx)
 	plen = parse_udphdr(&c, data_end, &dport);
 	if (dport != beat_port_be || dport == 0)
 		goto pass;
-	if (plen < 0) {
-		st->malformed++;
-		return beat_verdict(bpf_map_lookup_elem(&vigil_config, &zero));
-	}
-	return handle_beat(ctx, c.pos, data_end, plen, st);
+	return handle_beat(ctx, c.pos, data_end, plen, st, &src);
 pass:
 	st->passed++;
 	return XDP_PASS;

@@ -18,6 +18,7 @@ VIGIL=build/vigil
 PIN=/sys/fs/bpf/vigil-demo
 WORK=$(mktemp -d /tmp/vigil-demo.XXXXXX)
 EVENTS=$WORK/events.jsonl
+KEYS=$WORK/keys
 pids=()
 
 cleanup() {
@@ -33,22 +34,30 @@ trap cleanup EXIT INT TERM
 
 say() { printf '\n\033[1m>>> %s\033[0m\n' "$*"; }
 
+say "one 128-bit SipHash key per agent (vigil key gen); beats without a valid tag are refused"
+(umask 077; $VIGIL key gen --id 1-5 > "$KEYS")
+sed 's/\(................\)[0-9a-f]*$/\1…/' "$KEYS"
+
 say "starting the monitor on lo (events are JSON lines; also kept in $EVENTS)"
-$VIGIL run --iface lo --mode skb --config scripts/demo-agents.conf \
+$VIGIL run --iface lo --mode skb --config scripts/demo-agents.conf --keys "$KEYS" \
 	--pin-root "$PIN" --events-file "$EVENTS" &
 pids+=($!)
 sleep 0.5
 
 say "agents 1-5 beat every 100 ms"
-$VIGIL beat --id 1-3 --target 127.0.0.1 --interval-ms 100 &
+$VIGIL beat --id 1-3 --target 127.0.0.1 --interval-ms 100 --keys "$KEYS" &
 pids+=($!)
-$VIGIL beat --id 4 --target 127.0.0.1 --interval-ms 100 &
+$VIGIL beat --id 4 --target 127.0.0.1 --interval-ms 100 --keys "$KEYS" &
 db1=$!
 pids+=($db1)
-$VIGIL beat --id 5 --target 127.0.0.1 --interval-ms 100 &
+$VIGIL beat --id 5 --target 127.0.0.1 --interval-ms 100 --keys "$KEYS" &
 victim=$!
 pids+=($victim)
-sleep 3
+sleep 2
+
+say "a forger without the key claims to be agent 5: refused as bad_tag, state unchanged"
+$VIGIL beat --id 5 --target 127.0.0.1 --count 1 --key 00000000000000000000000000000000
+sleep 1
 
 say "agent 5 (db-2) stops beating: expect SUSPECT after 300 ms, DEAD 200 ms later"
 { kill -9 "$victim"; wait "$victim"; } 2>/dev/null || true
@@ -65,6 +74,6 @@ sleep 1.5
 $VIGIL status --pin-root "$PIN" | grep -E '^(ID|4 |5 )'
 
 say "a new daemon adopts the running instance and reports what happened while it was away"
-$VIGIL run --pin-root "$PIN" --events-file "$EVENTS" --duration 2
+$VIGIL run --pin-root "$PIN" --events-file "$EVENTS" --keys "$KEYS" --duration 2
 
 say "demo done: removing the instance"

@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "config.h"
 #include "instance.h"
+#include "keys.h"
 #include "log.h"
 #include "registry.h"
 #include "util.h"
@@ -16,12 +17,12 @@ static void agent_usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: vigil agent add --id ID [--name N] [--group G] [--interval-min-ms N]\n"
-		"                       [--interval-max-ms N] [--multiplier N]\n"
+		"                       [--interval-max-ms N] [--multiplier N] [--key HEX [--key-id 0|1]]\n"
 		"       vigil agent remove --id ID\n"
 		"       vigil agent list [--json]\n"
 		"Change the agents a running instance watches (common option: --pin-root DIR).\n"
-		"Changes apply at once; add them to the agents file to keep them across\n"
-		"'vigil detach'.\n"
+		"Changes apply at once; add them to the agents file (and the key to the key\n"
+		"file, or the next key reload drops it) to keep them across restarts.\n"
 		"\n"
 		"Examples:\n"
 		"  vigil agent add --id 42 --name db-1 --group db --interval-max-ms 500\n"
@@ -56,6 +57,8 @@ int cmd_agent(int argc, char **argv)
 		{ "interval-max-ms", required_argument, NULL, 'b' },
 		{ "multiplier", required_argument, NULL, 'x' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "key", required_argument, NULL, 'K' },
+		{ "key-id", required_argument, NULL, 'X' },
 		{ "pin-root", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
@@ -67,7 +70,9 @@ int cmd_agent(int argc, char **argv)
 	struct vg_agent_def def;
 	struct vigil_meta meta;
 	struct vg_maps m;
-	bool json = false, name_given = false;
+	bool json = false, name_given = false, key_given = false;
+	struct vigil_key key;
+	__u32 key_id = 0;
 	__u64 id = 0;
 	int opt, err, lock, ret = 1;
 
@@ -103,6 +108,17 @@ int cmd_agent(int argc, char **argv)
 			break;
 		case 'j':
 			json = true;
+			break;
+		case 'K':
+			if (vg_key_parse(optarg, &key)) {
+				pr_warn("--key: must be 32 hex digits (128 bits)\n");
+				return 2;
+			}
+			key_given = true;
+			break;
+		case 'X':
+			if (vg_parse_u32(optarg, "--key-id", 0, 1, &key_id))
+				return 2;
 			break;
 		case 'P':
 			pin_root = optarg;
@@ -144,8 +160,14 @@ int cmd_agent(int argc, char **argv)
 		goto out;
 	}
 	lock = vg_registry_lock(pin_root);
-	if (!strcmp(verb, "add"))
+	if (!strcmp(verb, "add")) {
+		vg_auth_for(&m, NULL, id, def.group, &def.auth);
+		if (key_given) {
+			def.auth.key[key_id] = key;
+			def.auth.valid = 1u << key_id;
+		}
 		err = vg_agent_add(&m, &def, NULL);
+	}
 	else
 		err = vg_agent_remove(&m, id);
 	vg_registry_unlock(lock);

@@ -14,8 +14,10 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include "vigil/auth.h"
 #include "vigil/wire.h"
 #include "cli.h"
+#include "keys.h"
 #include "log.h"
 #include "util.h"
 
@@ -44,9 +46,12 @@ static void usage(FILE *f)
 		"      --queue-depth N      backlog to report (default 0)\n"
 		"      --lease N            lease id to renew (default 0: none)\n"
 		"      --leave              send one LEAVING beat on exit (graceful stop)\n"
+		"  -k, --keys FILE          sign with each agent's key from a key file (vigil key gen)\n"
+		"      --key HEX            sign with this key (32 hex digits; one agent or all in --id)\n"
+		"      --key-id 0|1         which of the agent's two keys to use (default 0)\n"
 		"\n"
 		"Examples:\n"
-		"  vigil beat --id 7 --target 127.0.0.1 --interval-ms 100\n"
+		"  vigil beat --id 7 --target 127.0.0.1 --interval-ms 100 --keys agent7.key\n"
 		"  vigil beat --id 1-50 --target 198.18.0.1 --interval-ms 20 --duration 30\n");
 }
 
@@ -87,8 +92,28 @@ static void sleep_until(__u64 mono_ns)
 		;
 }
 
+/* How beats are signed: one key for all, a key file, or not at all. */
+struct signer {
+	const struct vigil_key *key;
+	const struct vg_keyfile *kf;
+	__u8 key_id;
+};
+
+static void sign(const struct signer *sg, struct vigil_beat *b, __u64 id)
+{
+	const struct vigil_key *k = sg->key;
+
+	if (sg->kf) {
+		const struct agent_auth *a = vg_keyfile_get(sg->kf, id);
+
+		k = a && (a->valid & (1u << sg->key_id)) ? &a->key[sg->key_id] : NULL;
+	}
+	if (k)
+		vigil_beat_sign(b, k, sg->key_id);
+}
+
 static int send_round(int fd, const struct target *t, struct vigil_beat_info *info, __u64 lo,
-		      __u64 hi, __u64 seq)
+		      __u64 hi, __u64 seq, const struct signer *sg)
 {
 	struct vigil_beat b;
 
@@ -97,6 +122,7 @@ static int send_round(int fd, const struct target *t, struct vigil_beat_info *in
 		info->seq = seq;
 		info->send_ts_ns = vg_wall_ns();
 		vigil_beat_encode(&b, info);
+		sign(sg, &b, id);
 		if (sendto(fd, &b, sizeof(b), 0, (const struct sockaddr *)&t->ss, t->len) < 0 &&
 		    errno != ENOBUFS && errno != ECONNREFUSED) {
 			pr_warn("sending beat for agent %llu failed: %s\n", (unsigned long long)id,
@@ -123,6 +149,9 @@ int cmd_beat(int argc, char **argv)
 		{ "queue-depth", required_argument, NULL, 'Q' },
 		{ "lease", required_argument, NULL, 'L' },
 		{ "leave", no_argument, NULL, 'l' },
+		{ "keys", required_argument, NULL, 'k' },
+		{ "key", required_argument, NULL, 'K' },
+		{ "key-id", required_argument, NULL, 'X' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -131,10 +160,14 @@ int cmd_beat(int argc, char **argv)
 	__u64 lo = 0, hi = 0, count = 0, seq, next, start, round;
 	__u32 port = VIGIL_DEFAULT_PORT, duration_s = 0, v32;
 	bool leave = false, have_inc = false;
+	const char *keys_path = NULL;
+	struct vg_keyfile kf = {};
+	struct vigil_key key;
+	struct signer sg = {};
 	struct target t;
 	int opt, fd, ret = 0;
 
-	while ((opt = getopt_long(argc, argv, "t:p:I:n:d:s:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "t:p:I:n:d:s:k:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'i':
 			if (vg_parse_range(optarg, "--id", &lo, &hi))
@@ -181,6 +214,21 @@ int cmd_beat(int argc, char **argv)
 		case 'l':
 			leave = true;
 			break;
+		case 'k':
+			keys_path = optarg;
+			break;
+		case 'K':
+			if (vg_key_parse(optarg, &key)) {
+				pr_warn("--key: must be 32 hex digits (128 bits)\n");
+				return 2;
+			}
+			sg.key = &key;
+			break;
+		case 'X':
+			if (vg_parse_u32(optarg, "--key-id", 0, 1, &v32))
+				return 2;
+			sg.key_id = (__u8)v32;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -203,6 +251,27 @@ int cmd_beat(int argc, char **argv)
 	}
 	if (parse_target(target_s, (__u16)port, &t))
 		return 2;
+	if (keys_path && sg.key) {
+		pr_warn("beat: give --keys or --key, not both\n");
+		return 2;
+	}
+	if (keys_path) {
+		if (vg_keyfile_load(keys_path, false, &kf))
+			return 2;
+		sg.kf = &kf;
+		for (__u64 id = lo; id <= hi; id++) {
+			const struct agent_auth *a = vg_keyfile_get(&kf, id);
+
+			if (!a || !(a->valid & (1u << sg.key_id))) {
+				pr_warn("%s: no key %u for agent %llu\n", keys_path, sg.key_id,
+					(unsigned long long)id);
+				vg_keyfile_free(&kf);
+				return 2;
+			}
+			if (id == hi)
+				break;
+		}
+	}
 	if (!have_inc)
 		info.incarnation = (__u32)(vg_wall_ns() / VIGIL_NSEC_PER_SEC);
 	fd = socket(t.ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -219,7 +288,7 @@ int cmd_beat(int argc, char **argv)
 	seq = vg_wall_ns() / 1000;
 	start = next = vg_mono_ns();
 	for (round = 1; !stop_requested; round++, seq++) {
-		if (send_round(fd, &t, &info, lo, hi, seq)) {
+		if (send_round(fd, &t, &info, lo, hi, seq, &sg)) {
 			ret = 1;
 			break;
 		}
@@ -233,8 +302,9 @@ int cmd_beat(int argc, char **argv)
 	if (leave) {
 		info.status = VIGIL_STATUS_LEAVING;
 		stop_requested = 0;
-		send_round(fd, &t, &info, lo, hi, seq + 1);
+		send_round(fd, &t, &info, lo, hi, seq + 1, &sg);
 	}
 	close(fd);
+	vg_keyfile_free(&kf);
 	return ret;
 }

@@ -9,6 +9,7 @@ int cmd_status(int argc, char **argv); /* status.c */
 int cmd_events(int argc, char **argv); /* status.c */
 int cmd_agent(int argc, char **argv);  /* agent.c */
 int cmd_detach(int argc, char **argv); /* agent.c */
+int cmd_key(int argc, char **argv);    /* keycmd.c */
 
 /* Shared by the subcommands' option parsers. */
 #define VIGIL_DEFAULT_EVENT_LOG "/var/lib/vigil/events.jsonl"

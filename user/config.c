@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -71,6 +72,68 @@ const char *vg_agent_def_check(const struct vg_agent_def *d)
 	return NULL;
 }
 
+int vg_prefix_parse(const char *s, const char *group, struct allow_key *key)
+{
+	char buf[INET6_ADDRSTRLEN + 8], *slash;
+	__u8 a4[4];
+	__u64 len;
+	int v4;
+
+	if (strlen(s) >= sizeof(buf))
+		return -1;
+	strcpy(buf, s);
+	slash = strchr(buf, '/');
+	if (!slash)
+		return -1;
+	*slash = '\0';
+	memset(key, 0, sizeof(*key));
+	v4 = inet_pton(AF_INET, buf, a4) == 1;
+	if (v4) {
+		key->addr[10] = key->addr[11] = 0xff;
+		memcpy(&key->addr[12], a4, 4);
+	} else if (inet_pton(AF_INET6, buf, key->addr) != 1) {
+		return -1;
+	}
+	if (num(slash + 1, v4 ? 32 : 128, &len))
+		return -1;
+	key->prefixlen = 32 + (v4 ? 96 : 0) + (__u32)len;
+	key->group_id = vigil_group_id(group, VIGIL_GROUP_LEN);
+	return 0;
+}
+
+static int parse_allow(struct vg_config *c, char **save, const char *path, int lineno)
+{
+	char *group = strtok_r(NULL, " \t", save), *tok;
+	int n = 0;
+
+	if (!group || strlen(group) >= VIGIL_GROUP_LEN || !valid_label(group)) {
+		pr_warn("%s:%d: 'allow' needs a group name (1-15 characters of [A-Za-z0-9._-])\n",
+			path, lineno);
+		return -1;
+	}
+	while ((tok = strtok_r(NULL, " \t", save))) {
+		struct vg_allow *a = realloc(c->allow, (c->n_allow + 1) * sizeof(*a));
+
+		if (!a)
+			return -1;
+		c->allow = a;
+		a = &c->allow[c->n_allow];
+		vg_strlcpy(a->group, group, sizeof(a->group));
+		if (vg_prefix_parse(tok, group, &a->key)) {
+			pr_warn("%s:%d: '%s' is not an address prefix like 198.18.0.0/15 or fd00::/8\n",
+				path, lineno, tok);
+			return -1;
+		}
+		c->n_allow++;
+		n++;
+	}
+	if (!n) {
+		pr_warn("%s:%d: 'allow %s' lists no prefix\n", path, lineno, group);
+		return -1;
+	}
+	return 0;
+}
+
 static int push(struct vg_config *c, const struct vg_agent_def *d)
 {
 	if (c->n == c->cap) {
@@ -113,12 +176,16 @@ int vg_config_load(const char *path, struct vg_config *out)
 		word = strtok_r(line, " \t", &save);
 		if (!word)
 			continue;
-		if (!strcmp(word, "agent")) {
+		if (!strcmp(word, "allow")) {
+			if (parse_allow(out, &save, path, lineno))
+				goto out;
+			continue;
+		} else if (!strcmp(word, "agent")) {
 			is_agent = 1;
 		} else if (!strcmp(word, "defaults")) {
 			is_agent = 0;
 		} else {
-			pr_warn("%s:%d: unknown directive '%s' (expected 'agent' or 'defaults')\n",
+			pr_warn("%s:%d: unknown directive '%s' (expected 'agent', 'defaults' or 'allow')\n",
 				path, lineno, word);
 			goto out;
 		}
@@ -185,5 +252,6 @@ out:
 void vg_config_free(struct vg_config *c)
 {
 	free(c->agents);
+	free(c->allow);
 	memset(c, 0, sizeof(*c));
 }

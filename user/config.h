@@ -6,6 +6,7 @@
  *   defaults interval-min-ms=10 interval-max-ms=5000 multiplier=3 group=web
  *   agent 1 name=web-1
  *   agent 2 name=web-2 group=db multiplier=4
+ *   allow db 198.18.0.0/15 fd00::/8
  *
  * `defaults` applies to the agent lines after it. Errors name file and line.
  */
@@ -15,9 +16,18 @@
 #include <stddef.h>
 #include "registry.h"
 
+/* One `allow GROUP PREFIX` entry: beats for agents of GROUP are accepted
+ * only from sources inside one of the group's prefixes. */
+struct vg_allow {
+	char group[VIGIL_GROUP_LEN];
+	struct allow_key key;
+};
+
 struct vg_config {
 	struct vg_agent_def *agents;
 	size_t n, cap;
+	struct vg_allow *allow;
+	size_t n_allow;
 };
 
 /* Returns 0, or -1 after printing "FILE:LINE: problem". */
@@ -25,6 +35,8 @@ int vg_config_load(const char *path, struct vg_config *out);
 void vg_config_free(struct vg_config *c);
 /* Apply one key=value to an agent definition; returns NULL or a problem. */
 const char *vg_agent_def_set(struct vg_agent_def *d, const char *key, const char *val);
+/* Parse "198.18.0.0/15" or "fd00::/8" into an allowlist key for a group. */
+int vg_prefix_parse(const char *s, const char *group, struct allow_key *key);
 /* Check cross-field rules (min <= max, ...); returns NULL or a problem. */
 const char *vg_agent_def_check(const struct vg_agent_def *d);
 

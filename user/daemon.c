@@ -21,6 +21,7 @@
 #include "config.h"
 #include "eventlog.h"
 #include "instance.h"
+#include "keys.h"
 #include "log.h"
 #include "registry.h"
 #include "util.h"
@@ -32,6 +33,8 @@ struct daemon {
 	struct vg_eventlog log;
 	struct vigil_config cfg;
 	const char *pin_root;
+	const char *keys_path;   /* NULL: no key file (only with --no-auth/--learn) */
+	struct vg_keyfile keys;
 	bool quiet;
 	bool learn;
 	__u32 learn_cap, learned;
@@ -39,12 +42,14 @@ struct daemon {
 	__u64 reconciled;
 };
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_requested, reload_requested;
 
 static void on_signal(int sig)
 {
-	(void)sig;
-	stop_requested = 1;
+	if (sig == SIGHUP)
+		reload_requested = 1;
+	else
+		stop_requested = 1;
 }
 
 static void usage(FILE *f)
@@ -58,6 +63,8 @@ static void usage(FILE *f)
 		"  -m, --mode native|skb    XDP mode (default native; skb must be asked for)\n"
 		"  -p, --port PORT          UDP beat port (default 4747)\n"
 		"  -c, --config FILE        agents file to register (docs/config.md)\n"
+		"  -k, --keys FILE          agent keys (root-owned, mode 0600); SIGHUP reloads it\n"
+		"      --no-auth            development only: accept beats without a tag\n"
 		"      --pin-root DIR       where the instance is pinned (default %s)\n"
 		"      --events-file FILE   durable event log (default %s)\n"
 		"      --tick-us N          sweeper tick in microseconds (default 1000)\n"
@@ -66,13 +73,14 @@ static void usage(FILE *f)
 		"      --ringbuf-mb N       ring buffer size in MiB, power of two (default 16)\n"
 		"      --sweep-budget N     slots the sweeper may visit per tick (default 262144)\n"
 		"      --pass               pass consumed beats up the stack (default: drop)\n"
-		"      --learn[=CAP]        development only: register unknown agents (default cap 64)\n"
+		"      --learn[=CAP]        development only: register unknown agents without keys\n"
+		"                           (implies --no-auth; default cap 64)\n"
 		"      --duration SEC       stop after SEC seconds (default: until SIGTERM)\n"
 		"  -q, --quiet              do not print events on stdout\n"
 		"  -v, --verbose            debug logging, including libbpf and the verifier\n"
 		"\n"
 		"Examples:\n"
-		"  vigil run --iface eth0 --config /etc/vigil/agents.conf\n"
+		"  vigil run --iface eth0 --config /etc/vigil/agents.conf --keys /etc/vigil/keys\n"
 		"  vigil run --iface lo --mode skb --learn\n",
 		VIGIL_DEFAULT_PIN_ROOT, VIGIL_DEFAULT_EVENT_LOG, VIGIL_MAX_AGENTS);
 }
@@ -109,6 +117,7 @@ static void learn(struct daemon *d, __u64 agent_id)
 	if (d->learned >= d->learn_cap)
 		return;
 	vg_agent_def_default(&def, agent_id);
+	vg_auth_for(&d->maps, NULL, agent_id, "learned", &def.auth);
 	snprintf(def.name, sizeof(def.name), "learned-%llu", (unsigned long long)agent_id);
 	vg_strlcpy(def.group, "learned", sizeof(def.group));
 	lock = vg_registry_lock(d->pin_root);
@@ -137,7 +146,7 @@ static int on_event(void *ctx, void *data, size_t len)
 		return 0;
 	view_of(d, data, &s, &v);
 	record(d, &v);
-	if (v.e->kind == VIGIL_EV_UNKNOWN_AGENT && d->learn)
+	if (v.e->kind == VIGIL_EV_REJECTED && v.e->reason == VIGIL_REJECT_UNKNOWN_AGENT && d->learn)
 		learn(d, v.e->agent_id);
 	return 0;
 }
@@ -204,13 +213,60 @@ static void reconcile(struct daemon *d, const char *why)
 	vg_eventlog_sync(&d->log);
 }
 
+/* Publish the agents file's allowlists: groups first (so registration
+ * picks up their flags), new prefixes before stale ones go, so a source
+ * that stays allowed is never refused in between. */
+static int apply_allowlists(struct daemon *d, const struct vg_config *c)
+{
+	struct allow_key key, next, *prev = NULL;
+	__u32 one = 1, gid, *gprev = NULL, gnext;
+
+	for (size_t i = 0; i < c->n_allow; i++) {
+		struct group_policy p = { .flags = VIGIL_AUTH_ALLOWLIST };
+
+		vg_strlcpy(p.name, c->allow[i].group, sizeof(p.name));
+		gid = c->allow[i].key.group_id;
+		if (bpf_map_update_elem(d->maps.groups, &gid, &p, BPF_ANY) ||
+		    bpf_map_update_elem(d->maps.allow, &c->allow[i].key, &one, BPF_ANY)) {
+			pr_warn("writing the allowlist of group %s failed: %s\n", c->allow[i].group,
+				strerror(errno));
+			return -1;
+		}
+	}
+	while (bpf_map_get_next_key(d->maps.allow, prev, &next) == 0) {
+		bool keep = false;
+
+		key = next;
+		prev = &key;
+		for (size_t i = 0; i < c->n_allow && !keep; i++)
+			keep = !memcmp(&c->allow[i].key, &key, sizeof(key));
+		if (!keep && bpf_map_delete_elem(d->maps.allow, &key) == 0)
+			prev = NULL; /* restart the walk after a delete */
+	}
+	while (bpf_map_get_next_key(d->maps.groups, gprev, &gnext) == 0) {
+		bool keep = false;
+
+		gid = gnext;
+		gprev = &gid;
+		for (size_t i = 0; i < c->n_allow && !keep; i++)
+			keep = c->allow[i].key.group_id == gid;
+		if (!keep && bpf_map_delete_elem(d->maps.groups, &gid) == 0)
+			gprev = NULL;
+	}
+	return 0;
+}
+
 static int register_config(struct daemon *d, const struct vg_config *c)
 {
 	__u32 hint = 0, added = 0, kept = 0;
 	int lock = vg_registry_lock(d->pin_root), ret = 0;
 
 	for (size_t i = 0; i < c->n; i++) {
-		int err = vg_agent_add(&d->maps, &c->agents[i], &hint);
+		struct vg_agent_def def = c->agents[i];
+		int err;
+
+		vg_auth_for(&d->maps, d->keys_path ? &d->keys : NULL, def.id, def.group, &def.auth);
+		err = vg_agent_add(&d->maps, &def, &hint);
 
 		if (err == 0) {
 			added++;
@@ -227,6 +283,24 @@ static int register_config(struct daemon *d, const struct vg_config *c)
 	vg_registry_unlock(lock);
 	pr_info("agents: %u registered, %u already watched\n", added, kept);
 	return ret;
+}
+
+/* (Re)load the key file and rewrite every agent's keys and policy. */
+static int load_keys(struct daemon *d)
+{
+	struct vg_keyfile kf;
+	long keyed;
+
+	if (!d->keys_path)
+		return 0;
+	if (vg_keyfile_load(d->keys_path, true, &kf))
+		return -1;
+	vg_keyfile_free(&d->keys);
+	d->keys = kf;
+	keyed = vg_auth_apply(&d->maps, &d->keys);
+	pr_info("keys: %zu agents in %s, %ld registered agents keyed\n", d->keys.n, d->keys_path,
+		keyed);
+	return 0;
 }
 
 /* Periodic checks: the instance still exists; ring buffer losses. */
@@ -252,6 +326,8 @@ int cmd_run(int argc, char **argv)
 		{ "mode", required_argument, NULL, 'm' },
 		{ "port", required_argument, NULL, 'p' },
 		{ "config", required_argument, NULL, 'c' },
+		{ "keys", required_argument, NULL, 'k' },
+		{ "no-auth", no_argument, NULL, 'N' },
 		{ "pin-root", required_argument, NULL, 'P' },
 		{ "events-file", required_argument, NULL, 'E' },
 		{ "tick-us", required_argument, NULL, 'T' },
@@ -281,7 +357,7 @@ int cmd_run(int argc, char **argv)
 	vg_load_opts_default(&o);
 	d.learn_cap = 64;
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((opt = getopt_long(argc, argv, "i:m:p:c:qvh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "i:m:p:c:k:qvh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'i':
 			o.iface = optarg;
@@ -302,6 +378,12 @@ int cmd_run(int argc, char **argv)
 			break;
 		case 'c':
 			config_path = optarg;
+			break;
+		case 'k':
+			d.keys_path = optarg;
+			break;
+		case 'N':
+			o.cfg.auth_required = 0;
 			break;
 		case 'P':
 			o.pin_root = optarg;
@@ -340,6 +422,7 @@ int cmd_run(int argc, char **argv)
 			break;
 		case 'L':
 			d.learn = true;
+			o.cfg.auth_required = 0;
 			if (optarg && vg_parse_u32(optarg, "--learn", 1, 1u << 20, &d.learn_cap))
 				return 2;
 			break;
@@ -368,6 +451,16 @@ int cmd_run(int argc, char **argv)
 	d.pin_root = o.pin_root;
 	if (config_path && vg_config_load(config_path, &cfgfile))
 		return 2;
+	if (o.cfg.auth_required && !d.keys_path) {
+		pr_warn("authentication is required but no key file was given: pass --keys FILE "
+			"(make one with 'vigil key gen'), or --no-auth for development\n");
+		return 2;
+	}
+	if (d.keys_path) {
+		/* Checked before touching the kernel, so a bad file changes nothing. */
+		if (vg_keyfile_load(d.keys_path, true, &d.keys))
+			return 2;
+	}
 
 	root_existed = access(o.pin_root, F_OK) == 0;
 	if (vg_ensure_bpffs(o.pin_root))
@@ -402,11 +495,20 @@ int cmd_run(int argc, char **argv)
 			(unsigned long long)(o.tick_ns / 1000), o.pin_root);
 	}
 	bpf_map_lookup_elem(d.maps.config, &zero, &d.cfg);
-	if (d.learn)
-		pr_warn("--learn is for development: unknown agents are registered without "
-			"authentication, up to %u\n", d.learn_cap);
+	if (!o.cfg.auth_required) {
+		pr_warn("WARNING: authentication is OFF (--no-auth or --learn): anyone who can "
+			"send UDP to port %u can make any agent look alive. Development only.\n",
+			o.port);
+		if (d.learn)
+			pr_warn("WARNING: --learn registers unknown agents, up to %u\n", d.learn_cap);
+	}
+	if (apply_allowlists(&d, &cfgfile))
+		goto out;
 	if (config_path && register_config(&d, &cfgfile))
 		goto out;
+	if (d.keys_path)
+		pr_info("keys: %zu agents in %s, %ld registered agents keyed\n", d.keys.n,
+			d.keys_path, vg_auth_apply(&d.maps, &d.keys));
 	if (vg_eventlog_open(&d.log, events_path))
 		goto out;
 
@@ -428,6 +530,7 @@ int cmd_run(int argc, char **argv)
 
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal);
 	signal(SIGPIPE, SIG_IGN);
 	started = vg_mono_ns();
 	while (!stop_requested) {
@@ -439,6 +542,11 @@ int cmd_run(int argc, char **argv)
 			break;
 		}
 		vg_eventlog_sync(&d.log);
+		if (reload_requested) {
+			reload_requested = 0;
+			if (load_keys(&d))
+				pr_warn("key reload failed; the previous keys stay in force\n");
+		}
 		if (now - last_house >= VIGIL_NSEC_PER_SEC) {
 			last_house = now;
 			if (housekeeping(&d))
@@ -465,5 +573,6 @@ out:
 	else if (d.adopted)
 		vg_maps_close(&d.maps);
 	vg_config_free(&cfgfile);
+	vg_keyfile_free(&d.keys);
 	return ret;
 }

@@ -153,6 +153,12 @@ void vg_event_print_json(FILE *f, const struct vg_event_view *v)
 		fprintf(f, ",\"deadline_ns\":%llu,\"late_us\":%lld",
 			(unsigned long long)v->deadline_ns,
 			(long long)((__s64)(e->detected_ns - v->deadline_ns) / 1000));
+	if (e->kind == VIGIL_EV_REJECTED) {
+		char src[64];
+
+		vg_fmt_addr(e->src_addr, src, sizeof(src));
+		fprintf(f, ",\"reason\":\"%s\",\"source\":\"%s\"", vg_reason_name(e->reason), src);
+	}
 	fprintf(f, ",\"time\":\"%s\",\"reconciled\":%s}\n", when, v->reconciled ? "true" : "false");
 }
 
@@ -161,7 +167,7 @@ int vg_eventlog_append(struct vg_eventlog *log, const struct vg_event_view *v)
 	if (vg_eventlog_has(log, v->e->event_seq))
 		return 0;
 	vg_event_print_json(log->f, v);
-	remember(log, v->e->event_seq, v->e->kind == VIGIL_EV_UNKNOWN_AGENT ? 0 : v->e->agent_id,
+	remember(log, v->e->event_seq, v->e->kind == VIGIL_EV_REJECTED ? 0 : v->e->agent_id,
 		 v->e->state);
 	log->written++;
 	log->dirty = true;

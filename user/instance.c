@@ -40,6 +40,11 @@ static const struct {
 	{ "vigil_stats", offsetof(struct vg_maps, stats), sizeof(struct vigil_stats) },
 	{ "vigil_events", offsetof(struct vg_maps, events), 0 },
 	{ "vigil_meta", offsetof(struct vg_maps, meta), sizeof(struct vigil_meta) },
+	{ "vigil_auth", offsetof(struct vg_maps, auth), sizeof(struct agent_auth) },
+	{ "vigil_groups", offsetof(struct vg_maps, groups), sizeof(struct group_policy) },
+	{ "vigil_guard", offsetof(struct vg_maps, guard), sizeof(struct agent_guard) },
+	{ "vigil_sources", offsetof(struct vg_maps, sources), sizeof(__u64) },
+	{ "vigil_allow", offsetof(struct vg_maps, allow), sizeof(__u32) },
 	{ "vigil_timer", (size_t)-1, 0 }, /* pinned so the sweeper outlives us */
 };
 #define N_PINNED (sizeof(pinned_maps) / sizeof(pinned_maps[0]))
@@ -57,8 +62,14 @@ void vg_load_opts_default(struct vg_load_opts *o)
 	o->ringbuf_bytes = 16 << 20;
 	o->cfg.dead_misses = 2;
 	o->cfg.pass_beats = 0;
-	o->cfg.unknown_events_per_sec = 10;
+	o->cfg.reject_events_per_sec = 10;
 	o->cfg.sweep_budget = 1 << 18;
+	o->cfg.auth_required = 1;
+	o->cfg.replay_window = 64;
+	o->cfg.rate_multiple = 4;
+	o->cfg.rate_burst = 8;
+	o->cfg.source_pps = 100000;
+	o->cfg.source_burst = 10000;
 }
 
 static void maps_init(struct vg_maps *m)
@@ -83,6 +94,11 @@ void vg_maps_from_skel(struct vigil_bpf *skel, struct vg_maps *m)
 	m->stats = bpf_map__fd(skel->maps.vigil_stats);
 	m->events = bpf_map__fd(skel->maps.vigil_events);
 	m->meta = bpf_map__fd(skel->maps.vigil_meta);
+	m->auth = bpf_map__fd(skel->maps.vigil_auth);
+	m->groups = bpf_map__fd(skel->maps.vigil_groups);
+	m->guard = bpf_map__fd(skel->maps.vigil_guard);
+	m->sources = bpf_map__fd(skel->maps.vigil_sources);
+	m->allow = bpf_map__fd(skel->maps.vigil_allow);
 	m->max_agents = bpf_map__max_entries(skel->maps.vigil_agents);
 }
 
@@ -230,6 +246,8 @@ int vg_instance_load(const struct vg_load_opts *o, struct vg_maps *m, struct vig
 	bpf_map__set_max_entries(skel->maps.vigil_agents, o->max_agents);
 	bpf_map__set_max_entries(skel->maps.vigil_index, o->max_agents);
 	bpf_map__set_max_entries(skel->maps.vigil_links, o->max_agents);
+	bpf_map__set_max_entries(skel->maps.vigil_auth, o->max_agents);
+	bpf_map__set_max_entries(skel->maps.vigil_guard, o->max_agents);
 	bpf_map__set_max_entries(skel->maps.vigil_inbox, 2 * o->max_agents);
 	bpf_map__set_max_entries(skel->maps.vigil_events, o->ringbuf_bytes);
 	/* Nothing is pinned by libbpf itself: we pin explicitly below, after

@@ -16,6 +16,7 @@ static const struct {
 	{ "events", cmd_events, "print or follow the recorded events" },
 	{ "agent", cmd_agent, "add, remove or list agents of a running instance" },
 	{ "detach", cmd_detach, "detach XDP, stop the sweeper, remove the pins" },
+	{ "key", cmd_key, "generate agent keys" },
 };
 
 static void usage(FILE *f)

@@ -33,8 +33,23 @@ static int slot_is_free(const struct vg_maps *m, __u32 i)
 	return bpf_map_lookup_elem(m->links, &i, &l) == 0 && !l.in_wheel;
 }
 
+__u32 vg_group_flags(const struct vg_maps *m, const char *group)
+{
+	__u32 id = vigil_group_id(group, VIGIL_GROUP_LEN);
+	struct group_policy p;
+
+	return bpf_map_lookup_elem(m->groups, &id, &p) ? 0 : p.flags;
+}
+
+int vg_agent_set_auth(const struct vg_maps *m, __u32 slot, const struct agent_auth *a)
+{
+	return bpf_map_update_elem(m->auth, &slot, a, BPF_ANY) ? -errno : 0;
+}
+
 int vg_agent_add(const struct vg_maps *m, const struct vg_agent_def *d, __u32 *hint)
 {
+	struct agent_guard guard = {};
+	struct agent_auth auth = d->auth;
 	struct agent_slot s = {};
 	__u32 start = hint ? *hint : 0, slot = 0, existing;
 	__u32 n = m->max_agents;
@@ -64,7 +79,12 @@ int vg_agent_add(const struct vg_maps *m, const struct vg_agent_def *d, __u32 *h
 	s.multiplier = d->multiplier;
 	vg_strlcpy(s.name, d->name, sizeof(s.name));
 	vg_strlcpy(s.group, d->group, sizeof(s.group));
-	if (bpf_map_update_elem(m->agents, &slot, &s, BPF_ANY))
+	auth.group_id = vigil_group_id(s.group, sizeof(s.group));
+	/* Keys and a fresh replay window first: the slot is unreachable until
+	 * the index names it, so no beat can see a half-registered agent. */
+	if (bpf_map_update_elem(m->auth, &slot, &auth, BPF_ANY) ||
+	    bpf_map_update_elem(m->guard, &slot, &guard, BPF_ANY) ||
+	    bpf_map_update_elem(m->agents, &slot, &s, BPF_ANY))
 		return -errno;
 	if (bpf_map_update_elem(m->index, &d->id, &slot, BPF_NOEXIST)) {
 		int err = -errno;

@@ -15,6 +15,8 @@ struct vg_agent_def {
 	__u32 multiplier;
 	char name[VIGIL_NAME_LEN];
 	char group[VIGIL_GROUP_LEN];
+	/* Keys and policy; group_id is filled in from `group` by vg_agent_add. */
+	struct agent_auth auth;
 };
 
 void vg_agent_def_default(struct vg_agent_def *d, __u64 id);
@@ -23,6 +25,10 @@ void vg_agent_def_default(struct vg_agent_def *d, __u64 id);
  * starts and is advanced, which makes bulk registration linear.
  * Returns 0, -EEXIST, -ENOSPC, or another -errno. */
 int vg_agent_add(const struct vg_maps *m, const struct vg_agent_def *d, __u32 *hint);
+/* Replace an agent's keys and policy (key rotation, allowlist changes). */
+int vg_agent_set_auth(const struct vg_maps *m, __u32 slot, const struct agent_auth *a);
+/* The policy flags the daemon recorded for a group (0 when none). */
+__u32 vg_group_flags(const struct vg_maps *m, const char *group);
 /* Unregister: the index entry goes first so no new beat finds the slot. */
 int vg_agent_remove(const struct vg_maps *m, __u64 id);
 /* Read an agent's slot. Returns 0 or -ENOENT. */

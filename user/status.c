@@ -94,8 +94,8 @@ static void print_agent_json(const struct agent_row *r, __u64 now)
 	       "\"incarnation\":%u,\"interval_ms\":%u,\"interval_min_ms\":%u,"
 	       "\"interval_max_ms\":%u,\"multiplier\":%u,\"deadline_in_ms\":%.3f,"
 	       "\"queue_depth\":%u,\"beats\":%llu,\"duplicates\":%llu,\"reordered\":%llu,"
-	       "\"malformed\":%llu,\"bad_version\":%llu,\"restarts\":%llu,"
-	       "\"last_event_seq\":%llu}",
+	       "\"malformed\":%llu,\"bad_version\":%llu,\"restarts\":%llu,\"bad_tag\":%llu,"
+	       "\"replayed\":%llu,\"over_rate\":%llu,\"last_event_seq\":%llu}",
 	       r->slot, vg_state_name(s->state), vg_status_name(s->status),
 	       now > s->last_seen_ns ? (now - s->last_seen_ns) / 1e6 : 0.0,
 	       (unsigned long long)s->seq, s->incarnation, s->interval_ms, s->interval_min_ms,
@@ -104,13 +104,15 @@ static void print_agent_json(const struct agent_row *r, __u64 now)
 	       s->queue_depth, (unsigned long long)s->beats, (unsigned long long)s->duplicates,
 	       (unsigned long long)s->reordered, (unsigned long long)s->malformed,
 	       (unsigned long long)s->bad_version, (unsigned long long)s->restarts,
-	       (unsigned long long)s->last_event_seq);
+	       (unsigned long long)s->bad_tag, (unsigned long long)s->replayed,
+	       (unsigned long long)s->over_rate, (unsigned long long)s->last_event_seq);
 }
 
 #define STAT_FIELDS(X)                                                                  \
 	X(packets) X(beats) X(passed) X(malformed) X(bad_version) X(unknown_agent)     \
 	X(duplicates) X(reordered) X(restarts) X(events) X(ringbuf_full) X(queue_full) \
-	X(stale_slot)
+	X(stale_slot) X(not_allowed) X(unauthenticated) X(bad_tag) X(replayed)         \
+	X(over_rate_agent) X(over_rate_source)
 
 static void print_stats_json(const struct vigil_stats *st, const struct wheel_state *ws)
 {
@@ -200,33 +202,39 @@ int cmd_status(int argc, char **argv)
 		       meta.port, (unsigned long long)meta.tick_ns, meta.max_agents, meta.ifindex,
 		       meta.skb_mode ? "skb" : "native", cfg.dead_misses);
 	} else {
-		printf("%-8s %-20s %-10s %-8s %-9s %16s %8s %-9s %9s %5s %5s %5s %5s\n", "ID", "NAME",
-		       "GROUP", "STATE", "AGE", "SEQ", "INTERVAL", "STATUS", "BEATS", "DUP",
-		       "REORD", "MALF", "RESTART");
+		printf("%-8s %-20s %-10s %-8s %-9s %16s %8s %-9s %9s %5s %5s %5s %5s %7s\n", "ID",
+		       "NAME", "GROUP", "STATE", "AGE", "SEQ", "INTERVAL", "STATUS", "BEATS", "DUP",
+		       "REORD", "MALF", "BADTAG", "RESTART");
 		for (size_t i = 0; i < rows.n; i++) {
 			const struct agent_slot *s = &rows.v[i].s;
 			char age[24], ival[16];
 
 			fmt_age(age, sizeof(age), s, now);
 			snprintf(ival, sizeof(ival), "%ums", s->interval_ms);
-			printf("%-8llu %-20s %-10s %-8s %-9s %16llu %8s %-9s %9llu %5llu %5llu %5llu %5llu\n",
+			printf("%-8llu %-20s %-10s %-8s %-9s %16llu %8s %-9s %9llu %5llu %5llu %5llu %5llu %7llu\n",
 			       (unsigned long long)s->agent_id, s->name, s->group,
 			       vg_state_name(s->state), age, (unsigned long long)s->seq,
 			       ival, vg_status_name(s->status), (unsigned long long)s->beats,
 			       (unsigned long long)s->duplicates, (unsigned long long)s->reordered,
-			       (unsigned long long)s->malformed, (unsigned long long)s->restarts);
+			       (unsigned long long)s->malformed, (unsigned long long)s->bad_tag,
+			       (unsigned long long)s->restarts);
 		}
 		printf("\n%zu agents: %u new, %u alive, %u suspect, %u dead, %u left\n", rows.n,
 		       counts[VIGIL_AGENT_NEW], counts[VIGIL_AGENT_ALIVE], counts[VIGIL_AGENT_SUSPECT],
 		       counts[VIGIL_AGENT_DEAD], counts[VIGIL_AGENT_LEFT]);
-		printf("beat path: %llu packets, %llu beats, %llu malformed, %llu bad version, "
-		       "%llu unknown agent, %llu duplicate, %llu reordered; %llu events, "
-		       "%llu lost to a full ring buffer\n",
+		printf("beat path: %llu packets, %llu beats accepted (%llu late but in the window); "
+		       "%llu events, %llu lost to a full ring buffer\n",
 		       (unsigned long long)st.packets, (unsigned long long)st.beats,
-		       (unsigned long long)st.malformed, (unsigned long long)st.bad_version,
-		       (unsigned long long)st.unknown_agent, (unsigned long long)st.duplicates,
 		       (unsigned long long)st.reordered, (unsigned long long)st.events,
 		       (unsigned long long)st.ringbuf_full);
+		printf("refused: %llu malformed, %llu bad version, %llu unknown agent, "
+		       "%llu not allowed, %llu unauthenticated, %llu bad tag, %llu duplicate, "
+		       "%llu replayed, %llu over agent rate, %llu over source rate\n",
+		       (unsigned long long)st.malformed, (unsigned long long)st.bad_version,
+		       (unsigned long long)st.unknown_agent, (unsigned long long)st.not_allowed,
+		       (unsigned long long)st.unauthenticated, (unsigned long long)st.bad_tag,
+		       (unsigned long long)st.duplicates, (unsigned long long)st.replayed,
+		       (unsigned long long)st.over_rate_agent, (unsigned long long)st.over_rate_source);
 		printf("sweeper: %llu ticks, %u slots in the wheel, %llu visits, last ran %.1f ms ago, "
 		       "largest backlog %llu ticks\n",
 		       (unsigned long long)ws.runs, ws.filed, (unsigned long long)ws.visits,
@@ -286,7 +294,7 @@ int cmd_events(int argc, char **argv)
 		case 'h':
 			printf("Usage: vigil events [--events-file FILE] [--follow] [--agent ID] [--kind KIND]\n"
 			       "Print the daemon's recorded events as JSON lines; --follow waits for more.\n"
-			       "Kinds: up suspect dead recovered restart left unknown_agent\n");
+			       "Kinds: up suspect dead recovered restart left rejected\n");
 			return 0;
 		default:
 			return 2;

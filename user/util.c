@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,7 +116,20 @@ static const char *const kind_names[] = {
 	[VIGIL_EV_RECOVERED] = "recovered",
 	[VIGIL_EV_RESTART] = "restart",
 	[VIGIL_EV_LEFT] = "left",
-	[VIGIL_EV_UNKNOWN_AGENT] = "unknown_agent",
+	[VIGIL_EV_REJECTED] = "rejected",
+};
+
+static const char *const reason_names[] = {
+	[VIGIL_REJECT_NONE] = "",
+	[VIGIL_REJECT_MALFORMED] = "malformed",
+	[VIGIL_REJECT_BAD_VERSION] = "bad_version",
+	[VIGIL_REJECT_UNKNOWN_AGENT] = "unknown_agent",
+	[VIGIL_REJECT_NOT_ALLOWED] = "not_allowed",
+	[VIGIL_REJECT_UNAUTHENTICATED] = "unauthenticated",
+	[VIGIL_REJECT_BAD_TAG] = "bad_tag",
+	[VIGIL_REJECT_REPLAY] = "replay",
+	[VIGIL_REJECT_OVER_RATE_AGENT] = "over_rate_agent",
+	[VIGIL_REJECT_OVER_RATE_SOURCE] = "over_rate_source",
 };
 
 static const char *const status_names[] = {
@@ -133,6 +147,21 @@ const char *vg_state_name(__u32 state)
 const char *vg_kind_name(__u32 kind)
 {
 	return kind >= 1 && kind <= VIGIL_EV_KIND_MAX ? kind_names[kind] : "invalid";
+}
+
+const char *vg_reason_name(__u32 reason)
+{
+	return reason <= VIGIL_REJECT_REASON_MAX ? reason_names[reason] : "invalid";
+}
+
+void vg_fmt_addr(const __u8 a[16], char *buf, size_t len)
+{
+	static const __u8 v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+	if (!memcmp(a, v4mapped, sizeof(v4mapped)))
+		inet_ntop(AF_INET, a + 12, buf, len);
+	else
+		inet_ntop(AF_INET6, a, buf, len);
 }
 
 const char *vg_status_name(__u32 status)

@@ -27,6 +27,9 @@ void vg_fmt_wall(__u64 wall_ns, char *buf, size_t len);
 const char *vg_state_name(__u32 state);
 const char *vg_kind_name(__u32 kind);
 const char *vg_status_name(__u32 status);
+const char *vg_reason_name(__u32 reason);
+/* Print an IPv6 or IPv4-mapped address (as plain IPv4). */
+void vg_fmt_addr(const __u8 a[16], char *buf, size_t len);
 int vg_status_parse(const char *s, __u32 *out);
 
 /* Print s as a JSON string (with quotes), escaping as needed. */

@@ -8,6 +8,11 @@
 #define VIGIL_MAPS_H
 
 #include "types.h"
+#include "auth.h"
+
+#ifndef __bpf__
+#include <linux/bpf.h> /* struct bpf_spin_lock, struct bpf_timer */
+#endif
 
 #ifndef VIGIL_NAME_LEN
 #define VIGIL_NAME_LEN 32
@@ -47,9 +52,28 @@ enum vigil_event_kind {
 	VIGIL_EV_RECOVERED = 4,     /* valid beat from a SUSPECT or DEAD agent */
 	VIGIL_EV_RESTART = 5,       /* incarnation rose */
 	VIGIL_EV_LEFT = 6,          /* agent announced LEAVING */
-	VIGIL_EV_UNKNOWN_AGENT = 7, /* beat for an unregistered id (rate-capped) */
-	VIGIL_EV_KIND_MAX = VIGIL_EV_UNKNOWN_AGENT,
+	VIGIL_EV_REJECTED = 7,      /* a beat was refused; `reason` says why (rate-capped) */
+	VIGIL_EV_KIND_MAX = VIGIL_EV_REJECTED,
 };
+
+/* Why a datagram to the beat port changed nothing. Numbers are part of the
+ * event log format. */
+enum vigil_reject_reason {
+	VIGIL_REJECT_NONE = 0,
+	VIGIL_REJECT_MALFORMED = 1,
+	VIGIL_REJECT_BAD_VERSION = 2,
+	VIGIL_REJECT_UNKNOWN_AGENT = 3,
+	VIGIL_REJECT_NOT_ALLOWED = 4,      /* source not in the group's allowlist */
+	VIGIL_REJECT_UNAUTHENTICATED = 5,  /* no tag, and authentication is required */
+	VIGIL_REJECT_BAD_TAG = 6,
+	VIGIL_REJECT_REPLAY = 7,           /* duplicate, older than the window, or older incarnation */
+	VIGIL_REJECT_OVER_RATE_AGENT = 8,
+	VIGIL_REJECT_OVER_RATE_SOURCE = 9,
+	VIGIL_REJECT_REASON_MAX = VIGIL_REJECT_OVER_RATE_SOURCE,
+};
+
+/* agent_auth.flags */
+#define VIGIL_AUTH_ALLOWLIST 0x01 /* the agent's group restricts source addresses */
 
 /* agents: one preallocated slot per registered agent (ARRAY).
  * Registration fields are written by the daemon while the slot is FREE;
@@ -67,6 +91,9 @@ struct agent_slot {
 	__u64 malformed;      /* named this agent but failed to parse */
 	__u64 bad_version;    /* named this agent with a version we do not speak */
 	__u64 restarts;       /* incarnation rises seen */
+	__u64 bad_tag;        /* named this agent but failed authentication */
+	__u64 replayed;       /* authentic but replayed (duplicate, too old, old incarnation) */
+	__u64 over_rate;      /* authentic but beyond the agent's rate limit */
 	__u32 state;          /* enum vigil_agent_state */
 	__u32 incarnation;
 	__u32 interval_ms;    /* advertised interval, clamped to the bounds below */
@@ -112,17 +139,23 @@ struct wheel_state {
 
 /* vigil_config: settings the daemon may change at run time (ARRAY of 1). */
 struct vigil_config {
-	__u32 dead_misses;            /* further missed intervals from SUSPECT to DEAD */
-	__u32 pass_beats;             /* 1: XDP_PASS consumed beats instead of XDP_DROP */
-	__u32 unknown_events_per_sec; /* cap on UNKNOWN_AGENT events */
-	__u32 sweep_budget;           /* slots the sweeper may visit per tick */
+	__u32 dead_misses;           /* further missed intervals from SUSPECT to DEAD */
+	__u32 pass_beats;            /* 1: XDP_PASS consumed beats instead of XDP_DROP */
+	__u32 reject_events_per_sec; /* cap on REJECTED events */
+	__u32 sweep_budget;          /* slots the sweeper may visit per tick */
+	__u32 auth_required;         /* 1: beats without a tag are refused */
+	__u32 replay_window;         /* sequences accepted below the highest (1..64) */
+	__u32 rate_multiple;         /* an agent may beat this many times its advertised rate */
+	__u32 rate_burst;            /* ... with this many beats of burst (0: no agent limit) */
+	__u32 source_pps;            /* datagrams per second per source address (0: no limit) */
+	__u32 source_burst;
 };
 
 /* vigil_globals: host-wide counters that must be shared, not per-CPU. */
 struct vigil_globals {
 	__u64 event_seq;           /* last event sequence handed out; only rises */
-	__u64 unknown_window_ns;   /* start of the current UNKNOWN_AGENT rate window */
-	__u64 unknown_in_window;   /* UNKNOWN_AGENT events sent in that window */
+	__u64 reject_window_ns;    /* start of the current REJECTED-event rate window */
+	__u64 reject_in_window;    /* REJECTED events sent in that window */
 };
 
 /* vigil_stats: per-CPU counters (PERCPU_ARRAY of 1); sum across CPUs. */
@@ -140,6 +173,53 @@ struct vigil_stats {
 	__u64 ringbuf_full;   /* records lost because the ring buffer was full */
 	__u64 queue_full;     /* slots that could not be handed to the sweeper */
 	__u64 stale_slot;     /* index pointed at a slot that no longer held the agent */
+	__u64 not_allowed;    /* source outside the agent group's allowlist */
+	__u64 unauthenticated;
+	__u64 bad_tag;
+	__u64 replayed;
+	__u64 over_rate_agent;
+	__u64 over_rate_source;
+};
+
+/* vigil_guard: per-agent anti-replay window and rate state (ARRAY, same
+ * index as vigil_agents). Both change together, under the lock. */
+struct agent_guard {
+	struct bpf_spin_lock lock;
+	__u32 pad;
+	struct vigil_replay replay;
+	__u64 rate_tat; /* GCRA theoretical arrival time of the agent's next beat */
+};
+
+/* vigil_auth: an agent's keys and source policy (ARRAY, same index as
+ * vigil_agents). Written whole by the daemon (registration, key reload);
+ * only read by XDP, so rotating keys never races with the beat path. */
+struct agent_auth {
+	struct vigil_key key[2]; /* current and next: keys roll without a missed beat */
+	__u32 valid;             /* bit i: key[i] is set */
+	__u32 flags;             /* VIGIL_AUTH_* */
+	__u32 group_id;          /* vigil_group_id(group): key into vigil_allow */
+	__u32 pad;
+};
+
+/* vigil_groups: per-group policy for userspace (HASH group_id -> policy),
+ * so `vigil agent add` gives a new agent its group's allowlist flag. */
+struct group_policy {
+	__u32 flags; /* VIGIL_AUTH_* that agents of the group get */
+	char name[VIGIL_GROUP_LEN];
+};
+
+/* vigil_sources: per-source-address rate state (LRU_HASH, preallocated, so
+ * a flood of new sources evicts old entries and allocates nothing). */
+struct source_key {
+	__u8 addr[16]; /* IPv6, or IPv4-mapped (::ffff:a.b.c.d) */
+};
+
+/* vigil_allow: per-group source allowlist (LPM_TRIE). The prefix covers
+ * the 32-bit group id, then the address. */
+struct allow_key {
+	__u32 prefixlen; /* 32 + address prefix length in the IPv6 space */
+	__u32 group_id;
+	__u8 addr[16];
 };
 
 /* vigil_meta: what a pinned instance was started with, so a later daemon or
@@ -156,7 +236,7 @@ struct vigil_meta {
 
 /* Bump when a pinned map's layout changes: an instance pinned with another
  * layout is refused, never silently recreated (docs/maps.md). */
-#define VIGIL_LAYOUT_VERSION 1
+#define VIGIL_LAYOUT_VERSION 2
 
 /* One ring-buffer record: a state transition or a notable beat. */
 struct vigil_event {
@@ -165,14 +245,26 @@ struct vigil_event {
 	__u64 last_seen_ns; /* monotonic time of the last accepted beat */
 	__u64 detected_ns;  /* monotonic time the transition was taken */
 	__u64 seq;          /* agent's beat sequence at the time */
-	__u32 slot;
+	__u32 slot;         /* 0xffffffff: no slot (unknown agent) */
 	__u32 kind;         /* enum vigil_event_kind */
 	__u32 incarnation;
 	__u32 interval_ms;
-	__u32 state;        /* state after the event */
-	__u32 prev_state;
+	__u16 state;        /* state after the event */
+	__u16 prev_state;
+	__u32 reason;       /* enum vigil_reject_reason, for REJECTED */
+	__u8 src_addr[16];  /* sender, for REJECTED (IPv4-mapped for IPv4) */
 };
 
-_Static_assert(sizeof(struct vigil_event) == 64, "event record is 64 bytes");
+_Static_assert(sizeof(struct vigil_event) == 80, "event record is 80 bytes");
+
+/* The group id that keys the allowlist: FNV-1a of the group name. */
+VIGIL_INLINE __u32 vigil_group_id(const char *name, __u32 len)
+{
+	__u32 h = 2166136261u;
+
+	for (__u32 i = 0; i < len && name[i]; i++)
+		h = (h ^ (__u8)name[i]) * 16777619u;
+	return h;
+}
 
 #endif /* VIGIL_MAPS_H */

@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
+/*
+ * Authentication, anti-replay and rate limiting of beats (docs/security.md).
+ * Pure functions over plain structs, shared by the XDP program and the host
+ * (agents sign with the same code the monitor verifies with; tests and the
+ * fuzzer compare the two sides verdict for verdict).
+ */
+#ifndef VIGIL_AUTH_H
+#define VIGIL_AUTH_H
+
+#include "types.h"
+#include "siphash.h"
+#include "wire.h"
+
+/* The tag covers every byte of the beat before mac[]. */
+#define VIGIL_TAG_COVERS 48
+_Static_assert(__builtin_offsetof(struct vigil_beat, mac) == VIGIL_TAG_COVERS,
+	       "the tag covers the whole beat except itself");
+
+/* Tag of an encoded beat. */
+VIGIL_INLINE __u64 vigil_beat_tag(const struct vigil_beat *b, const struct vigil_key *k)
+{
+	return vigil_siphash24((const __u8 *)b, VIGIL_TAG_COVERS, k);
+}
+
+/* Sign an encoded beat in place: set VIGIL_F_MAC and key_id, then the tag
+ * (little-endian in mac[0..7]; mac[8..15] stay zero). */
+VIGIL_INLINE void vigil_beat_sign(struct vigil_beat *b, const struct vigil_key *k, __u8 key_id)
+{
+	__u64 tag;
+
+	b->flags |= VIGIL_F_MAC;
+	b->key_id = key_id;
+	tag = vigil_beat_tag(b, k);
+	for (int i = 0; i < 8; i++)
+		b->mac[i] = (__u8)(tag >> (8 * i));
+	for (int i = 8; i < VIGIL_MAC_LEN; i++)
+		b->mac[i] = 0;
+}
+
+/* Constant-time comparison of a beat's tag with the expected one. */
+VIGIL_INLINE int vigil_beat_tag_ok(const struct vigil_beat *b, const struct vigil_key *k)
+{
+	__u64 tag = vigil_beat_tag(b, k), got = vigil_le64(b->mac);
+	__u64 rest = vigil_le64(b->mac + 8);
+
+	return ((tag ^ got) | rest) == 0;
+}
+
+/*
+ * Anti-replay state of one agent: the highest sequence accepted in the
+ * current incarnation and a bitmap of the `window` sequences below it
+ * (bit 0 = top). In the spirit of RFC 6479 and WireGuard's counter.
+ */
+struct vigil_replay {
+	__u64 top;
+	__u64 seen;     /* bit i set: top - i was accepted */
+	__u32 incarnation;
+	__u32 started;  /* 0 until the first accepted beat */
+};
+
+enum vigil_replay_verdict {
+	VIGIL_REPLAY_NEWER = 0,      /* above top: accepted, top moves */
+	VIGIL_REPLAY_LATE = 1,       /* inside the window, not seen: accepted, top stays */
+	VIGIL_REPLAY_RESTART = 2,    /* higher incarnation: accepted, window restarts */
+	VIGIL_REPLAY_FIRST = 3,      /* first beat ever: accepted */
+	VIGIL_REPLAY_DUPLICATE = 4,  /* seen already: rejected */
+	VIGIL_REPLAY_TOO_OLD = 5,    /* below the window: rejected */
+	VIGIL_REPLAY_OLD_INCARNATION = 6, /* lower incarnation: rejected */
+};
+
+VIGIL_INLINE int vigil_replay_accepted(enum vigil_replay_verdict v)
+{
+	return v <= VIGIL_REPLAY_FIRST;
+}
+
+/* Check (incarnation, seq) against the window of `window` (1..64) sequences
+ * and record it when accepted. */
+VIGIL_INLINE enum vigil_replay_verdict
+vigil_replay_check(struct vigil_replay *r, __u32 inc, __u64 seq, __u32 window)
+{
+	__u64 dist;
+
+	if (!r->started || inc > r->incarnation) {
+		enum vigil_replay_verdict v = r->started ? VIGIL_REPLAY_RESTART : VIGIL_REPLAY_FIRST;
+
+		r->started = 1;
+		r->incarnation = inc;
+		r->top = seq;
+		r->seen = 1;
+		return v;
+	}
+	if (inc < r->incarnation)
+		return VIGIL_REPLAY_OLD_INCARNATION;
+	if (seq > r->top) {
+		dist = seq - r->top;
+		r->seen = dist >= 64 ? 1 : (r->seen << dist) | 1;
+		r->top = seq;
+		return VIGIL_REPLAY_NEWER;
+	}
+	dist = r->top - seq;
+	if (dist >= window)
+		return VIGIL_REPLAY_TOO_OLD;
+	if (r->seen & (1ULL << dist))
+		return VIGIL_REPLAY_DUPLICATE;
+	r->seen |= 1ULL << dist;
+	return VIGIL_REPLAY_LATE;
+}
+
+/*
+ * Rate limiting as a generic cell rate algorithm: one u64 "theoretical
+ * arrival time" per bucket, so it can be updated with a compare-and-swap and
+ * stays correct across CPUs. A beat arriving at `now` conforms when the
+ * bucket is no more than `burst` emission intervals ahead of now.
+ * Returns the new TAT, or 0 when the beat does not conform.
+ */
+VIGIL_INLINE __u64 vigil_gcra(__u64 tat, __u64 now, __u64 emission_ns, __u32 burst)
+{
+	__u64 t = tat > now ? tat : now;
+
+	if (t - now > (__u64)burst * emission_ns)
+		return 0;
+	return t + emission_ns;
+}
+
+#endif /* VIGIL_AUTH_H */
