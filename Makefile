@@ -57,10 +57,35 @@ TEST_CFLAGS := $(USER_CFLAGS) $(SAN)
 $(BUILD)/test_logic: tests/unit/test_logic.c $(HDRS) | $(BUILD)
 	$(CC) $(TEST_CFLAGS) $< -o $@
 
-$(BUILD)/test_prog: tests/prog/test_prog.c tests/prog/*.h $(USER_OBJS) $(HDRS) $(BUILD)/vigil.skel.h
+# BPF programs that exist only for tests (e.g. SipHash vectors in the kernel).
+$(BUILD)/%.test.bpf.o: tests/prog/%.bpf.c $(HDRS) vmlinux.h | $(BUILD)
+	$(BPF_CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/%.test.skel.h: $(BUILD)/%.test.bpf.o
+	$(BPFTOOL) gen skeleton $< name $(subst -,_,$*)_test > $@
+
+$(BUILD)/test_auth: tests/unit/test_auth.c $(HDRS) | $(BUILD)
+	$(CC) $(TEST_CFLAGS) $< -o $@
+
+$(BUILD)/test_prog: tests/prog/test_prog.c tests/prog/*.h $(USER_OBJS) $(HDRS) $(BUILD)/vigil.skel.h \
+		$(BUILD)/siphash.test.skel.h
 	$(CC) $(USER_CFLAGS) $< $(USER_OBJS) -o $@ $(LIBS)
 
-TEST_BINS := $(BUILD)/test_logic $(BUILD)/test_prog
+$(BUILD)/test_diff: tests/prog/test_diff.c tests/prog/*.h $(USER_OBJS) $(HDRS) $(BUILD)/vigil.skel.h
+	$(CC) $(USER_CFLAGS) $< $(USER_OBJS) -o $@ $(LIBS)
+
+# libFuzzer over the host build of the parser, verifier and replay window.
+FUZZ_SECONDS ?= 60
+$(BUILD)/fuzz_beat: tests/fuzz/fuzz_beat.c $(HDRS) | $(BUILD)
+	$(BPF_CLANG) -g -O1 -Iinclude -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=all $< -o $@
+
+fuzz: $(BUILD)/fuzz_beat
+	mkdir -p $(BUILD)/fuzz-corpus
+	$(BUILD)/fuzz_beat -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz-corpus tests/fuzz/seeds
+
+TEST_BINS := $(BUILD)/test_logic $(BUILD)/test_auth $(BUILD)/test_prog $(BUILD)/test_diff \
+	$(BUILD)/fuzz_beat
 
 test: deps-check $(BUILD)/vigil $(TEST_BINS)
 	@tests/run.sh

@@ -16,6 +16,7 @@ PACKAGES=(
 	gcc
 	libc6-dev
 	clang-14        # BPF compiler pinned by the Makefile (BPF_CLANG)
+	libclang-rt-14-dev # libFuzzer and sanitizer runtimes for clang-14 (make fuzz)
 	llvm-14         # llvm-strip, llvm-objdump for the BPF object
 	libbpf-dev
 	bpftool         # skeleton generation, vmlinux.h, map dumps
