@@ -406,6 +406,9 @@ static __always_inline void accept_beat(struct vigil_stats *st, struct agent_slo
 		__sync_fetch_and_add(&s->restarts, 1);
 		st->restarts++;
 	}
+	if (state != VIGIL_AGENT_NEW && now > s->last_seen_ns)
+		__sync_fetch_and_add(&s->gap_hist[vigil_gap_bucket(now - s->last_seen_ns) &
+						   (VIGIL_GAP_BUCKETS - 1)], 1);
 	/* Liveness facts first: the state CAS below publishes them, so the
 	 * sweeper can never see ALIVE together with the old last-seen time. */
 	s->last_seen_ns = now;

@@ -17,7 +17,7 @@ make -s
 VIGIL=build/vigil
 PIN=/sys/fs/bpf/vigil-demo
 WORK=$(mktemp -d /tmp/vigil-demo.XXXXXX)
-EVENTS=$WORK/events.jsonl
+DB=$WORK/vigil.db
 KEYS=$WORK/keys
 pids=()
 
@@ -38,9 +38,9 @@ say "one 128-bit SipHash key per agent (vigil key gen); beats without a valid ta
 (umask 077; $VIGIL key gen --id 1-5 > "$KEYS")
 sed 's/\(................\)[0-9a-f]*$/\1…/' "$KEYS"
 
-say "starting the monitor on lo (events are JSON lines; also kept in $EVENTS)"
+say "starting the monitor on lo (events are JSON lines; the durable log is $DB)"
 $VIGIL run --iface lo --mode skb --config scripts/demo-agents.conf --keys "$KEYS" \
-	--pin-root "$PIN" --events-file "$EVENTS" &
+	--pin-root "$PIN" --db "$DB" &
 pids+=($!)
 sleep 0.5
 
@@ -74,6 +74,10 @@ sleep 1.5
 $VIGIL status --pin-root "$PIN" | grep -E '^(ID|4 |5 )'
 
 say "a new daemon adopts the running instance and reports what happened while it was away"
-$VIGIL run --pin-root "$PIN" --events-file "$EVENTS" --keys "$KEYS" --duration 2
+$VIGIL run --pin-root "$PIN" --db "$DB" --keys "$KEYS" --duration 2
+
+say "the durable log (vigil log query), and a check that it replays to the same state as the maps"
+$VIGIL log query --db "$DB"
+$VIGIL log replay --check --db "$DB" --pin-root "$PIN"
 
 say "demo done: removing the instance"

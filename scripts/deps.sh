@@ -23,13 +23,17 @@ PACKAGES=(
 	libelf-dev
 	zlib1g-dev
 	pkg-config
-	libsqlite3-dev
+	libsqlite3-dev  # the durable event log
+	libmicrohttpd-dev # Prometheus metrics endpoint
+	libcurl4-openssl-dev # webhook alert sink
 	# tests
 	iproute2        # ip netns, veth
 	util-linux      # nsenter
 	procps          # pgrep, sysctl
 	python3         # test helpers
 	jq              # checks on --json output
+	sqlite3         # inspecting the event log in tests
+	prometheus      # promtool validates the metrics output (no service is started)
 	# benchmarks
 	gnuplot-nox     # plots
 )

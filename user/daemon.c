@@ -24,6 +24,7 @@
 #include "keys.h"
 #include "log.h"
 #include "registry.h"
+#include "ringbuf.h"
 #include "util.h"
 
 struct daemon {
@@ -66,7 +67,8 @@ static void usage(FILE *f)
 		"  -k, --keys FILE          agent keys (root-owned, mode 0600); SIGHUP reloads it\n"
 		"      --no-auth            development only: accept beats without a tag\n"
 		"      --pin-root DIR       where the instance is pinned (default %s)\n"
-		"      --events-file FILE   durable event log (default %s)\n"
+		"      --db FILE            durable event log, SQLite (default %s)\n"
+		"      --events-file FILE   also append every event to FILE as JSON lines\n"
 		"      --tick-us N          sweeper tick in microseconds (default 1000)\n"
 		"      --dead-misses N      further missed intervals from SUSPECT to DEAD (default 2)\n"
 		"      --max-agents N       agent capacity (default %u)\n"
@@ -82,7 +84,7 @@ static void usage(FILE *f)
 		"Examples:\n"
 		"  vigil run --iface eth0 --config /etc/vigil/agents.conf --keys /etc/vigil/keys\n"
 		"  vigil run --iface lo --mode skb --learn\n",
-		VIGIL_DEFAULT_PIN_ROOT, VIGIL_DEFAULT_EVENT_LOG, VIGIL_MAX_AGENTS);
+		VIGIL_DEFAULT_PIN_ROOT, VIGIL_DEFAULT_DB, VIGIL_MAX_AGENTS);
 }
 
 /* Describe an event with what the slot knows (name, deadline it answered). */
@@ -105,8 +107,12 @@ static void view_of(struct daemon *d, const struct vigil_event *e, struct agent_
 
 static void record(struct daemon *d, const struct vg_event_view *v)
 {
-	if (vg_eventlog_append(&d->log, v) && !d->quiet)
-		vg_event_print_json(stdout, v);
+	struct vg_event_view shown = *v;
+
+	if (vg_eventlog_append(&d->log, v) > 0 && !d->quiet) {
+		shown.instance_id = d->log.instance_id;
+		vg_event_print_json(stdout, &shown);
+	}
 }
 
 static void learn(struct daemon *d, __u64 agent_id)
@@ -136,18 +142,33 @@ static void learn(struct daemon *d, __u64 agent_id)
 	}
 }
 
-static int on_event(void *ctx, void *data, size_t len)
+static void on_event(void *ctx, const void *data, __u32 len)
 {
 	struct daemon *d = ctx;
+	struct vigil_event e = {};
 	struct vg_event_view v;
 	struct agent_slot s;
 
-	if (len < sizeof(struct vigil_event))
-		return 0;
-	view_of(d, data, &s, &v);
+	/* Copy: the record lives in the ring, which the kernel may reuse once
+	 * the batch is released. A shorter record (older layout) is zero-padded. */
+	memcpy(&e, data, len < sizeof(e) ? len : sizeof(e));
+	view_of(d, &e, &s, &v);
 	record(d, &v);
-	if (v.e->kind == VIGIL_EV_REJECTED && v.e->reason == VIGIL_REJECT_UNKNOWN_AGENT && d->learn)
-		learn(d, v.e->agent_id);
+	if (e.kind == VIGIL_EV_REJECTED && e.reason == VIGIL_REJECT_UNKNOWN_AGENT && d->learn)
+		learn(d, e.agent_id);
+}
+
+/* Read a batch, make it durable, and only then let the kernel reuse it. */
+static int drain(struct daemon *d, struct vg_ringbuf *rb)
+{
+	long n;
+
+	do {
+		n = vg_ringbuf_peek(rb, on_event, d, 65536);
+		if (vg_eventlog_sync(&d->log))
+			return -1; /* not released: re-read after a restart */
+		vg_ringbuf_release(rb);
+	} while (n > 0);
 	return 0;
 }
 
@@ -330,6 +351,7 @@ int cmd_run(int argc, char **argv)
 		{ "no-auth", no_argument, NULL, 'N' },
 		{ "pin-root", required_argument, NULL, 'P' },
 		{ "events-file", required_argument, NULL, 'E' },
+		{ "db", required_argument, NULL, 'b' },
 		{ "tick-us", required_argument, NULL, 'T' },
 		{ "dead-misses", required_argument, NULL, 'D' },
 		{ "max-agents", required_argument, NULL, 'M' },
@@ -343,12 +365,12 @@ int cmd_run(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
-	const char *config_path = NULL, *events_path = VIGIL_DEFAULT_EVENT_LOG;
+	const char *config_path = NULL, *events_path = NULL, *db_path = VIGIL_DEFAULT_DB;
 	bool iface_given = false, mode_given = false, root_existed;
 	struct vg_config cfgfile = {};
 	struct vg_load_opts o;
 	struct daemon d = {};
-	struct ring_buffer *rb = NULL;
+	struct vg_ringbuf *rb = NULL;
 	struct vigil_meta meta;
 	__u32 v32, zero = 0, duration_s = 0;
 	__u64 started, last_house = 0;
@@ -390,6 +412,9 @@ int cmd_run(int argc, char **argv)
 			break;
 		case 'E':
 			events_path = optarg;
+			break;
+		case 'b':
+			db_path = optarg;
 			break;
 		case 'T':
 			if (vg_parse_u32(optarg, "--tick-us", 10, 1000000, &v32))
@@ -509,17 +534,19 @@ int cmd_run(int argc, char **argv)
 	if (d.keys_path)
 		pr_info("keys: %zu agents in %s, %ld registered agents keyed\n", d.keys.n,
 			d.keys_path, vg_auth_apply(&d.maps, &d.keys));
-	if (vg_eventlog_open(&d.log, events_path))
-		goto out;
-
-	rb = ring_buffer__new(d.maps.events, on_event, &d, NULL);
-	if (!rb) {
-		pr_warn("opening the event ring buffer failed: %s\n", strerror(errno));
+	if (bpf_map_lookup_elem(d.maps.meta, &zero, &meta)) {
+		pr_warn("reading vigil_meta failed: %s\n", strerror(errno));
 		goto out;
 	}
+	if (vg_eventlog_open(&d.log, db_path, events_path, meta.instance_id))
+		goto out;
+	rb = vg_ringbuf_open(d.maps.events);
+	if (!rb)
+		goto out;
 	/* Events that waited in the ring buffer while no daemon ran, then
 	 * whatever the ring buffer could not hold. */
-	ring_buffer__consume(rb);
+	if (drain(&d, rb))
+		goto out;
 	reconcile(&d, "start");
 	{
 		struct vigil_stats st;
@@ -534,14 +561,18 @@ int cmd_run(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	started = vg_mono_ns();
 	while (!stop_requested) {
-		int n = ring_buffer__poll(rb, 100);
+		int err = vg_ringbuf_wait(rb, 100);
 		__u64 now = vg_mono_ns();
 
-		if (n < 0 && n != -EINTR) {
-			pr_warn("reading the ring buffer failed: %s\n", strerror(-n));
+		if (err) {
+			pr_warn("waiting for the ring buffer failed: %s\n", strerror(-err));
 			break;
 		}
-		vg_eventlog_sync(&d.log);
+		if (drain(&d, rb)) {
+			pr_warn("the event log cannot be written; stopping so that no event is "
+				"released unrecorded (they wait in the ring buffer)\n");
+			break;
+		}
 		if (reload_requested) {
 			reload_requested = 0;
 			if (load_keys(&d))
@@ -555,8 +586,7 @@ int cmd_run(int argc, char **argv)
 		if (duration_s && now - started >= (__u64)duration_s * VIGIL_NSEC_PER_SEC)
 			break;
 	}
-	ring_buffer__consume(rb);
-	vg_eventlog_sync(&d.log);
+	drain(&d, rb);
 	if (vg_instance_exists(o.pin_root))
 		pr_info("stopping; detection continues in the kernel (vigil detach removes it)\n");
 	ret = 0;
@@ -566,7 +596,7 @@ out:
 	 * option and running again starts afresh instead of adopting it. */
 	if (ret && d.skel)
 		vg_instance_remove(o.pin_root);
-	ring_buffer__free(rb);
+	vg_ringbuf_close(rb);
 	vg_eventlog_close(&d.log);
 	if (d.skel)
 		vigil_bpf__destroy(d.skel);

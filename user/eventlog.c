@@ -5,9 +5,48 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <sqlite3.h>
 #include "eventlog.h"
 #include "log.h"
 #include "util.h"
+
+/* Schema version 1. Only ever extended with new tables or nullable columns;
+ * the `meta` table records the version for a future migration. */
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);"
+	"INSERT OR IGNORE INTO meta VALUES ('schema_version', '1');"
+	"CREATE TABLE IF NOT EXISTS events ("
+	"  instance_id INTEGER NOT NULL,"  /* the pinned instance (vigil_meta) */
+	"  event_seq INTEGER NOT NULL,"    /* from the kernel; gaps = losses */
+	"  agent_id INTEGER NOT NULL,"
+	"  kind TEXT NOT NULL, state TEXT NOT NULL, prev_state TEXT NOT NULL,"
+	"  name TEXT, grp TEXT, slot INTEGER, seq INTEGER, incarnation INTEGER,"
+	"  interval_ms INTEGER, last_seen_ns INTEGER, detected_ns INTEGER,"
+	"  deadline_ns INTEGER, reason TEXT, source TEXT,"
+	"  detected_wall_ns INTEGER NOT NULL,"
+	"  recorded_wall_ns INTEGER NOT NULL,"
+	"  reconciled INTEGER NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY (instance_id, event_seq)) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS events_agent ON events(agent_id, detected_wall_ns);"
+	"CREATE INDEX IF NOT EXISTS events_time ON events(detected_wall_ns);"
+	/* Alerts waiting for delivery, written in the same transaction as
+	 * their event (at-least-once), removed once a sink accepted them. */
+	"CREATE TABLE IF NOT EXISTS outbox ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT, sink TEXT NOT NULL,"
+	"  instance_id INTEGER, event_seq INTEGER, agent_id INTEGER,"
+	"  payload TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+	"  next_attempt_wall_ns INTEGER NOT NULL, last_error TEXT,"
+	"  created_wall_ns INTEGER NOT NULL);"
+	/* Alerts that failed too often; `vigil dlq replay` moves them back. */
+	"CREATE TABLE IF NOT EXISTS dlq ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT, sink TEXT NOT NULL,"
+	"  instance_id INTEGER, event_seq INTEGER, agent_id INTEGER,"
+	"  payload TEXT NOT NULL, attempts INTEGER NOT NULL, last_error TEXT,"
+	"  created_wall_ns INTEGER NOT NULL, failed_wall_ns INTEGER NOT NULL);"
+	/* What the daemon's policy decided (flap suppression, remediation). */
+	"CREATE TABLE IF NOT EXISTS notices ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT, agent_id INTEGER, kind TEXT NOT NULL,"
+	"  detail TEXT, wall_ns INTEGER NOT NULL);";
 
 static int mkdir_parents(const char *path)
 {
@@ -31,6 +70,18 @@ static int mkdir_parents(const char *path)
 	return ret;
 }
 
+static int exec_sql(sqlite3 *db, const char *sql, const char *what)
+{
+	char *err = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
+		pr_warn("event log: %s failed: %s\n", what, err ? err : sqlite3_errmsg(db));
+		sqlite3_free(err);
+		return -1;
+	}
+	return 0;
+}
+
 static void remember(struct vg_eventlog *log, __u64 seq, __u64 agent_id, __u32 state)
 {
 	__u64 last;
@@ -46,73 +97,164 @@ static void remember(struct vg_eventlog *log, __u64 seq, __u64 agent_id, __u32 s
 
 static __u32 state_from_name(const char *s)
 {
-	for (__u32 i = 0; i <= VIGIL_AGENT_STATE_MAX; i++)
+	for (__u32 i = 0; s && i <= VIGIL_AGENT_STATE_MAX; i++)
 		if (!strcmp(s, vg_state_name(i)))
 			return i;
 	return VIGIL_AGENT_FREE;
 }
 
-/* Read back what an earlier run recorded. A torn last line (crash mid-write)
- * is ignored and later appends start on a fresh line. */
+/* A database whose pages are damaged (a torn or truncated file) is moved
+ * aside, never trusted: the daemon starts a new one and reconciles the
+ * current state from the maps. SQLite itself drops a torn WAL tail, whose
+ * frames fail their checksums. */
+static int check_integrity(sqlite3 **db, const char *path)
+{
+	sqlite3_stmt *st = NULL;
+	char aside[4096];
+	int ok = 0;
+
+	if (sqlite3_prepare_v2(*db, "PRAGMA quick_check", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		ok = !strcmp((const char *)sqlite3_column_text(st, 0), "ok");
+	sqlite3_finalize(st);
+	if (ok)
+		return 0;
+	snprintf(aside, sizeof(aside), "%s.corrupt-%llu", path, (unsigned long long)vg_wall_ns());
+	pr_warn("event log %s is damaged; moving it to %s and starting a new one (current state "
+		"is reconciled from the maps)\n", path, aside);
+	sqlite3_close(*db);
+	*db = NULL;
+	if (rename(path, aside))
+		return -1;
+	for (const char *sfx = "-wal"; sfx; sfx = strcmp(sfx, "-wal") ? NULL : "-shm") {
+		char a[4200], b[4200];
+
+		snprintf(a, sizeof(a), "%s%s", path, sfx);
+		snprintf(b, sizeof(b), "%s%s", aside, sfx);
+		rename(a, b);
+	}
+	return sqlite3_open(path, db) == SQLITE_OK ? 0 : -1;
+}
+
 static int load(struct vg_eventlog *log)
 {
-	char *line = NULL, state[16];
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = sqlite3_prepare_v2(log->db,
+				"SELECT event_seq, agent_id, kind, state FROM events "
+				"WHERE instance_id = ?", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)log->instance_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *kind = (const char *)sqlite3_column_text(st, 2);
+
+		remember(log, (__u64)sqlite3_column_int64(st, 0),
+			 kind && !strcmp(kind, "rejected") ? 0 : (__u64)sqlite3_column_int64(st, 1),
+			 state_from_name((const char *)sqlite3_column_text(st, 3)));
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* The export dedupes on its own (a crash can fall between writing a line and
+ * committing the database): read back what this instance already wrote. */
+static int load_jsonl(struct vg_eventlog *log, const char *path)
+{
+	char *line = NULL;
 	size_t cap = 0;
 	ssize_t n;
-	long bad = 0;
-	int last_char = '\n';
+	int last = '\n';
+	FILE *f = fopen(path, "r");
 
-	rewind(log->f);
-	while ((n = getline(&line, &cap, log->f)) > 0) {
-		unsigned long long seq, agent;
-		char *p;
+	if (!f)
+		return errno == ENOENT ? 0 : -1;
+	while ((n = getline(&line, &cap, f)) > 0) {
+		unsigned long long seq, inst;
+		char *p = strstr(line, "\"instance\":\"");
 
-		last_char = line[n - 1];
-		if (sscanf(line, "{\"event_seq\":%llu,\"agent_id\":%llu,", &seq, &agent) != 2 ||
-		    last_char != '\n') {
-			bad++;
-			continue;
-		}
-		state[0] = '\0';
-		p = strstr(line, "\"state\":\"");
-		if (p)
-			sscanf(p + 9, "%15[a-z_]", state);
-		remember(log, seq, agent, state_from_name(state));
+		last = line[n - 1];
+		if (last == '\n' && p && sscanf(p + 12, "%llx", &inst) == 1 &&
+		    inst == log->instance_id && sscanf(line, "{\"event_seq\":%llu,", &seq) == 1)
+			u64map_put(&log->jsonl_seen, seq, 1);
 	}
 	free(line);
-	if (bad)
-		pr_warn("%s: ignored %ld unreadable line(s) (torn write after a crash?)\n", log->path,
-			bad);
-	if (last_char != '\n')
-		fputc('\n', log->f);
+	fclose(f);
+	if (last != '\n') {
+		/* A torn last line: start the next one on a line of its own. */
+		f = fopen(path, "a");
+		if (f) {
+			fputc('\n', f);
+			fclose(f);
+		}
+	}
 	return 0;
 }
 
-int vg_eventlog_open(struct vg_eventlog *log, const char *path)
+int vg_eventlog_open(struct vg_eventlog *log, const char *db_path, const char *jsonl_path,
+		     __u64 instance_id)
 {
 	memset(log, 0, sizeof(*log));
-	log->path = path;
-	if (mkdir_parents(path)) {
-		pr_warn("%s: cannot create its directory: %s\n", path, strerror(errno));
+	log->path = db_path;
+	log->instance_id = instance_id;
+	if (mkdir_parents(db_path)) {
+		pr_warn("%s: cannot create its directory: %s\n", db_path, strerror(errno));
 		return -1;
 	}
-	log->f = fopen(path, "a+");
-	if (!log->f) {
-		pr_warn("%s: cannot open event log: %s\n", path, strerror(errno));
-		return -1;
+	if (sqlite3_open(db_path, &log->db) != SQLITE_OK) {
+		pr_warn("%s: cannot open event log: %s\n", db_path, sqlite3_errmsg(log->db));
+		goto fail;
 	}
-	return load(log);
+	sqlite3_busy_timeout(log->db, 5000);
+	if (check_integrity(&log->db, db_path) ||
+	    exec_sql(log->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", "setting WAL") ||
+	    exec_sql(log->db, schema, "creating the schema") || load(log)) {
+		pr_warn("%s: cannot use event log: %s\n", db_path,
+			log->db ? sqlite3_errmsg(log->db) : "reopen failed");
+		goto fail;
+	}
+	if (jsonl_path) {
+		if (mkdir_parents(jsonl_path) || load_jsonl(log, jsonl_path) ||
+		    !(log->jsonl = fopen(jsonl_path, "a"))) {
+			pr_warn("%s: cannot open the JSON-lines export: %s\n", jsonl_path,
+				strerror(errno));
+			goto fail;
+		}
+	}
+	return 0;
+fail:
+	vg_eventlog_close(log);
+	return -1;
 }
 
 void vg_eventlog_close(struct vg_eventlog *log)
 {
-	if (log->f) {
+	if (log->db) {
 		vg_eventlog_sync(log);
-		fclose(log->f);
+		sqlite3_close(log->db);
 	}
+	if (log->jsonl)
+		fclose(log->jsonl);
 	u64map_free(&log->seen);
 	u64map_free(&log->agent_last);
-	log->f = NULL;
+	u64map_free(&log->jsonl_seen);
+	log->db = NULL;
+	log->jsonl = NULL;
+}
+
+struct sqlite3 *vg_eventlog_open_ro(const char *db_path)
+{
+	sqlite3 *db = NULL;
+
+	if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+		pr_warn("%s: cannot open event log: %s (is 'vigil run' writing elsewhere? see "
+			"--db)\n", db_path, db ? sqlite3_errmsg(db) : "out of memory");
+		sqlite3_close(db);
+		return NULL;
+	}
+	sqlite3_busy_timeout(db, 5000);
+	return db;
 }
 
 bool vg_eventlog_has(const struct vg_eventlog *log, __u64 event_seq)
@@ -159,29 +301,94 @@ void vg_event_print_json(FILE *f, const struct vg_event_view *v)
 		vg_fmt_addr(e->src_addr, src, sizeof(src));
 		fprintf(f, ",\"reason\":\"%s\",\"source\":\"%s\"", vg_reason_name(e->reason), src);
 	}
-	fprintf(f, ",\"time\":\"%s\",\"reconciled\":%s}\n", when, v->reconciled ? "true" : "false");
+	fprintf(f, ",\"time\":\"%s\",\"instance\":\"%016llx\",\"reconciled\":%s}\n", when,
+		(unsigned long long)v->instance_id, v->reconciled ? "true" : "false");
+}
+
+static int insert(struct vg_eventlog *log, const struct vg_event_view *v)
+{
+	static const char sql[] =
+		"INSERT OR IGNORE INTO events (instance_id, event_seq, agent_id, kind, state,"
+		" prev_state, name, grp, slot, seq, incarnation, interval_ms, last_seen_ns,"
+		" detected_ns, deadline_ns, reason, source, detected_wall_ns, recorded_wall_ns,"
+		" reconciled) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+	const struct vigil_event *e = v->e;
+	sqlite3_stmt *st;
+	char src[64] = "";
+	int rc, i = 1;
+
+	if (sqlite3_prepare_v2(log->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (e->kind == VIGIL_EV_REJECTED)
+		vg_fmt_addr(e->src_addr, src, sizeof(src));
+	sqlite3_bind_int64(st, i++, (sqlite3_int64)log->instance_id);
+	sqlite3_bind_int64(st, i++, (sqlite3_int64)e->event_seq);
+	sqlite3_bind_int64(st, i++, (sqlite3_int64)e->agent_id);
+	sqlite3_bind_text(st, i++, vg_kind_name(e->kind), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, i++, vg_state_name(e->state), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, i++, vg_state_name(e->prev_state), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, i++, v->name ? v->name : "", -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, i++, v->group ? v->group : "", -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, i++, e->slot == 0xffffffffu ? -1 : (sqlite3_int64)e->slot);
+	sqlite3_bind_int64(st, i++, (sqlite3_int64)e->seq);
+	sqlite3_bind_int64(st, i++, e->incarnation);
+	sqlite3_bind_int64(st, i++, e->interval_ms);
+	sqlite3_bind_int64(st, i++, (sqlite3_int64)e->last_seen_ns);
+	sqlite3_bind_int64(st, i++, (sqlite3_int64)e->detected_ns);
+	if (v->deadline_ns)
+		sqlite3_bind_int64(st, i++, (sqlite3_int64)v->deadline_ns);
+	else
+		sqlite3_bind_null(st, i++);
+	if (e->kind == VIGIL_EV_REJECTED) {
+		sqlite3_bind_text(st, i++, vg_reason_name(e->reason), -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, i++, src, -1, SQLITE_TRANSIENT);
+	} else {
+		sqlite3_bind_null(st, i++);
+		sqlite3_bind_null(st, i++);
+	}
+	sqlite3_bind_int64(st, i++, (sqlite3_int64)vg_mono_to_wall(e->detected_ns));
+	sqlite3_bind_int64(st, i++, (sqlite3_int64)vg_wall_ns());
+	sqlite3_bind_int(st, i++, v->reconciled);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
 }
 
 int vg_eventlog_append(struct vg_eventlog *log, const struct vg_event_view *v)
 {
+	struct vg_event_view vi = *v;
+	int added = 0;
+
+	vi.instance_id = log->instance_id;
+	if (log->jsonl && !u64map_get(&log->jsonl_seen, v->e->event_seq, NULL)) {
+		vg_event_print_json(log->jsonl, &vi);
+		u64map_put(&log->jsonl_seen, v->e->event_seq, 1);
+	}
 	if (vg_eventlog_has(log, v->e->event_seq))
 		return 0;
-	vg_event_print_json(log->f, v);
+	if (!log->in_txn) {
+		if (exec_sql(log->db, "BEGIN IMMEDIATE", "starting a transaction"))
+			return -1;
+		log->in_txn = true;
+	}
+	if (insert(log, &vi)) {
+		pr_warn("event log: recording event %llu failed: %s\n",
+			(unsigned long long)v->e->event_seq, sqlite3_errmsg(log->db));
+		return -1;
+	}
+	added = 1;
 	remember(log, v->e->event_seq, v->e->kind == VIGIL_EV_REJECTED ? 0 : v->e->agent_id,
 		 v->e->state);
 	log->written++;
-	log->dirty = true;
-	return 1;
+	return added;
 }
 
 int vg_eventlog_sync(struct vg_eventlog *log)
 {
-	if (!log->dirty)
+	if (log->jsonl && fflush(log->jsonl))
+		pr_warn("writing the JSON-lines export failed: %s\n", strerror(errno));
+	if (!log->in_txn)
 		return 0;
-	log->dirty = false;
-	if (fflush(log->f) || fdatasync(fileno(log->f))) {
-		pr_warn("%s: writing the event log failed: %s\n", log->path, strerror(errno));
-		return -1;
-	}
-	return 0;
+	log->in_txn = false;
+	return exec_sql(log->db, "COMMIT", "committing events");
 }

@@ -1,9 +1,14 @@
 /* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
 /*
- * The daemon's durable record of events: one JSON object per line, appended
- * and fdatasync'ed after every batch (docs/operations.md). On open it is read
- * back so that an event already recorded is never written twice and the
- * daemon knows, per agent, the last transition it recorded.
+ * The durable event log (docs/operations.md): an SQLite database in WAL
+ * mode with synchronous=FULL, one append-only row per event keyed by
+ * (instance, event_seq), so inserting the same event twice is a no-op and a
+ * missing sequence number is a visible gap. Optionally every new event is
+ * also appended to a JSON-lines file (--events-file) for tools like jq.
+ *
+ * Appends go into an open transaction; vg_eventlog_sync() commits it (one
+ * fsync per batch). The daemon releases ring-buffer records only after that
+ * commit, so nothing the kernel reported is lost or recorded twice.
  */
 #ifndef VIGIL_EVENTLOG_H
 #define VIGIL_EVENTLOG_H
@@ -13,35 +18,46 @@
 #include "vigil/maps.h"
 #include "u64map.h"
 
+struct sqlite3;
+
 struct vg_eventlog {
-	FILE *f;
+	struct sqlite3 *db;
 	const char *path;
-	struct u64map seen;      /* event_seq -> 1 */
-	struct u64map agent_last; /* agent_id -> (event_seq << 3 | state) */
+	FILE *jsonl;              /* optional export, NULL if none */
+	__u64 instance_id;
+	struct u64map seen;       /* event_seq -> 1, this instance */
+	struct u64map agent_last; /* agent_id -> (event_seq << 3 | state), this instance */
+	struct u64map jsonl_seen; /* event_seq -> 1 already in the export, this instance */
 	__u64 max_seq;
 	__u64 written;
-	bool dirty;
+	bool in_txn;
 };
 
-/* What is printed beside the raw record. */
+/* What is printed and stored beside the raw record. */
 struct vg_event_view {
 	const struct vigil_event *e;
 	const char *name;
 	const char *group;
 	__u64 deadline_ns; /* the deadline a SUSPECT/DEAD event answered; 0 = none */
 	bool reconciled;   /* recovered from the maps, not from the ring buffer */
+	__u64 instance_id; /* printed so consumers can tell instances apart */
 };
 
-int vg_eventlog_open(struct vg_eventlog *log, const char *path);
+/* Open (creating if needed) the database and, if jsonl_path, the export. */
+int vg_eventlog_open(struct vg_eventlog *log, const char *db_path, const char *jsonl_path,
+		     __u64 instance_id);
 void vg_eventlog_close(struct vg_eventlog *log);
 bool vg_eventlog_has(const struct vg_eventlog *log, __u64 event_seq);
 /* Last recorded (event_seq, state) of an agent; false if none. */
 bool vg_eventlog_agent_last(const struct vg_eventlog *log, __u64 agent_id, __u64 *seq, __u32 *state);
-/* Record an event (skipped if already recorded). Returns 1 if written. */
+/* Record an event (skipped if already recorded). Returns 1 if new, 0 if
+ * known, -1 on a database error. */
 int vg_eventlog_append(struct vg_eventlog *log, const struct vg_event_view *v);
-/* Flush and fdatasync what was appended since the last call. */
+/* Commit what was appended since the last call (durable on return). */
 int vg_eventlog_sync(struct vg_eventlog *log);
-/* The JSON line format shared by the log, stdout and `vigil events`. */
+/* The JSON line format shared by the export, stdout and `vigil events`. */
 void vg_event_print_json(FILE *f, const struct vg_event_view *v);
+/* Open the database read-only for queries (`vigil log`, `vigil events`). */
+struct sqlite3 *vg_eventlog_open_ro(const char *db_path);
 
 #endif

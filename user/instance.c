@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -16,6 +17,7 @@
 #include "vigil.skel.h"
 #include "instance.h"
 #include "log.h"
+#include "util.h"
 
 #ifndef BPF_FS_MAGIC
 #define BPF_FS_MAGIC 0xcafe4a11
@@ -258,6 +260,8 @@ int vg_instance_load(const struct vg_load_opts *o, struct vg_maps *m, struct vig
 		goto fail;
 	}
 	vg_maps_from_skel(skel, m);
+	if (getrandom(&meta.instance_id, sizeof(meta.instance_id), 0) != sizeof(meta.instance_id))
+		meta.instance_id = vg_wall_ns();
 	meta.tick_ns = o->tick_ns;
 	meta.layout_version = VIGIL_LAYOUT_VERSION;
 	meta.max_agents = o->max_agents;

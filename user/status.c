@@ -5,7 +5,6 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -243,91 +242,5 @@ int cmd_status(int argc, char **argv)
 	}
 	vg_maps_close(&m);
 	free(rows.v);
-	return 0;
-}
-
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop_requested = 1;
-}
-
-int cmd_events(int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{ "events-file", required_argument, NULL, 'E' },
-		{ "follow", no_argument, NULL, 'f' },
-		{ "agent", required_argument, NULL, 'a' },
-		{ "kind", required_argument, NULL, 'k' },
-		{ "help", no_argument, NULL, 'h' },
-		{}
-	};
-	const char *path = VIGIL_DEFAULT_EVENT_LOG, *kind = NULL;
-	char agent_pat[48] = "", kind_pat[48] = "";
-	bool follow = false;
-	__u64 agent = 0;
-	char *line = NULL;
-	size_t cap = 0;
-	FILE *f;
-	int opt;
-
-	while ((opt = getopt_long(argc, argv, "fh", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'E':
-			path = optarg;
-			break;
-		case 'f':
-			follow = true;
-			break;
-		case 'a':
-			if (vg_parse_u64(optarg, "--agent", 1, UINT64_MAX, &agent))
-				return 2;
-			snprintf(agent_pat, sizeof(agent_pat), "\"agent_id\":%llu,",
-				 (unsigned long long)agent);
-			break;
-		case 'k':
-			kind = optarg;
-			snprintf(kind_pat, sizeof(kind_pat), "\"kind\":\"%s\"", kind);
-			break;
-		case 'h':
-			printf("Usage: vigil events [--events-file FILE] [--follow] [--agent ID] [--kind KIND]\n"
-			       "Print the daemon's recorded events as JSON lines; --follow waits for more.\n"
-			       "Kinds: up suspect dead recovered restart left rejected\n");
-			return 0;
-		default:
-			return 2;
-		}
-	}
-	if (optind < argc) {
-		pr_warn("events: unexpected argument '%s'\n", argv[optind]);
-		return 2;
-	}
-	f = fopen(path, "r");
-	if (!f) {
-		pr_warn("%s: cannot open event log: %s (is 'vigil run' writing elsewhere? see "
-			"--events-file)\n", path, strerror(errno));
-		return 1;
-	}
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	while (!stop_requested) {
-		ssize_t n = getline(&line, &cap, f);
-
-		if (n <= 0) {
-			if (!follow)
-				break;
-			clearerr(f);
-			usleep(100 * 1000);
-			continue;
-		}
-		if ((agent && !strstr(line, agent_pat)) || (kind && !strstr(line, kind_pat)))
-			continue;
-		fputs(line, stdout);
-	}
-	free(line);
-	fclose(f);
 	return 0;
 }

@@ -164,6 +164,11 @@ void vg_fmt_addr(const __u8 a[16], char *buf, size_t len)
 		inet_ntop(AF_INET6, a, buf, len);
 }
 
+int vg_parse_addr(const char *s, __u8 out[16])
+{
+	return inet_pton(AF_INET6, s, out) == 1 ? 0 : -1;
+}
+
 const char *vg_status_name(__u32 status)
 {
 	return status <= VIGIL_STATUS_MAX ? status_names[status] : "invalid";

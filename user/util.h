@@ -30,6 +30,8 @@ const char *vg_status_name(__u32 status);
 const char *vg_reason_name(__u32 reason);
 /* Print an IPv6 or IPv4-mapped address (as plain IPv4). */
 void vg_fmt_addr(const __u8 a[16], char *buf, size_t len);
+/* Parse an IPv6 (or ::ffff:a.b.c.d) address into 16 bytes; 0 on success. */
+int vg_parse_addr(const char *s, __u8 out[16]);
 int vg_status_parse(const char *s, __u32 *out);
 
 /* Print s as a JSON string (with quotes), escaping as needed. */

@@ -114,6 +114,22 @@ VIGIL_INLINE __u64 vigil_wheel_due(__u64 now, __u64 next_ns, __u64 horizon_ns, _
 	return (t + tick_ns - 1) / tick_ns;
 }
 
+/* Histogram bucket of a gap between beats: floor(log2(ms)) + 1, clamped. */
+VIGIL_INLINE __u32 vigil_gap_bucket(__u64 gap_ns)
+{
+	__u64 ms = gap_ns / VIGIL_NSEC_PER_MSEC;
+	__u32 b = 0;
+
+	/* Branchy binary search: BPF has no count-leading-zeros. */
+	if (ms >> 16) { ms >>= 16; b += 16; }
+	if (ms >> 8) { ms >>= 8; b += 8; }
+	if (ms >> 4) { ms >>= 4; b += 4; }
+	if (ms >> 2) { ms >>= 2; b += 2; }
+	if (ms >> 1) { ms >>= 1; b += 1; }
+	b += (__u32)ms; /* ms is now 0 or 1: 0 ms -> bucket 0, [1,2) -> 1, ... */
+	return b < VIGIL_GAP_BUCKETS ? b : VIGIL_GAP_BUCKETS - 1;
+}
+
 /* Horizon for a slot: the earliest a deadline can lie after a beat. */
 VIGIL_INLINE __u64 vigil_horizon_ns(__u32 interval_min_ms, __u32 multiplier)
 {

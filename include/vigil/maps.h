@@ -28,6 +28,11 @@
 #define VIGIL_WHEEL_BUCKETS 65536
 #endif
 /* Default capacity; `vigil run --max-agents` resizes the maps at load. */
+/* Inter-arrival histogram buckets per agent: bucket i counts gaps between
+ * accepted beats in [2^(i-1), 2^i) ms (bucket 0: under 1 ms; the last: the
+ * rest), so an SRE sees how close beats come to the deadline. */
+#define VIGIL_GAP_BUCKETS 16
+
 #ifndef VIGIL_MAX_AGENTS
 #define VIGIL_MAX_AGENTS 65536
 #endif
@@ -94,6 +99,7 @@ struct agent_slot {
 	__u64 bad_tag;        /* named this agent but failed authentication */
 	__u64 replayed;       /* authentic but replayed (duplicate, too old, old incarnation) */
 	__u64 over_rate;      /* authentic but beyond the agent's rate limit */
+	__u32 gap_hist[VIGIL_GAP_BUCKETS]; /* inter-arrival times, see VIGIL_GAP_BUCKETS */
 	__u32 state;          /* enum vigil_agent_state */
 	__u32 incarnation;
 	__u32 interval_ms;    /* advertised interval, clamped to the bounds below */
@@ -225,6 +231,7 @@ struct allow_key {
 /* vigil_meta: what a pinned instance was started with, so a later daemon or
  * CLI can adopt it (ARRAY of 1, written once by the loading daemon). */
 struct vigil_meta {
+	__u64 instance_id;    /* random at load: keys the durable log across detach/load */
 	__u64 tick_ns;
 	__u32 layout_version; /* VIGIL_LAYOUT_VERSION of the loader */
 	__u32 max_agents;
@@ -236,7 +243,7 @@ struct vigil_meta {
 
 /* Bump when a pinned map's layout changes: an instance pinned with another
  * layout is refused, never silently recreated (docs/maps.md). */
-#define VIGIL_LAYOUT_VERSION 2
+#define VIGIL_LAYOUT_VERSION 3
 
 /* One ring-buffer record: a state transition or a notable beat. */
 struct vigil_event {
