@@ -21,7 +21,7 @@ ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 WARN := -Wall -Wextra -Werror
 CFLAGS ?= -O2 -g
 USER_CFLAGS := $(CFLAGS) $(WARN) -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser -I$(BUILD)
-LIBS := -lbpf -lelf -lz -lpthread -lsqlite3
+LIBS := -lbpf -lelf -lz -lpthread -lsqlite3 -lm
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-Iinclude -Ibpf -I.
 
@@ -67,6 +67,9 @@ $(BUILD)/%.test.skel.h: $(BUILD)/%.test.bpf.o
 $(BUILD)/test_auth: tests/unit/test_auth.c $(HDRS) | $(BUILD)
 	$(CC) $(TEST_CFLAGS) $< -o $@
 
+$(BUILD)/test_policy: tests/unit/test_policy.c user/policy.c user/policy.h user/u64map.c | $(BUILD)
+	$(CC) $(TEST_CFLAGS) $< user/policy.c user/u64map.c -o $@ -lm
+
 $(BUILD)/test_prog: tests/prog/test_prog.c tests/prog/*.h $(USER_OBJS) $(HDRS) $(BUILD)/vigil.skel.h \
 		$(BUILD)/siphash.test.skel.h
 	$(CC) $(USER_CFLAGS) $< $(USER_OBJS) -o $@ $(LIBS)
@@ -84,7 +87,7 @@ fuzz: $(BUILD)/fuzz_beat
 	mkdir -p $(BUILD)/fuzz-corpus
 	$(BUILD)/fuzz_beat -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz-corpus tests/fuzz/seeds
 
-TEST_BINS := $(BUILD)/test_logic $(BUILD)/test_auth $(BUILD)/test_prog $(BUILD)/test_diff \
+TEST_BINS := $(BUILD)/test_logic $(BUILD)/test_policy $(BUILD)/test_auth $(BUILD)/test_prog $(BUILD)/test_diff \
 	$(BUILD)/fuzz_beat
 
 test: deps-check $(BUILD)/vigil $(TEST_BINS)
