@@ -21,7 +21,8 @@ ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 WARN := -Wall -Wextra -Werror
 CFLAGS ?= -O2 -g
 USER_CFLAGS := $(CFLAGS) $(WARN) -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser -I$(BUILD)
-LIBS := -lbpf -lelf -lz -lpthread -lsqlite3 -lm
+LIBS := -lbpf -lelf -lz -lpthread -lsqlite3 -lm -lmicrohttpd
+LIBS += -lcurl # alert webhooks (user/alert.c)
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-Iinclude -Ibpf -I.
 
@@ -58,13 +59,13 @@ $(BUILD)/test_logic: tests/unit/test_logic.c $(HDRS) | $(BUILD)
 	$(CC) $(TEST_CFLAGS) $< -o $@
 
 # BPF programs that exist only for tests (e.g. SipHash vectors in the kernel).
-$(BUILD)/%.test.bpf.o: tests/prog/%.bpf.c $(HDRS) vmlinux.h | $(BUILD)
+$(BUILD)/%.test.bpf.o: tests/prog/%.bpf.c tests/prog/auth_vectors.h $(HDRS) vmlinux.h | $(BUILD)
 	$(BPF_CLANG) $(BPF_CFLAGS) -c $< -o $@
 
 $(BUILD)/%.test.skel.h: $(BUILD)/%.test.bpf.o
 	$(BPFTOOL) gen skeleton $< name $(subst -,_,$*)_test > $@
 
-$(BUILD)/test_auth: tests/unit/test_auth.c $(HDRS) | $(BUILD)
+$(BUILD)/test_auth: tests/unit/test_auth.c tests/prog/auth_vectors.h $(HDRS) | $(BUILD)
 	$(CC) $(TEST_CFLAGS) $< -o $@
 
 $(BUILD)/test_policy: tests/unit/test_policy.c user/policy.c user/policy.h user/u64map.c | $(BUILD)
@@ -111,5 +112,36 @@ clean:
 	rm -rf $(BUILD)
 
 # ------------------------------------------------------------------ bench
-$(BUILD)/vigil-scale: bench/scale.c tests/prog/pkt.h $(USER_OBJS) $(HDRS) $(BUILD)/vigil.skel.h
-	$(CC) $(USER_CFLAGS) -Itests/prog $< $(USER_OBJS) -o $@ $(LIBS)
+# Benchmark tools link only the parts of user/ they use.
+BENCH_CFLAGS := $(USER_CFLAGS) -Ibench
+BENCH_HDRS := $(wildcard bench/*.h)
+BENCH_OBJS := $(addprefix $(BUILD)/,instance.o registry.o keys.o util.o log.o u64map.o) \
+	$(BUILD)/bench-common.o
+BENCH_LIBS := -lbpf -lelf -lz -lpthread -lm
+
+$(BUILD)/vigil-scale: bench/scale.c tests/prog/pkt.h $(BENCH_HDRS) $(BENCH_OBJS) $(HDRS) \
+		$(BUILD)/vigil.skel.h $(BUILD)/bench.skel.h
+	$(CC) $(BENCH_CFLAGS) -Itests/prog $< $(BENCH_OBJS) -o $@ $(BENCH_LIBS)
+
+$(BUILD)/%.bench.bpf.o: bench/%.bpf.c bench/tg.h bench/bench.h $(HDRS) vmlinux.h | $(BUILD)
+	$(BPF_CLANG) $(BPF_CFLAGS) -Ibench -c $< -o $@
+
+$(BUILD)/trafficgen.skel.h: $(BUILD)/trafficgen.bench.bpf.o
+	$(BPFTOOL) gen skeleton $< name trafficgen_bpf > $@
+
+$(BUILD)/bench.skel.h: $(BUILD)/bench.bench.bpf.o
+	$(BPFTOOL) gen skeleton $< name bench_bpf > $@
+
+$(BUILD)/bench-common.o: bench/common.c bench/common.h | $(BUILD)
+	$(CC) $(BENCH_CFLAGS) -c $< -o $@
+
+$(BUILD)/vigil-trafficgen: bench/trafficgen.c $(BENCH_HDRS) $(BENCH_OBJS) $(HDRS) \
+		$(BUILD)/trafficgen.skel.h
+	$(CC) $(BENCH_CFLAGS) $< $(BENCH_OBJS) -o $@ $(BENCH_LIBS)
+
+$(BUILD)/vigil-bench: bench/bench.c bench/fastpath.c $(BENCH_HDRS) $(BENCH_OBJS) $(HDRS) \
+		$(BUILD)/vigil.skel.h $(BUILD)/bench.skel.h
+	$(CC) $(BENCH_CFLAGS) bench/bench.c bench/fastpath.c $(BENCH_OBJS) -o $@ $(BENCH_LIBS)
+
+$(BUILD)/vigil-baseline: bench/baseline.c $(BENCH_HDRS) $(BENCH_OBJS) $(HDRS)
+	$(CC) $(BENCH_CFLAGS) $< $(BENCH_OBJS) -o $@ $(BENCH_LIBS)

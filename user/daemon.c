@@ -17,12 +17,15 @@
 #include <bpf/libbpf.h>
 #include "vigil.skel.h"
 #include "vigil/logic.h"
+#include "alert.h"
 #include "cli.h"
 #include "config.h"
+#include "dstats.h"
 #include "eventlog.h"
 #include "instance.h"
 #include "keys.h"
 #include "log.h"
+#include "metrics.h"
 #include "registry.h"
 #include "ringbuf.h"
 #include "util.h"
@@ -32,6 +35,8 @@ struct daemon {
 	struct vigil_bpf *skel; /* NULL when adopted */
 	bool adopted;           /* maps were opened from the pins */
 	struct vg_eventlog log;
+	struct vg_alert_cfg acfg;   /* alert sinks (alert.h) */
+	struct vg_alerter *alerter; /* NULL: no sink configured */
 	struct vigil_config cfg;
 	const char *pin_root;
 	const char *keys_path;   /* NULL: no key file (only with --no-auth/--learn) */
@@ -41,6 +46,8 @@ struct daemon {
 	__u32 learn_cap, learned;
 	__u64 ringbuf_full_seen;
 	__u64 reconciled;
+	struct vg_daemon_stats ds;  /* read by the metrics thread */
+	struct vg_metrics *metrics; /* NULL with --metrics off */
 };
 
 static volatile sig_atomic_t stop_requested, reload_requested;
@@ -69,6 +76,7 @@ static void usage(FILE *f)
 		"      --pin-root DIR       where the instance is pinned (default %s)\n"
 		"      --db FILE            durable event log, SQLite (default %s)\n"
 		"      --events-file FILE   also append every event to FILE as JSON lines\n"
+		VG_ALERT_USAGE
 		"      --tick-us N          sweeper tick in microseconds (default 1000)\n"
 		"      --dead-misses N      further missed intervals from SUSPECT to DEAD (default 2)\n"
 		"      --max-agents N       agent capacity (default %u)\n"
@@ -77,6 +85,9 @@ static void usage(FILE *f)
 		"      --pass               pass consumed beats up the stack (default: drop)\n"
 		"      --learn[=CAP]        development only: register unknown agents without keys\n"
 		"                           (implies --no-auth; default cap 64)\n"
+		"      --metrics ADDR:PORT  serve Prometheus /metrics, /healthz, /readyz there\n"
+		"                           (default %s; [::1]:PORT for IPv6; 'off' for none)\n"
+		"      --metrics-max-agents N  leave out per-agent series above N agents (default %u)\n"
 		"      --duration SEC       stop after SEC seconds (default: until SIGTERM)\n"
 		"  -q, --quiet              do not print events on stdout\n"
 		"  -v, --verbose            debug logging, including libbpf and the verifier\n"
@@ -84,7 +95,8 @@ static void usage(FILE *f)
 		"Examples:\n"
 		"  vigil run --iface eth0 --config /etc/vigil/agents.conf --keys /etc/vigil/keys\n"
 		"  vigil run --iface lo --mode skb --learn\n",
-		VIGIL_DEFAULT_PIN_ROOT, VIGIL_DEFAULT_DB, VIGIL_MAX_AGENTS);
+		VIGIL_DEFAULT_PIN_ROOT, VIGIL_DEFAULT_DB, VIGIL_MAX_AGENTS, VG_METRICS_DEFAULT_LISTEN,
+		VG_METRICS_DEFAULT_MAX_AGENTS);
 }
 
 /* Describe an event with what the slot knows (name, deadline it answered). */
@@ -105,11 +117,34 @@ static void view_of(struct daemon *d, const struct vigil_event *e, struct agent_
 					       d->cfg.dead_misses);
 }
 
+/* Which new events alert (until the policy module decides). */
+static bool alert_kind(__u32 kind)
+{
+	return kind == VIGIL_EV_SUSPECT || kind == VIGIL_EV_DEAD || kind == VIGIL_EV_RECOVERED;
+}
+
 static void record(struct daemon *d, const struct vg_event_view *v)
 {
 	struct vg_event_view shown = *v;
+	int added = vg_eventlog_append(&d->log, v);
 
-	if (vg_eventlog_append(&d->log, v) > 0 && !d->quiet) {
+	if (added < 0)
+		atomic_fetch_add(&d->ds.log_errors, 1);
+	if (added > 0) {
+		__u64 now = vg_mono_ns();
+
+		atomic_fetch_add(&d->ds.events_recorded, 1);
+		vg_dstats_lag(&d->ds, now > v->e->detected_ns ? now - v->e->detected_ns : 0);
+	}
+
+	/* In the event's own transaction: the alert is as durable as the event. */
+	if (added > 0 && alert_kind(v->e->kind)) {
+		int queued = vg_alert_enqueue(d->log.db, &d->acfg, d->log.instance_id, v);
+
+		if (queued > 0)
+			atomic_fetch_add(&d->ds.alerts_enqueued, queued);
+	}
+	if (added > 0 && !d->quiet) {
 		shown.instance_id = d->log.instance_id;
 		vg_event_print_json(stdout, &shown);
 	}
@@ -131,6 +166,7 @@ static void learn(struct daemon *d, __u64 agent_id)
 	vg_registry_unlock(lock);
 	if (err == 0) {
 		d->learned++;
+		atomic_fetch_add(&d->ds.learned, 1);
 		pr_info("learned agent %llu (%u of at most %u)\n", (unsigned long long)agent_id,
 			d->learned, d->learn_cap);
 		if (d->learned == d->learn_cap)
@@ -165,8 +201,10 @@ static int drain(struct daemon *d, struct vg_ringbuf *rb)
 
 	do {
 		n = vg_ringbuf_peek(rb, on_event, d, 65536);
-		if (vg_eventlog_sync(&d->log))
+		if (vg_eventlog_sync(&d->log)) {
+			atomic_fetch_add(&d->ds.log_errors, 1);
 			return -1; /* not released: re-read after a restart */
+		}
 		vg_ringbuf_release(rb);
 	} while (n > 0);
 	return 0;
@@ -220,6 +258,7 @@ static int reconcile_one(__u32 slot, const struct agent_slot *s, void *ctx)
 	v.reconciled = true;
 	record(d, &v);
 	d->reconciled++;
+	atomic_fetch_add(&d->ds.events_reconciled, 1);
 	return 0;
 }
 
@@ -342,6 +381,7 @@ static int housekeeping(struct daemon *d)
 
 int cmd_run(int argc, char **argv)
 {
+	enum { OPT_METRICS = 0x4200, OPT_METRICS_MAX_AGENTS };
 	static const struct option opts[] = {
 		{ "iface", required_argument, NULL, 'i' },
 		{ "mode", required_argument, NULL, 'm' },
@@ -360,12 +400,17 @@ int cmd_run(int argc, char **argv)
 		{ "pass", no_argument, NULL, 'A' },
 		{ "learn", optional_argument, NULL, 'L' },
 		{ "duration", required_argument, NULL, 'u' },
+		{ "metrics", required_argument, NULL, OPT_METRICS },
+		{ "metrics-max-agents", required_argument, NULL, OPT_METRICS_MAX_AGENTS },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
+		VG_ALERT_LONGOPTS,
 		{}
 	};
 	const char *config_path = NULL, *events_path = NULL, *db_path = VIGIL_DEFAULT_DB;
+	const char *metrics_addr = VG_METRICS_DEFAULT_LISTEN;
+	__u32 metrics_max_agents = VG_METRICS_DEFAULT_MAX_AGENTS;
 	bool iface_given = false, mode_given = false, root_existed;
 	struct vg_config cfgfile = {};
 	struct vg_load_opts o;
@@ -378,6 +423,8 @@ int cmd_run(int argc, char **argv)
 
 	vg_load_opts_default(&o);
 	d.learn_cap = 64;
+	atomic_store(&d.ds.started_wall_ns, vg_wall_ns());
+	vg_alert_cfg_default(&d.acfg);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	while ((opt = getopt_long(argc, argv, "i:m:p:c:k:qvh", opts, NULL)) != -1) {
 		switch (opt) {
@@ -455,11 +502,23 @@ int cmd_run(int argc, char **argv)
 			if (vg_parse_u32(optarg, "--duration", 1, 86400 * 365, &duration_s))
 				return 2;
 			break;
+		case OPT_METRICS:
+			metrics_addr = strcmp(optarg, "off") ? optarg : NULL;
+			break;
+		case OPT_METRICS_MAX_AGENTS:
+			if (vg_parse_u32(optarg, "--metrics-max-agents", 0, UINT32_MAX,
+					 &metrics_max_agents))
+				return 2;
+			break;
 		case 'q':
 			d.quiet = true;
 			break;
 		case 'v':
 			vg_log_set_level(VG_LOG_DEBUG);
+			break;
+		case VG_ALERT_OPT_FIRST ... VG_ALERT_OPT_LAST:
+			if (vg_alert_parse_opt(&d.acfg, opt, optarg))
+				return 2;
 			break;
 		case 'h':
 			usage(stdout);
@@ -487,6 +546,15 @@ int cmd_run(int argc, char **argv)
 			return 2;
 	}
 
+	/* Bound now, so a busy port is refused before the kernel is touched. */
+	if (metrics_addr) {
+		int err = vg_metrics_bind(metrics_addr, &d.metrics);
+
+		if (err) {
+			ret = err == -EINVAL ? 2 : 1; /* 2: malformed, like other bad options */
+			goto out;
+		}
+	}
 	root_existed = access(o.pin_root, F_OK) == 0;
 	if (vg_ensure_bpffs(o.pin_root))
 		goto out;
@@ -520,6 +588,8 @@ int cmd_run(int argc, char **argv)
 			(unsigned long long)(o.tick_ns / 1000), o.pin_root);
 	}
 	bpf_map_lookup_elem(d.maps.config, &zero, &d.cfg);
+	if (d.metrics && vg_metrics_serve(d.metrics, &d.maps, &d.ds, metrics_max_agents))
+		goto out;
 	if (!o.cfg.auth_required) {
 		pr_warn("WARNING: authentication is OFF (--no-auth or --learn): anyone who can "
 			"send UDP to port %u can make any agent look alive. Development only.\n",
@@ -540,6 +610,9 @@ int cmd_run(int argc, char **argv)
 	}
 	if (vg_eventlog_open(&d.log, db_path, events_path, meta.instance_id))
 		goto out;
+	/* Delivers the outbox, including alerts left by an earlier run. */
+	if (vg_alerter_start(db_path, &d.acfg, &d.ds, &d.alerter))
+		goto out;
 	rb = vg_ringbuf_open(d.maps.events);
 	if (!rb)
 		goto out;
@@ -548,6 +621,7 @@ int cmd_run(int argc, char **argv)
 	if (drain(&d, rb))
 		goto out;
 	reconcile(&d, "start");
+	atomic_store(&d.ds.ready, true);
 	{
 		struct vigil_stats st;
 
@@ -591,12 +665,14 @@ int cmd_run(int argc, char **argv)
 		pr_info("stopping; detection continues in the kernel (vigil detach removes it)\n");
 	ret = 0;
 out:
+	vg_metrics_stop(d.metrics); /* first: it reads the maps closed below */
 	/* An instance this run loaded but never served with (bad --events-file,
 	 * more agents than --max-agents...) is removed, so that fixing the
 	 * option and running again starts afresh instead of adopting it. */
 	if (ret && d.skel)
 		vg_instance_remove(o.pin_root);
 	vg_ringbuf_close(rb);
+	vg_alerter_stop(d.alerter);
 	vg_eventlog_close(&d.log);
 	if (d.skel)
 		vigil_bpf__destroy(d.skel);

@@ -18,6 +18,7 @@ static const struct {
 	{ "agent", cmd_agent, "add, remove or list agents of a running instance" },
 	{ "detach", cmd_detach, "detach XDP, stop the sweeper, remove the pins" },
 	{ "key", cmd_key, "generate agent keys" },
+	{ "dlq", cmd_dlq, "list or replay alerts that failed every delivery attempt" },
 };
 
 static void usage(FILE *f)
