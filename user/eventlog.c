@@ -360,6 +360,8 @@ int vg_eventlog_append(struct vg_eventlog *log, const struct vg_event_view *v)
 	int added = 0;
 
 	vi.instance_id = log->instance_id;
+	if (log->failed)
+		return -1; /* the transaction is lost anyway; do not wait on the lock again */
 	if (log->jsonl && !u64map_get(&log->jsonl_seen, v->e->event_seq, NULL)) {
 		vg_event_print_json(log->jsonl, &vi);
 		u64map_put(&log->jsonl_seen, v->e->event_seq, 1);
@@ -367,13 +369,16 @@ int vg_eventlog_append(struct vg_eventlog *log, const struct vg_event_view *v)
 	if (vg_eventlog_has(log, v->e->event_seq))
 		return 0;
 	if (!log->in_txn) {
-		if (exec_sql(log->db, "BEGIN IMMEDIATE", "starting a transaction"))
+		if (exec_sql(log->db, "BEGIN IMMEDIATE", "starting a transaction")) {
+			log->failed = true;
 			return -1;
+		}
 		log->in_txn = true;
 	}
 	if (insert(log, &vi)) {
 		pr_warn("event log: recording event %llu failed: %s\n",
 			(unsigned long long)v->e->event_seq, sqlite3_errmsg(log->db));
+		log->failed = true;
 		return -1;
 	}
 	added = 1;
@@ -383,12 +388,35 @@ int vg_eventlog_append(struct vg_eventlog *log, const struct vg_event_view *v)
 	return added;
 }
 
+/* Undo what the failed transaction appended: roll it back and rebuild the
+ * in-memory view (seen sequences, per-agent last state) from what the
+ * database really holds, so that the same events are appended again. */
+static void roll_back(struct vg_eventlog *log)
+{
+	if (!sqlite3_get_autocommit(log->db))
+		sqlite3_exec(log->db, "ROLLBACK", NULL, NULL, NULL);
+	u64map_free(&log->seen);
+	u64map_free(&log->agent_last);
+	log->max_seq = 0;
+	if (load(log))
+		pr_warn("event log: re-reading %s after a failed write failed: %s\n", log->path,
+			sqlite3_errmsg(log->db));
+}
+
 int vg_eventlog_sync(struct vg_eventlog *log)
 {
+	bool failed = log->failed;
+
 	if (log->jsonl && fflush(log->jsonl))
 		pr_warn("writing the JSON-lines export failed: %s\n", strerror(errno));
-	if (!log->in_txn)
-		return 0;
-	log->in_txn = false;
-	return exec_sql(log->db, "COMMIT", "committing events");
+	log->failed = false;
+	if (log->in_txn) {
+		log->in_txn = false;
+		if (!failed && exec_sql(log->db, "COMMIT", "committing events") == 0)
+			return 0;
+		failed = true;
+	}
+	if (failed)
+		roll_back(log);
+	return failed ? -1 : 0;
 }

@@ -31,6 +31,7 @@ struct vg_eventlog {
 	__u64 max_seq;
 	__u64 written;
 	bool in_txn;
+	bool failed;              /* an append failed: the next sync rolls back */
 };
 
 /* What is printed and stored beside the raw record. */
@@ -51,9 +52,13 @@ bool vg_eventlog_has(const struct vg_eventlog *log, __u64 event_seq);
 /* Last recorded (event_seq, state) of an agent; false if none. */
 bool vg_eventlog_agent_last(const struct vg_eventlog *log, __u64 agent_id, __u64 *seq, __u32 *state);
 /* Record an event (skipped if already recorded). Returns 1 if new, 0 if
- * known, -1 on a database error. */
+ * known, -1 on a database error; after an error every append fails until
+ * the next sync. */
 int vg_eventlog_append(struct vg_eventlog *log, const struct vg_event_view *v);
-/* Commit what was appended since the last call (durable on return). */
+/* Commit what was appended since the last call (durable on return). Returns
+ * -1 if an append failed since the last call or the commit failed: then
+ * nothing since the last sync is recorded (rolled back), and the caller must
+ * not release those events; appending them again is the retry. */
 int vg_eventlog_sync(struct vg_eventlog *log);
 /* The JSON line format shared by the export, stdout and `vigil events`. */
 void vg_event_print_json(FILE *f, const struct vg_event_view *v);
