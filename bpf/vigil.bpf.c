@@ -392,10 +392,13 @@ static __always_inline void accept_beat(struct vigil_stats *st, struct agent_slo
 					enum vigil_replay_verdict v, __u64 now)
 {
 	__u32 state = s->state;
+	int late = v == VIGIL_REPLAY_LATE;
 
-	if (v == VIGIL_REPLAY_LATE) {
+	if (late) {
 		/* Authentic and inside the window, just out of order: it still
-		 * proves the agent alive, but the sequence stays where it is. */
+		 * proves the agent alive, but everything else it reports is older
+		 * than what the slot holds (sequence, status, interval, lease),
+		 * so only liveness is taken from it. */
 		__sync_fetch_and_add(&s->reordered, 1);
 		st->reordered++;
 	} else {
@@ -412,11 +415,14 @@ static __always_inline void accept_beat(struct vigil_stats *st, struct agent_slo
 	/* Liveness facts first: the state CAS below publishes them, so the
 	 * sweeper can never see ALIVE together with the old last-seen time. */
 	s->last_seen_ns = now;
-	s->send_ts_ns = b->send_ts_ns;
-	s->interval_ms = vigil_clamp_interval(b->interval_ms, s->interval_min_ms, s->interval_max_ms);
-	s->status = b->status;
-	s->queue_depth = b->queue_depth;
-	s->lease_id = b->lease_id;
+	if (!late) {
+		s->send_ts_ns = b->send_ts_ns;
+		s->interval_ms = vigil_clamp_interval(b->interval_ms, s->interval_min_ms,
+						      s->interval_max_ms);
+		s->status = b->status;
+		s->queue_depth = b->queue_depth;
+		s->lease_id = b->lease_id;
+	}
 	__sync_fetch_and_add(&s->beats, 1);
 	st->beats++;
 
@@ -424,7 +430,9 @@ static __always_inline void accept_beat(struct vigil_stats *st, struct agent_slo
 		emit(st, s, slot, s->agent_id, VIGIL_EV_RESTART, state, state, now,
 		     VIGIL_REJECT_NONE, NULL);
 
-	if (b->status == VIGIL_STATUS_LEAVING) {
+	/* A late beat neither announces a departure a newer beat took back nor
+	 * undoes one that overtook it: LEAVING is judged on the newest beat. */
+	if (b->status == VIGIL_STATUS_LEAVING && !late) {
 		if (state != VIGIL_AGENT_LEFT)
 			transition(st, s, slot, state, VIGIL_AGENT_LEFT, VIGIL_EV_LEFT, now);
 		return;
@@ -442,6 +450,8 @@ static __always_inline void accept_beat(struct vigil_stats *st, struct agent_slo
 			hand_to_sweeper(st, slot);
 		break;
 	case VIGIL_AGENT_LEFT:
+		if (late)
+			break;
 		if (transition(st, s, slot, state, VIGIL_AGENT_ALIVE, VIGIL_EV_UP, now))
 			hand_to_sweeper(st, slot);
 		break;

@@ -75,12 +75,17 @@ VIGIL_INLINE int vigil_replay_accepted(enum vigil_replay_verdict v)
 }
 
 /* Check (incarnation, seq) against the window of `window` (1..64) sequences
- * and record it when accepted. */
+ * and record it when accepted. A larger window acts as 64, the size of the
+ * bitmap: the value comes from a map an operator can write, and testing bit
+ * `dist` of a 64-bit map for dist >= 64 would let old beats be accepted again
+ * (a shift by 64 or more is undefined in C, masked to 6 bits in BPF). */
 VIGIL_INLINE enum vigil_replay_verdict
 vigil_replay_check(struct vigil_replay *r, __u32 inc, __u64 seq, __u32 window)
 {
 	__u64 dist;
 
+	if (window > 64)
+		window = 64;
 	if (!r->started || inc > r->incarnation) {
 		enum vigil_replay_verdict v = r->started ? VIGIL_REPLAY_RESTART : VIGIL_REPLAY_FIRST;
 
@@ -107,18 +112,37 @@ vigil_replay_check(struct vigil_replay *r, __u32 inc, __u64 seq, __u32 window)
 	return VIGIL_REPLAY_LATE;
 }
 
+/* x * y, saturating at 2^64 - 1 instead of wrapping. y has 32 bits, so two
+ * 32 x 32-bit partial products do it without a division. */
+VIGIL_INLINE __u64 vigil_mul_sat(__u64 x, __u32 y)
+{
+	__u64 hi = (x >> 32) * y, lo = (x & 0xffffffffULL) * y;
+
+	if (hi >> 32)
+		return ~0ULL;
+	hi <<= 32;
+	return hi + lo < hi ? ~0ULL : hi + lo;
+}
+
 /*
  * Rate limiting as a generic cell rate algorithm: one u64 "theoretical
  * arrival time" per bucket, so it can be updated with a compare-and-swap and
  * stays correct across CPUs. A beat arriving at `now` conforms when the
  * bucket is no more than `burst` emission intervals ahead of now.
  * Returns the new TAT, or 0 when the beat does not conform.
+ *
+ * Nothing wraps: a burst allowance beyond 2^64 ns saturates (a wrapped
+ * product would refuse conforming beats), and a beat whose new TAT would not
+ * fit in 64 bits does not conform (a wrapped TAT would look long past and
+ * let every later beat through).
  */
 VIGIL_INLINE __u64 vigil_gcra(__u64 tat, __u64 now, __u64 emission_ns, __u32 burst)
 {
 	__u64 t = tat > now ? tat : now;
 
-	if (t - now > (__u64)burst * emission_ns)
+	if (t - now > vigil_mul_sat(emission_ns, burst))
+		return 0;
+	if (t + emission_ns < t)
 		return 0;
 	return t + emission_ns;
 }
