@@ -66,13 +66,22 @@ fail() {
 
 # ------------------------------------------------------------ leftovers
 
-# Print one leftover per line: "netns NAME" or "pin PATH".
+# Print one leftover per line: "netns NAME" or "pin PATH". Tests name what
+# they create vg<their pid>...; an entry whose pid is still a live process
+# belongs to a test that is running right now (another session's, on a
+# shared development machine) and is not ours to judge or remove.
 list_leftovers() {
-	ip netns list 2>/dev/null | awk '$1 ~ /^vg/ { print "netns " $1 }'
-	if [ -d "$BPFFS" ]; then
-		find "$BPFFS" -mindepth 1 \( -name 'vg*' -o -name 'vigil*' \) -prune \
-			-printf 'pin %p\n' 2>/dev/null
-	fi
+	{
+		ip netns list 2>/dev/null | awk '$1 ~ /^vg/ { print "netns " $1 }'
+		if [ -d "$BPFFS" ]; then
+			find "$BPFFS" -mindepth 1 \( -name 'vg*' -o -name 'vigil*' \) -prune \
+				-printf 'pin %p\n' 2>/dev/null
+		fi
+	} | while read -r kind what; do
+		pid=$(basename "$what" | sed -n 's/^vg\([0-9][0-9]*\).*/\1/p')
+		[ -n "$pid" ] && [ -d "/proc/$pid" ] && continue
+		echo "$kind $what"
+	done
 }
 
 # Describe leftovers on one line; for a namespace, name the processes still

@@ -21,6 +21,7 @@
 #include "cli.h"
 #include "config.h"
 #include "dstats.h"
+#include "escalate.h"
 #include "eventlog.h"
 #include "instance.h"
 #include "keys.h"
@@ -37,6 +38,7 @@ struct daemon {
 	struct vg_eventlog log;
 	struct vg_alert_cfg acfg;   /* alert sinks (alert.h) */
 	struct vg_alerter *alerter; /* NULL: no sink configured */
+	struct vg_escalation esc;   /* what to alert, flap damping, remediation */
 	struct vigil_config cfg;
 	const char *pin_root;
 	const char *keys_path;   /* NULL: no key file (only with --no-auth/--learn) */
@@ -77,6 +79,7 @@ static void usage(FILE *f)
 		"      --db FILE            durable event log, SQLite (default %s)\n"
 		"      --events-file FILE   also append every event to FILE as JSON lines\n"
 		VG_ALERT_USAGE
+		VG_ESC_USAGE
 		"      --tick-us N          sweeper tick in microseconds (default 1000)\n"
 		"      --dead-misses N      further missed intervals from SUSPECT to DEAD (default 2)\n"
 		"      --max-agents N       agent capacity (default %u)\n"
@@ -118,11 +121,6 @@ static void view_of(struct daemon *d, const struct vigil_event *e, struct agent_
 }
 
 /* Which new events alert (until the policy module decides). */
-static bool alert_kind(__u32 kind)
-{
-	return kind == VIGIL_EV_SUSPECT || kind == VIGIL_EV_DEAD || kind == VIGIL_EV_RECOVERED;
-}
-
 static void record(struct daemon *d, const struct vg_event_view *v)
 {
 	struct vg_event_view shown = *v;
@@ -138,12 +136,8 @@ static void record(struct daemon *d, const struct vg_event_view *v)
 	}
 
 	/* In the event's own transaction: the alert is as durable as the event. */
-	if (added > 0 && alert_kind(v->e->kind)) {
-		int queued = vg_alert_enqueue(d->log.db, &d->acfg, d->log.instance_id, v);
-
-		if (queued > 0)
-			atomic_fetch_add(&d->ds.alerts_enqueued, queued);
-	}
+	if (added > 0)
+		vg_escalation_on_event(&d->esc, v);
 	if (added > 0 && !d->quiet) {
 		shown.instance_id = d->log.instance_id;
 		vg_event_print_json(stdout, &shown);
@@ -406,6 +400,7 @@ int cmd_run(int argc, char **argv)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		VG_ALERT_LONGOPTS,
+		VG_ESC_LONGOPTS,
 		{}
 	};
 	const char *config_path = NULL, *events_path = NULL, *db_path = VIGIL_DEFAULT_DB;
@@ -422,6 +417,7 @@ int cmd_run(int argc, char **argv)
 	int opt, ret = 1;
 
 	vg_load_opts_default(&o);
+	vg_escalation_defaults(&d.esc);
 	d.learn_cap = 64;
 	atomic_store(&d.ds.started_wall_ns, vg_wall_ns());
 	vg_alert_cfg_default(&d.acfg);
@@ -520,6 +516,10 @@ int cmd_run(int argc, char **argv)
 			if (vg_alert_parse_opt(&d.acfg, opt, optarg))
 				return 2;
 			break;
+		case VG_ESC_OPT_FIRST ... VG_ESC_OPT_LAST:
+			if (vg_escalation_parse_opt(&d.esc, opt, optarg))
+				return 2;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -535,6 +535,11 @@ int cmd_run(int argc, char **argv)
 	d.pin_root = o.pin_root;
 	if (config_path && vg_config_load(config_path, &cfgfile))
 		return 2;
+	if (d.esc.pcfg.reuse >= d.esc.pcfg.suppress) {
+		pr_warn("--flap-reuse (%u) must be below --flap-suppress (%u)\n", d.esc.pcfg.reuse,
+			d.esc.pcfg.suppress);
+		return 2;
+	}
 	if (o.cfg.auth_required && !d.keys_path) {
 		pr_warn("authentication is required but no key file was given: pass --keys FILE "
 			"(make one with 'vigil key gen'), or --no-auth for development\n");
@@ -611,7 +616,8 @@ int cmd_run(int argc, char **argv)
 	if (vg_eventlog_open(&d.log, db_path, events_path, meta.instance_id))
 		goto out;
 	/* Delivers the outbox, including alerts left by an earlier run. */
-	if (vg_alerter_start(db_path, &d.acfg, &d.ds, &d.alerter))
+	if (vg_alerter_start(db_path, &d.acfg, &d.ds, &d.alerter) ||
+	    vg_escalation_start(&d.esc, &d.log, &d.acfg, &d.ds, &d.maps, d.quiet))
 		goto out;
 	rb = vg_ringbuf_open(d.maps.events);
 	if (!rb)
@@ -647,6 +653,11 @@ int cmd_run(int argc, char **argv)
 				"released unrecorded (they wait in the ring buffer)\n");
 			break;
 		}
+		/* Flap releases and remediation; their notices and alerts are
+		 * committed right away. */
+		vg_escalation_tick(&d.esc);
+		if (vg_eventlog_sync(&d.log))
+			atomic_fetch_add(&d.ds.log_errors, 1);
 		if (reload_requested) {
 			reload_requested = 0;
 			if (load_keys(&d))
@@ -673,6 +684,7 @@ out:
 		vg_instance_remove(o.pin_root);
 	vg_ringbuf_close(rb);
 	vg_alerter_stop(d.alerter);
+	vg_escalation_stop(&d.esc);
 	vg_eventlog_close(&d.log);
 	if (d.skel)
 		vigil_bpf__destroy(d.skel);

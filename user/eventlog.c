@@ -388,6 +388,39 @@ int vg_eventlog_append(struct vg_eventlog *log, const struct vg_event_view *v)
 	return added;
 }
 
+int vg_eventlog_notice(struct vg_eventlog *log, __u64 agent_id, const char *kind,
+		       const char *detail)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (log->failed)
+		return -1;
+	if (!log->in_txn) {
+		if (exec_sql(log->db, "BEGIN IMMEDIATE", "starting a transaction")) {
+			log->failed = true;
+			return -1;
+		}
+		log->in_txn = true;
+	}
+	if (sqlite3_prepare_v2(log->db, "INSERT INTO notices (agent_id, kind, detail, wall_ns) "
+					"VALUES (?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK) {
+		log->failed = true;
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)agent_id);
+	sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, detail, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)vg_wall_ns());
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		log->failed = true;
+		return -1;
+	}
+	return 0;
+}
+
 /* Undo what the failed transaction appended: roll it back and rebuild the
  * in-memory view (seen sequences, per-agent last state) from what the
  * database really holds, so that the same events are appended again. */

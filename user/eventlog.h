@@ -60,6 +60,10 @@ int vg_eventlog_append(struct vg_eventlog *log, const struct vg_event_view *v);
  * nothing since the last sync is recorded (rolled back), and the caller must
  * not release those events; appending them again is the retry. */
 int vg_eventlog_sync(struct vg_eventlog *log);
+/* Record a policy notice (flap suppression, release, remediation) in the
+ * current transaction. */
+int vg_eventlog_notice(struct vg_eventlog *log, __u64 agent_id, const char *kind,
+		       const char *detail);
 /* The JSON line format shared by the export, stdout and `vigil events`. */
 void vg_event_print_json(FILE *f, const struct vg_event_view *v);
 /* Open the database read-only for queries (`vigil log`, `vigil events`). */

@@ -1,0 +1,256 @@
+// SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
+#include <errno.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <stdatomic.h>
+#include "escalate.h"
+#include "log.h"
+#include "registry.h"
+#include "util.h"
+
+extern char **environ;
+
+void vg_escalation_defaults(struct vg_escalation *x)
+{
+	memset(x, 0, sizeof(*x));
+	vg_policy_cfg_default(&x->pcfg);
+	x->remediate_timeout_ns = 30 * VIGIL_NSEC_PER_SEC;
+}
+
+int vg_escalation_parse_opt(struct vg_escalation *x, int opt, const char *arg)
+{
+	__u64 v, cap;
+	char buf[64], *comma;
+
+	switch (opt) {
+	case VG_ESC_OPT_HALF_LIFE:
+		if (vg_parse_u64(arg, "--flap-half-life-s", 1, 86400, &v))
+			return -1;
+		x->pcfg.half_life_ns = v * VIGIL_NSEC_PER_SEC;
+		return 0;
+	case VG_ESC_OPT_SUPPRESS:
+		return vg_parse_u32(arg, "--flap-suppress", 1, 1000000, &x->pcfg.suppress);
+	case VG_ESC_OPT_REUSE:
+		return vg_parse_u32(arg, "--flap-reuse", 1, 1000000, &x->pcfg.reuse);
+	case VG_ESC_OPT_REMEDIATE:
+		x->remediate_cmd = arg;
+		if (!x->pcfg.remediate_max)
+			x->pcfg.remediate_max = 5;
+		return 0;
+	case VG_ESC_OPT_REMEDIATE_MAX:
+		return vg_parse_u32(arg, "--remediate-max", 1, 1000, &x->pcfg.remediate_max);
+	case VG_ESC_OPT_REMEDIATE_BACKOFF:
+		snprintf(buf, sizeof(buf), "%s", arg);
+		comma = strchr(buf, ',');
+		if (comma)
+			*comma = '\0';
+		if (vg_parse_u64(buf, "--remediate-backoff-ms", 1, 86400000, &v))
+			return -1;
+		cap = 60000;
+		if (comma && vg_parse_u64(comma + 1, "--remediate-backoff-ms", v, 86400000, &cap))
+			return -1;
+		x->pcfg.remediate_base_ns = v * VIGIL_NSEC_PER_MSEC;
+		x->pcfg.remediate_cap_ns = cap * VIGIL_NSEC_PER_MSEC;
+		return 0;
+	case VG_ESC_OPT_REMEDIATE_TIMEOUT:
+		if (vg_parse_u64(arg, "--remediate-timeout-s", 1, 86400, &v))
+			return -1;
+		x->remediate_timeout_ns = v * VIGIL_NSEC_PER_SEC;
+		return 0;
+	}
+	return -1;
+}
+
+int vg_escalation_start(struct vg_escalation *x, struct vg_eventlog *log,
+			const struct vg_alert_cfg *acfg, struct vg_daemon_stats *ds,
+			const struct vg_maps *maps, bool quiet)
+{
+	if (x->pcfg.reuse >= x->pcfg.suppress) {
+		pr_warn("--flap-reuse (%u) must be below --flap-suppress (%u)\n", x->pcfg.reuse,
+			x->pcfg.suppress);
+		return -1;
+	}
+	if (!x->remediate_cmd)
+		x->pcfg.remediate_max = 0;
+	x->log = log;
+	x->acfg = acfg;
+	x->ds = ds;
+	x->maps = maps;
+	x->quiet = quiet;
+	return vg_policy_init(&x->policy, &x->pcfg);
+}
+
+void vg_escalation_stop(struct vg_escalation *x)
+{
+	/* Hooks still running are left to finish on their own; they are not
+	 * the daemon's to kill on a restart. */
+	vg_policy_free(&x->policy);
+	free(x->running);
+	x->running = NULL;
+	x->n_running = 0;
+}
+
+static void notice(struct vg_escalation *x, __u64 agent_id, const char *kind, const char *detail)
+{
+	if (vg_eventlog_notice(x->log, agent_id, kind, detail))
+		atomic_fetch_add(&x->ds->log_errors, 1);
+	if (!x->quiet) {
+		printf("{\"notice\":\"%s\",\"agent_id\":%llu,\"detail\":", kind,
+		       (unsigned long long)agent_id);
+		vg_json_str(stdout, detail);
+		printf("}\n");
+	}
+}
+
+static void enqueue(struct vg_escalation *x, const struct vg_event_view *v)
+{
+	int queued = vg_alert_enqueue(x->log->db, x->acfg, x->log->instance_id, v);
+
+	if (queued > 0)
+		atomic_fetch_add(&x->ds->alerts_enqueued, queued);
+}
+
+void vg_escalation_on_event(struct vg_escalation *x, const struct vg_event_view *v)
+{
+	struct vg_policy_decision d = vg_policy_on_event(&x->policy, v->e->agent_id, v->e->kind,
+							 vg_mono_ns());
+
+	if (d.suppressed)
+		notice(x, v->e->agent_id, "suppressed",
+		       "flapping: alerts withheld until the agent is stable");
+	if (d.alert)
+		enqueue(x, v);
+	else if (v->e->kind == VIGIL_EV_SUSPECT || v->e->kind == VIGIL_EV_DEAD ||
+		 v->e->kind == VIGIL_EV_RECOVERED)
+		atomic_fetch_add(&x->ds->alerts_suppressed, 1);
+}
+
+/* On release, alert the state the agent is in now, as the event that
+ * brought it there (the slot remembers its sequence). */
+static void alert_current(struct vg_escalation *x, __u64 agent_id, __u32 kind)
+{
+	struct vigil_event e = {};
+	struct vg_event_view v = { .e = &e };
+	struct agent_slot s;
+	__u32 slot;
+
+	if (vg_agent_get(x->maps, agent_id, &slot, &s))
+		return;
+	e.event_seq = s.last_event_seq;
+	e.agent_id = agent_id;
+	e.kind = kind;
+	e.state = (__u16)s.state;
+	e.prev_state = (__u16)s.state;
+	e.slot = slot;
+	e.seq = s.seq;
+	e.incarnation = s.incarnation;
+	e.interval_ms = s.interval_ms;
+	e.last_seen_ns = s.last_seen_ns;
+	e.detected_ns = s.state_since_ns;
+	v.name = s.name;
+	v.group = s.group;
+	v.instance_id = x->log->instance_id;
+	enqueue(x, &v);
+}
+
+static void run_hook(struct vg_escalation *x, __u64 agent_id, __u32 attempt)
+{
+	char id[32], name[64], group[48], att[32], *envp[256];
+	char *argv[] = { "/bin/sh", "-c", (char *)x->remediate_cmd, NULL };
+	posix_spawnattr_t attr;
+	struct agent_slot s;
+	size_t n = 0;
+	pid_t pid;
+	int err;
+
+	if (vg_agent_get(x->maps, agent_id, NULL, &s) || s.state != VIGIL_AGENT_DEAD) {
+		/* Recovered, left or removed since: the episode is over. */
+		vg_policy_remediation_done(&x->policy, agent_id, true, vg_mono_ns());
+		return;
+	}
+	snprintf(id, sizeof(id), "VIGIL_AGENT_ID=%llu", (unsigned long long)agent_id);
+	snprintf(name, sizeof(name), "VIGIL_AGENT_NAME=%s", s.name);
+	snprintf(group, sizeof(group), "VIGIL_GROUP=%s", s.group);
+	snprintf(att, sizeof(att), "VIGIL_ATTEMPT=%u", attempt);
+	for (char **e = environ; *e && n < 250; e++)
+		if (strncmp(*e, "VIGIL_", 6))
+			envp[n++] = *e;
+	envp[n++] = id;
+	envp[n++] = name;
+	envp[n++] = group;
+	envp[n++] = att;
+	envp[n] = NULL;
+	posix_spawnattr_init(&attr);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+	posix_spawnattr_setpgroup(&attr, 0);
+	err = posix_spawn(&pid, "/bin/sh", NULL, &attr, argv, envp);
+	posix_spawnattr_destroy(&attr);
+	if (err) {
+		pr_warn("remediation for agent %llu: cannot run the hook: %s\n",
+			(unsigned long long)agent_id, strerror(err));
+		vg_policy_remediation_done(&x->policy, agent_id, false, vg_mono_ns());
+		return;
+	}
+	if (x->n_running == x->cap_running) {
+		size_t cap = x->cap_running ? 2 * x->cap_running : 16;
+		struct vg_remedy *r = realloc(x->running, cap * sizeof(*r));
+
+		if (!r) {
+			kill(-pid, SIGKILL);
+			return;
+		}
+		x->running = r;
+		x->cap_running = cap;
+	}
+	x->running[x->n_running++] = (struct vg_remedy){ agent_id, pid, vg_mono_ns() };
+	atomic_fetch_add(&x->ds->remediations_run, 1);
+	snprintf(att, sizeof(att), "attempt %u", attempt);
+	notice(x, agent_id, "remediation", att);
+}
+
+static void reap(struct vg_escalation *x, __u64 now)
+{
+	for (size_t i = 0; i < x->n_running;) {
+		struct vg_remedy *r = &x->running[i];
+		int status;
+		pid_t got = waitpid(r->pid, &status, WNOHANG);
+
+		if (got == 0 && now - r->started_ns > x->remediate_timeout_ns) {
+			kill(-r->pid, SIGKILL);
+			got = waitpid(r->pid, &status, 0);
+			status = -1;
+		}
+		if (got == 0) {
+			i++;
+			continue;
+		}
+		vg_policy_remediation_done(&x->policy, r->agent_id,
+					   got > 0 && status >= 0 && WIFEXITED(status) &&
+						   WEXITSTATUS(status) == 0,
+					   now);
+		*r = x->running[--x->n_running];
+	}
+}
+
+void vg_escalation_tick(struct vg_escalation *x)
+{
+	__u64 now = vg_mono_ns(), agent_id;
+	__u32 kind, attempt;
+	size_t cursor = 0;
+	enum vg_policy_due due;
+
+	reap(x, now);
+	while ((due = vg_policy_next_due(&x->policy, now, &cursor, &agent_id, &kind, &attempt))) {
+		if (due == VG_POLICY_RELEASE) {
+			notice(x, agent_id, "released", "stable again: alerts flow");
+			if (kind)
+				alert_current(x, agent_id, kind);
+		} else if (due == VG_POLICY_REMEDIATE) {
+			run_hook(x, agent_id, attempt);
+		}
+	}
+}
