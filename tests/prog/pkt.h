@@ -2,7 +2,8 @@
 /*
  * Crafted frames for BPF_PROG_TEST_RUN: Ethernet, optional 802.1Q tags,
  * IPv4 (correct header checksum) or IPv6, UDP or TCP, and a beat made with
- * vigil_beat_encode(), so the test and the XDP program share the wire format.
+ * vigil_beat_encode(), so the test and the XDP program share the wire format,
+ * optionally signed with vigil_beat_sign() as an agent signs it.
  * Every field of struct frame_spec is "as a well-behaved agent sends it" when
  * zero, so a table entry names only what it changes.
  */
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <linux/types.h>
 #include "vigil/wire.h"
+#include "vigil/auth.h"
 
 #define PKT_MAX 512
 #define PKT_ETH_HLEN 14
@@ -34,12 +36,18 @@ struct frame_spec {
 	int trailer;       /* Ethernet padding after the IP packet */
 	int cut;           /* truncate the finished frame to frame_len bytes */
 	int frame_len;
+	const struct vigil_key *key; /* sign the beat with this key (NULL: unsigned) */
+	__u8 key_id;       /* ... naming this key id */
+	const __u8 *saddr; /* source address: 4 bytes (IPv4) or 16 (IPv6); NULL: the default */
 };
 
-/* Overwrite `len` bytes of the encoded beat at `off` with `val`, big-endian. */
+/* Overwrite `len` bytes of the encoded (and signed) beat at `off` with `val`,
+ * big-endian; with `xor`, flip the bits set in `val` instead. Applied after
+ * signing, so it models a beat changed in flight. */
 struct beat_patch {
 	int off, len;
 	__u64 val;
+	int xor;
 };
 
 struct pkt_writer {
@@ -99,6 +107,43 @@ static const __u8 ip4_dst[4] = { 198, 18, 0, 1 };
 static const __u8 ip6_src[16] = { 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2 };
 static const __u8 ip6_dst[16] = { 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 };
 
+static inline const __u8 *frame_saddr(const struct frame_spec *f)
+{
+	if (f->saddr)
+		return f->saddr;
+	return f->l3 == L3_IPV6 ? ip6_src : ip4_src;
+}
+
+/* The source address as the XDP program reports it: IPv6, or IPv4 mapped
+ * into IPv6 (::ffff:a.b.c.d). */
+static inline void frame_src_mapped(const struct frame_spec *f, __u8 out[16])
+{
+	memset(out, 0, 16);
+	if (f->l3 == L3_IPV6) {
+		memcpy(out, frame_saddr(f), 16);
+		return;
+	}
+	out[10] = out[11] = 0xff;
+	memcpy(out + 12, frame_saddr(f), 4);
+}
+
+/* The 64-byte beat a frame carries: encoded, signed if f->key, patched. */
+static inline void build_beat(struct vigil_beat *beat, const struct frame_spec *f,
+			      const struct vigil_beat_info *bi, const struct beat_patch *patch)
+{
+	__u8 *p = (__u8 *)beat;
+
+	vigil_beat_encode(beat, bi);
+	if (f->key)
+		vigil_beat_sign(beat, f->key, f->key_id);
+	if (patch && patch->len)
+		for (int i = 0; i < patch->len; i++) {
+			__u8 v = patch->val >> (8 * (patch->len - 1 - i));
+
+			p[patch->off + i] = patch->xor ? p[patch->off + i] ^ v : v;
+		}
+}
+
 /*
  * Build one frame into buf (PKT_MAX bytes) and return its length. The L4
  * checksum is computed over the untruncated datagram, as the sender would.
@@ -109,6 +154,7 @@ static inline size_t build_frame(__u8 *buf, const struct frame_spec *f,
 	struct pkt_writer w = { .p = buf };
 	struct vigil_beat beat;
 	__u8 *payload = (__u8 *)&beat;
+	const __u8 *saddr = frame_saddr(f);
 	size_t plen = f->short_payload ? (size_t)f->payload_len : sizeof(beat);
 	size_t l4_hlen = f->l4 == L4_TCP ? 20 : 8;
 	size_t ip_hlen = f->l3 == L3_IPV6 ? 40 + (f->ip6_hbh ? 8 : 0) : 20 + 4 * f->ip_opt_words;
@@ -117,10 +163,10 @@ static inline size_t build_frame(__u8 *buf, const struct frame_spec *f,
 	__u32 sum;
 
 	memset(buf, 0, PKT_MAX);
-	vigil_beat_encode(&beat, bi);
-	if (patch && patch->len)
-		for (int i = 0; i < patch->len; i++)
-			payload[patch->off + i] = patch->val >> (8 * (patch->len - 1 - i));
+	if (bi)
+		build_beat(&beat, f, bi, patch);
+	else
+		memset(&beat, 0, sizeof(beat));
 
 	put_bytes(&w, mac_dst, 6);
 	put_bytes(&w, mac_src, 6);
@@ -153,7 +199,7 @@ static inline size_t build_frame(__u8 *buf, const struct frame_spec *f,
 		put8(&w, 64);
 		put8(&w, f->l4 == L4_TCP ? 6 : 17);
 		put16(&w, 0);
-		put_bytes(&w, ip4_src, 4);
+		put_bytes(&w, saddr, 4);
 		put_bytes(&w, ip4_dst, 4);
 		for (int i = 0; i < 4 * f->ip_opt_words; i++)
 			put8(&w, 1); /* NOP */
@@ -164,7 +210,7 @@ static inline size_t build_frame(__u8 *buf, const struct frame_spec *f,
 		put16(&w, (ip_hlen - 40) + l4_hlen + plen);
 		put8(&w, f->ip6_hbh ? 0 : (f->l4 == L4_TCP ? 6 : 17));
 		put8(&w, 64);
-		put_bytes(&w, ip6_src, 16);
+		put_bytes(&w, saddr, 16);
 		put_bytes(&w, ip6_dst, 16);
 		if (f->ip6_hbh) {
 			put8(&w, f->l4 == L4_TCP ? 6 : 17);
@@ -196,10 +242,10 @@ static inline size_t build_frame(__u8 *buf, const struct frame_spec *f,
 
 	/* Pseudo-header, then the segment as built. */
 	if (f->l3 == L3_IPV4) {
-		sum = csum_add(0, ip4_src, 4);
+		sum = csum_add(0, saddr, 4);
 		sum = csum_add(sum, ip4_dst, 4);
 	} else {
-		sum = csum_add(0, ip6_src, 16);
+		sum = csum_add(0, saddr, 16);
 		sum = csum_add(sum, ip6_dst, 16);
 	}
 	sum += f->l4 == L4_TCP ? 6 : 17;
