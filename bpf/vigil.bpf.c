@@ -361,27 +361,36 @@ static __always_inline __u32 check_replay(const struct vigil_config *cfg, struct
 					  enum vigil_replay_verdict *verdict)
 {
 	struct agent_guard *g = bpf_map_lookup_elem(&vigil_guard, &slot);
-	__u64 emission = 0, next;
-	__u32 reason = VIGIL_REJECT_NONE;
+	__u32 reason = VIGIL_REJECT_NONE, interval;
+	struct vigil_replay r;
+	__u64 emission = 0, tat = 0;
 
 	if (!g)
 		return VIGIL_REJECT_REPLAY;
 	/* The beat's own (authentic, clamped) interval sets its allowed rate,
 	 * so an agent that speeds up is limited by what it now announces. */
+	interval = vigil_clamp_interval(b->interval_ms, s->interval_min_ms, s->interval_max_ms);
 	if (cfg->rate_burst && cfg->rate_multiple)
-		emission = (__u64)vigil_clamp_interval(b->interval_ms, s->interval_min_ms,
-						       s->interval_max_ms) *
-			   VIGIL_NSEC_PER_MSEC / cfg->rate_multiple;
+		emission = (__u64)interval * VIGIL_NSEC_PER_MSEC / cfg->rate_multiple;
 	bpf_spin_lock(&g->lock);
-	*verdict = vigil_replay_check(&g->replay, b->incarnation, b->seq, cfg->replay_window);
+	/* Judge on copies and commit both only when the beat passes both, so a
+	 * beat refused for its rate does not use up its sequence number. */
+	r = g->replay;
+	*verdict = vigil_replay_check(&r, b->incarnation, b->seq, cfg->replay_window);
 	if (!vigil_replay_accepted(*verdict)) {
 		reason = VIGIL_REJECT_REPLAY;
 	} else if (emission) {
-		next = vigil_gcra(g->rate_tat, now, emission, cfg->rate_burst);
-		if (next)
-			g->rate_tat = next;
-		else
+		tat = vigil_gcra(vigil_gcra_rescale(g->rate_tat, now, g->rate_interval_ms, interval),
+				 now, emission, cfg->rate_burst);
+		if (!tat)
 			reason = VIGIL_REJECT_OVER_RATE_AGENT;
+	}
+	if (reason == VIGIL_REJECT_NONE) {
+		g->replay = r;
+		if (emission) {
+			g->rate_tat = tat;
+			g->rate_interval_ms = interval;
+		}
 	}
 	bpf_spin_unlock(&g->lock);
 	return reason;

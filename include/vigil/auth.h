@@ -38,6 +38,14 @@ VIGIL_INLINE void vigil_beat_sign(struct vigil_beat *b, const struct vigil_key *
 		b->mac[i] = 0;
 }
 
+/* Sign an acknowledgement in place (the same tag over bytes 0..47). */
+VIGIL_INLINE void vigil_ack_sign(struct vigil_ack *a, const struct vigil_key *k)
+{
+	vigil_beat_sign((struct vigil_beat *)a, k, a->key_id);
+	a->flags |= VIGIL_F_ACK;
+	vigil_beat_sign((struct vigil_beat *)a, k, a->key_id); /* flags are covered */
+}
+
 /* Constant-time comparison of a beat's tag with the expected one. */
 VIGIL_INLINE int vigil_beat_tag_ok(const struct vigil_beat *b, const struct vigil_key *k)
 {
@@ -145,6 +153,19 @@ VIGIL_INLINE __u64 vigil_gcra(__u64 tat, __u64 now, __u64 emission_ns, __u32 bur
 	if (t + emission_ns < t)
 		return 0;
 	return t + emission_ns;
+}
+
+/*
+ * When a beat announces a different interval, the debt run up at the old
+ * emission interval is rescaled to the new one: an agent that speeds up is
+ * judged by what it now announces, not by how slow it used to be.
+ */
+VIGIL_INLINE __u64 vigil_gcra_rescale(__u64 tat, __u64 now, __u32 old_interval, __u32 new_interval)
+{
+	if (!old_interval || old_interval == new_interval || tat <= now)
+		return tat;
+	return now + (tat - now) / old_interval * new_interval +
+	       (tat - now) % old_interval * new_interval / old_interval;
 }
 
 #endif /* VIGIL_AUTH_H */

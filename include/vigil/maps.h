@@ -37,6 +37,11 @@
 #define VIGIL_MAX_AGENTS 65536
 #endif
 
+/* Lease table size; lease ids are 1..VIGIL_MAX_LEASES-1 (0 = none). */
+#ifndef VIGIL_MAX_LEASES
+#define VIGIL_MAX_LEASES 1024
+#endif
+
 /* Life cycle of an agent slot. Every change goes through a compare-and-swap
  * so each transition is taken, and reported, exactly once. */
 enum vigil_agent_state {
@@ -58,7 +63,37 @@ enum vigil_event_kind {
 	VIGIL_EV_RESTART = 5,       /* incarnation rose */
 	VIGIL_EV_LEFT = 6,          /* agent announced LEAVING */
 	VIGIL_EV_REJECTED = 7,      /* a beat was refused; `reason` says why (rate-capped) */
-	VIGIL_EV_KIND_MAX = VIGIL_EV_REJECTED,
+	/* Lease events: `slot` is the lease id, `agent_id` the holder, `seq` the
+	 * fencing token of the grant that ended. */
+	VIGIL_EV_LEASE_EXPIRED = 8,  /* no renewing beat within the duration */
+	VIGIL_EV_LEASE_RELEASED = 9, /* the holder announced DRAINING or LEAVING */
+	VIGIL_EV_KIND_MAX = VIGIL_EV_LEASE_RELEASED,
+};
+
+/* A lease as the kernel sees it. */
+enum vigil_lease_state {
+	VIGIL_LEASE_FREE = 0,     /* never granted */
+	VIGIL_LEASE_HELD = 1,     /* renewed by the holder's beats until expires_ns */
+	VIGIL_LEASE_EXPIRED = 2,  /* the daemon grants it again after the grace period */
+	VIGIL_LEASE_RELEASED = 3, /* given up; the daemon grants it again at once */
+	VIGIL_LEASE_STATE_MAX = VIGIL_LEASE_RELEASED,
+};
+
+/* vigil_leases: one entry per lease id (ARRAY of VIGIL_MAX_LEASES). The
+ * daemon writes a grant (after persisting its token) only while the lease is
+ * not HELD; XDP extends expires_ns on the holder's beats and releases it;
+ * the sweeper expires it. State changes are CAS, as for agents. */
+struct lease_slot {
+	__u64 holder;         /* agent id of the current grant, 0 = none */
+	__u64 token;          /* fencing token of the current grant; only rises */
+	__u64 expires_ns;     /* monotonic; the holder's renewing beats move it */
+	__u64 granted_ns;
+	__u64 renewals;
+	__u32 duration_ms;
+	__u32 state;          /* enum vigil_lease_state */
+	__u32 flags;          /* VIGIL_LEASE_* */
+	__u32 pad;
+	char name[VIGIL_NAME_LEN];
 };
 
 /* Why a datagram to the beat port changed nothing. Numbers are part of the
@@ -79,6 +114,7 @@ enum vigil_reject_reason {
 
 /* agent_auth.flags */
 #define VIGIL_AUTH_ALLOWLIST 0x01 /* the agent's group restricts source addresses */
+#define VIGIL_AUTH_ACK 0x02       /* answer the agent's valid beats with an acknowledgement */
 
 /* agents: one preallocated slot per registered agent (ARRAY).
  * Registration fields are written by the daemon while the slot is FREE;
@@ -191,7 +227,7 @@ struct vigil_stats {
  * index as vigil_agents). Both change together, under the lock. */
 struct agent_guard {
 	struct bpf_spin_lock lock;
-	__u32 pad;
+	__u32 rate_interval_ms; /* the interval rate_tat was built up at */
 	struct vigil_replay replay;
 	__u64 rate_tat; /* GCRA theoretical arrival time of the agent's next beat */
 };
@@ -232,6 +268,7 @@ struct allow_key {
  * CLI can adopt it (ARRAY of 1, written once by the loading daemon). */
 struct vigil_meta {
 	__u64 instance_id;    /* random at load: keys the durable log across detach/load */
+	__u64 recommend_interval_ms; /* sent in acknowledgements; 0 = the agent's own */
 	__u64 tick_ns;
 	__u32 layout_version; /* VIGIL_LAYOUT_VERSION of the loader */
 	__u32 max_agents;
@@ -243,7 +280,7 @@ struct vigil_meta {
 
 /* Bump when a pinned map's layout changes: an instance pinned with another
  * layout is refused, never silently recreated (docs/maps.md). */
-#define VIGIL_LAYOUT_VERSION 3
+#define VIGIL_LAYOUT_VERSION 4
 
 /* One ring-buffer record: a state transition or a notable beat. */
 struct vigil_event {

@@ -31,7 +31,8 @@ enum vigil_status {
 
 /* Beat flags. Unknown bits make a beat malformed, so they can gain meaning
  * later without an old monitor silently misreading them. */
-#define VIGIL_F_MAC 0x01 /* mac[] holds a tag (filled by the authentication work) */
+#define VIGIL_F_MAC 0x01 /* mac[] holds a SipHash-2-4 tag (include/vigil/auth.h) */
+#define VIGIL_F_ACK 0x80 /* an acknowledgement from the monitor, never a beat */
 #define VIGIL_F_KNOWN (VIGIL_F_MAC)
 
 struct vigil_beat {
@@ -52,6 +53,30 @@ struct vigil_beat {
 };
 
 _Static_assert(sizeof(struct vigil_beat) == 64, "beat v1 is 64 bytes");
+
+/*
+ * Acknowledgement, version 1: the monitor's answer to a valid beat (XDP_TX
+ * back to its source, same 64-byte size), for agents of groups with `ack`.
+ * Tagged with the agent's key over bytes 0..47, like a beat. It tells the
+ * agent what the monitor knows of the lease the beat named.
+ */
+struct vigil_ack {
+	__u16 magic;                 /* VIGIL_MAGIC */
+	__u8 version;                /* VIGIL_VERSION */
+	__u8 flags;                  /* VIGIL_F_ACK | VIGIL_F_MAC */
+	__u8 lease_state;            /* enum vigil_lease_state of lease_id */
+	__u8 key_id;                 /* the key of the acknowledged beat */
+	__u16 recommend_interval_ms; /* beat at this interval (0: as you like) */
+	__u64 agent_id;
+	__u64 seq;                   /* sequence of the acknowledged beat */
+	__u64 token;                 /* fencing token of the lease's current grant */
+	__u64 holder;                /* agent id holding the lease, 0 = none */
+	__u32 lease_id;
+	__u32 remaining_ms;          /* lease time left as the monitor sees it */
+	__u8 mac[VIGIL_MAC_LEN];
+};
+
+_Static_assert(sizeof(struct vigil_ack) == sizeof(struct vigil_beat), "acks replace beats in place");
 
 /* Offset up to which a truncated beat still names its agent. */
 #define VIGIL_BEAT_ID_END 16

@@ -568,6 +568,25 @@ static void test_gcra(void)
 	}
 }
 
+/* Rescaling GCRA debt when an agent announces another interval. */
+static void test_gcra_rescale(void)
+{
+	const __u64 now = 1000000000000ull;
+
+	CHECK(vigil_gcra_rescale(now + 800, now, 1000, 10) == now + 8,
+	      "debt shrinks in proportion when the interval shortens (1000 ms -> 10 ms)");
+	CHECK(vigil_gcra_rescale(now + 8, now, 10, 1000) == now + 800,
+	      "debt grows in proportion when the interval lengthens");
+	CHECK(vigil_gcra_rescale(now + 800, now, 1000, 1000) == now + 800,
+	      "unchanged interval: unchanged debt");
+	CHECK(vigil_gcra_rescale(now - 5, now, 1000, 10) == now - 5,
+	      "no debt (arrival time in the past): nothing to rescale");
+	CHECK(vigil_gcra_rescale(now + 800, now, 0, 10) == now + 800,
+	      "first beat (no interval recorded yet): unchanged");
+	CHECK(vigil_gcra_rescale(now + (1ull << 40), now, 3600000, 3600000 - 1) <= now + (1ull << 40),
+	      "large debt and intervals: no overflow, never grows when the interval shrinks");
+}
+
 int main(void)
 {
 	const char *seed = getenv("VIGIL_TEST_SEED");
@@ -582,6 +601,7 @@ int main(void)
 	test_replay_model();
 	test_replay_edges();
 	test_gcra();
+	test_gcra_rescale();
 
 	printf("1..%u\n", n_cases);
 	printf("# %u passed, %u failed\n", n_cases - n_failed, n_failed);
