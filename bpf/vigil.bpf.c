@@ -27,6 +27,8 @@ char LICENSE[] SEC("license") = "GPL"; /* bpf_timer and bpf_loop need GPL */
 /* Load-time settings (set by the daemon before load, fixed afterwards). */
 const volatile __u16 beat_port_be = 0; /* UDP destination port, network order */
 const volatile __u64 tick_ns = 1000000;
+/* Wheel slots 0..max_agents-1 are agents; max_agents + lease id are leases. */
+const volatile __u32 max_agents = VIGIL_MAX_AGENTS;
 
 /* vigil_agents: one slot per registered agent; see struct agent_slot. */
 struct {
@@ -136,6 +138,14 @@ struct {
 	__type(value, __u32);
 } vigil_allow SEC(".maps");
 
+/* vigil_leases: one entry per lease id; see struct lease_slot for who writes what. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, VIGIL_MAX_LEASES);
+	__type(key, __u32);
+	__type(value, struct lease_slot);
+} vigil_leases SEC(".maps");
+
 /* vigil_config: run-time settings; written by the daemon. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -176,41 +186,60 @@ struct {
 
 static const __u32 zero = 0;
 
-/* Hand out the next event sequence and send one record. The sequence is
+/* Hand out the next event sequence and reserve its record. The sequence is
  * taken even when the ring buffer is full, so the daemon sees the gap and
- * reconciles from the maps. */
-static __always_inline void emit(struct vigil_stats *st, struct agent_slot *s, __u32 slot,
-				 __u64 agent_id, __u32 kind, __u32 prev, __u32 state, __u64 now,
-				 __u32 reason, const struct src_addr *src)
+ * reconciles from the maps. Returns NULL (and counts it) when full. */
+static __always_inline struct vigil_event *event_begin(struct vigil_stats *st, __u32 kind,
+						       __u64 now, __u64 *seq_out)
 {
 	struct vigil_globals *g = bpf_map_lookup_elem(&vigil_globals, &zero);
 	struct vigil_event *e;
 	__u64 seq;
 
 	if (!g)
-		return;
+		return NULL;
 	seq = __sync_fetch_and_add(&g->event_seq, 1) + 1;
-	if (s && prev != state) {
-		s->last_event_seq = seq;
-		s->state_since_ns = now;
-	}
+	*seq_out = seq;
 	e = bpf_ringbuf_reserve(&vigil_events, sizeof(*e), 0);
 	if (!e) {
 		st->ringbuf_full++;
-		return;
+		return NULL;
 	}
+	__builtin_memset(e, 0, sizeof(*e));
 	e->event_seq = seq;
-	e->agent_id = agent_id;
-	e->detected_ns = now;
-	e->slot = slot;
 	e->kind = kind;
+	e->detected_ns = now;
+	return e;
+}
+
+static __always_inline void event_end(struct vigil_stats *st, struct vigil_event *e)
+{
+	bpf_ringbuf_submit(e, 0);
+	st->events++;
+}
+
+/* An agent event (s may be NULL for refused beats of unknown agents). */
+static __always_inline void emit(struct vigil_stats *st, struct agent_slot *s, __u32 slot,
+				 __u64 agent_id, __u32 kind, __u32 prev, __u32 state, __u64 now,
+				 __u32 reason, const struct src_addr *src)
+{
+	struct vigil_event *e;
+	__u64 seq = 0;
+
+	e = event_begin(st, kind, now, &seq);
+	if (s && prev != state && seq) {
+		s->last_event_seq = seq;
+		s->state_since_ns = now;
+	}
+	if (!e)
+		return;
+	e->agent_id = agent_id;
+	e->slot = slot;
 	e->prev_state = prev;
 	e->state = state;
 	e->reason = reason;
 	if (src)
 		__builtin_memcpy(e->src_addr, src->a, sizeof(e->src_addr));
-	else
-		__builtin_memset(e->src_addr, 0, sizeof(e->src_addr));
 	if (s) {
 		e->last_seen_ns = s->last_seen_ns;
 		e->seq = s->seq;
@@ -218,12 +247,30 @@ static __always_inline void emit(struct vigil_stats *st, struct agent_slot *s, _
 		e->interval_ms = s->interval_ms;
 	} else {
 		e->last_seen_ns = now;
-		e->seq = 0;
-		e->incarnation = 0;
-		e->interval_ms = 0;
 	}
-	bpf_ringbuf_submit(e, 0);
-	st->events++;
+	event_end(st, e);
+}
+
+/* A lease edge: the holder lost it (expired) or gave it up (released). */
+static __always_inline void lease_transition(struct vigil_stats *st, struct lease_slot *l,
+					     __u32 lease_id, __u32 to, __u32 kind, __u64 now)
+{
+	struct vigil_event *e;
+	__u64 seq;
+
+	if (__sync_val_compare_and_swap(&l->state, VIGIL_LEASE_HELD, to) != VIGIL_LEASE_HELD)
+		return;
+	e = event_begin(st, kind, now, &seq);
+	if (!e)
+		return;
+	e->agent_id = l->holder;
+	e->slot = lease_id;
+	e->seq = l->token;
+	e->last_seen_ns = l->expires_ns;
+	e->interval_ms = l->duration_ms;
+	e->prev_state = VIGIL_LEASE_HELD;
+	e->state = to;
+	event_end(st, e);
 }
 
 /* Take a state edge exactly once; report it when we won the race. */
@@ -396,6 +443,31 @@ static __always_inline __u32 check_replay(const struct vigil_config *cfg, struct
 	return reason;
 }
 
+/* The holder's fresh beat naming its lease renews it; DRAINING or LEAVING
+ * gives it up at once. Beats of other agents naming the lease do nothing. */
+static __always_inline void renew_lease(struct vigil_stats *st, struct agent_slot *s,
+					const struct vigil_beat_info *b, __u64 now)
+{
+	__u32 id = b->lease_id;
+	struct lease_slot *l;
+	__u64 until;
+
+	if (id >= VIGIL_MAX_LEASES)
+		return;
+	l = bpf_map_lookup_elem(&vigil_leases, &id);
+	if (!l || l->state != VIGIL_LEASE_HELD || l->holder != s->agent_id)
+		return;
+	if (b->status == VIGIL_STATUS_DRAINING || b->status == VIGIL_STATUS_LEAVING) {
+		lease_transition(st, l, id, VIGIL_LEASE_RELEASED, VIGIL_EV_LEASE_RELEASED, now);
+		return;
+	}
+	/* Only ever later: a renewal racing another CPU's cannot shorten it. */
+	until = now + (__u64)l->duration_ms * VIGIL_NSEC_PER_MSEC;
+	if (until > l->expires_ns)
+		l->expires_ns = until;
+	__sync_fetch_and_add(&l->renewals, 1);
+}
+
 static __always_inline void accept_beat(struct vigil_stats *st, struct agent_slot *s, __u32 slot,
 					const struct vigil_beat_info *b,
 					enum vigil_replay_verdict v, __u64 now)
@@ -439,6 +511,9 @@ static __always_inline void accept_beat(struct vigil_stats *st, struct agent_slo
 		emit(st, s, slot, s->agent_id, VIGIL_EV_RESTART, state, state, now,
 		     VIGIL_REJECT_NONE, NULL);
 
+	if (!late && b->lease_id)
+		renew_lease(st, s, b, now);
+
 	/* A late beat neither announces a departure a newer beat took back nor
 	 * undoes one that overtook it: LEAVING is judged on the newest beat. */
 	if (b->status == VIGIL_STATUS_LEAVING && !late) {
@@ -467,13 +542,121 @@ static __always_inline void accept_beat(struct vigil_stats *st, struct agent_slo
 	}
 }
 
+/* Where the headers of the datagram start, for turning it into an ack. */
+struct beat_frame {
+	struct ethhdr *eth;
+	void *l3;
+	struct udphdr *udp;
+	int v6;
+};
+
+/* UDP over IPv6 must carry a checksum (RFC 8200); IPv4 may send 0. */
+static __always_inline __u16 udp6_csum(struct ipv6hdr *ip6, struct udphdr *uh, void *data_end)
+{
+	__be32 pseudo[2] = { bpf_htonl(sizeof(*uh) + sizeof(struct vigil_ack)),
+			     bpf_htonl(IPPROTO_UDP_) };
+	__s64 sum;
+
+	if ((void *)(ip6 + 1) > data_end ||
+	    (void *)uh + sizeof(*uh) + sizeof(struct vigil_ack) > data_end)
+		return 0;
+	sum = bpf_csum_diff(0, 0, (__be32 *)&ip6->saddr, 32, 0);
+	sum = bpf_csum_diff(0, 0, pseudo, sizeof(pseudo), sum);
+	sum = bpf_csum_diff(0, 0, (__be32 *)uh, sizeof(*uh) + sizeof(struct vigil_ack), sum);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = ~sum & 0xffff;
+	return sum ? (__u16)sum : 0xffff;
+}
+
+/*
+ * Answer a valid beat in place: the 64-byte beat becomes a 64-byte
+ * acknowledgement (lengths, and so the IPv4 header checksum, stay as they
+ * are), addresses and ports are swapped, and the frame goes back out of the
+ * interface it came in on. It tells the agent what the monitor knows of the
+ * lease the beat named, tagged with the agent's key.
+ */
+static __always_inline int send_ack(const struct beat_frame *f, void *data_end, void *payload,
+				    const struct agent_auth *auth, const struct vigil_beat_info *b,
+				    const struct vigil_config *cfg, __u64 now)
+{
+	struct vigil_ack *a = payload;
+	struct ethhdr *eth = f->eth;
+	struct udphdr *uh = f->udp;
+	struct lease_slot *l = NULL;
+	__u32 id = b->lease_id, remaining = 0, rec = cfg->recommend_interval_ms;
+	__u8 kid = b->key_id & 1, mac[6];
+	__be16 port;
+
+	if ((void *)(eth + 1) > data_end || (void *)(uh + 1) > data_end ||
+	    (void *)(a + 1) > data_end)
+		return XDP_DROP;
+	if (id && id < VIGIL_MAX_LEASES)
+		l = bpf_map_lookup_elem(&vigil_leases, &id);
+	a->magic = bpf_htons(VIGIL_MAGIC);
+	a->version = VIGIL_VERSION;
+	a->flags = VIGIL_F_ACK;
+	a->key_id = kid;
+	a->recommend_interval_ms = bpf_htons(rec > 65535 ? 65535 : rec);
+	a->agent_id = vg_be64(b->agent_id);
+	a->seq = vg_be64(b->seq);
+	a->lease_id = vg_be32(id);
+	if (l) {
+		if (l->state == VIGIL_LEASE_HELD && l->expires_ns > now)
+			remaining = (l->expires_ns - now) / VIGIL_NSEC_PER_MSEC;
+		a->lease_state = l->state;
+		a->token = vg_be64(l->token);
+		a->holder = vg_be64(l->holder);
+	} else {
+		a->lease_state = VIGIL_LEASE_FREE;
+		a->token = 0;
+		a->holder = 0;
+	}
+	a->remaining_ms = vg_be32(remaining);
+	if ((b->flags & VIGIL_F_MAC) && (auth->valid & (1u << kid)))
+		vigil_ack_sign(a, &auth->key[kid]);
+	else
+		__builtin_memset(a->mac, 0, sizeof(a->mac));
+
+	__builtin_memcpy(mac, eth->h_dest, 6);
+	__builtin_memcpy(eth->h_dest, eth->h_source, 6);
+	__builtin_memcpy(eth->h_source, mac, 6);
+	if (f->v6) {
+		struct ipv6hdr *ip6 = f->l3;
+		struct in6_addr t;
+
+		if ((void *)(ip6 + 1) > data_end)
+			return XDP_DROP;
+		t = ip6->saddr;
+		ip6->saddr = ip6->daddr;
+		ip6->daddr = t;
+	} else {
+		struct iphdr *ip = f->l3;
+		__be32 t;
+
+		if ((void *)(ip + 1) > data_end)
+			return XDP_DROP;
+		t = ip->saddr;
+		ip->saddr = ip->daddr;
+		ip->daddr = t;
+	}
+	port = uh->source;
+	uh->source = uh->dest;
+	uh->dest = port;
+	uh->check = 0;
+	if (f->v6)
+		uh->check = udp6_csum(f->l3, uh, data_end);
+	return XDP_TX;
+}
+
 /*
  * One datagram to the beat port. Cheapest checks first; nothing that an
  * unauthenticated sender controls changes any state but counters:
  *   source rate -> decode -> known agent -> allowlist -> tag -> replay+rate
  */
-static __always_inline int handle_beat(struct xdp_md *ctx, void *payload, void *data_end,
-				       int plen, struct vigil_stats *st, const struct src_addr *src)
+static __always_inline int handle_beat(struct xdp_md *ctx, const struct beat_frame *f,
+				       void *payload, void *data_end, int plen,
+				       struct vigil_stats *st, const struct src_addr *src)
 {
 	struct vigil_config *cfg = bpf_map_lookup_elem(&vigil_config, &zero);
 	enum vigil_replay_verdict rv = VIGIL_REPLAY_NEWER;
@@ -563,6 +746,8 @@ static __always_inline int handle_beat(struct xdp_md *ctx, void *payload, void *
 		return reject(st, cfg, s, slot, b.agent_id, reason, src);
 	}
 	accept_beat(st, s, slot, &b, rv, now);
+	if (auth->flags & VIGIL_AUTH_ACK)
+		return send_ack(f, data_end, payload, auth, &b, cfg, now);
 	return beat_verdict(cfg);
 }
 
@@ -571,6 +756,7 @@ int vigil_xdp(struct xdp_md *ctx)
 {
 	void *data_end = (void *)(long)ctx->data_end;
 	struct hdr_cursor c = { .pos = (void *)(long)ctx->data };
+	struct beat_frame f = { .eth = (void *)(long)ctx->data };
 	struct src_addr src;
 	struct vigil_stats *st;
 	__be16 dport = 0;
@@ -582,18 +768,22 @@ int vigil_xdp(struct xdp_md *ctx)
 	st->packets++;
 
 	proto = parse_ethhdr(&c, data_end);
-	if (proto == bpf_htons(ETH_P_IP))
+	f.l3 = c.pos;
+	if (proto == bpf_htons(ETH_P_IP)) {
 		proto = parse_iphdr(&c, data_end, &src);
-	else if (proto == bpf_htons(ETH_P_IPV6))
+	} else if (proto == bpf_htons(ETH_P_IPV6)) {
+		f.v6 = 1;
 		proto = parse_ip6hdr(&c, data_end, &src);
-	else
+	} else {
 		goto pass;
+	}
 	if (proto != IPPROTO_UDP_)
 		goto pass;
+	f.udp = c.pos;
 	plen = parse_udphdr(&c, data_end, &dport);
 	if (dport != beat_port_be || dport == 0)
 		goto pass;
-	return handle_beat(ctx, c.pos, data_end, plen, st, &src);
+	return handle_beat(ctx, &f, c.pos, data_end, plen, st, &src);
 pass:
 	st->passed++;
 	return XDP_PASS;
@@ -638,6 +828,27 @@ static __always_inline void leave_wheel(struct wheel_state *ws, struct wheel_lin
 		ws->filed--;
 }
 
+/* A lease in the wheel: expire it once its holder stopped renewing. Renewals
+ * only move expires_ns later, so filing at it needs no horizon. */
+static __always_inline void visit_lease(struct sweep_ctx *c, struct wheel_state *ws,
+					struct vigil_stats *st, __u32 slot, struct wheel_link *l)
+{
+	__u32 id = slot - max_agents;
+	struct lease_slot *ls = bpf_map_lookup_elem(&vigil_leases, &id);
+
+	c->visits++;
+	if (!ls || ls->state != VIGIL_LEASE_HELD) {
+		leave_wheel(ws, l);
+	} else if (c->now >= ls->expires_ns) {
+		lease_transition(st, ls, id, VIGIL_LEASE_EXPIRED, VIGIL_EV_LEASE_EXPIRED, c->now);
+		leave_wheel(ws, l);
+	} else {
+		c->refiled++;
+		file_slot(ws, l, slot, vigil_wheel_due(c->now, ls->expires_ns,
+						       ls->expires_ns - c->now, tick_ns));
+	}
+}
+
 /* Look at one slot: take due edges, then re-file or drop it. */
 static __always_inline void visit(struct sweep_ctx *c, struct wheel_state *ws,
 				  struct vigil_stats *st, __u32 slot)
@@ -648,6 +859,11 @@ static __always_inline void visit(struct sweep_ctx *c, struct wheel_state *ws,
 	__u64 next_ns = 0, horizon;
 	__u32 state;
 
+	if (slot >= max_agents) {
+		if (l)
+			visit_lease(c, ws, st, slot, l);
+		return;
+	}
 	if (!s || !l)
 		return;
 	c->visits++;

@@ -47,6 +47,7 @@ static const struct {
 	{ "vigil_guard", offsetof(struct vg_maps, guard), sizeof(struct agent_guard) },
 	{ "vigil_sources", offsetof(struct vg_maps, sources), sizeof(__u64) },
 	{ "vigil_allow", offsetof(struct vg_maps, allow), sizeof(__u32) },
+	{ "vigil_leases", offsetof(struct vg_maps, leases), sizeof(struct lease_slot) },
 	{ "vigil_timer", (size_t)-1, 0 }, /* pinned so the sweeper outlives us */
 };
 #define N_PINNED (sizeof(pinned_maps) / sizeof(pinned_maps[0]))
@@ -101,6 +102,7 @@ void vg_maps_from_skel(struct vigil_bpf *skel, struct vg_maps *m)
 	m->guard = bpf_map__fd(skel->maps.vigil_guard);
 	m->sources = bpf_map__fd(skel->maps.vigil_sources);
 	m->allow = bpf_map__fd(skel->maps.vigil_allow);
+	m->leases = bpf_map__fd(skel->maps.vigil_leases);
 	m->max_agents = bpf_map__max_entries(skel->maps.vigil_agents);
 }
 
@@ -245,12 +247,14 @@ int vg_instance_load(const struct vg_load_opts *o, struct vg_maps *m, struct vig
 	}
 	skel->rodata->beat_port_be = htons(o->port);
 	skel->rodata->tick_ns = o->tick_ns;
+	skel->rodata->max_agents = o->max_agents;
 	bpf_map__set_max_entries(skel->maps.vigil_agents, o->max_agents);
 	bpf_map__set_max_entries(skel->maps.vigil_index, o->max_agents);
-	bpf_map__set_max_entries(skel->maps.vigil_links, o->max_agents);
+	/* Wheel slots: agents, then one per lease. */
+	bpf_map__set_max_entries(skel->maps.vigil_links, o->max_agents + VIGIL_MAX_LEASES);
 	bpf_map__set_max_entries(skel->maps.vigil_auth, o->max_agents);
 	bpf_map__set_max_entries(skel->maps.vigil_guard, o->max_agents);
-	bpf_map__set_max_entries(skel->maps.vigil_inbox, 2 * o->max_agents);
+	bpf_map__set_max_entries(skel->maps.vigil_inbox, 2 * (o->max_agents + VIGIL_MAX_LEASES));
 	bpf_map__set_max_entries(skel->maps.vigil_events, o->ringbuf_bytes);
 	/* Nothing is pinned by libbpf itself: we pin explicitly below, after
 	 * everything is set up, so a half-built instance is never adopted. */

@@ -38,12 +38,25 @@ VIGIL_INLINE void vigil_beat_sign(struct vigil_beat *b, const struct vigil_key *
 		b->mac[i] = 0;
 }
 
-/* Sign an acknowledgement in place (the same tag over bytes 0..47). */
+/* Sign an acknowledgement in place: the same tag over bytes 0..47. */
 VIGIL_INLINE void vigil_ack_sign(struct vigil_ack *a, const struct vigil_key *k)
 {
-	vigil_beat_sign((struct vigil_beat *)a, k, a->key_id);
-	a->flags |= VIGIL_F_ACK;
-	vigil_beat_sign((struct vigil_beat *)a, k, a->key_id); /* flags are covered */
+	__u64 tag;
+
+	a->flags |= VIGIL_F_ACK | VIGIL_F_MAC;
+	tag = vigil_siphash24((const __u8 *)a, VIGIL_TAG_COVERS, k);
+	for (int i = 0; i < 8; i++)
+		a->mac[i] = (__u8)(tag >> (8 * i));
+	for (int i = 8; i < VIGIL_MAC_LEN; i++)
+		a->mac[i] = 0;
+}
+
+/* Does an acknowledgement verify with the agent's key? */
+VIGIL_INLINE int vigil_ack_tag_ok(const struct vigil_ack *a, const struct vigil_key *k)
+{
+	__u64 tag = vigil_siphash24((const __u8 *)a, VIGIL_TAG_COVERS, k);
+
+	return ((tag ^ vigil_le64(a->mac)) | vigil_le64(a->mac + 8)) == 0;
 }
 
 /* Constant-time comparison of a beat's tag with the expected one. */

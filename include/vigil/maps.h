@@ -191,6 +191,8 @@ struct vigil_config {
 	__u32 rate_burst;            /* ... with this many beats of burst (0: no agent limit) */
 	__u32 source_pps;            /* datagrams per second per source address (0: no limit) */
 	__u32 source_burst;
+	__u32 recommend_interval_ms; /* sent in acknowledgements (storm control); 0: none */
+	__u32 pad;
 };
 
 /* vigil_globals: host-wide counters that must be shared, not per-CPU. */
@@ -268,7 +270,6 @@ struct allow_key {
  * CLI can adopt it (ARRAY of 1, written once by the loading daemon). */
 struct vigil_meta {
 	__u64 instance_id;    /* random at load: keys the durable log across detach/load */
-	__u64 recommend_interval_ms; /* sent in acknowledgements; 0 = the agent's own */
 	__u64 tick_ns;
 	__u32 layout_version; /* VIGIL_LAYOUT_VERSION of the loader */
 	__u32 max_agents;
