@@ -134,6 +134,105 @@ static int parse_allow(struct vg_config *c, char **save, const char *path, int l
 	return 0;
 }
 
+static int parse_ack(struct vg_config *c, char **save, const char *path, int lineno)
+{
+	char *group = strtok_r(NULL, " \t", save), (*a)[VIGIL_GROUP_LEN];
+
+	if (!group || strlen(group) >= VIGIL_GROUP_LEN || !valid_label(group) ||
+	    strtok_r(NULL, " \t", save)) {
+		pr_warn("%s:%d: 'ack' takes one group name (1-15 characters of [A-Za-z0-9._-])\n",
+			path, lineno);
+		return -1;
+	}
+	a = realloc(c->ack, (c->n_ack + 1) * sizeof(*a));
+	if (!a)
+		return -1;
+	c->ack = a;
+	vg_strlcpy(c->ack[c->n_ack++], group, VIGIL_GROUP_LEN);
+	return 0;
+}
+
+/* lease NAME id=N duration-ms=D grace-ms=G candidates=ID:PRIO,... */
+static int parse_lease(struct vg_config *c, char **save, const char *path, int lineno)
+{
+	char *name = strtok_r(NULL, " \t", save), *tok;
+	struct vg_lease_def d = { .grace_ms = 0 }, *a;
+	__u64 v;
+
+	if (!name || strlen(name) >= sizeof(d.name) || !valid_label(name)) {
+		pr_warn("%s:%d: 'lease' needs a name (1-31 characters of [A-Za-z0-9._-])\n", path,
+			lineno);
+		return -1;
+	}
+	vg_strlcpy(d.name, name, sizeof(d.name));
+	while ((tok = strtok_r(NULL, " \t", save))) {
+		char *eq = strchr(tok, '='), *val;
+
+		if (!eq) {
+			pr_warn("%s:%d: '%s' is not key=value\n", path, lineno, tok);
+			return -1;
+		}
+		*eq = '\0';
+		val = eq + 1;
+		if (!strcmp(tok, "id")) {
+			if (num(val, VIGIL_MAX_LEASES - 1, &v) || v < 1) {
+				pr_warn("%s:%d: id: must be a whole number from 1 to %u\n", path, lineno,
+					VIGIL_MAX_LEASES - 1);
+				return -1;
+			}
+			d.id = (__u32)v;
+		} else if (!strcmp(tok, "duration-ms") || !strcmp(tok, "grace-ms")) {
+			if (num(val, MAX_INTERVAL_MS, &v) || (tok[0] == 'd' && v < 10)) {
+				pr_warn("%s:%d: %s: must be a whole number of ms (duration 10 to 3600000, "
+					"grace 0 to 3600000)\n", path, lineno, tok);
+				return -1;
+			}
+			*(tok[0] == 'd' ? &d.duration_ms : &d.grace_ms) = (__u32)v;
+		} else if (!strcmp(tok, "candidates")) {
+			char *save2 = NULL, *cand;
+
+			for (cand = strtok_r(val, ",", &save2); cand; cand = strtok_r(NULL, ",", &save2)) {
+				char *colon = strchr(cand, ':');
+				__u64 id, prio = 1;
+
+				if (colon)
+					*colon = '\0';
+				if (d.n_cand == VG_LEASE_MAX_CANDIDATES || num(cand, UINT64_MAX, &id) ||
+				    !id || (colon && num(colon + 1, 1000000, &prio))) {
+					pr_warn("%s:%d: candidates: expected up to %d AGENT-ID[:PRIORITY] "
+						"separated by commas\n", path, lineno,
+						VG_LEASE_MAX_CANDIDATES);
+					return -1;
+				}
+				d.cand[d.n_cand].agent_id = id;
+				d.cand[d.n_cand++].priority = (__u32)prio;
+			}
+		} else {
+			pr_warn("%s:%d: %s: unknown key (expected id, duration-ms, grace-ms, "
+				"candidates)\n", path, lineno, tok);
+			return -1;
+		}
+	}
+	if (!d.id || !d.duration_ms || !d.n_cand) {
+		pr_warn("%s:%d: lease %s needs id=, duration-ms= and candidates=\n", path, lineno,
+			d.name);
+		return -1;
+	}
+	for (size_t i = 0; i < c->n_leases; i++) {
+		if (c->leases[i].id == d.id || !strcmp(c->leases[i].name, d.name)) {
+			pr_warn("%s:%d: lease %s (id %u) is declared twice\n", path, lineno, d.name,
+				d.id);
+			return -1;
+		}
+	}
+	a = realloc(c->leases, (c->n_leases + 1) * sizeof(*a));
+	if (!a)
+		return -1;
+	c->leases = a;
+	c->leases[c->n_leases++] = d;
+	return 0;
+}
+
 static int push(struct vg_config *c, const struct vg_agent_def *d)
 {
 	if (c->n == c->cap) {
@@ -149,8 +248,20 @@ static int push(struct vg_config *c, const struct vg_agent_def *d)
 	return 0;
 }
 
+/* Directives that are not agents: each parses the rest of its line. */
+typedef int (*directive_fn)(struct vg_config *c, char **save, const char *path, int lineno);
+static const struct {
+	const char *word;
+	directive_fn parse;
+} policies[] = {
+	{ "allow", parse_allow },
+	{ "ack", parse_ack },
+	{ "lease", parse_lease },
+};
+
 int vg_config_load(const char *path, struct vg_config *out)
 {
+	directive_fn parse;
 	struct vg_agent_def defaults;
 	struct u64map ids = {};
 	char *line = NULL;
@@ -176,8 +287,12 @@ int vg_config_load(const char *path, struct vg_config *out)
 		word = strtok_r(line, " \t", &save);
 		if (!word)
 			continue;
-		if (!strcmp(word, "allow")) {
-			if (parse_allow(out, &save, path, lineno))
+		parse = NULL;
+		for (size_t i = 0; i < sizeof(policies) / sizeof(policies[0]); i++)
+			if (!strcmp(word, policies[i].word))
+				parse = policies[i].parse;
+		if (parse) {
+			if (parse(out, &save, path, lineno))
 				goto out;
 			continue;
 		} else if (!strcmp(word, "agent")) {
@@ -185,7 +300,7 @@ int vg_config_load(const char *path, struct vg_config *out)
 		} else if (!strcmp(word, "defaults")) {
 			is_agent = 0;
 		} else {
-			pr_warn("%s:%d: unknown directive '%s' (expected 'agent', 'defaults' or 'allow')\n",
+			pr_warn("%s:%d: unknown directive '%s' (expected agent, defaults, allow, ack or lease)\n",
 				path, lineno, word);
 			goto out;
 		}
@@ -253,5 +368,7 @@ void vg_config_free(struct vg_config *c)
 {
 	free(c->agents);
 	free(c->allow);
+	free(c->ack);
+	free(c->leases);
 	memset(c, 0, sizeof(*c));
 }

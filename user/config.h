@@ -7,6 +7,8 @@
  *   agent 1 name=web-1
  *   agent 2 name=web-2 group=db multiplier=4
  *   allow db 198.18.0.0/15 fd00::/8
+ *   ack db
+ *   lease primary id=1 duration-ms=500 grace-ms=100 candidates=1:30,2:20,3:10
  *
  * `defaults` applies to the agent lines after it. Errors name file and line.
  */
@@ -15,6 +17,7 @@
 
 #include <stddef.h>
 #include "registry.h"
+#include "lease.h"
 
 /* One `allow GROUP PREFIX` entry: beats for agents of GROUP are accepted
  * only from sources inside one of the group's prefixes. */
@@ -28,6 +31,10 @@ struct vg_config {
 	size_t n, cap;
 	struct vg_allow *allow;
 	size_t n_allow;
+	char (*ack)[VIGIL_GROUP_LEN]; /* groups whose beats are acknowledged */
+	size_t n_ack;
+	struct vg_lease_def *leases;
+	size_t n_leases;
 };
 
 /* Returns 0, or -1 after printing "FILE:LINE: problem". */

@@ -25,6 +25,7 @@
 #include "eventlog.h"
 #include "instance.h"
 #include "keys.h"
+#include "lease.h"
 #include "log.h"
 #include "metrics.h"
 #include "registry.h"
@@ -39,6 +40,7 @@ struct daemon {
 	struct vg_alert_cfg acfg;   /* alert sinks (alert.h) */
 	struct vg_alerter *alerter; /* NULL: no sink configured */
 	struct vg_escalation esc;   /* what to alert, flap damping, remediation */
+	struct vg_leases leases;    /* grants leases with fencing tokens */
 	struct vigil_config cfg;
 	const char *pin_root;
 	const char *keys_path;   /* NULL: no key file (only with --no-auth/--learn) */
@@ -108,6 +110,14 @@ static void view_of(struct daemon *d, const struct vigil_event *e, struct agent_
 {
 	memset(v, 0, sizeof(*v));
 	v->e = e;
+	if (vg_kind_is_lease(e->kind)) {
+		/* `slot` is the lease id: name the holder by its id. */
+		if (vg_agent_get(&d->maps, e->agent_id, NULL, s) == 0) {
+			v->name = s->name;
+			v->group = s->group;
+		}
+		return;
+	}
 	if (e->slot == 0xffffffffu || bpf_map_lookup_elem(d->maps.agents, &e->slot, s) ||
 	    s->agent_id != e->agent_id)
 		return;
@@ -120,7 +130,6 @@ static void view_of(struct daemon *d, const struct vigil_event *e, struct agent_
 					       d->cfg.dead_misses);
 }
 
-/* Which new events alert (until the policy module decides). */
 static void record(struct daemon *d, const struct vg_event_view *v)
 {
 	struct vg_event_view shown = *v;
@@ -267,26 +276,53 @@ static void reconcile(struct daemon *d, const char *why)
 	vg_eventlog_sync(&d->log);
 }
 
-/* Publish the agents file's allowlists: groups first (so registration
- * picks up their flags), new prefixes before stale ones go, so a source
- * that stays allowed is never refused in between. */
-static int apply_allowlists(struct daemon *d, const struct vg_config *c)
+/* The policy flags a group gets from the agents file (allow, ack lines). */
+static __u32 group_flags(const struct vg_config *c, const char *group)
+{
+	__u32 flags = 0;
+
+	for (size_t i = 0; i < c->n_allow; i++)
+		if (!strcmp(c->allow[i].group, group))
+			flags |= VIGIL_AUTH_ALLOWLIST;
+	for (size_t i = 0; i < c->n_ack; i++)
+		if (!strcmp(c->ack[i], group))
+			flags |= VIGIL_AUTH_ACK;
+	return flags;
+}
+
+static int put_group(struct daemon *d, const struct vg_config *c, const char *group)
+{
+	struct group_policy p = { .flags = group_flags(c, group) };
+	__u32 gid = vigil_group_id(group, VIGIL_GROUP_LEN);
+
+	vg_strlcpy(p.name, group, sizeof(p.name));
+	if (bpf_map_update_elem(d->maps.groups, &gid, &p, BPF_ANY)) {
+		pr_warn("writing the policy of group %s failed: %s\n", group, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Publish the agents file's group policies (allowlists, acknowledgements):
+ * groups first (so registration picks up their flags), new prefixes before
+ * stale ones go, so a source that stays allowed is never refused between. */
+static int apply_group_policy(struct daemon *d, const struct vg_config *c)
 {
 	struct allow_key key, next, *prev = NULL;
 	__u32 one = 1, gid, *gprev = NULL, gnext;
+	struct group_policy p;
 
 	for (size_t i = 0; i < c->n_allow; i++) {
-		struct group_policy p = { .flags = VIGIL_AUTH_ALLOWLIST };
-
-		vg_strlcpy(p.name, c->allow[i].group, sizeof(p.name));
-		gid = c->allow[i].key.group_id;
-		if (bpf_map_update_elem(d->maps.groups, &gid, &p, BPF_ANY) ||
+		if (put_group(d, c, c->allow[i].group) ||
 		    bpf_map_update_elem(d->maps.allow, &c->allow[i].key, &one, BPF_ANY)) {
 			pr_warn("writing the allowlist of group %s failed: %s\n", c->allow[i].group,
 				strerror(errno));
 			return -1;
 		}
 	}
+	for (size_t i = 0; i < c->n_ack; i++)
+		if (put_group(d, c, c->ack[i]))
+			return -1;
 	while (bpf_map_get_next_key(d->maps.allow, prev, &next) == 0) {
 		bool keep = false;
 
@@ -298,13 +334,10 @@ static int apply_allowlists(struct daemon *d, const struct vg_config *c)
 			prev = NULL; /* restart the walk after a delete */
 	}
 	while (bpf_map_get_next_key(d->maps.groups, gprev, &gnext) == 0) {
-		bool keep = false;
-
 		gid = gnext;
 		gprev = &gid;
-		for (size_t i = 0; i < c->n_allow && !keep; i++)
-			keep = c->allow[i].key.group_id == gid;
-		if (!keep && bpf_map_delete_elem(d->maps.groups, &gid) == 0)
+		if (bpf_map_lookup_elem(d->maps.groups, &gid, &p) == 0 && !group_flags(c, p.name) &&
+		    bpf_map_delete_elem(d->maps.groups, &gid) == 0)
 			gprev = NULL;
 	}
 	return 0;
@@ -602,7 +635,7 @@ int cmd_run(int argc, char **argv)
 		if (d.learn)
 			pr_warn("WARNING: --learn registers unknown agents, up to %u\n", d.learn_cap);
 	}
-	if (apply_allowlists(&d, &cfgfile))
+	if (apply_group_policy(&d, &cfgfile))
 		goto out;
 	if (config_path && register_config(&d, &cfgfile))
 		goto out;
@@ -617,7 +650,9 @@ int cmd_run(int argc, char **argv)
 		goto out;
 	/* Delivers the outbox, including alerts left by an earlier run. */
 	if (vg_alerter_start(db_path, &d.acfg, &d.ds, &d.alerter) ||
-	    vg_escalation_start(&d.esc, &d.log, &d.acfg, &d.ds, &d.maps, d.quiet))
+	    vg_escalation_start(&d.esc, &d.log, &d.acfg, &d.ds, &d.maps, d.quiet) ||
+	    vg_leases_start(&d.leases, &d.maps, d.log.db, cfgfile.leases, cfgfile.n_leases,
+			    meta.max_agents, d.quiet))
 		goto out;
 	rb = vg_ringbuf_open(d.maps.events);
 	if (!rb)
@@ -641,7 +676,8 @@ int cmd_run(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	started = vg_mono_ns();
 	while (!stop_requested) {
-		int err = vg_ringbuf_wait(rb, 100);
+		/* Grants due; wait for events no longer than until the next one. */
+		int err = vg_ringbuf_wait(rb, vg_leases_tick(&d.leases, 100));
 		__u64 now = vg_mono_ns();
 
 		if (err) {
@@ -685,6 +721,7 @@ out:
 	vg_ringbuf_close(rb);
 	vg_alerter_stop(d.alerter);
 	vg_escalation_stop(&d.esc);
+	vg_leases_stop(&d.leases);
 	vg_eventlog_close(&d.log);
 	if (d.skel)
 		vigil_bpf__destroy(d.skel);

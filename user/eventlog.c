@@ -151,7 +151,8 @@ static int load(struct vg_eventlog *log)
 		const char *kind = (const char *)sqlite3_column_text(st, 2);
 
 		remember(log, (__u64)sqlite3_column_int64(st, 0),
-			 kind && !strcmp(kind, "rejected") ? 0 : (__u64)sqlite3_column_int64(st, 1),
+			 kind && (!strcmp(kind, "rejected") || !strncmp(kind, "lease_", 6)) ?
+				 0 : (__u64)sqlite3_column_int64(st, 1),
 			 state_from_name((const char *)sqlite3_column_text(st, 3)));
 	}
 	sqlite3_finalize(st);
@@ -278,11 +279,13 @@ void vg_event_print_json(FILE *f, const struct vg_event_view *v)
 	const struct vigil_event *e = v->e;
 	char when[40];
 
-	vg_fmt_wall(vg_mono_to_wall(e->detected_ns), when, sizeof(when));
+	vg_fmt_wall(v->detected_wall_ns ? v->detected_wall_ns : vg_mono_to_wall(e->detected_ns), when,
+		    sizeof(when));
 	fprintf(f, "{\"event_seq\":%llu,\"agent_id\":%llu,\"kind\":\"%s\",\"state\":\"%s\","
 		   "\"prev_state\":\"%s\",\"name\":",
 		(unsigned long long)e->event_seq, (unsigned long long)e->agent_id,
-		vg_kind_name(e->kind), vg_state_name(e->state), vg_state_name(e->prev_state));
+		vg_kind_name(e->kind), vg_event_state_name(e->kind, e->state),
+		vg_event_state_name(e->kind, e->prev_state));
 	vg_json_str(f, v->name ? v->name : "");
 	fputs(",\"group\":", f);
 	vg_json_str(f, v->group ? v->group : "");
@@ -301,8 +304,62 @@ void vg_event_print_json(FILE *f, const struct vg_event_view *v)
 		vg_fmt_addr(e->src_addr, src, sizeof(src));
 		fprintf(f, ",\"reason\":\"%s\",\"source\":\"%s\"", vg_reason_name(e->reason), src);
 	}
+	if (vg_kind_is_lease(e->kind))
+		fprintf(f, ",\"lease_id\":%u,\"token\":%llu", e->slot, (unsigned long long)e->seq);
 	fprintf(f, ",\"time\":\"%s\",\"instance\":\"%016llx\",\"reconciled\":%s}\n", when,
 		(unsigned long long)v->instance_id, v->reconciled ? "true" : "false");
+}
+
+static __u32 name_to(const char *s, const char *(*namer)(__u32), __u32 max)
+{
+	for (__u32 i = 0; s && i <= max; i++)
+		if (!strcmp(s, namer(i)))
+			return i;
+	return 0;
+}
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+	const char *t = (const char *)sqlite3_column_text(st, i);
+
+	return t ? t : "";
+}
+
+void vg_event_from_row(sqlite3_stmt *st, struct vigil_event *e, struct vg_event_view *v)
+{
+	const char *src = col_text(st, 16);
+
+	memset(e, 0, sizeof(*e));
+	memset(v, 0, sizeof(*v));
+	v->e = e;
+	v->instance_id = (__u64)sqlite3_column_int64(st, 0);
+	e->event_seq = (__u64)sqlite3_column_int64(st, 1);
+	e->agent_id = (__u64)sqlite3_column_int64(st, 2);
+	e->kind = name_to(col_text(st, 3), vg_kind_name, VIGIL_EV_KIND_MAX);
+	e->state = (__u16)name_to(col_text(st, 4), vg_state_name, VIGIL_AGENT_STATE_MAX);
+	e->prev_state = (__u16)name_to(col_text(st, 5), vg_state_name, VIGIL_AGENT_STATE_MAX);
+	v->name = col_text(st, 6);
+	v->group = col_text(st, 7);
+	e->slot = (__u32)sqlite3_column_int64(st, 8);
+	e->seq = (__u64)sqlite3_column_int64(st, 9);
+	e->incarnation = (__u32)sqlite3_column_int64(st, 10);
+	e->interval_ms = (__u32)sqlite3_column_int64(st, 11);
+	e->last_seen_ns = (__u64)sqlite3_column_int64(st, 12);
+	e->detected_ns = (__u64)sqlite3_column_int64(st, 13);
+	v->deadline_ns = (__u64)sqlite3_column_int64(st, 14);
+	e->reason = name_to(col_text(st, 15), vg_reason_name, VIGIL_REJECT_REASON_MAX);
+	if (*src) {
+		char mapped[64];
+
+		/* Stored as text; back to the IPv4-mapped form the printer expects. */
+		if (!strchr(src, ':'))
+			snprintf(mapped, sizeof(mapped), "::ffff:%s", src);
+		else
+			snprintf(mapped, sizeof(mapped), "%s", src);
+		vg_parse_addr(mapped, e->src_addr);
+	}
+	v->detected_wall_ns = (__u64)sqlite3_column_int64(st, 17);
+	v->reconciled = sqlite3_column_int(st, 18);
 }
 
 static int insert(struct vg_eventlog *log, const struct vg_event_view *v)
@@ -325,8 +382,8 @@ static int insert(struct vg_eventlog *log, const struct vg_event_view *v)
 	sqlite3_bind_int64(st, i++, (sqlite3_int64)e->event_seq);
 	sqlite3_bind_int64(st, i++, (sqlite3_int64)e->agent_id);
 	sqlite3_bind_text(st, i++, vg_kind_name(e->kind), -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, i++, vg_state_name(e->state), -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, i++, vg_state_name(e->prev_state), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, i++, vg_event_state_name(e->kind, e->state), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, i++, vg_event_state_name(e->kind, e->prev_state), -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, i++, v->name ? v->name : "", -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(st, i++, v->group ? v->group : "", -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, i++, e->slot == 0xffffffffu ? -1 : (sqlite3_int64)e->slot);
@@ -382,7 +439,7 @@ int vg_eventlog_append(struct vg_eventlog *log, const struct vg_event_view *v)
 		return -1;
 	}
 	added = 1;
-	remember(log, v->e->event_seq, v->e->kind == VIGIL_EV_REJECTED ? 0 : v->e->agent_id,
+	remember(log, v->e->event_seq, vg_kind_changes_agent(v->e->kind) ? v->e->agent_id : 0,
 		 v->e->state);
 	log->written++;
 	return added;

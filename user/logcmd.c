@@ -75,45 +75,15 @@ bad:
 	return -1;
 }
 
-#define EVENT_COLS                                                                       \
-	"instance_id, event_seq, agent_id, kind, state, prev_state, name, grp, slot, seq,"  \
-	" incarnation, interval_ms, last_seen_ns, detected_ns, deadline_ns, reason, source," \
-	" detected_wall_ns, reconciled, recorded_wall_ns"
+#define EVENT_COLS VG_EVENT_COLS
 
 /* One row as the daemon printed it (the shared JSON line format). */
 static void print_row_json(sqlite3_stmt *st)
 {
-	struct vigil_event e = {};
-	struct vg_event_view v = { .e = &e };
-	const char *src = col_text(st, 16);
+	struct vigil_event e;
+	struct vg_event_view v;
 
-	v.instance_id = (__u64)sqlite3_column_int64(st, 0);
-	e.event_seq = (__u64)sqlite3_column_int64(st, 1);
-	e.agent_id = (__u64)sqlite3_column_int64(st, 2);
-	e.kind = name_to(col_text(st, 3), vg_kind_name, VIGIL_EV_KIND_MAX);
-	e.state = (__u16)name_to(col_text(st, 4), vg_state_name, VIGIL_AGENT_STATE_MAX);
-	e.prev_state = (__u16)name_to(col_text(st, 5), vg_state_name, VIGIL_AGENT_STATE_MAX);
-	v.name = col_text(st, 6);
-	v.group = col_text(st, 7);
-	e.slot = (__u32)sqlite3_column_int64(st, 8);
-	e.seq = (__u64)sqlite3_column_int64(st, 9);
-	e.incarnation = (__u32)sqlite3_column_int64(st, 10);
-	e.interval_ms = (__u32)sqlite3_column_int64(st, 11);
-	e.last_seen_ns = (__u64)sqlite3_column_int64(st, 12);
-	e.detected_ns = (__u64)sqlite3_column_int64(st, 13);
-	v.deadline_ns = (__u64)sqlite3_column_int64(st, 14);
-	e.reason = name_to(col_text(st, 15), vg_reason_name, VIGIL_REJECT_REASON_MAX);
-	if (*src) {
-		char mapped[64];
-
-		/* Stored as text; back to the IPv4-mapped form the printer expects. */
-		if (!strchr(src, ':'))
-			snprintf(mapped, sizeof(mapped), "::ffff:%s", src);
-		else
-			snprintf(mapped, sizeof(mapped), "%s", src);
-		vg_parse_addr(mapped, e.src_addr);
-	}
-	v.reconciled = sqlite3_column_int(st, 18);
+	vg_event_from_row(st, &e, &v);
 	vg_event_print_json(stdout, &v);
 }
 
@@ -241,7 +211,8 @@ static int parse_query(int argc, char **argv, struct query *q, bool events_cmd)
 		case 'k':
 			if (!name_to(optarg, vg_kind_name, VIGIL_EV_KIND_MAX)) {
 				pr_warn("--kind: '%s' is not one of up, suspect, dead, recovered, "
-					"restart, left, rejected\n", optarg);
+					"restart, left, rejected, lease_expired, lease_released\n",
+					optarg);
 				return 2;
 			}
 			q->kind = optarg;
@@ -310,6 +281,7 @@ static int log_replay(const char *db_path, const char *pin_root, bool check)
 		return 1;
 	rc = sqlite3_prepare_v2(db,
 				"SELECT agent_id, state, event_seq FROM events WHERE kind != 'rejected'"
+				" AND kind NOT LIKE 'lease_%'"
 				" AND (?1 = 0 OR instance_id = ?1) ORDER BY instance_id, event_seq",
 				-1, &st, NULL);
 	if (rc != SQLITE_OK) {

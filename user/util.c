@@ -117,6 +117,15 @@ static const char *const kind_names[] = {
 	[VIGIL_EV_RESTART] = "restart",
 	[VIGIL_EV_LEFT] = "left",
 	[VIGIL_EV_REJECTED] = "rejected",
+	[VIGIL_EV_LEASE_EXPIRED] = "lease_expired",
+	[VIGIL_EV_LEASE_RELEASED] = "lease_released",
+};
+
+static const char *const lease_state_names[] = {
+	[VIGIL_LEASE_FREE] = "free",
+	[VIGIL_LEASE_HELD] = "held",
+	[VIGIL_LEASE_EXPIRED] = "expired",
+	[VIGIL_LEASE_RELEASED] = "released",
 };
 
 static const char *const reason_names[] = {
@@ -142,6 +151,26 @@ static const char *const status_names[] = {
 const char *vg_state_name(__u32 state)
 {
 	return state <= VIGIL_AGENT_STATE_MAX ? state_names[state] : "invalid";
+}
+
+const char *vg_lease_state_name(__u32 state)
+{
+	return state <= VIGIL_LEASE_STATE_MAX ? lease_state_names[state] : "invalid";
+}
+
+bool vg_kind_is_lease(__u32 kind)
+{
+	return kind == VIGIL_EV_LEASE_EXPIRED || kind == VIGIL_EV_LEASE_RELEASED;
+}
+
+bool vg_kind_changes_agent(__u32 kind)
+{
+	return kind != VIGIL_EV_REJECTED && !vg_kind_is_lease(kind);
+}
+
+const char *vg_event_state_name(__u32 kind, __u32 state)
+{
+	return vg_kind_is_lease(kind) ? vg_lease_state_name(state) : vg_state_name(state);
 }
 
 const char *vg_kind_name(__u32 kind)

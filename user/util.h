@@ -26,6 +26,14 @@ void vg_fmt_wall(__u64 wall_ns, char *buf, size_t len);
 
 const char *vg_state_name(__u32 state);
 const char *vg_kind_name(__u32 kind);
+const char *vg_lease_state_name(__u32 state);
+/* Lease events carry the lease id in `slot`, the token in `seq` and lease
+ * states in state/prev_state. */
+bool vg_kind_is_lease(__u32 kind);
+/* Does an event of this kind record an agent's state (not REJECTED/lease)? */
+bool vg_kind_changes_agent(__u32 kind);
+/* Name of an event's state fields, agent or lease states by kind. */
+const char *vg_event_state_name(__u32 kind, __u32 state);
 const char *vg_status_name(__u32 status);
 const char *vg_reason_name(__u32 reason);
 /* Print an IPv6 or IPv4-mapped address (as plain IPv4). */
