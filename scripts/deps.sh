@@ -5,13 +5,14 @@
 # vigil need. Idempotent and quiet: when everything is installed it prints
 # nothing and touches no package list. Runs as root (no sudo).
 #
-#   scripts/deps.sh
+#   scripts/deps.sh           everything: build, tests, benchmarks
+#   scripts/deps.sh --build   only what `make` needs (deploy/Dockerfile uses it)
 #
-# To add a dependency, append it to PACKAGES below.
+# To add a dependency, append it to BUILD_PACKAGES (needed by `make`) or
+# PACKAGES (tests, benchmarks) below.
 set -euo pipefail
 
-PACKAGES=(
-	# build
+BUILD_PACKAGES=(
 	make
 	gcc
 	libc6-dev
@@ -26,14 +27,20 @@ PACKAGES=(
 	libsqlite3-dev  # the durable event log
 	libmicrohttpd-dev # Prometheus metrics endpoint
 	libcurl4-openssl-dev # webhook alert sink
+	libnats-dev     # NATS JetStream export (user/export.c)
+)
+PACKAGES=(
+	"${BUILD_PACKAGES[@]}"
 	# tests
 	iproute2        # ip netns, veth
 	util-linux      # nsenter
 	procps          # pgrep, sysctl
 	python3         # test helpers
+	python3-yaml    # tests/e2e/95-deploy.sh parses the Kubernetes manifests
 	jq              # checks on --json output
 	sqlite3         # inspecting the event log in tests
 	prometheus      # promtool validates the metrics output (no service is started)
+	nats-server     # the 3-node JetStream cluster of tests/e2e/90-nats.sh
 	# benchmarks
 	gnuplot-nox     # plots
 )
@@ -51,6 +58,11 @@ fail_step() {
 	die "$1 failed (full log: $LOG)"
 }
 
+case ${1:-} in
+'') ;;
+--build) PACKAGES=("${BUILD_PACKAGES[@]}") ;;
+*) die "usage: scripts/deps.sh [--build]" ;;
+esac
 [ "$(id -u)" -eq 0 ] || die "must run as root (apt-get install needs it)"
 command -v dpkg-query >/dev/null && command -v apt-get >/dev/null ||
 	die "dpkg-query/apt-get not found: this script supports Debian 12 only"
