@@ -23,6 +23,7 @@ CFLAGS ?= -O2 -g
 USER_CFLAGS := $(CFLAGS) $(WARN) -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser -I$(BUILD)
 LIBS := -lbpf -lelf -lz -lpthread -lsqlite3 -lm -lmicrohttpd
 LIBS += -lcurl # alert webhooks (user/alert.c)
+LIBS += -lnats # NATS JetStream export (user/export.c)
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-Iinclude -Ibpf -I.
 
@@ -91,6 +92,12 @@ fuzz: $(BUILD)/fuzz_beat
 TEST_BINS := $(BUILD)/test_logic $(BUILD)/test_policy $(BUILD)/test_auth $(BUILD)/test_prog $(BUILD)/test_diff \
 	$(BUILD)/fuzz_beat
 
+# The e2e NATS test's stream reader (tests/e2e/90-nats.sh).
+$(BUILD)/nats_read: tests/e2e/nats_read.c | $(BUILD)
+	$(CC) $(USER_CFLAGS) $< -o $@ -lnats
+
+TEST_BINS += $(BUILD)/nats_read
+
 test: deps-check $(BUILD)/vigil $(TEST_BINS)
 	@tests/run.sh
 
@@ -119,9 +126,9 @@ BENCH_OBJS := $(addprefix $(BUILD)/,instance.o registry.o keys.o util.o log.o u6
 	$(BUILD)/bench-common.o
 BENCH_LIBS := -lbpf -lelf -lz -lpthread -lm
 
-$(BUILD)/vigil-scale: bench/scale.c tests/prog/pkt.h $(BENCH_HDRS) $(BENCH_OBJS) $(HDRS) \
+$(BUILD)/vigil-scale: bench/scale.c $(BENCH_HDRS) $(BENCH_OBJS) $(HDRS) \
 		$(BUILD)/vigil.skel.h $(BUILD)/bench.skel.h
-	$(CC) $(BENCH_CFLAGS) -Itests/prog $< $(BENCH_OBJS) -o $@ $(BENCH_LIBS)
+	$(CC) $(BENCH_CFLAGS) $< $(BENCH_OBJS) -o $@ $(BENCH_LIBS)
 
 $(BUILD)/%.bench.bpf.o: bench/%.bpf.c bench/tg.h bench/bench.h $(HDRS) vmlinux.h | $(BUILD)
 	$(BPF_CLANG) $(BPF_CFLAGS) -Ibench -c $< -o $@
@@ -132,7 +139,7 @@ $(BUILD)/trafficgen.skel.h: $(BUILD)/trafficgen.bench.bpf.o
 $(BUILD)/bench.skel.h: $(BUILD)/bench.bench.bpf.o
 	$(BPFTOOL) gen skeleton $< name bench_bpf > $@
 
-$(BUILD)/bench-common.o: bench/common.c bench/common.h | $(BUILD)
+$(BUILD)/bench-common.o: bench/common.c $(BENCH_HDRS) | $(BUILD)
 	$(CC) $(BENCH_CFLAGS) -c $< -o $@
 
 $(BUILD)/vigil-trafficgen: bench/trafficgen.c $(BENCH_HDRS) $(BENCH_OBJS) $(HDRS) \
@@ -145,3 +152,43 @@ $(BUILD)/vigil-bench: bench/bench.c bench/fastpath.c $(BENCH_HDRS) $(BENCH_OBJS)
 
 $(BUILD)/vigil-baseline: bench/baseline.c $(BENCH_HDRS) $(BENCH_OBJS) $(HDRS)
 	$(CC) $(BENCH_CFLAGS) $< $(BENCH_OBJS) -o $@ $(BENCH_LIBS)
+
+BENCH_BINS := $(addprefix $(BUILD)/,vigil-trafficgen vigil-bench vigil-baseline vigil-scale)
+
+# The flood test (tests/e2e/40-flood.sh) and the benchmark smoke run
+# (tests/e2e/50-bench-smoke.sh) need the benchmark tools.
+test: $(BENCH_BINS)
+
+bench: deps-check $(BUILD)/vigil $(BENCH_BINS)
+	@bench/run.sh
+
+# ------------------------------------------------------------ agent library
+# include/vigil/agent.h: static and shared, from the same -fPIC object; only
+# the vigil_agent_* API is exported. `vigil beat` links user/libagent.c too.
+AGENT_LIBS := $(BUILD)/libvigil-agent.a $(BUILD)/libvigil-agent.so
+
+$(BUILD)/libagent.pic.o: user/libagent.c $(HDRS) | $(BUILD)
+	$(CC) $(USER_CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+
+$(BUILD)/libvigil-agent.a: $(BUILD)/libagent.pic.o
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(BUILD)/libvigil-agent.so: $(BUILD)/libagent.pic.o
+	$(CC) -shared -Wl,-soname,libvigil-agent.so -o $@ $^ -lpthread
+
+# The lease proof's helpers (tests/e2e/85-leases.sh): a candidate built on
+# the static library, a fenced resource, and a no-op XDP program for the
+# veth peers that receive the monitor's XDP_TX acknowledgements.
+LEASE_TEST_BINS := $(BUILD)/lease_candidate $(BUILD)/fence_resource $(BUILD)/xdp_pass.bpf.o
+
+$(BUILD)/lease_candidate: tests/e2e/lease_candidate.c $(HDRS) $(BUILD)/libvigil-agent.a
+	$(CC) $(USER_CFLAGS) $< $(BUILD)/libvigil-agent.a -o $@ -lpthread
+
+$(BUILD)/fence_resource: tests/e2e/fence_resource.c | $(BUILD)
+	$(CC) $(USER_CFLAGS) $< -o $@
+
+$(BUILD)/xdp_pass.bpf.o: tests/e2e/xdp_pass.bpf.c vmlinux.h | $(BUILD)
+	$(BPF_CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+all: $(AGENT_LIBS) $(LEASE_TEST_BINS)
+test: $(AGENT_LIBS) $(LEASE_TEST_BINS)

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include "vigil/agent.h"
 #include "vigil/auth.h"
 #include "vigil/wire.h"
 #include "cli.h"
@@ -46,6 +47,9 @@ static void usage(FILE *f)
 		"      --queue-depth N      backlog to report (default 0)\n"
 		"      --lease N            lease id to renew (default 0: none)\n"
 		"      --leave              send one LEAVING beat on exit (graceful stop)\n"
+		"      --print-acks         one agent: print lease changes learnt from the monitor's\n"
+		"                           acknowledgements as JSON lines (held/lost, token)\n"
+		"      --drift-ppm N        clock rate bound for the lease safety rule (default 1000)\n"
 		"  -k, --keys FILE          sign with each agent's key from a key file (vigil key gen)\n"
 		"      --key HEX            sign with this key (32 hex digits; one agent or all in --id)\n"
 		"      --key-id 0|1         which of the agent's two keys to use (default 0)\n"
@@ -135,6 +139,83 @@ static int send_round(int fd, const struct target *t, struct vigil_beat_info *in
 	return 0;
 }
 
+/* One agent, beating through the agent library. */
+struct one_agent {
+	const char *target;
+	__u16 port;
+	struct vigil_beat_info info; /* agent_id, status, interval, lease, ... */
+	bool have_inc, leave, print_acks, has_key;
+	__u64 count;
+	__u32 duration_s, drift_ppm;
+	struct vigil_key key;
+	__u8 key_id;
+};
+
+/* --print-acks: one JSON line per lease change, on the agent's thread. */
+static void print_change(struct vigil_agent *a, enum vigil_lease_change what,
+			 const struct vigil_lease_view *v, void *arg)
+{
+	const struct one_agent *o = arg;
+
+	(void)a;
+	printf("{\"agent_id\":%llu,\"lease_id\":%u,\"event\":\"%s\",\"holder\":%s,"
+	       "\"token\":%llu,\"deadline_ns\":%llu,\"reason\":\"%s\",\"monitor_holder\":%llu,"
+	       "\"monitor_token\":%llu,\"monitor_state\":\"%s\",\"remaining_ms\":%u,"
+	       "\"now_ns\":%llu,\"mono_ns\":%llu,\"wall_ns\":%llu}\n",
+	       (unsigned long long)o->info.agent_id, v->lease_id,
+	       what == VIGIL_LEASE_LOST ? "lost" : what == VIGIL_LEASE_GAINED ? "held" : "token",
+	       v->holder ? "true" : "false", (unsigned long long)v->token,
+	       (unsigned long long)v->deadline_ns, vigil_lease_loss_name(v->lost_reason),
+	       (unsigned long long)v->monitor_holder, (unsigned long long)v->monitor_token,
+	       vg_lease_state_name(v->monitor_state), v->remaining_ms,
+	       (unsigned long long)vigil_agent_now_ns(), (unsigned long long)vg_mono_ns(),
+	       (unsigned long long)vg_wall_ns());
+}
+
+static int beat_one(struct one_agent *o)
+{
+	struct vigil_agent_config c = {
+		.agent_id = o->info.agent_id,
+		.monitor = o->target,
+		.port = o->port,
+		.has_key = o->has_key,
+		.key_id = o->key_id,
+		.interval_ms = o->info.interval_ms,
+		.incarnation = o->info.incarnation,
+		.has_incarnation = o->have_inc,
+		.lease_id = o->info.lease_id,
+		.drift_ppm = o->drift_ppm,
+		.status = o->info.status,
+		.queue_depth = o->info.queue_depth,
+		.max_beats = o->count,
+		/* Without a key the monitor runs --no-auth: its acks are unsigned. */
+		.allow_unsigned_acks = !o->has_key,
+		.on_change = o->print_acks ? print_change : NULL,
+		.arg = o,
+	};
+	struct vigil_agent *a;
+	__u64 start = vg_mono_ns();
+
+	if (o->has_key)
+		for (int i = 0; i < 16; i++)
+			c.key[i] = (__u8)((i < 8 ? o->key.k0 : o->key.k1) >> (8 * (i % 8)));
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	a = vigil_agent_start(&c);
+	if (!a) {
+		pr_warn("starting the agent failed: %s\n", strerror(errno));
+		return 1;
+	}
+	while (!stop_requested && vigil_agent_wait(a, 20) != 0) {
+		if (o->duration_s &&
+		    vg_mono_ns() - start >= (__u64)o->duration_s * VIGIL_NSEC_PER_SEC)
+			break;
+	}
+	vigil_agent_stop(a, o->leave);
+	return 0;
+}
+
 int cmd_beat(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -152,14 +233,17 @@ int cmd_beat(int argc, char **argv)
 		{ "keys", required_argument, NULL, 'k' },
 		{ "key", required_argument, NULL, 'K' },
 		{ "key-id", required_argument, NULL, 'X' },
+		{ "print-acks", no_argument, NULL, 'P' },
+		{ "drift-ppm", required_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
 	struct vigil_beat_info info = { .interval_ms = 1000 };
 	const char *target_s = NULL;
-	__u64 lo = 0, hi = 0, count = 0, seq, next, start, round;
+	__u64 lo = 0, hi = 0, count = 0, seq, next, start, round, now;
 	__u32 port = VIGIL_DEFAULT_PORT, duration_s = 0, v32;
-	bool leave = false, have_inc = false;
+	bool leave = false, have_inc = false, print_acks = false;
+	__u32 drift_ppm = 0;
 	const char *keys_path = NULL;
 	struct vg_keyfile kf = {};
 	struct vigil_key key;
@@ -229,6 +313,13 @@ int cmd_beat(int argc, char **argv)
 				return 2;
 			sg.key_id = (__u8)v32;
 			break;
+		case 'P':
+			print_acks = true;
+			break;
+		case 'D':
+			if (vg_parse_u32(optarg, "--drift-ppm", 1, 999999, &drift_ppm))
+				return 2;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -272,6 +363,28 @@ int cmd_beat(int argc, char **argv)
 				break;
 		}
 	}
+	if (lo == hi) {
+		/* One agent: the agent library (include/vigil/agent.h). */
+		const struct vigil_key *k = sg.key;
+		struct one_agent o = { .target = target_s, .port = (__u16)port, .info = info,
+				       .have_inc = have_inc, .count = count,
+				       .duration_s = duration_s, .leave = leave,
+				       .print_acks = print_acks, .drift_ppm = drift_ppm,
+				       .key_id = sg.key_id };
+
+		o.info.agent_id = lo;
+		if (sg.kf)
+			k = &vg_keyfile_get(&kf, lo)->key[sg.key_id];
+		if (k) {
+			o.key = *k;
+			o.has_key = true;
+		}
+		ret = beat_one(&o);
+		vg_keyfile_free(&kf);
+		return ret;
+	}
+	if (print_acks)
+		pr_warn("beat: --print-acks works with one agent id only; ignored\n");
 	if (!have_inc)
 		info.incarnation = (__u32)(vg_wall_ns() / VIGIL_NSEC_PER_SEC);
 	fd = socket(t.ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -295,6 +408,12 @@ int cmd_beat(int argc, char **argv)
 		if (count && round >= count)
 			break;
 		next += (__u64)info.interval_ms * VIGIL_NSEC_PER_MSEC;
+		/* Held off past a whole interval (stopped, starved): beat once
+		 * now and keep the cadence from here. Sending every missed round
+		 * in a burst says nothing more and trips the monitor's rate limit. */
+		now = vg_mono_ns();
+		if (next + (__u64)info.interval_ms * VIGIL_NSEC_PER_MSEC <= now)
+			next = now;
 		if (duration_s && next - start >= (__u64)duration_s * VIGIL_NSEC_PER_SEC)
 			break;
 		sleep_until(next);

@@ -12,6 +12,7 @@ int cmd_agent(int argc, char **argv);  /* agent.c */
 int cmd_detach(int argc, char **argv); /* agent.c */
 int cmd_key(int argc, char **argv);    /* keycmd.c */
 int cmd_dlq(int argc, char **argv);    /* dlqcmd.c */
+int cmd_lease(int argc, char **argv);  /* leasecmd.c */
 
 /* Shared by the subcommands' option parsers. */
 #define VIGIL_DEFAULT_DB "/var/lib/vigil/vigil.db"

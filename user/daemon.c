@@ -18,11 +18,13 @@
 #include "vigil.skel.h"
 #include "vigil/logic.h"
 #include "alert.h"
+#include "caps.h"
 #include "cli.h"
 #include "config.h"
 #include "dstats.h"
 #include "escalate.h"
 #include "eventlog.h"
+#include "export.h"
 #include "instance.h"
 #include "keys.h"
 #include "lease.h"
@@ -39,8 +41,19 @@ struct daemon {
 	struct vg_eventlog log;
 	struct vg_alert_cfg acfg;   /* alert sinks (alert.h) */
 	struct vg_alerter *alerter; /* NULL: no sink configured */
+	struct vg_export_cfg xcfg;     /* NATS JetStream export (export.h) */
+	struct vg_exporter *exporter; /* NULL: no --export-nats */
 	struct vg_escalation esc;   /* what to alert, flap damping, remediation */
 	struct vg_leases leases;    /* grants leases with fencing tokens */
+	bool shadow;                /* detect and record; alert, remediate, grant nothing */
+	/* Storm control: over budget, acknowledgements recommend a slower
+	 * interval; hysteresis keeps it from flapping. */
+	struct {
+		__u32 beats_per_sec, events_per_sec, interval_ms;
+		__u64 last_beats, last_events;
+		__u32 over, calm;
+		bool active;
+	} storm;
 	struct vigil_config cfg;
 	const char *pin_root;
 	const char *keys_path;   /* NULL: no key file (only with --no-auth/--learn) */
@@ -50,6 +63,7 @@ struct daemon {
 	__u32 learn_cap, learned;
 	__u64 ringbuf_full_seen;
 	__u64 reconciled;
+	__u64 reconcile_upto;       /* reconcile transitions up to this event_seq */
 	struct vg_daemon_stats ds;  /* read by the metrics thread */
 	struct vg_metrics *metrics; /* NULL with --metrics off */
 };
@@ -81,6 +95,7 @@ static void usage(FILE *f)
 		"      --db FILE            durable event log, SQLite (default %s)\n"
 		"      --events-file FILE   also append every event to FILE as JSON lines\n"
 		VG_ALERT_USAGE
+		VG_EXPORT_USAGE
 		VG_ESC_USAGE
 		"      --tick-us N          sweeper tick in microseconds (default 1000)\n"
 		"      --dead-misses N      further missed intervals from SUSPECT to DEAD (default 2)\n"
@@ -94,6 +109,11 @@ static void usage(FILE *f)
 		"                           (default %s; [::1]:PORT for IPv6; 'off' for none)\n"
 		"      --metrics-max-agents N  leave out per-agent series above N agents (default %u)\n"
 		"      --duration SEC       stop after SEC seconds (default: until SIGTERM)\n"
+		"      --shadow             detect and record, but send no alert, run no\n"
+		"                           remediation and grant no lease (for migrating)\n"
+		"      --storm-beats-per-sec N, --storm-events-per-sec N  budgets: above\n"
+		"                           either, acknowledgements recommend a slower beat\n"
+		"      --storm-interval-ms N  the interval they recommend (default 1000)\n"
 		"  -q, --quiet              do not print events on stdout\n"
 		"  -v, --verbose            debug logging, including libbpf and the verifier\n"
 		"\n"
@@ -239,7 +259,8 @@ static int reconcile_one(__u32 slot, const struct agent_slot *s, void *ctx)
 	__u64 rec_seq = 0;
 	__u32 rec_state = VIGIL_AGENT_NEW;
 
-	if (!s->last_event_seq || vg_eventlog_has(&d->log, s->last_event_seq))
+	if (!s->last_event_seq || s->last_event_seq > d->reconcile_upto ||
+	    vg_eventlog_has(&d->log, s->last_event_seq))
 		return 0;
 	if (vg_eventlog_agent_last(&d->log, s->agent_id, &rec_seq, &rec_state) &&
 	    rec_seq >= s->last_event_seq)
@@ -265,10 +286,21 @@ static int reconcile_one(__u32 slot, const struct agent_slot *s, void *ctx)
 	return 0;
 }
 
-static void reconcile(struct daemon *d, const char *why)
-{
-	__u64 before = d->reconciled;
+static int drain(struct daemon *d, struct vg_ringbuf *rb);
 
+static void reconcile(struct daemon *d, struct vg_ringbuf *rb, const char *why)
+{
+	struct vigil_globals g;
+	__u64 before = d->reconciled;
+	__u32 zero = 0;
+
+	/* Only transitions the ring buffer has had its chance to deliver: read
+	 * the kernel's event sequence, then drain. A transition newer than
+	 * that is still on its way through the ring and must not be recorded
+	 * here (it would be mislabelled reconciled, or land out of order). */
+	d->reconcile_upto = bpf_map_lookup_elem(d->maps.globals, &zero, &g) ? 0 : g.event_seq;
+	if (drain(d, rb))
+		return;
 	vg_agent_foreach(&d->maps, reconcile_one, d);
 	if (d->reconciled != before)
 		pr_info("reconciled %llu transition(s) from the maps (%s)\n",
@@ -390,8 +422,48 @@ static int load_keys(struct daemon *d)
 	return 0;
 }
 
+/*
+ * Called once a second with the beat path's counters. Over budget for two
+ * seconds in a row: acknowledgements recommend storm.interval_ms, which
+ * agents obey within their bounds. Back under 80 % of it for five seconds:
+ * the recommendation is withdrawn. Each switch is a notice.
+ */
+static void storm_control(struct daemon *d, const struct vigil_stats *st)
+{
+	__u64 beats = st->beats - d->storm.last_beats, events = st->events - d->storm.last_events;
+	bool first = !d->storm.last_beats && !d->storm.last_events;
+	__u32 zero = 0;
+	bool over, calm;
+
+	d->storm.last_beats = st->beats;
+	d->storm.last_events = st->events;
+	if (first || (!d->storm.beats_per_sec && !d->storm.events_per_sec))
+		return;
+	over = (d->storm.beats_per_sec && beats > d->storm.beats_per_sec) ||
+	       (d->storm.events_per_sec && events > d->storm.events_per_sec);
+	calm = (!d->storm.beats_per_sec || beats * 5 < d->storm.beats_per_sec * 4) &&
+	       (!d->storm.events_per_sec || events * 5 < d->storm.events_per_sec * 4);
+	d->storm.over = over ? d->storm.over + 1 : 0;
+	d->storm.calm = calm ? d->storm.calm + 1 : 0;
+	if ((!d->storm.active && d->storm.over >= 2) || (d->storm.active && d->storm.calm >= 5)) {
+		char detail[128];
+
+		d->storm.active = !d->storm.active;
+		d->cfg.recommend_interval_ms = d->storm.active ? d->storm.interval_ms : 0;
+		if (bpf_map_update_elem(d->maps.config, &zero, &d->cfg, BPF_ANY))
+			pr_warn("storm control: writing vigil_config failed: %s\n", strerror(errno));
+		snprintf(detail, sizeof(detail), "%llu beats/s, %llu events/s: %s",
+			 (unsigned long long)beats, (unsigned long long)events,
+			 d->storm.active ? "acknowledgements recommend a slower interval" :
+					   "recommendation withdrawn");
+		vg_eventlog_notice(&d->log, 0, d->storm.active ? "storm" : "storm_over", detail);
+		vg_eventlog_sync(&d->log);
+		pr_info("storm control: %s\n", detail);
+	}
+}
+
 /* Periodic checks: the instance still exists; ring buffer losses. */
-static int housekeeping(struct daemon *d)
+static int housekeeping(struct daemon *d, struct vg_ringbuf *rb)
 {
 	struct vigil_stats st;
 
@@ -399,16 +471,26 @@ static int housekeeping(struct daemon *d)
 		pr_warn("the instance at %s was detached; exiting\n", d->pin_root);
 		return -1;
 	}
-	if (vg_stats_read(&d->maps, &st) == 0 && st.ringbuf_full != d->ringbuf_full_seen) {
+	if (vg_stats_read(&d->maps, &st))
+		return 0;
+	if (st.ringbuf_full != d->ringbuf_full_seen) {
 		d->ringbuf_full_seen = st.ringbuf_full;
-		reconcile(d, "ring buffer was full");
+		reconcile(d, rb, "ring buffer was full");
 	}
+	storm_control(d, &st);
 	return 0;
 }
 
 int cmd_run(int argc, char **argv)
 {
-	enum { OPT_METRICS = 0x4200, OPT_METRICS_MAX_AGENTS };
+	enum {
+		OPT_METRICS = 0x4200,
+		OPT_METRICS_MAX_AGENTS,
+		OPT_SHADOW,
+		OPT_STORM_BEATS,
+		OPT_STORM_EVENTS,
+		OPT_STORM_INTERVAL,
+	};
 	static const struct option opts[] = {
 		{ "iface", required_argument, NULL, 'i' },
 		{ "mode", required_argument, NULL, 'm' },
@@ -430,9 +512,14 @@ int cmd_run(int argc, char **argv)
 		{ "metrics", required_argument, NULL, OPT_METRICS },
 		{ "metrics-max-agents", required_argument, NULL, OPT_METRICS_MAX_AGENTS },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "shadow", no_argument, NULL, OPT_SHADOW },
+		{ "storm-beats-per-sec", required_argument, NULL, OPT_STORM_BEATS },
+		{ "storm-events-per-sec", required_argument, NULL, OPT_STORM_EVENTS },
+		{ "storm-interval-ms", required_argument, NULL, OPT_STORM_INTERVAL },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		VG_ALERT_LONGOPTS,
+		VG_EXPORT_LONGOPTS,
 		VG_ESC_LONGOPTS,
 		{}
 	};
@@ -446,14 +533,17 @@ int cmd_run(int argc, char **argv)
 	struct vg_ringbuf *rb = NULL;
 	struct vigil_meta meta;
 	__u32 v32, zero = 0, duration_s = 0;
-	__u64 started, last_house = 0;
+	__u64 started = 0, last_house = 0; /* started: 0 until the instance serves */
+	bool log_failed = false;
 	int opt, ret = 1;
 
 	vg_load_opts_default(&o);
 	vg_escalation_defaults(&d.esc);
+	d.storm.interval_ms = 1000;
 	d.learn_cap = 64;
 	atomic_store(&d.ds.started_wall_ns, vg_wall_ns());
 	vg_alert_cfg_default(&d.acfg);
+	vg_export_cfg_default(&d.xcfg);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	while ((opt = getopt_long(argc, argv, "i:m:p:c:k:qvh", opts, NULL)) != -1) {
 		switch (opt) {
@@ -539,6 +629,23 @@ int cmd_run(int argc, char **argv)
 					 &metrics_max_agents))
 				return 2;
 			break;
+		case OPT_SHADOW:
+			d.shadow = true;
+			break;
+		case OPT_STORM_BEATS:
+			if (vg_parse_u32(optarg, "--storm-beats-per-sec", 1, UINT32_MAX,
+					 &d.storm.beats_per_sec))
+				return 2;
+			break;
+		case OPT_STORM_EVENTS:
+			if (vg_parse_u32(optarg, "--storm-events-per-sec", 1, UINT32_MAX,
+					 &d.storm.events_per_sec))
+				return 2;
+			break;
+		case OPT_STORM_INTERVAL:
+			if (vg_parse_u32(optarg, "--storm-interval-ms", 1, 65535, &d.storm.interval_ms))
+				return 2;
+			break;
 		case 'q':
 			d.quiet = true;
 			break;
@@ -547,6 +654,10 @@ int cmd_run(int argc, char **argv)
 			break;
 		case VG_ALERT_OPT_FIRST ... VG_ALERT_OPT_LAST:
 			if (vg_alert_parse_opt(&d.acfg, opt, optarg))
+				return 2;
+			break;
+		case VG_EXPORT_OPT_FIRST ... VG_EXPORT_OPT_LAST:
+			if (vg_export_parse_opt(&d.xcfg, opt, optarg))
 				return 2;
 			break;
 		case VG_ESC_OPT_FIRST ... VG_ESC_OPT_LAST:
@@ -583,6 +694,10 @@ int cmd_run(int argc, char **argv)
 		if (vg_keyfile_load(d.keys_path, true, &d.keys))
 			return 2;
 	}
+
+	/* Before any socket, mount or bpf(): one line naming a missing capability. */
+	if (vg_caps_check_run(o.iface, o.pin_root))
+		goto out;
 
 	/* Bound now, so a busy port is refused before the kernel is touched. */
 	if (metrics_addr) {
@@ -650,10 +765,16 @@ int cmd_run(int argc, char **argv)
 		goto out;
 	/* Delivers the outbox, including alerts left by an earlier run. */
 	if (vg_alerter_start(db_path, &d.acfg, &d.ds, &d.alerter) ||
+	    vg_exporter_start(db_path, &d.xcfg, &d.ds, &d.exporter) ||
 	    vg_escalation_start(&d.esc, &d.log, &d.acfg, &d.ds, &d.maps, d.quiet) ||
 	    vg_leases_start(&d.leases, &d.maps, d.log.db, cfgfile.leases, cfgfile.n_leases,
 			    meta.max_agents, d.quiet))
 		goto out;
+	d.esc.shadow = d.leases.shadow = d.shadow;
+	if (d.shadow)
+		pr_warn("shadow mode: detecting and recording only; no alert is sent, no "
+			"remediation run, no lease granted ('vigil log notices' shows what would "
+			"have been)\n");
 	rb = vg_ringbuf_open(d.maps.events);
 	if (!rb)
 		goto out;
@@ -661,7 +782,7 @@ int cmd_run(int argc, char **argv)
 	 * whatever the ring buffer could not hold. */
 	if (drain(&d, rb))
 		goto out;
-	reconcile(&d, "start");
+	reconcile(&d, rb, "start");
 	atomic_store(&d.ds.ready, true);
 	{
 		struct vigil_stats st;
@@ -687,6 +808,7 @@ int cmd_run(int argc, char **argv)
 		if (drain(&d, rb)) {
 			pr_warn("the event log cannot be written; stopping so that no event is "
 				"released unrecorded (they wait in the ring buffer)\n");
+			log_failed = true;
 			break;
 		}
 		/* Flap releases and remediation; their notices and alerts are
@@ -701,7 +823,7 @@ int cmd_run(int argc, char **argv)
 		}
 		if (now - last_house >= VIGIL_NSEC_PER_SEC) {
 			last_house = now;
-			if (housekeeping(&d))
+			if (housekeeping(&d, rb))
 				break;
 		}
 		if (duration_s && now - started >= (__u64)duration_s * VIGIL_NSEC_PER_SEC)
@@ -710,16 +832,17 @@ int cmd_run(int argc, char **argv)
 	drain(&d, rb);
 	if (vg_instance_exists(o.pin_root))
 		pr_info("stopping; detection continues in the kernel (vigil detach removes it)\n");
-	ret = 0;
+	ret = log_failed ? 1 : 0; /* non-zero: a supervisor restarts us */
 out:
 	vg_metrics_stop(d.metrics); /* first: it reads the maps closed below */
 	/* An instance this run loaded but never served with (bad --events-file,
 	 * more agents than --max-agents...) is removed, so that fixing the
 	 * option and running again starts afresh instead of adopting it. */
-	if (ret && d.skel)
+	if (ret && d.skel && !started)
 		vg_instance_remove(o.pin_root);
 	vg_ringbuf_close(rb);
 	vg_alerter_stop(d.alerter);
+	vg_exporter_stop(d.exporter);
 	vg_escalation_stop(&d.esc);
 	vg_leases_stop(&d.leases);
 	vg_eventlog_close(&d.log);

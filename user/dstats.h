@@ -34,6 +34,8 @@ struct vg_daemon_stats {
 	atomic_ullong alerts_suppressed; /* withheld by flap damping */
 	atomic_ullong remediations_run;
 	atomic_ullong learned;
+	atomic_ullong events_exported;   /* acknowledged by NATS JetStream (export.c) */
+	atomic_ullong export_errors;     /* failed export steps, each retried */
 };
 
 /* Record one delivery lag sample. */

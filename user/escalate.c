@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <stdatomic.h>
+#include <sqlite3.h>
 #include "escalate.h"
 #include "log.h"
 #include "registry.h"
@@ -108,7 +109,17 @@ static void notice(struct vg_escalation *x, __u64 agent_id, const char *kind, co
 
 static void enqueue(struct vg_escalation *x, const struct vg_event_view *v)
 {
-	int queued = vg_alert_enqueue(x->log->db, x->acfg, x->log->instance_id, v);
+	int queued;
+
+	if (x->shadow) {
+		char what[96];
+
+		snprintf(what, sizeof(what), "shadow: would alert %s (event %llu)",
+			 vg_kind_name(v->e->kind), (unsigned long long)v->e->event_seq);
+		notice(x, v->e->agent_id, "would_alert", what);
+		return;
+	}
+	queued = vg_alert_enqueue(x->log->db, x->acfg, x->log->instance_id, v);
 
 	if (queued > 0)
 		atomic_fetch_add(&x->ds->alerts_enqueued, queued);
@@ -129,32 +140,30 @@ void vg_escalation_on_event(struct vg_escalation *x, const struct vg_event_view 
 		atomic_fetch_add(&x->ds->alerts_suppressed, 1);
 }
 
-/* On release, alert the state the agent is in now, as the event that
- * brought it there (the slot remembers its sequence). */
-static void alert_current(struct vg_escalation *x, __u64 agent_id, __u32 kind)
+/* On release, alert the agent's latest transition: the logged event that
+ * brought it into its current state (the slot remembers its sequence), sent
+ * exactly as it was recorded. */
+static void alert_current(struct vg_escalation *x, __u64 agent_id)
 {
-	struct vigil_event e = {};
-	struct vg_event_view v = { .e = &e };
+	struct vigil_event e;
+	struct vg_event_view v;
 	struct agent_slot s;
-	__u32 slot;
+	sqlite3_stmt *st = NULL;
 
-	if (vg_agent_get(x->maps, agent_id, &slot, &s))
+	if (vg_agent_get(x->maps, agent_id, NULL, &s) || !s.last_event_seq)
 		return;
-	e.event_seq = s.last_event_seq;
-	e.agent_id = agent_id;
-	e.kind = kind;
-	e.state = (__u16)s.state;
-	e.prev_state = (__u16)s.state;
-	e.slot = slot;
-	e.seq = s.seq;
-	e.incarnation = s.incarnation;
-	e.interval_ms = s.interval_ms;
-	e.last_seen_ns = s.last_seen_ns;
-	e.detected_ns = s.state_since_ns;
-	v.name = s.name;
-	v.group = s.group;
-	v.instance_id = x->log->instance_id;
-	enqueue(x, &v);
+	if (sqlite3_prepare_v2(x->log->db, "SELECT " VG_EVENT_COLS " FROM events WHERE "
+					  "instance_id = ? AND event_seq = ?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)x->log->instance_id);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)s.last_event_seq);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			vg_event_from_row(st, &e, &v);
+			if (e.kind == VIGIL_EV_SUSPECT || e.kind == VIGIL_EV_DEAD ||
+			    e.kind == VIGIL_EV_RECOVERED)
+				enqueue(x, &v);
+		}
+	}
+	sqlite3_finalize(st);
 }
 
 static void run_hook(struct vg_escalation *x, __u64 agent_id, __u32 attempt)
@@ -170,6 +179,12 @@ static void run_hook(struct vg_escalation *x, __u64 agent_id, __u32 attempt)
 	if (vg_agent_get(x->maps, agent_id, NULL, &s) || s.state != VIGIL_AGENT_DEAD) {
 		/* Recovered, left or removed since: the episode is over. */
 		vg_policy_remediation_done(&x->policy, agent_id, true, vg_mono_ns());
+		return;
+	}
+	if (x->shadow) {
+		snprintf(att, sizeof(att), "shadow: would run attempt %u", attempt);
+		notice(x, agent_id, "would_remediate", att);
+		vg_policy_remediation_done(&x->policy, agent_id, false, vg_mono_ns());
 		return;
 	}
 	snprintf(id, sizeof(id), "VIGIL_AGENT_ID=%llu", (unsigned long long)agent_id);
@@ -201,6 +216,8 @@ static void run_hook(struct vg_escalation *x, __u64 agent_id, __u32 attempt)
 
 		if (!r) {
 			kill(-pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			vg_policy_remediation_done(&x->policy, agent_id, false, vg_mono_ns());
 			return;
 		}
 		x->running = r;
@@ -248,7 +265,7 @@ void vg_escalation_tick(struct vg_escalation *x)
 		if (due == VG_POLICY_RELEASE) {
 			notice(x, agent_id, "released", "stable again: alerts flow");
 			if (kind)
-				alert_current(x, agent_id, kind);
+				alert_current(x, agent_id);
 		} else if (due == VG_POLICY_REMEDIATE) {
 			run_hook(x, agent_id, attempt);
 		}

@@ -35,6 +35,7 @@ struct vg_escalation {
 	struct vg_daemon_stats *ds;
 	const struct vg_maps *maps;
 	bool quiet;
+	bool shadow;                /* record what would be done, do nothing */
 };
 
 enum {

@@ -336,8 +336,15 @@ void vg_event_from_row(sqlite3_stmt *st, struct vigil_event *e, struct vg_event_
 	e->event_seq = (__u64)sqlite3_column_int64(st, 1);
 	e->agent_id = (__u64)sqlite3_column_int64(st, 2);
 	e->kind = name_to(col_text(st, 3), vg_kind_name, VIGIL_EV_KIND_MAX);
-	e->state = (__u16)name_to(col_text(st, 4), vg_state_name, VIGIL_AGENT_STATE_MAX);
-	e->prev_state = (__u16)name_to(col_text(st, 5), vg_state_name, VIGIL_AGENT_STATE_MAX);
+	if (vg_kind_is_lease(e->kind)) {
+		e->state = (__u16)name_to(col_text(st, 4), vg_lease_state_name, VIGIL_LEASE_STATE_MAX);
+		e->prev_state = (__u16)name_to(col_text(st, 5), vg_lease_state_name,
+					       VIGIL_LEASE_STATE_MAX);
+	} else {
+		e->state = (__u16)name_to(col_text(st, 4), vg_state_name, VIGIL_AGENT_STATE_MAX);
+		e->prev_state = (__u16)name_to(col_text(st, 5), vg_state_name,
+					       VIGIL_AGENT_STATE_MAX);
+	}
 	v->name = col_text(st, 6);
 	v->group = col_text(st, 7);
 	e->slot = (__u32)sqlite3_column_int64(st, 8);

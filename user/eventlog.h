@@ -19,6 +19,7 @@
 #include "u64map.h"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 struct vg_eventlog {
 	struct sqlite3 *db;
@@ -42,6 +43,7 @@ struct vg_event_view {
 	__u64 deadline_ns; /* the deadline a SUSPECT/DEAD event answered; 0 = none */
 	bool reconciled;   /* recovered from the maps, not from the ring buffer */
 	__u64 instance_id; /* printed so consumers can tell instances apart */
+	__u64 detected_wall_ns; /* printed as "time"; 0: derived from e->detected_ns now */
 };
 
 /* Open (creating if needed) the database and, if jsonl_path, the export. */
@@ -66,6 +68,16 @@ int vg_eventlog_notice(struct vg_eventlog *log, __u64 agent_id, const char *kind
 		       const char *detail);
 /* The JSON line format shared by the export, stdout and `vigil events`. */
 void vg_event_print_json(FILE *f, const struct vg_event_view *v);
+/* The columns of an event row, in the order vg_event_from_row() reads them:
+ * "SELECT " VG_EVENT_COLS " FROM events ...". Extra columns may follow. */
+#define VG_EVENT_COLS                                                                      \
+	"instance_id, event_seq, agent_id, kind, state, prev_state, name, grp, slot, seq,"  \
+	" incarnation, interval_ms, last_seen_ns, detected_ns, deadline_ns, reason, source," \
+	" detected_wall_ns, reconciled, recorded_wall_ns"
+/* Rebuild a recorded event and its view from such a row, so that it prints
+ * as it did when it was recorded. v's strings point into the statement: valid
+ * until it steps again. */
+void vg_event_from_row(struct sqlite3_stmt *st, struct vigil_event *e, struct vg_event_view *v);
 /* Open the database read-only for queries (`vigil log`, `vigil events`). */
 struct sqlite3 *vg_eventlog_open_ro(const char *db_path);
 

@@ -23,9 +23,11 @@ const char vg_lease_schema[] =
 	"  to_agent INTEGER, wall_ns INTEGER);";
 
 struct vg_lease_state {
+	bool shadow_logged; /* shadow mode: this lease's would-be grant is logged */
 	__u64 reserved;     /* token committed for the next grant, 0 = none */
 	__u64 last_holder;  /* holder of the grant that ended, avoided on release */
 	__u32 last_state;   /* kernel state seen at the last tick */
+	__u64 since_ns;     /* first tick that looked at this lease */
 };
 
 static int sql(struct sqlite3 *db, const char *s)
@@ -200,11 +202,22 @@ static int grant(struct vg_leases *l, const struct vg_lease_def *d, struct vg_le
 {
 	struct lease_slot k = {};
 	__u32 id = d->id, wheel = l->max_agents + d->id;
-	__u64 holder = choose(l, d, !strcmp(why, "released") ? ls->last_holder : 0);
+	/* The holder that let the lease expire or gave it up is the last
+	 * resort: it is likely still failing even if it looks alive. */
+	__u64 holder = choose(l, d, strcmp(why, "initial") ? ls->last_holder : 0);
 	__u64 now = vg_mono_ns();
 
 	if (!holder)
 		return -1; /* nobody healthy: try again next tick */
+	if (l->shadow) {
+		/* Once per lease state: the kernel's state never changes here. */
+		if (ls->last_holder != holder || !ls->shadow_logged) {
+			log_event(l, d, "would_grant", holder, ls->reserved);
+			ls->shadow_logged = true;
+			ls->last_holder = holder;
+		}
+		return 0;
+	}
 	k.holder = holder;
 	k.token = ls->reserved;
 	k.granted_ns = now;
@@ -264,8 +277,9 @@ int vg_leases_tick(struct vg_leases *l, int cap_ms)
 		if (k.state == VIGIL_LEASE_HELD)
 			continue;
 		/* Reserve the next token as soon as a grant is needed, well
-		 * before it is due: the fsync is then off the failover path. */
-		if (!s->reserved) {
+		 * before it is due: the fsync is then off the failover path.
+		 * A shadow monitor hands out nothing, so it reserves nothing. */
+		if (!s->reserved && !l->shadow) {
 			__u64 t = db_token(l->db, id);
 
 			if (k.token > t)
@@ -280,11 +294,20 @@ int vg_leases_tick(struct vg_leases *l, int cap_ms)
 			why = "expired";
 			break;
 		case VIGIL_LEASE_RELEASED:
-			due = now;
+			/* Given up by its holder: at once. Released by an
+			 * operator: the holder may act until expires_ns. */
+			due = k.flags & VIGIL_LEASE_F_FORCED ? k.expires_ns : now;
 			why = "released";
 			break;
 		default:
-			due = now;
+			/* Never granted in this instance. If the database has
+			 * granted it before (new instance, reboot), a former
+			 * holder may still act for one lease duration. */
+			if (!s->since_ns)
+				s->since_ns = now;
+			due = s->reserved > 1 && !k.token ?
+				      s->since_ns + (__u64)(d->duration_ms + d->grace_ms) *
+							    VIGIL_NSEC_PER_MSEC : now;
 			why = "initial";
 			break;
 		}

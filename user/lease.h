@@ -40,6 +40,7 @@ struct vg_leases {
 	size_t n;
 	__u32 max_agents;
 	bool quiet;
+	bool shadow; /* decide and log grants, never write them to the kernel */
 };
 
 /* Create the lease tables if needed, publish the leases' names and

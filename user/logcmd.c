@@ -407,6 +407,45 @@ out:
 	return rc;
 }
 
+/* What the policy decided: flap suppression and release, remediation,
+ * storm control, and in shadow mode what would have been done. */
+static int log_notices(const char *db_path, bool json)
+{
+	sqlite3_stmt *st = NULL;
+	sqlite3 *db = vg_eventlog_open_ro(db_path);
+
+	if (!db)
+		return 1;
+	if (sqlite3_prepare_v2(db, "SELECT wall_ns, agent_id, kind, detail FROM notices ORDER BY id",
+			       -1, &st, NULL) != SQLITE_OK) {
+		pr_warn("%s: query failed: %s\n", db_path, sqlite3_errmsg(db));
+		sqlite3_close(db);
+		return 1;
+	}
+	if (!json)
+		printf("%-24s %-10s %-16s %s\n", "TIME", "AGENT", "NOTICE", "DETAIL");
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		char when[40];
+
+		vg_fmt_wall((__u64)sqlite3_column_int64(st, 0), when, sizeof(when));
+		if (json) {
+			printf("{\"time\":\"%s\",\"agent_id\":%llu,\"notice\":", when,
+			       (unsigned long long)sqlite3_column_int64(st, 1));
+			vg_json_str(stdout, col_text(st, 2));
+			printf(",\"detail\":");
+			vg_json_str(stdout, col_text(st, 3));
+			printf("}\n");
+		} else {
+			printf("%-24s %-10llu %-16s %s\n", when,
+			       (unsigned long long)sqlite3_column_int64(st, 1), col_text(st, 2),
+			       col_text(st, 3));
+		}
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return 0;
+}
+
 static void log_usage(FILE *f)
 {
 	fprintf(f,
@@ -414,6 +453,7 @@ static void log_usage(FILE *f)
 		"                       [--limit N] [--json] [--follow]\n"
 		"       vigil log replay [--db FILE] [--check [--pin-root DIR]]\n"
 		"       vigil log gaps [--db FILE]\n"
+		"       vigil log notices [--db FILE] [--json]\n"
 		"       vigil log prune [--db FILE] [--max-age-days N] [--max-events N]\n"
 		"Query the durable event log; replay rebuilds each agent's state from it\n"
 		"(--check: compare with the pinned maps, non-zero exit on any difference).\n"
@@ -427,7 +467,7 @@ int cmd_log(int argc, char **argv)
 {
 	const char *db_path = VIGIL_DEFAULT_DB, *pin_root = VIGIL_DEFAULT_PIN_ROOT, *verb;
 	__u64 max_age_days = 0, max_events = 0;
-	bool check = false;
+	bool check = false, json = false;
 	long removed;
 
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -452,6 +492,8 @@ int cmd_log(int argc, char **argv)
 			i++;
 		} else if (!strcmp(a, "--check")) {
 			check = true;
+		} else if (!strcmp(a, "--json")) {
+			json = true;
 		} else if (!strcmp(a, "--max-age-days") && v) {
 			if (vg_parse_u64(v, "--max-age-days", 1, 1u << 20, &max_age_days))
 				return 2;
@@ -469,6 +511,8 @@ int cmd_log(int argc, char **argv)
 		return log_replay(db_path, pin_root, check);
 	if (!strcmp(verb, "gaps"))
 		return log_gaps(db_path);
+	if (!strcmp(verb, "notices"))
+		return log_notices(db_path, json);
 	if (!strcmp(verb, "prune")) {
 		if (!max_age_days && !max_events) {
 			pr_warn("log prune: give --max-age-days and/or --max-events\n");
@@ -479,6 +523,6 @@ int cmd_log(int argc, char **argv)
 		printf("removed %ld events\n", removed);
 		return 0;
 	}
-	pr_warn("log: unknown action '%s' (expected query, replay, gaps or prune)\n", verb);
+	pr_warn("log: unknown action '%s' (expected query, replay, gaps, notices or prune)\n", verb);
 	return 2;
 }

@@ -19,6 +19,7 @@ static const struct {
 	{ "detach", cmd_detach, "detach XDP, stop the sweeper, remove the pins" },
 	{ "key", cmd_key, "generate agent keys" },
 	{ "dlq", cmd_dlq, "list or replay alerts that failed every delivery attempt" },
+	{ "lease", cmd_lease, "list, show, transfer or release leases (fencing tokens)" },
 };
 
 static void usage(FILE *f)

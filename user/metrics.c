@@ -504,6 +504,10 @@ static void emit_daemon(struct text *t, struct vg_daemon_stats *ds)
 		atomic_load(&ds->remediations_run));
 	one_u64(t, "vigil_learned_agents_total", "counter",
 		"Unknown agents registered by --learn.", atomic_load(&ds->learned));
+	one_u64(t, "vigil_events_exported_total", "counter", "Events NATS JetStream acknowledged.",
+		atomic_load(&ds->events_exported));
+	one_u64(t, "vigil_export_errors_total", "counter", "Failed export steps (each retried).",
+		atomic_load(&ds->export_errors));
 	one_seconds(t, "vigil_process_start_time_seconds", "gauge",
 		    "When the daemon started, in seconds since the Unix epoch.",
 		    atomic_load(&ds->started_wall_ns));

@@ -125,7 +125,10 @@ struct vg_policy_decision vg_policy_on_event(struct vg_policy *p, __u64 agent_id
 	if (kind == VIGIL_EV_DEAD && p->cfg.remediate_max) {
 		a->dead = true;
 		a->attempts = 0;
-		a->next_attempt_ns = now_ns;
+		/* A hook of an earlier episode still running reports back first
+		 * (vg_policy_remediation_done): one hook per agent at a time. */
+		if (a->next_attempt_ns != UINT64_MAX)
+			a->next_attempt_ns = now_ns;
 	} else if (kind == VIGIL_EV_RECOVERED) {
 		a->dead = false;
 	}
@@ -186,8 +189,19 @@ void vg_policy_remediation_done(struct vg_policy *p, __u64 agent_id, bool succes
 	if (!u64map_get(&p->index, agent_id, &pos))
 		return;
 	a = &p->agents[pos - 1];
-	if (success || !a->dead) {
+	if (!a->dead) {
+		a->next_attempt_ns = 0;
+		return;
+	}
+	if (!a->attempts) {
+		/* The hook was an earlier episode's (the agent died again while
+		 * it ran): this episode's first attempt is due now. */
+		a->next_attempt_ns = now_ns;
+		return;
+	}
+	if (success) {
 		a->dead = false;
+		a->next_attempt_ns = 0;
 		return;
 	}
 	a->next_attempt_ns = now_ns + full_jitter(p, a->attempts);

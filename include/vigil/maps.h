@@ -79,6 +79,11 @@ enum vigil_lease_state {
 	VIGIL_LEASE_STATE_MAX = VIGIL_LEASE_RELEASED,
 };
 
+/* lease_slot.flags */
+#define VIGIL_LEASE_F_FORCED 0x01 /* RELEASED by an operator (`vigil lease release|transfer`),
+				   * not by the holder: the next grant waits until
+				   * expires_ns, when the holder has stopped acting */
+
 /* vigil_leases: one entry per lease id (ARRAY of VIGIL_MAX_LEASES). The
  * daemon writes a grant (after persisting its token) only while the lease is
  * not HELD; XDP extends expires_ns on the holder's beats and releases it;

@@ -1,0 +1,701 @@
+// SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
+/*
+ * libvigil-agent: the beat loop, acknowledgement checks and the lease safety
+ * rule behind include/vigil/agent.h (docs/leases.md). Built into
+ * build/libvigil-agent.{a,so} and into `vigil beat`. Depends on nothing but
+ * libc, pthreads and the pure headers of include/vigil/, so the static
+ * library can be linked into any program.
+ *
+ * One thread per agent owns the socket, the sequence counter and the ring of
+ * recently sent beats; everything callers can see or change lives behind one
+ * mutex. Callbacks run on the agent thread with the mutex released.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+#include "vigil/agent.h"
+#include "vigil/auth.h"
+#include "vigil/maps.h" /* enum vigil_lease_state */
+#include "vigil/wire.h"
+
+/* Beats remembered for matching acknowledgements: an ack for a beat older
+ * than this many beats is refused (it would be stale anyway). */
+#define SENT_RING 512
+
+/* After the last of max_beats, wait this long for its acknowledgement. */
+#define LINGER_MAX_NS (250 * VIGIL_NSEC_PER_MSEC)
+
+struct sent_beat {
+	uint64_t seq;
+	uint64_t t_ns; /* vigil_agent_now_ns() just before send(2) */
+};
+
+struct vigil_agent {
+	struct vigil_agent_config cfg;
+	struct vigil_key key;
+	int fd;  /* UDP, connected to the monitor */
+	int efd; /* eventfd: wakes the thread (status change, stop) */
+	int tfd; /* timerfd on CLOCK_BOOTTIME, armed at an absolute time: after
+		  * the process was stopped (SIGSTOP) the thread wakes at once,
+		  * where a relative timeout would sleep out its remainder */
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+
+	/* ---- under mu */
+	int stopping, done;
+	uint8_t status;
+	uint16_t queue_depth;
+	int beat_now;   /* send a beat at once (status changed, grant to hand back) */
+	int auto_drain; /* the next beat says DRAINING: hand back a grant we refuse */
+	int holding;    /* an acknowledgement made us the holder ... */
+	uint64_t token; /* ... of this grant ... */
+	uint64_t deadline; /* ... until this (safety rule) */
+	uint64_t last_token; /* token of the grant held last */
+	enum vigil_lease_loss lost_reason;
+	uint64_t max_token; /* highest token in any verified ack */
+	uint64_t min_token; /* grants below this are never taken (released ones) */
+	uint64_t last_ack_seq; /* acks are applied in sequence order only */
+	uint64_t drain_seq;    /* last beat that said DRAINING or LEAVING */
+	int seen_ack;
+	uint64_t mon_holder, last_ack_ns;
+	uint32_t mon_state, remaining_ms, recommend_ms, interval_ms;
+	uint64_t beats, acks_ok, acks_rejected, acks_stale;
+
+	/* ---- agent thread only (and vigil_agent_stop after the join) */
+	uint64_t seq;
+	uint32_t incarnation;
+	struct sent_beat ring[SENT_RING];
+	int rep_holding;    /* what the callback was last told */
+	uint64_t rep_token;
+};
+
+uint64_t vigil_agent_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (uint64_t)ts.tv_sec * VIGIL_NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * VIGIL_NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
+const char *vigil_lease_change_name(enum vigil_lease_change what)
+{
+	switch (what) {
+	case VIGIL_LEASE_GAINED:
+		return "gained";
+	case VIGIL_LEASE_LOST:
+		return "lost";
+	case VIGIL_LEASE_TOKEN:
+		return "token";
+	}
+	return "unknown";
+}
+
+const char *vigil_lease_loss_name(enum vigil_lease_loss why)
+{
+	switch (why) {
+	case VIGIL_LOSS_NONE:
+		return "none";
+	case VIGIL_LOSS_DEADLINE:
+		return "deadline";
+	case VIGIL_LOSS_OTHER_HOLDER:
+		return "other_holder";
+	case VIGIL_LOSS_NEWER_TOKEN:
+		return "newer_token";
+	case VIGIL_LOSS_NOT_HELD:
+		return "not_held";
+	case VIGIL_LOSS_RELEASED:
+		return "released";
+	}
+	return "unknown";
+}
+
+int vigil_agent_key_parse(const char *hex, uint8_t key[16])
+{
+	uint8_t b[16];
+
+	if (!hex || strlen(hex) != 32)
+		return -EINVAL;
+	for (int i = 0; i < 32; i++) {
+		char c = hex[i];
+		int v = c >= '0' && c <= '9' ? c - '0' :
+			c >= 'a' && c <= 'f' ? c - 'a' + 10 :
+			c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+
+		if (v < 0)
+			return -EINVAL;
+		if (i % 2)
+			b[i / 2] = (uint8_t)(b[i / 2] << 4 | v);
+		else
+			b[i / 2] = (uint8_t)v;
+	}
+	memcpy(key, b, 16);
+	return 0;
+}
+
+static int draining(uint8_t status)
+{
+	return status == VIGIL_STATUS_DRAINING || status == VIGIL_STATUS_LEAVING;
+}
+
+/* Under mu: the view of the lease as of `now`. */
+static void fill_view(const struct vigil_agent *a, uint64_t now, struct vigil_lease_view *v)
+{
+	int h = a->holding && now < a->deadline;
+
+	memset(v, 0, sizeof(*v));
+	v->lease_id = a->cfg.lease_id;
+	v->now_ns = now;
+	v->holder = h;
+	v->token = h ? a->token : a->last_token;
+	v->deadline_ns = h ? a->deadline : 0;
+	v->lost_reason = a->holding && !h ? VIGIL_LOSS_DEADLINE : a->lost_reason;
+	v->monitor_holder = a->mon_holder;
+	v->monitor_token = a->max_token;
+	v->monitor_state = a->mon_state;
+	v->remaining_ms = a->remaining_ms;
+	v->last_ack_ns = a->last_ack_ns;
+	v->recommend_interval_ms = a->recommend_ms;
+	v->interval_ms = a->interval_ms;
+	v->beats_sent = a->beats;
+	v->acks_ok = a->acks_ok;
+	v->acks_rejected = a->acks_rejected;
+	v->acks_stale = a->acks_stale;
+}
+
+/* Under mu: end the holding when the safety rule's deadline has passed. */
+static void expire_locked(struct vigil_agent *a, uint64_t now)
+{
+	if (a->holding && now >= a->deadline) {
+		a->holding = 0;
+		a->lost_reason = VIGIL_LOSS_DEADLINE;
+	}
+}
+
+static void lose_locked(struct vigil_agent *a, enum vigil_lease_loss why)
+{
+	if (a->holding) {
+		a->holding = 0;
+		a->lost_reason = why;
+	}
+}
+
+/* Agent thread: tell the callback what changed since it was last told. */
+static void report(struct vigil_agent *a)
+{
+	struct vigil_lease_view v;
+	enum vigil_lease_change what;
+	uint64_t now;
+
+	pthread_mutex_lock(&a->mu);
+	now = vigil_agent_now_ns();
+	expire_locked(a, now);
+	fill_view(a, now, &v);
+	pthread_mutex_unlock(&a->mu);
+	if (v.holder && !a->rep_holding)
+		what = VIGIL_LEASE_GAINED;
+	else if (!v.holder && a->rep_holding)
+		what = VIGIL_LEASE_LOST;
+	else if (v.holder && v.token != a->rep_token)
+		what = VIGIL_LEASE_TOKEN;
+	else
+		return;
+	a->rep_holding = v.holder;
+	if (v.holder)
+		a->rep_token = v.token;
+	if (a->cfg.on_change)
+		a->cfg.on_change(a, what, &v, a->cfg.arg);
+}
+
+/* Agent thread (or stop after the join): send one beat. status_override
+ * < 0: the agent's current status. */
+static void send_beat(struct vigil_agent *a, int status_override)
+{
+	struct vigil_beat_info info = {};
+	struct vigil_beat b;
+	struct sent_beat *s;
+	uint64_t t;
+
+	pthread_mutex_lock(&a->mu);
+	info.status = status_override >= 0 ? (uint8_t)status_override : a->status;
+	if (a->auto_drain && !draining(info.status)) {
+		info.status = VIGIL_STATUS_DRAINING;
+		a->auto_drain = 0;
+	}
+	info.queue_depth = a->queue_depth;
+	info.interval_ms = a->interval_ms;
+	info.seq = a->seq++;
+	if (draining(info.status)) {
+		/* Whatever grant the monitor holds for us ends with this beat. */
+		lose_locked(a, VIGIL_LOSS_RELEASED);
+		a->drain_seq = info.seq;
+		if (a->min_token < a->max_token + 1)
+			a->min_token = a->max_token + 1;
+	}
+	a->beats++;
+	pthread_mutex_unlock(&a->mu);
+
+	info.agent_id = a->cfg.agent_id;
+	info.incarnation = a->incarnation;
+	info.lease_id = a->cfg.lease_id;
+	info.send_ts_ns = wall_ns();
+	vigil_beat_encode(&b, &info);
+	if (a->cfg.has_key)
+		vigil_beat_sign(&b, &a->key, a->cfg.key_id);
+	s = &a->ring[info.seq % SENT_RING];
+	/* Taken before the send: the deadline counts from no later than the
+	 * moment the beat could reach the monitor. */
+	t = vigil_agent_now_ns();
+	s->seq = info.seq;
+	s->t_ns = t;
+	/* Errors (no route yet, a full buffer) only cost this beat: liveness
+	 * and the lease's deadline account for missing beats. */
+	(void)send(a->fd, &b, sizeof(b), MSG_NOSIGNAL);
+}
+
+/* The interval to beat at: the configured one, or the monitor's
+ * recommendation within [interval_ms, max_interval_ms]; a holder beats at
+ * least three times per remaining lease time. Under mu. */
+static void adapt_interval_locked(struct vigil_agent *a)
+{
+	uint32_t iv = a->cfg.interval_ms, max = a->cfg.max_interval_ms;
+
+	if (max > iv && a->recommend_ms) {
+		uint32_t r = a->recommend_ms;
+
+		iv = r < iv ? iv : r > max ? max : r;
+		if (a->cfg.lease_id && a->holding && a->remaining_ms / 3 < iv)
+			iv = a->remaining_ms / 3 > a->cfg.interval_ms ? a->remaining_ms / 3 :
+									a->cfg.interval_ms;
+	}
+	a->interval_ms = iv;
+}
+
+/* Agent thread: verify and apply one datagram from the monitor. */
+static void handle_ack(struct vigil_agent *a, const void *buf, ssize_t n, uint64_t now)
+{
+	const struct vigil_ack *k = buf;
+	const struct sent_beat *s;
+	uint64_t seq, holder, token, self = a->cfg.agent_id;
+	uint32_t state, rem;
+	int first, self_held, can_gain;
+
+	if (n != (ssize_t)sizeof(*k) || vg_be16(k->magic) != VIGIL_MAGIC ||
+	    k->version != VIGIL_VERSION || !(k->flags & VIGIL_F_ACK))
+		goto reject;
+	if (a->cfg.has_key) {
+		if (!(k->flags & VIGIL_F_MAC) || k->key_id != a->cfg.key_id ||
+		    !vigil_ack_tag_ok(k, &a->key))
+			goto reject;
+	} else if (!a->cfg.allow_unsigned_acks) {
+		goto reject;
+	}
+	seq = vg_be64(k->seq);
+	s = &a->ring[seq % SENT_RING];
+	if (vg_be64(k->agent_id) != self || vg_be32(k->lease_id) != a->cfg.lease_id ||
+	    s->seq != seq || !s->t_ns)
+		goto reject;
+	state = k->lease_state;
+	holder = vg_be64(k->holder);
+	token = vg_be64(k->token);
+	rem = vg_be32(k->remaining_ms);
+
+	pthread_mutex_lock(&a->mu);
+	expire_locked(a, now);
+	if (seq <= a->last_ack_seq) {
+		/* Reordered: a newer answer was applied already. */
+		a->acks_stale++;
+		pthread_mutex_unlock(&a->mu);
+		return;
+	}
+	a->last_ack_seq = seq;
+	a->acks_ok++;
+	a->last_ack_ns = now;
+	a->mon_holder = holder;
+	a->mon_state = state;
+	a->remaining_ms = rem;
+	a->recommend_ms = vg_be16(k->recommend_interval_ms);
+	first = !a->seen_ack;
+	a->seen_ack = 1;
+	if (token > a->max_token)
+		a->max_token = token;
+	if (!a->cfg.lease_id)
+		goto out;
+
+	self_held = holder == self && state == VIGIL_LEASE_HELD;
+	if (self_held && first && !a->cfg.inherit_grant) {
+		/* Granted before this process started: not ours to act on. */
+		if (a->min_token < token + 1)
+			a->min_token = token + 1;
+	}
+	/* A grant may be taken only from an answer to a beat sent after the
+	 * agent last gave a lease up, never while it is giving it up, and
+	 * only if it is the newest grant seen. */
+	can_gain = self_held && token == a->max_token && token >= a->min_token &&
+		   seq > a->drain_seq && !draining(a->status) && !a->auto_drain;
+	if (can_gain) {
+		uint64_t rem_ns = (uint64_t)rem * VIGIL_NSEC_PER_MSEC;
+		uint64_t dl = s->t_ns + rem_ns - rem_ns / 1000000 * a->cfg.drift_ppm -
+			      rem_ns % 1000000 * a->cfg.drift_ppm / 1000000;
+
+		if (a->holding && a->token == token) {
+			if (dl > a->deadline)
+				a->deadline = dl; /* each answer is a valid bound */
+		} else if (dl > now) {
+			a->holding = 1;
+			a->token = a->last_token = token;
+			a->deadline = dl;
+			a->lost_reason = VIGIL_LOSS_NONE;
+		} else {
+			/* Ours, but this answer is too old to act on (the agent
+			 * was paused): wait for a fresher one. */
+			lose_locked(a, VIGIL_LOSS_NEWER_TOKEN);
+		}
+	} else {
+		if (self_held && token < a->min_token && seq > a->drain_seq && !draining(a->status)) {
+			/* The monitor still holds a grant for us that we refuse
+			 * (inherited, or released while an answer was in flight):
+			 * hand it back, so that it is granted afresh. */
+			a->auto_drain = 1;
+			a->beat_now = 1;
+		}
+		/* Any answer that does not confirm the grant ends it: another
+		 * holder, a higher token, or a state other than HELD. */
+		if (state != VIGIL_LEASE_HELD)
+			lose_locked(a, VIGIL_LOSS_NOT_HELD);
+		else if (holder != self)
+			lose_locked(a, VIGIL_LOSS_OTHER_HOLDER);
+		else
+			lose_locked(a, VIGIL_LOSS_NEWER_TOKEN);
+	}
+out:
+	adapt_interval_locked(a);
+	pthread_mutex_unlock(&a->mu);
+	return;
+reject:
+	pthread_mutex_lock(&a->mu);
+	a->acks_rejected++;
+	pthread_mutex_unlock(&a->mu);
+}
+
+static void drain_socket(struct vigil_agent *a)
+{
+	union {
+		struct vigil_ack ack;
+		char bytes[512];
+	} buf;
+	ssize_t n;
+
+	while ((n = recv(a->fd, &buf, sizeof(buf), MSG_DONTWAIT)) >= 0 || errno == EINTR ||
+	       errno == ECONNREFUSED) {
+		if (n < 0)
+			continue;
+		handle_ack(a, &buf, n, vigil_agent_now_ns());
+		report(a);
+	}
+}
+
+static void *agent_thread(void *arg)
+{
+	struct vigil_agent *a = arg;
+	uint64_t next = vigil_agent_now_ns(), linger_until = 0;
+
+	for (;;) {
+		struct pollfd p[3] = { { .fd = a->fd, .events = POLLIN },
+				       { .fd = a->efd, .events = POLLIN },
+				       { .fd = a->tfd, .events = POLLIN } };
+		uint64_t now = vigil_agent_now_ns(), wake, iv;
+		struct itimerspec its = {};
+		int beat_now, stop;
+
+		pthread_mutex_lock(&a->mu);
+		stop = a->stopping;
+		beat_now = a->beat_now;
+		a->beat_now = 0;
+		iv = (uint64_t)a->interval_ms * VIGIL_NSEC_PER_MSEC;
+		pthread_mutex_unlock(&a->mu);
+		if (stop)
+			break;
+		if (!linger_until && (beat_now || now >= next)) {
+			send_beat(a, -1);
+			if (now >= next) {
+				next += iv;
+				if (next <= now)
+					next = now + iv; /* late (paused): no catch-up burst */
+			}
+			if (a->cfg.max_beats && a->beats >= a->cfg.max_beats) {
+				/* Wait a little for the last acknowledgement. */
+				linger_until = now + (a->cfg.lease_id ?
+					(iv < LINGER_MAX_NS ? iv : LINGER_MAX_NS) : 1);
+			}
+		}
+		report(a); /* the deadline may have passed */
+		if (linger_until && now >= linger_until)
+			break;
+
+		wake = linger_until ? linger_until : next;
+		pthread_mutex_lock(&a->mu);
+		if (a->holding && a->deadline < wake)
+			wake = a->deadline;
+		pthread_mutex_unlock(&a->mu);
+		if (wake <= vigil_agent_now_ns())
+			continue;
+		its.it_value.tv_sec = (time_t)(wake / VIGIL_NSEC_PER_SEC);
+		its.it_value.tv_nsec = (long)(wake % VIGIL_NSEC_PER_SEC);
+		if (timerfd_settime(a->tfd, TFD_TIMER_ABSTIME, &its, NULL))
+			break; /* cannot happen with a valid fd and time */
+		if (poll(p, 3, -1) > 0) {
+			uint64_t v;
+
+			if (p[1].revents)
+				(void)!read(a->efd, &v, sizeof(v));
+			if (p[2].revents)
+				(void)!read(a->tfd, &v, sizeof(v));
+			if (p[0].revents)
+				drain_socket(a);
+		}
+	}
+
+	pthread_mutex_lock(&a->mu);
+	lose_locked(a, VIGIL_LOSS_RELEASED);
+	pthread_mutex_unlock(&a->mu);
+	report(a);
+	pthread_mutex_lock(&a->mu);
+	a->done = 1;
+	pthread_cond_broadcast(&a->cv);
+	pthread_mutex_unlock(&a->mu);
+	return NULL;
+}
+
+static void wake(struct vigil_agent *a)
+{
+	uint64_t one = 1;
+
+	(void)!write(a->efd, &one, sizeof(one));
+}
+
+static int open_socket(const struct vigil_agent_config *cfg)
+{
+	struct sockaddr_storage ss = {};
+	struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+	uint16_t port = cfg->port ? cfg->port : VIGIL_AGENT_DEFAULT_PORT;
+	socklen_t len;
+	int fd, err;
+
+	if (inet_pton(AF_INET, cfg->monitor, &in4->sin_addr) == 1) {
+		in4->sin_family = AF_INET;
+		in4->sin_port = htons(port);
+		len = sizeof(*in4);
+	} else if (inet_pton(AF_INET6, cfg->monitor, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(port);
+		len = sizeof(*in6);
+	} else {
+		errno = EINVAL;
+		return -1;
+	}
+	fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -1;
+	/* Connected: only the monitor's address and port can answer. */
+	if (connect(fd, (struct sockaddr *)&ss, len)) {
+		err = errno;
+		close(fd);
+		errno = err;
+		return -1;
+	}
+	return fd;
+}
+
+struct vigil_agent *vigil_agent_start(const struct vigil_agent_config *cfg)
+{
+	struct vigil_agent *a;
+	pthread_condattr_t ca;
+	sigset_t all, old;
+	int err;
+
+	if (!cfg || !cfg->agent_id || !cfg->monitor || cfg->key_id > 1 ||
+	    cfg->status > VIGIL_STATUS_MAX || cfg->interval_ms > 3600000) {
+		errno = EINVAL;
+		return NULL;
+	}
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return NULL;
+	a->cfg = *cfg;
+	a->cfg.monitor = NULL; /* not kept: the caller's string */
+	if (!a->cfg.interval_ms)
+		a->cfg.interval_ms = VIGIL_AGENT_DEFAULT_INTERVAL_MS;
+	if (!a->cfg.drift_ppm)
+		a->cfg.drift_ppm = VIGIL_AGENT_DEFAULT_DRIFT_PPM;
+	if (a->cfg.drift_ppm > 1000000)
+		a->cfg.drift_ppm = 1000000;
+	if (cfg->has_key)
+		vigil_key_from_bytes(&a->key, cfg->key);
+	a->status = cfg->status;
+	a->queue_depth = cfg->queue_depth;
+	a->interval_ms = a->cfg.interval_ms;
+	a->incarnation = cfg->has_incarnation ? cfg->incarnation : (uint32_t)(wall_ns() / VIGIL_NSEC_PER_SEC);
+	/* Like `vigil beat`: sequences start at the wall clock in microseconds,
+	 * so a restart within the same second still moves them forward. */
+	a->seq = cfg->first_seq ? cfg->first_seq : wall_ns() / 1000;
+	a->efd = a->tfd = -1;
+	a->fd = open_socket(cfg);
+	if (a->fd < 0)
+		goto fail;
+	a->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (a->efd < 0)
+		goto fail;
+	a->tfd = timerfd_create(CLOCK_BOOTTIME, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (a->tfd < 0)
+		goto fail;
+	pthread_mutex_init(&a->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&a->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	/* The agent thread takes no signals: they stay the application's. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	err = pthread_create(&a->thread, NULL, agent_thread, a);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err) {
+		pthread_cond_destroy(&a->cv);
+		pthread_mutex_destroy(&a->mu);
+		errno = err;
+		goto fail;
+	}
+	return a;
+fail:
+	err = errno;
+	if (a->fd >= 0)
+		close(a->fd);
+	if (a->efd >= 0)
+		close(a->efd);
+	if (a->tfd >= 0)
+		close(a->tfd);
+	free(a);
+	errno = err;
+	return NULL;
+}
+
+void vigil_agent_stop(struct vigil_agent *a, int leave)
+{
+	if (!a)
+		return;
+	pthread_mutex_lock(&a->mu);
+	a->stopping = 1;
+	pthread_mutex_unlock(&a->mu);
+	wake(a);
+	pthread_join(a->thread, NULL);
+	if (leave)
+		send_beat(a, VIGIL_STATUS_LEAVING);
+	close(a->fd);
+	close(a->efd);
+	close(a->tfd);
+	pthread_cond_destroy(&a->cv);
+	pthread_mutex_destroy(&a->mu);
+	free(a);
+}
+
+int vigil_agent_set_status(struct vigil_agent *a, int status)
+{
+	if (!a || status < 0 || status > VIGIL_STATUS_MAX)
+		return -EINVAL;
+	pthread_mutex_lock(&a->mu);
+	a->status = (uint8_t)status;
+	a->beat_now = 1;
+	if (draining(a->status)) {
+		lose_locked(a, VIGIL_LOSS_RELEASED);
+		if (a->min_token < a->max_token + 1)
+			a->min_token = a->max_token + 1;
+	}
+	pthread_mutex_unlock(&a->mu);
+	wake(a);
+	return 0;
+}
+
+void vigil_agent_set_queue_depth(struct vigil_agent *a, uint16_t depth)
+{
+	if (!a)
+		return;
+	pthread_mutex_lock(&a->mu);
+	a->queue_depth = depth;
+	pthread_mutex_unlock(&a->mu);
+}
+
+int vigil_agent_lease(const struct vigil_agent *agent, struct vigil_lease_view *out)
+{
+	struct vigil_agent *a = (struct vigil_agent *)agent; /* the mutex only */
+	uint64_t now;
+
+	pthread_mutex_lock(&a->mu);
+	/* Read under the lock: a grant applied before this moment is seen,
+	 * and `holder` is true exactly at now_ns. */
+	now = vigil_agent_now_ns();
+	fill_view(a, now, out);
+	pthread_mutex_unlock(&a->mu);
+	return out->holder;
+}
+
+int vigil_agent_holds(const struct vigil_agent *agent, uint64_t *token)
+{
+	struct vigil_agent *a = (struct vigil_agent *)agent;
+	uint64_t now;
+	int h;
+
+	pthread_mutex_lock(&a->mu);
+	now = vigil_agent_now_ns();
+	h = a->holding && now < a->deadline;
+	if (h && token)
+		*token = a->token;
+	pthread_mutex_unlock(&a->mu);
+	return h;
+}
+
+int vigil_agent_wait(struct vigil_agent *a, int timeout_ms)
+{
+	struct timespec ts;
+	int err = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (timeout_ms > 0) {
+		ts.tv_sec += timeout_ms / 1000;
+		ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+	}
+	pthread_mutex_lock(&a->mu);
+	while (!a->done && !err) {
+		if (timeout_ms < 0)
+			pthread_cond_wait(&a->cv, &a->mu);
+		else if (timeout_ms == 0)
+			err = ETIMEDOUT;
+		else
+			err = pthread_cond_timedwait(&a->cv, &a->mu, &ts);
+	}
+	err = a->done ? 0 : -ETIMEDOUT;
+	pthread_mutex_unlock(&a->mu);
+	return err;
+}
