@@ -1,0 +1,408 @@
+# SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
+# shellcheck shell=bash disable=SC2034,SC2317
+# (LAST_RC and the helpers are used by the scripts that source this file.)
+#
+# Shared helpers for the end-to-end tests in tests/e2e/*.sh. Source it first:
+#
+#   . "$(dirname "$0")/lib.sh"
+#
+# It gives:
+#   ok / not_ok / check / check_sh / note   TAP-like result lines ("ok N - what") and a count
+#   e2e_init                     root check, bpffs, temp dir $E2E_TMP, cleanup trap
+#   setup_veth_pair              namespaces $NS_MON and $NS_AGENT joined by veth
+#                                $IF_MON (198.18.0.1/24, fd00::1/64) <->
+#                                $IF_AGENT (198.18.0.2/24, fd00::2/64)
+#   setup_lo_ns NAME             a namespace with only loopback, up
+#   in_ns NS CMD...              run CMD in NS's network namespace only (keeps
+#                                the host's /sys/fs/bpf, unlike `ip netns exec`)
+#   start_bg NAME NS CMD...      start CMD in the background in NS, remember its
+#                                pid (${PIDS[NAME]}) for cleanup; output in
+#                                $E2E_TMP/NAME.out and NAME.err
+#   start_beater NAME NS ARGS... `vigil beat ARGS` like start_bg, real-time priority
+#   start_stall_probes NS        measure scheduling stalls of the machine, so that
+#   stall_excuse EV AGENTS [T]   events they explain are told apart from bugs and
+#   without_excused EV OUT       left out of the counts (stalls.py)
+#   new_pin_root VAR SUFFIX      VAR=/sys/fs/bpf/vg$$-SUFFIX, detached at cleanup
+#   wait_for SECONDS CMD...      poll CMD every 50 ms until it succeeds
+#   make_keys FILE A-B           agent keys for `vigil run --keys` / `vigil beat --keys`
+#   start_daemon NAME NS PIN ARGS `vigil run` in the background, waits until pinned
+#   status_json PIN, log_json DB, events_where LOG FILTER, count_state, agent_field
+#   e2e_finish                   exit status: non-zero if any check failed
+#
+# Pass `vigil run` a --db under $E2E_TMP (start_daemon adds one if missing):
+# the default is the host's /var/lib/vigil/vigil.db. E2E_KEEP=1 keeps
+# $E2E_TMP (logs, event logs, probe data) after the run.
+#
+# Everything a test creates (processes, namespaces, pins, temp files) is
+# removed by e2e_cleanup, which runs on EXIT, INT and TERM even after a
+# failure. Traffic stays inside the test's own namespaces: 198.18.0.0/15 and
+# fd00::/8 only.
+
+set -u
+export LC_ALL=C
+
+E2E_ROOT=${VIGIL_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+VIGIL=${VIGIL_BIN:-$E2E_ROOT/build/vigil}
+
+E2E_N=0
+E2E_FAILED=0
+E2E_TMP=
+declare -A PIDS=()
+E2E_NETNS=()
+E2E_PINS=()
+
+ok() {
+	E2E_N=$((E2E_N + 1))
+	echo "ok $E2E_N - $*"
+}
+
+not_ok() {
+	E2E_N=$((E2E_N + 1))
+	E2E_FAILED=$((E2E_FAILED + 1))
+	echo "not ok $E2E_N - $*"
+}
+
+note() {
+	local line
+	while IFS= read -r line; do
+		echo "# $line"
+	done <<<"$*"
+}
+
+# check DESCRIPTION CMD...: one result line for whether CMD succeeds.
+check() {
+	local what=$1
+	shift
+	if "$@"; then
+		ok "$what"
+	else
+		not_ok "$what"
+	fi
+}
+
+# check_sh DESCRIPTION 'SHELL CONDITION': the same for a compound condition.
+check_sh() {
+	if eval "$2"; then
+		ok "$1"
+	else
+		not_ok "$1"
+	fi
+}
+
+# Show a file's contents as comment lines (for failures).
+show_file() {
+	local label=$1 f=$2 max=${3:-30}
+	[ -s "$f" ] || return 0
+	echo "# --- $label ($f, last $max lines)"
+	tail -n "$max" "$f" | sed 's/^/#   /'
+}
+
+die() {
+	not_ok "$*"
+	exit 1
+}
+
+e2e_init() {
+	[ "$(id -u)" -eq 0 ] || {
+		echo "# skip: must run as root"
+		echo "not ok 1 - e2e tests need root"
+		exit 1
+	}
+	[ -x "$VIGIL" ] || {
+		echo "not ok 1 - $VIGIL is not built (run make)"
+		exit 1
+	}
+	for tool in ip nsenter jq python3; do
+		command -v "$tool" >/dev/null || {
+			echo "not ok 1 - $tool is missing (scripts/deps.sh installs it)"
+			exit 1
+		}
+	done
+	if ! mountpoint -q /sys/fs/bpf; then
+		mount -t bpf bpf /sys/fs/bpf || {
+			echo "not ok 1 - cannot mount bpffs at /sys/fs/bpf"
+			exit 1
+		}
+	fi
+	E2E_TMP=$(mktemp -d "/tmp/vg$$.XXXXXX") || exit 1
+	trap e2e_cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+}
+
+e2e_cleanup() {
+	local rc=$? name pid ns pin pids
+	trap - EXIT INT TERM
+	[ -n "$E2E_NAP" ] && kill -KILL "$E2E_NAP" 2>/dev/null
+	for name in "${!PIDS[@]}"; do
+		pid=${PIDS[$name]}
+		kill -KILL "$pid" 2>/dev/null
+	done
+	for name in "${!PIDS[@]}"; do
+		wait "${PIDS[$name]}" 2>/dev/null
+	done
+	for pin in "${E2E_PINS[@]}"; do
+		if [ -e "$pin" ]; then
+			"$VIGIL" detach --pin-root "$pin" >/dev/null 2>&1
+			rm -rf -- "$pin"
+		fi
+	done
+	for ns in "${E2E_NETNS[@]}"; do
+		# Anything still running in our namespace was started by us.
+		pids=$(ip netns pids "$ns" 2>/dev/null)
+		# shellcheck disable=SC2086 # one pid per word
+		[ -n "$pids" ] && kill -KILL $pids 2>/dev/null
+		ip netns del "$ns" 2>/dev/null
+	done
+	if [ -n "$E2E_TMP" ]; then
+		# E2E_KEEP=1 keeps the logs (event logs, daemon output) for a look.
+		if [ -n "${E2E_KEEP:-}" ]; then
+			echo "# kept $E2E_TMP"
+		else
+			rm -rf -- "$E2E_TMP"
+		fi
+	fi
+	exit "$rc"
+}
+
+e2e_finish() {
+	if [ "$E2E_FAILED" -ne 0 ]; then
+		echo "# $E2E_FAILED of $E2E_N checks failed"
+		exit 1
+	fi
+	echo "# all $E2E_N checks passed"
+	exit 0
+}
+
+new_netns() {
+	local ns=$1
+	ip netns add "$ns" || return 1
+	E2E_NETNS+=("$ns")
+	ip -n "$ns" link set lo up
+}
+
+# Two namespaces joined by a veth pair. Sets NS_MON, NS_AGENT, IF_MON, IF_AGENT.
+setup_veth_pair() {
+	NS_MON=vg$$a
+	NS_AGENT=vg$$b
+	IF_MON=vg$$m
+	IF_AGENT=vg$$g
+	new_netns "$NS_MON" && new_netns "$NS_AGENT" || return 1
+	ip link add "$IF_MON" netns "$NS_MON" type veth peer name "$IF_AGENT" netns "$NS_AGENT" ||
+		return 1
+	ip -n "$NS_MON" addr add 198.18.0.1/24 dev "$IF_MON" &&
+		ip -n "$NS_MON" addr add fd00::1/64 dev "$IF_MON" nodad &&
+		ip -n "$NS_AGENT" addr add 198.18.0.2/24 dev "$IF_AGENT" &&
+		ip -n "$NS_AGENT" addr add fd00::2/64 dev "$IF_AGENT" nodad &&
+		ip -n "$NS_MON" link set "$IF_MON" up &&
+		ip -n "$NS_AGENT" link set "$IF_AGENT" up || return 1
+	# Wait for carrier on both ends, so the first beats are not lost.
+	wait_for 5 sh -c "ip -n $NS_MON link show $IF_MON | grep -q LOWER_UP &&
+		ip -n $NS_AGENT link show $IF_AGENT | grep -q LOWER_UP"
+}
+
+# A namespace with only loopback (up).
+setup_lo_ns() {
+	new_netns "$1"
+}
+
+# Run a command in a namespace's network namespace only. The mount namespace
+# stays the host's, so /sys/fs/bpf pins are shared with the test.
+in_ns() {
+	local ns=$1
+	shift
+	nsenter --net="/run/netns/$ns" "$@"
+}
+
+# start_bg NAME NS CMD...: background process in NS; nsenter execs CMD, so the
+# pid is CMD's own.
+start_bg() {
+	local name=$1 ns=$2
+	shift 2
+	nsenter --net="/run/netns/$ns" "$@" >"$E2E_TMP/$name.out" 2>"$E2E_TMP/$name.err" &
+	PIDS[$name]=$!
+}
+
+# start_beater NAME NS ARGS...: `vigil beat ARGS` in the background, at a
+# real-time priority when the system allows it. The agents under test must
+# beat on time even when other work loads the CPUs (a beater starved for
+# 3 intervals would be a real miss, not a monitor bug); the monitor side
+# (XDP, the sweeper's timer) is what the tests measure.
+BEAT_PRIO=()
+if chrt -f 10 true 2>/dev/null; then
+	BEAT_PRIO=(chrt -f 10)
+fi
+start_beater() {
+	local name=$1 ns=$2
+	shift 2
+	start_bg "$name" "$ns" "${BEAT_PRIO[@]}" "$VIGIL" beat "$@"
+}
+
+# Scheduling stalls of the test machine (tests/e2e/stalls.py explains why).
+STALLS_PY=$E2E_ROOT/tests/e2e/stalls.py
+
+# start_stall_probes NS: one probe per CPU, at the beaters' priority.
+start_stall_probes() {
+	local cpu n
+	n=$(nproc)
+	for ((cpu = 0; cpu < n; cpu++)); do
+		start_bg "stall-cpu$cpu" "$1" "${BEAT_PRIO[@]}" python3 "$STALLS_PY" probe \
+			--cpu "$cpu" --out "$E2E_TMP/stalls.cpu$cpu"
+	done
+}
+
+# mono_ns: CLOCK_MONOTONIC in ns, the clock of the events' *_ns fields.
+mono_ns() {
+	python3 "$STALLS_PY" now
+}
+
+# stall_excuse EV AGENTS [UNTIL_NS]: add to $E2E_TMP/excused the event_seq of
+# every non-`up` event of AGENTS (e.g. 1-45) detected before UNTIL_NS that a
+# measured stall of the machine explains; print a note when there are any.
+stall_excuse() {
+	local ev=$1 agents=$2 until=${3:-} summary
+	summary=$(python3 "$STALLS_PY" excuse --stalls "$E2E_TMP" --events "$ev" --agents "$agents" \
+		${until:+--until "$until"} 2>&1 >>"$E2E_TMP/excused")
+	case $summary in
+	0\ of\ 0\ *) ;;
+	*) note "agents $agents: $summary" ;;
+	esac
+}
+
+# without_excused EV OUT: the events of EV except those in $E2E_TMP/excused.
+without_excused() {
+	touch "$E2E_TMP/excused"
+	jq -c --slurpfile x "$E2E_TMP/excused" 'select(.event_seq as $s | any($x[]; . == $s) | not)' \
+		"$1" >"$2"
+}
+
+# alive NAME: is the remembered process still running?
+alive() {
+	kill -0 "${PIDS[$1]}" 2>/dev/null
+}
+
+# kill_bg NAME [SIG]: signal, wait for the exit, and forget the process.
+# The exit status is left in LAST_RC.
+kill_bg() {
+	local name=$1 sig=${2:-TERM} pid=${PIDS[$1]:-}
+	LAST_RC=
+	[ -n "$pid" ] || return 0
+	kill "-$sig" "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	LAST_RC=$?
+	unset "PIDS[$name]"
+}
+
+# wait_exit NAME SECONDS: wait for a process to end by itself; LAST_RC = status.
+wait_exit() {
+	local name=$1 secs=$2 pid=${PIDS[$1]} i
+	for ((i = 0; i < secs * 20; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	kill -0 "$pid" 2>/dev/null && return 1
+	wait "$pid" 2>/dev/null
+	LAST_RC=$?
+	unset "PIDS[$name]"
+	return 0
+}
+
+# now: the current time in seconds (fractional), for sleep_rest.
+now() {
+	date +%s.%N
+}
+
+# nap SECONDS: sleep, but let INT/TERM interrupt it at once (bash runs a trap
+# only after a foreground command ends; `wait` returns on a trapped signal).
+E2E_NAP=
+nap() {
+	sleep "$1" &
+	E2E_NAP=$!
+	wait "$E2E_NAP"
+	E2E_NAP=
+}
+
+# sleep_rest START SECONDS: sleep until SECONDS after START (a `now` value).
+sleep_rest() {
+	local d
+	d=$(awk -v t="$1" -v s="$2" -v now="$(now)" 'BEGIN { d = s - (now - t); printf "%.3f", (d > 0 ? d : 0) }')
+	nap "$d"
+}
+
+# new_pin_root VAR SUFFIX: set VAR to /sys/fs/bpf/vg$$-SUFFIX and remember it
+# for cleanup. (Not a $(...) function: the subshell would forget it.)
+new_pin_root() {
+	printf -v "$1" '%s' "/sys/fs/bpf/vg$$-$2"
+	E2E_PINS+=("/sys/fs/bpf/vg$$-$2")
+}
+
+wait_for() {
+	local secs=$1 i
+	shift
+	for ((i = 0; i < secs * 20; i++)); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# start_daemon NAME NS PIN_ROOT ARGS...: `vigil run` in the background; waits
+# until the instance is pinned (or the daemon died). Returns 0 when it runs.
+# Without --db in ARGS the event log goes to $E2E_TMP/NAME.db, never to the
+# host's default (/var/lib/vigil).
+start_daemon() {
+	local name=$1 ns=$2 pin=$3 a
+	local db=("--db" "$E2E_TMP/$1.db")
+	shift 3
+	for a in "$@"; do
+		[[ $a == --db || $a == --db=* ]] && db=()
+	done
+	start_bg "$name" "$ns" "$VIGIL" run --pin-root "$pin" "${db[@]}" "$@"
+	wait_for 20 sh -c "[ -e '$pin/link' ] && grep -qE 'attached to|adopted' '$E2E_TMP/$name.err' || ! kill -0 ${PIDS[$name]}"
+	alive "$name" && [ -e "$pin/link" ]
+}
+
+# make_keys FILE IDS: a monitor key file (root-owned, mode 0600) with one
+# random key per agent in IDS (A-B). Beaters sign with the same file.
+make_keys() {
+	(umask 077 && "$VIGIL" key gen --id "$2" >"$1")
+}
+
+# key_of FILE ID: the hex key of agent ID (key id 0) in a key file.
+key_of() {
+	awk -v id="$2" '$1 == id && $2 == 0 { print $3 }' "$1"
+}
+
+# status_json PIN: `vigil status --json` (the daemon need not run).
+status_json() {
+	"$VIGIL" status --json --pin-root "$1"
+}
+
+# agent_field JSON ID FIELD: one field of one agent in a status document.
+agent_field() {
+	jq -r --argjson id "$2" ".agents[] | select(.agent_id == \$id) | .$3" <<<"$1"
+}
+
+# count_state JSON STATE: how many agents are in STATE.
+count_state() {
+	jq --arg s "$2" '[.agents[] | select(.state == $s)] | length' <<<"$1"
+}
+
+# log_json DB: the durable event log (SQLite) as JSON lines.
+log_json() {
+	"$VIGIL" log query --db "$1" --json
+}
+
+# same_events JSONL DB: the JSON-lines export and the durable log hold the
+# same events (event_seq, agent, kind, instance).
+same_events() {
+	local a b
+	a=$(jq -sc 'map([.event_seq, .agent_id, .kind, .instance]) | sort' "$1") || return 1
+	b=$(log_json "$2" | jq -sc 'map([.event_seq, .agent_id, .kind, .instance]) | sort') || return 1
+	[ -n "$a" ] && [ "$a" = "$b" ]
+}
+
+# events_where LOG JQ_FILTER: the number of events matching a jq condition.
+events_where() {
+	jq -s "[.[] | select($2)] | length" "$1"
+}
