@@ -109,9 +109,15 @@ if "$VIGIL" run --help | grep -q -- '--metrics '; then
 	DAEMON_ARGS+=(--metrics off)
 fi
 DN=0 # daemon generation: its output is $E2E_TMP/daemon-$DN.{out,err}
+# At the beaters' real-time priority, like the candidates: the failover
+# figures measure vigil, not how long a loaded test machine keeps the daemon
+# from running (start_daemon's `vigil run` comes first in the command line,
+# so the priority is set with chrt -p once it runs).
 daemon_up() {
 	DN=$((DN + 1))
-	start_daemon "daemon-$DN" "$NS_MON" "$PIN" "${DAEMON_ARGS[@]}"
+	start_daemon "daemon-$DN" "$NS_MON" "$PIN" "${DAEMON_ARGS[@]}" || return 1
+	[ ${#BEAT_PRIO[@]} -eq 0 ] || chrt -f -p 10 "${PIDS[daemon-$DN]}" >/dev/null 2>&1
+	return 0
 }
 daemon_kill() {
 	kill_bg "daemon-$DN" KILL
@@ -285,8 +291,8 @@ if "$VIGIL" lease transfer primary --to "$X" "${LEASE[@]}" >"$E2E_TMP/transfer.o
 	wait_for 2 holder_knows "$X" "$L_TOKEN"
 	lost=$(jqf "select(.event == \"lost\" and .token == $T) | .mono_ns" "$E2E_TMP/beat-$H.out" | tail -n 1)
 	gained=$(jqf "select(.event == \"held\" and .token == $L_TOKEN) | .mono_ns" "$E2E_TMP/beat-$X.out" | head -n 1)
-	check_sh "vigil lease transfer --to $X: agent $X holds token $((T + 1)) within $D ms + a tick ($(((gained - t0) / 1000000)) ms until it knew)" \
-		'[ "$L_HOLDER" = "$X" ] && [ "$L_TOKEN" -eq $((T + 1)) ] && [ -n "$gained" ] && [ $((gained - t0)) -le $(((D + IV + 30) * 1000000)) ]'
+	check_sh "vigil lease transfer --to $X: agent $X holds token $((T + 1)) once the holder's $D ms have run out ($(((gained - t0) / 1000000)) ms until it knew; bound $D + one beat + 100 ms)" \
+		'[ "$L_HOLDER" = "$X" ] && [ "$L_TOKEN" -eq $((T + 1)) ] && [ -n "$gained" ] && [ $((gained - t0)) -le $(((D + IV + 100) * 1000000)) ]'
 	check_sh "the former holder $H knew it lost the lease $(((gained - ${lost:-0}) / 1000000)) ms before agent $X knew it held it" \
 		'[ -n "$lost" ] && [ -n "$gained" ] && [ "$lost" -lt "$gained" ]'
 else
@@ -333,7 +339,7 @@ stall_holder() {
 	local pid=${PIDS[cand-$1]}
 	kill -USR2 "$pid"
 	wait_for 1 stopped "$pid" || return 1
-	wait_for 4 held_above "$2" && wait_for 2 resource_saw "$L_TOKEN"
+	wait_for 4 held_above "$2" && wait_for 2 resource_saw "$2"
 	local rc=$?
 	kill -CONT "$pid"
 	[ $rc -eq 0 ] && STALLS=$((STALLS + 1))

@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Benchmark-only XDP programs:
+ *
+ *   sink_drop, sink_pass  no-op receivers that count what they see: the
+ *                         throughput ceiling (drop) and the front of the
+ *                         userspace baseline (pass up to the stack).
+ *   fp_wrap               writes the next precomputed beat (fp_table) into
+ *                         the packet and tail-calls fp_target[0]. Repeating a
+ *                         single packet with BPF_PROG_TEST_RUN makes every
+ *                         repeat after the first a duplicate; this wrapper
+ *                         makes each repeat a fresh beat with a rising
+ *                         sequence. Its own cost is measured by running it
+ *                         with fp_empty in fp_target[0], and subtracted.
+ *   fp_empty              XDP_DROP: the empty-program floor.
+ *   beat_driver           for bench/scale.c: agent id = first + n-th call,
+ *                         one sequence per round, unsigned; tail-calls
+ *                         fp_target[0] (vigil_xdp).
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "vigil/wire.h"
+#include "tg.h"
+#include "bench.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* sink_count: packets seen by a sink, per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sink_count);
+} sink_count SEC(".maps");
+
+/* fp_table: precomputed beats, written by the loader through mmap. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct fp_entry);
+} fp_table SEC(".maps");
+
+/* fp_target: the program a wrapper hands the packet to. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} fp_target SEC(".maps");
+
+/* BPF_PROG_TEST_RUN runs on one CPU: plain counters suffice. */
+__u32 fp_n = 1, fp_next;
+__u64 drv_first_id, drv_next, drv_seq;
+
+static __always_inline int count(struct xdp_md *ctx)
+{
+	__u32 zero = 0;
+	struct sink_count *c = bpf_map_lookup_elem(&sink_count, &zero);
+
+	if (c) {
+		c->packets++;
+		c->bytes += ctx->data_end - ctx->data;
+	}
+	return 0;
+}
+
+SEC("xdp")
+int sink_drop(struct xdp_md *ctx)
+{
+	count(ctx);
+	return XDP_DROP;
+}
+
+SEC("xdp")
+int sink_pass(struct xdp_md *ctx)
+{
+	count(ctx);
+	return XDP_PASS;
+}
+
+SEC("xdp")
+int fp_empty(struct xdp_md *ctx)
+{
+	return XDP_DROP;
+}
+
+SEC("xdp")
+int fp_wrap(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+	struct iphdr *ip = data + TG_IP_OFF;
+	struct fp_entry *e;
+	__u32 i = fp_next;
+
+	if (data + TG_FRAME_LEN > data_end)
+		return XDP_ABORTED;
+	fp_next = i + 1 >= fp_n ? 0 : i + 1;
+	e = bpf_map_lookup_elem(&fp_table, &i);
+	if (!e)
+		return XDP_ABORTED;
+	ip->saddr = e->saddr;
+	ip->check = e->check;
+	__builtin_memcpy(data + TG_BEAT_OFF, e->beat, 64);
+	bpf_tail_call(ctx, &fp_target, 0);
+	return XDP_ABORTED;
+}
+
+SEC("xdp")
+int beat_driver(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+	struct vigil_beat *b = data + TG_BEAT_OFF;
+
+	if (data + TG_FRAME_LEN > data_end)
+		return XDP_ABORTED;
+	b->agent_id = vg_be64(drv_first_id + drv_next);
+	b->seq = vg_be64(drv_seq);
+	drv_next++;
+	bpf_tail_call(ctx, &fp_target, 0);
+	return XDP_ABORTED;
+}

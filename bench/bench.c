@@ -1,0 +1,197 @@
+// SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
+/*
+ * vigil-bench: the benchmark's helpers that are not traffic (bench/run.sh
+ * drives them; docs/BENCHMARKS.md explains the method).
+ *
+ *   vigil-bench sink --iface IF --pin DIR [--pass]
+ *       attach a counting no-op XDP program (XDP_DROP, or XDP_PASS for the
+ *       userspace baseline) in native mode; pins DIR/link and DIR/count.
+ *       `rm -r DIR` detaches it.
+ *   vigil-bench fastpath [--runs N] [--repeat N] [--json]
+ *       ns per beat of vigil_xdp through BPF_PROG_TEST_RUN (section 1).
+ *   vigil-bench config --pin-root DIR KEY=VALUE...
+ *       change vigil_config fields of a running instance (e.g. source_pps).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <linux/if_link.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "vigil/auth.h"
+#include "vigil/maps.h"
+#include "tg.h"
+#include "bench.h"
+#include "bench.skel.h"
+#include "vigil.skel.h"
+#include "common.h"
+#include "instance.h"
+#include "log.h"
+#include "registry.h"
+#include "util.h"
+
+/* ------------------------------------------------------------- sink */
+
+static int cmd_sink(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "iface", required_argument, NULL, 'i' },
+		{ "pin", required_argument, NULL, 'P' },
+		{ "pass", no_argument, NULL, 'p' },
+		{}
+	};
+	const char *iface = NULL, *pin = NULL;
+	LIBBPF_OPTS(bpf_link_create_opts, lopts, .flags = XDP_FLAGS_DRV_MODE);
+	struct bench_bpf *skel;
+	char path[512];
+	int pass = 0, opt, ifindex, link_fd, ret = 1;
+
+	while ((opt = getopt_long(argc, argv, "i:", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'i':
+			iface = optarg;
+			break;
+		case 'P':
+			pin = optarg;
+			break;
+		case 'p':
+			pass = 1;
+			break;
+		default:
+			return 2;
+		}
+	}
+	if (!iface || !pin) {
+		fprintf(stderr, "Usage: vigil-bench sink --iface IF --pin DIR [--pass]\n");
+		return 2;
+	}
+	ifindex = (int)if_nametoindex(iface);
+	if (!ifindex) {
+		fprintf(stderr, "sink: no interface '%s' here\n", iface);
+		return 1;
+	}
+	skel = bench_bpf__open_and_load();
+	if (!skel) {
+		fprintf(stderr, "sink: loading bench.bpf.o failed: %s\n", strerror(errno));
+		return 1;
+	}
+	link_fd = bpf_link_create(bpf_program__fd(pass ? skel->progs.sink_pass : skel->progs.sink_drop),
+				  ifindex, BPF_XDP, &lopts);
+	if (link_fd < 0) {
+		fprintf(stderr, "sink: attaching XDP (native) to %s failed: %s\n", iface,
+			strerror(errno));
+		goto out;
+	}
+	if (vg_ensure_bpffs(pin))
+		goto out;
+	snprintf(path, sizeof(path), "%s/count", pin);
+	if (bpf_map__pin(skel->maps.sink_count, path)) {
+		fprintf(stderr, "sink: pinning %s failed: %s\n", path, strerror(errno));
+		goto out;
+	}
+	snprintf(path, sizeof(path), "%s/link", pin);
+	if (bpf_obj_pin(link_fd, path)) {
+		fprintf(stderr, "sink: pinning %s failed: %s\n", path, strerror(errno));
+		snprintf(path, sizeof(path), "%s/count", pin);
+		unlink(path);
+		goto out;
+	}
+	ret = 0;
+out:
+	if (link_fd >= 0)
+		close(link_fd);
+	bench_bpf__destroy(skel);
+	return ret;
+}
+
+/* ----------------------------------------------------------- config */
+
+static int cmd_config(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} fields[] = {
+#define F(x) { #x, offsetof(struct vigil_config, x) }
+		F(dead_misses), F(pass_beats), F(reject_events_per_sec), F(sweep_budget),
+		F(auth_required), F(replay_window), F(rate_multiple), F(rate_burst),
+		F(source_pps), F(source_burst),
+#undef F
+	};
+	const char *pin_root = NULL;
+	struct vigil_config cfg;
+	struct vigil_meta meta;
+	struct vg_maps m;
+	__u32 zero = 0;
+	int i = 1;
+
+	if (argc > 2 && !strcmp(argv[1], "--pin-root")) {
+		pin_root = argv[2];
+		i = 3;
+	}
+	if (!pin_root || i >= argc) {
+		fprintf(stderr, "Usage: vigil-bench config --pin-root DIR FIELD=VALUE...\n");
+		return 2;
+	}
+	if (vg_instance_open(pin_root, &m, &meta))
+		return 1;
+	if (bpf_map_lookup_elem(m.config, &zero, &cfg)) {
+		fprintf(stderr, "config: reading vigil_config failed: %s\n", strerror(errno));
+		vg_maps_close(&m);
+		return 1;
+	}
+	for (; i < argc; i++) {
+		char *eq = strchr(argv[i], '=');
+		size_t f;
+		__u32 v;
+
+		for (f = 0; f < sizeof(fields) / sizeof(fields[0]); f++)
+			if (eq && (size_t)(eq - argv[i]) == strlen(fields[f].name) &&
+			    !strncmp(argv[i], fields[f].name, eq - argv[i]))
+				break;
+		if (!eq || f == sizeof(fields) / sizeof(fields[0])) {
+			fprintf(stderr, "config: '%s' is not FIELD=VALUE of struct vigil_config\n",
+				argv[i]);
+			vg_maps_close(&m);
+			return 2;
+		}
+		if (vg_parse_u32(eq + 1, fields[f].name, 0, UINT32_MAX, &v)) {
+			vg_maps_close(&m);
+			return 2;
+		}
+		memcpy((char *)&cfg + fields[f].off, &v, sizeof(v));
+	}
+	if (bpf_map_update_elem(m.config, &zero, &cfg, BPF_ANY)) {
+		fprintf(stderr, "config: writing vigil_config failed: %s\n", strerror(errno));
+		vg_maps_close(&m);
+		return 1;
+	}
+	vg_maps_close(&m);
+	return 0;
+}
+
+int cmd_fastpath(int argc, char **argv);
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fprintf(stderr, "Usage: vigil-bench sink|fastpath|config ... (see bench/bench.c)\n");
+		return 2;
+	}
+	vg_log_hook_libbpf();
+	if (!strcmp(argv[1], "sink"))
+		return cmd_sink(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "config"))
+		return cmd_config(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "fastpath"))
+		return cmd_fastpath(argc - 1, argv + 1);
+	fprintf(stderr, "vigil-bench: unknown command '%s'\n", argv[1]);
+	return 2;
+}

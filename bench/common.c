@@ -1,0 +1,270 @@
+// SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
+#include <errno.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "common.h"
+#include "tg.h"
+
+int bc_pin_cpu(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set)) {
+		fprintf(stderr, "pinning to CPU %d failed: %s\n", cpu, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+__u64 bc_cpu_busy_ns(int cpu)
+{
+	char line[512], name[16];
+	unsigned long long v[10] = {};
+	long hz = sysconf(_SC_CLK_TCK);
+	FILE *f = fopen("/proc/stat", "r");
+	__u64 busy = 0;
+
+	if (!f)
+		return 0;
+	snprintf(name, sizeof(name), "cpu%d ", cpu);
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, name, strlen(name)))
+			continue;
+		sscanf(line + strlen(name), "%llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
+		       &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]);
+		/* user nice system idle iowait irq softirq steal guest guest_nice;
+		 * guest time is already part of user. */
+		busy = v[0] + v[1] + v[2] + v[5] + v[6];
+		break;
+	}
+	fclose(f);
+	return busy * (1000000000ULL / (hz > 0 ? hz : 100));
+}
+
+int bc_counter_open(const char *spec, struct bc_counter *c)
+{
+	char path[512];
+	const char *rest, *colon;
+	size_t len;
+
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+	if (!strncmp(spec, "map:", 4)) {
+		c->is_map = 1;
+		rest = spec + 4;
+	} else if (!strncmp(spec, "file:", 5)) {
+		rest = spec + 5;
+	} else {
+		fprintf(stderr, "counter '%s': expected map:PATH[:OFFSET] or file:PATH[:OFFSET]\n", spec);
+		return -1;
+	}
+	colon = strrchr(rest, ':');
+	len = colon ? (size_t)(colon - rest) : strlen(rest);
+	if (len >= sizeof(path)) {
+		fprintf(stderr, "counter '%s': path too long\n", spec);
+		return -1;
+	}
+	memcpy(path, rest, len);
+	path[len] = '\0';
+	c->off = colon ? strtoul(colon + 1, NULL, 10) : 0;
+	if (c->off % 8) {
+		fprintf(stderr, "counter '%s': offset must be a multiple of 8\n", spec);
+		return -1;
+	}
+	if (c->is_map) {
+		struct bpf_map_info info = {};
+		__u32 ilen = sizeof(info);
+
+		c->fd = bpf_obj_get(path);
+		if (c->fd < 0 || bpf_obj_get_info_by_fd(c->fd, &info, &ilen)) {
+			fprintf(stderr, "counter: opening pinned map %s failed: %s\n", path,
+				strerror(errno));
+			return -1;
+		}
+		c->percpu = info.type == BPF_MAP_TYPE_PERCPU_ARRAY ||
+			    info.type == BPF_MAP_TYPE_PERCPU_HASH;
+		c->ncpus = c->percpu ? libbpf_num_possible_cpus() : 1;
+		c->value_size = (info.value_size + 7) & ~7u;
+		if (c->off + 8 > info.value_size) {
+			fprintf(stderr, "counter: offset %zu is outside %s's %u-byte value\n", c->off,
+				path, info.value_size);
+			return -1;
+		}
+		c->buf = calloc(c->ncpus, c->value_size);
+		if (!c->buf)
+			return -1;
+	} else {
+		c->fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (c->fd < 0) {
+			fprintf(stderr, "counter: opening %s failed: %s\n", path, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int bc_counter_read(struct bc_counter *c, __u64 *out)
+{
+	__u32 zero = 0;
+
+	*out = 0;
+	if (!c->is_map)
+		return pread(c->fd, out, 8, c->off) == 8 ? 0 : -1;
+	if (bpf_map_lookup_elem(c->fd, &zero, c->buf))
+		return -1;
+	for (int i = 0; i < c->ncpus; i++)
+		*out += *(__u64 *)((char *)c->buf + (size_t)i * c->value_size + c->off);
+	return 0;
+}
+
+void bc_counter_close(struct bc_counter *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c->buf);
+	c->fd = -1;
+	c->buf = NULL;
+}
+
+int bc_parse_mac(const char *s, __u8 mac[6])
+{
+	unsigned int b[6];
+	char extra;
+
+	if (sscanf(s, "%x:%x:%x:%x:%x:%x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &extra) != 6)
+		return -1;
+	for (int i = 0; i < 6; i++) {
+		if (b[i] > 255)
+			return -1;
+		mac[i] = (__u8)b[i];
+	}
+	return 0;
+}
+
+int bc_iface_addrs(const char *ifname, __u8 mac[6], __u32 *ip4)
+{
+	struct ifaddrs *ifa, *i;
+	struct ifreq ifr = {};
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	*ip4 = 0;
+	if (fd < 0)
+		return -1;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	if (ioctl(fd, SIOCGIFHWADDR, &ifr)) {
+		close(fd);
+		return -1;
+	}
+	memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
+	close(fd);
+	if (getifaddrs(&ifa) == 0) {
+		for (i = ifa; i; i = i->ifa_next)
+			if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
+			    !strcmp(i->ifa_name, ifname)) {
+				*ip4 = ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr;
+				break;
+			}
+		freeifaddrs(ifa);
+	}
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	__u64 x = *(const __u64 *)a, y = *(const __u64 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+__u64 bc_quantile(__u64 *v, size_t n, double q)
+{
+	size_t i;
+
+	if (!n)
+		return 0;
+	qsort(v, n, sizeof(*v), cmp_u64);
+	i = (size_t)(q * (double)n);
+	return v[i >= n ? n - 1 : i];
+}
+
+double bc_quantile_d(double *v, size_t n, double q)
+{
+	size_t i;
+
+	if (!n)
+		return 0;
+	qsort(v, n, sizeof(*v), cmp_d);
+	i = (size_t)(q * (double)n);
+	return v[i >= n ? n - 1 : i];
+}
+
+int bc_parse_seconds(const char *s, const char *what, __u64 *ns)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || *end || end == s || v < 0 || v > 86400 * 365) {
+		fprintf(stderr, "%s: '%s' is not a number of seconds\n", what, s);
+		return -1;
+	}
+	*ns = (__u64)(v * 1e9);
+	return 0;
+}
+
+__u16 bc_ip_csum(const __u8 *ip)
+{
+	__u32 s = 0;
+
+	for (int i = 0; i < 20; i += 2)
+		if (i != 10)
+			s += (__u32)ip[i] << 8 | ip[i + 1];
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	return htons((__u16)~s);
+}
+
+void bc_frame_template(__u8 *p, __u32 saddr, __u32 daddr, __u16 port)
+{
+	__u8 *ip = p + TG_IP_OFF, *udp = p + TG_UDP_OFF;
+	__u16 c;
+
+	memset(p, 0, TG_FRAME_LEN);
+	memcpy(p, "\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02\x08\x00", 14);
+	ip[0] = 0x45;
+	ip[3] = 20 + 8 + 64;
+	ip[6] = 0x40; /* DF */
+	ip[8] = 64;
+	ip[9] = 17;
+	memcpy(ip + 12, &saddr, 4);
+	memcpy(ip + 16, &daddr, 4);
+	c = bc_ip_csum(ip);
+	memcpy(ip + 10, &c, 2);
+	udp[0] = 40001 >> 8;
+	udp[1] = 40001 & 0xff;
+	udp[2] = port >> 8;
+	udp[3] = port & 0xff;
+	udp[5] = 8 + 64;
+}

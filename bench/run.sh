@@ -1,0 +1,431 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
+#
+# The benchmark behind `make bench` (docs/BENCHMARKS.md explains the method).
+# Needs root and at least 2 CPUs. Creates its own network namespaces and veth
+# pair (198.18.0.0/15 only) and removes them, and every pin, on exit.
+#
+#   bench/run.sh                 full run (~10 min): prints the tables and writes
+#                                docs/BENCHMARKS.md and docs/bench/*.png
+#   BENCH_QUICK=1 bench/run.sh   smoke run (< 60 s): same steps, tiny sizes, writes
+#                                into a temporary directory (BENCH_OUT to keep it)
+#
+# Environment: BENCH_OUT (directory for the document, plots and raw JSON;
+# default: the repository's docs/ for a full run, a temporary one for a quick
+# run), BENCH_GEN_CPU / BENCH_RX_CPU (default 0 and 1), BENCH_SKIP (space
+# separated sections to leave out: fastpath throughput scale massfail overload).
+set -u
+export LC_ALL=C
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BIN=$ROOT/build
+VIGIL=$BIN/vigil
+QUICK=${BENCH_QUICK:-0}
+GEN_CPU=${BENCH_GEN_CPU:-0}
+RX_CPU=${BENCH_RX_CPU:-1}
+SKIP=" ${BENCH_SKIP:-} "
+T_START=$(date +%s)
+
+die() {
+	echo "bench/run.sh: $*" >&2
+	exit 1
+}
+log() {
+	echo "# $(date +%T) $*" >&2
+}
+
+[ "$(id -u)" -eq 0 ] || die "must run as root (it loads BPF programs and creates network namespaces)"
+[ "$(nproc)" -ge 2 ] || die "needs at least 2 CPUs (generator and receiver on different ones)"
+for t in ip nsenter jq gnuplot taskset sqlite3 awk; do
+	command -v "$t" >/dev/null || die "$t is missing (scripts/deps.sh installs it)"
+done
+for b in vigil vigil-trafficgen vigil-bench vigil-baseline vigil-scale; do
+	[ -x "$BIN/$b" ] || die "$BIN/$b is not built (make bench builds it)"
+done
+mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf || die "cannot mount bpffs"
+
+# ----------------------------------------------------------------- sizes
+if [ "$QUICK" = 1 ]; then
+	FP_ARGS=(--runs 5 --repeat 65536)
+	TP_AGENTS=4096 TP_STEPS=2 TP_STEP_SEC=0.4 TP_WARM=0.5
+	SCALE_SIZES=(10000) SCALE_ROUNDS=3 SCALE_INTERVAL=200
+	MF_SIZES=(10000) MF_INTERVAL=200
+	OV_AGENTS=100 OV_SEC=2
+else
+	FP_ARGS=(--runs 7 --repeat 1048576)
+	TP_AGENTS=65536 TP_STEPS=7 TP_STEP_SEC=2 TP_WARM=3
+	SCALE_SIZES=(10000 100000 1000000) SCALE_ROUNDS=5 SCALE_INTERVAL=1000
+	MF_SIZES=(100000 1000000) MF_INTERVAL=1000
+	OV_AGENTS=1000 OV_SEC=10
+fi
+
+if [ -n "${BENCH_OUT:-}" ]; then
+	OUT=$BENCH_OUT
+elif [ "$QUICK" = 1 ]; then
+	OUT=$(mktemp -d "/tmp/vg$$-out.XXXXXX")
+else
+	OUT=$ROOT/docs
+fi
+DOC=$OUT/BENCHMARKS.md
+PLOTS=$OUT/bench
+mkdir -p "$OUT" "$PLOTS" || die "cannot create $OUT"
+
+# ------------------------------------------------------- setup, cleanup
+TMP=$(mktemp -d "/tmp/vg$$.XXXXXX") || die "mktemp"
+RES=$TMP/results
+mkdir -p "$RES"
+NSG=vg$$g NSR=vg$$r IFG=vg$$G IFR=vg$$R
+MAC_G=02:00:00:00:01:02 MAC_R=02:00:00:00:01:01
+PIN_SINK=/sys/fs/bpf/vg$$-sink
+PIN_V=/sys/fs/bpf/vg$$-vigil
+BG=()
+
+cleanup() {
+	local rc=$? p
+	trap - EXIT INT TERM
+	for p in "${BG[@]}"; do
+		kill -KILL "$p" 2>/dev/null
+	done
+	for p in "${BG[@]}"; do
+		wait "$p" 2>/dev/null
+	done
+	[ -e "$PIN_V" ] && "$VIGIL" detach --pin-root "$PIN_V" >/dev/null 2>&1
+	rm -rf "$PIN_V" "$PIN_SINK"
+	for ns in "$NSG" "$NSR"; do
+		p=$(ip netns pids "$ns" 2>/dev/null)
+		[ -n "$p" ] && kill -KILL $p 2>/dev/null
+		ip netns del "$ns" 2>/dev/null
+	done
+	[ "${BENCH_KEEP:-0}" = 1 ] && echo "bench/run.sh: kept $TMP" >&2 || rm -rf "$TMP"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Foreground only: a backgrounded function is a subshell, and $! would be
+# the subshell's pid, not the command's. Background jobs use nsenter directly
+# (it execs the command, so $! is the command itself).
+in_g() { nsenter --net="/run/netns/$NSG" "$@"; }
+in_r() { nsenter --net="/run/netns/$NSR" "$@"; }
+NS_G=(nsenter --net="/run/netns/$NSG")
+NS_R=(nsenter --net="/run/netns/$NSR")
+
+# A veth pair between two namespaces; 198.18.0.0/16 on-link, so sources from
+# 198.18.16.0/20 (one per agent) pass the receiver's reverse-path check.
+setup_veth() {
+	ip netns add "$NSG" && ip netns add "$NSR" || return 1
+	ip link add "$IFG" netns "$NSG" address "$MAC_G" type veth peer name "$IFR" netns "$NSR" \
+		address "$MAC_R" || return 1
+	ip -n "$NSG" addr add 198.18.0.2/16 dev "$IFG" && ip -n "$NSR" addr add 198.18.0.1/16 dev "$IFR" &&
+		ip -n "$NSG" link set lo up && ip -n "$NSR" link set lo up &&
+		ip -n "$NSG" link set "$IFG" up && ip -n "$NSR" link set "$IFR" up || return 1
+	# Only our generator and beaters send into the receiver's ring.
+	for ns in "$NSG" "$NSR"; do
+		ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 \
+			net.ipv6.conf.default.disable_ipv6=1
+	done
+	ip -n "$NSG" neigh replace 198.18.0.1 lladdr "$MAC_R" dev "$IFG" nud permanent
+	for _ in $(seq 50); do
+		ip -n "$NSR" link show "$IFR" | grep -q LOWER_UP && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# Threaded NAPI on the receiver, its thread on RX_CPU: without it, native
+# veth XDP runs in softirq on the sender's CPU (design.md). veth has NAPI
+# only while an XDP program is attached, and the setting can only change
+# then; the thread is made anew with every attach, so set and pin after each.
+set_threaded() {
+	ip netns exec "$NSR" sh -c "echo $1 > /sys/class/net/$IFR/threaded" 2>/dev/null
+	[ "$(ip netns exec "$NSR" cat "/sys/class/net/$IFR/threaded")" = "$1" ] ||
+		die "cannot set threaded NAPI to $1 on $IFR"
+}
+pin_napi() {
+	local p n=0
+	for _ in $(seq 20); do
+		for p in $(pgrep "^napi/$IFR"); do
+			taskset -pc "$RX_CPU" "$p" >/dev/null && n=$((n + 1))
+		done
+		[ "$n" -gt 0 ] && return 0
+		sleep 0.1
+	done
+	echo "bench/run.sh: no NAPI thread for $IFR found to pin" >&2
+	return 1
+}
+
+# make_fleet N INTERVAL_MIN INTERVAL_MAX MULTIPLIER: $TMP/keys-N and $TMP/agents-N.conf.
+make_fleet() {
+	local n=$1
+	[ -s "$TMP/keys-$n" ] || (umask 077 && "$VIGIL" key gen --id "1-$n" >"$TMP/keys-$n") ||
+		die "vigil key gen"
+	{
+		echo "defaults interval-min-ms=$2 interval-max-ms=$3 multiplier=$4"
+		seq 1 "$n" | sed 's/^/agent /'
+	} >"$TMP/agents-$n.conf"
+}
+
+# start_vigil NAME N [ARGS...]: vigil run on the receiver for agents 1..N;
+# waits until every agent is registered and keyed. Sets VIGIL_PID.
+start_vigil() {
+	local name=$1 n=$2 i
+	shift 2
+	rm -f "$TMP/$name".db*
+	"${NS_R[@]}" "$@" "$VIGIL" run --iface "$IFR" --mode native --config "$TMP/agents-$n.conf" \
+		--keys "$TMP/keys-$n" --pin-root "$PIN_V" --db "$TMP/$name.db" --quiet --metrics off \
+		--max-agents "$n" ${VIGIL_EXTRA:-} >"$TMP/$name.out" 2>"$TMP/$name.err" &
+	VIGIL_PID=$!
+	BG+=("$VIGIL_PID")
+	for i in $(seq 1800); do
+		grep -q "registered agents keyed" "$TMP/$name.err" && return 0
+		kill -0 "$VIGIL_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	cat "$TMP/$name.err" >&2
+	die "vigil run did not start ($name)"
+}
+stop_vigil() {
+	kill -TERM "$VIGIL_PID" 2>/dev/null
+	wait "$VIGIL_PID" 2>/dev/null
+	"$VIGIL" detach --pin-root "$PIN_V" >/dev/null 2>&1
+}
+
+TG=("$BIN/vigil-trafficgen" --iface "$IFG" --dst-mac "$MAC_R" --cpu "$GEN_CPU")
+
+setup_veth || die "creating namespaces $NSG/$NSR and a veth pair"
+log "namespaces $NSG, $NSR; veth $IFG -> $IFR; generator on CPU $GEN_CPU, receiver on CPU $RX_CPU"
+
+# ============================================================ 1 fast path
+section_fastpath() {
+	log "1/5 fast path (BPF_PROG_TEST_RUN)"
+	"$BIN/vigil-bench" fastpath --json "${FP_ARGS[@]}" --agents 1024 --rate-burst 0 \
+		>"$RES/fp-hot.json" || die "vigil-bench fastpath (hot) failed"
+	"$BIN/vigil-bench" fastpath --json "${FP_ARGS[@]}" --agents 1024 --rate-burst 0 \
+		--source-pps 0 >"$RES/fp-hot-nosrc.json" || die "vigil-bench fastpath (hot, no source limit) failed"
+	"$BIN/vigil-bench" fastpath --json "${FP_ARGS[@]}" --agents 65536 \
+		>"$RES/fp-fleet.json" || die "vigil-bench fastpath (fleet) failed"
+}
+
+# =========================================================== 2 throughput
+section_throughput() {
+	local search=(--keys "$TMP/keys-$TP_AGENTS" --agents "$TP_AGENTS" --src 198.18.16.0
+		--src-random-bits 12 --src-per-agent --rx-cpu "$RX_CPU" --search --json
+		--steps "$TP_STEPS" --step-sec "$TP_STEP_SEC" --min-rate 100000)
+	log "2/5 throughput: $TP_AGENTS agents, authenticated beats, loss-free search"
+	# Beats announce 10 ms; a multiplier of 100 puts the deadline at 1 s, so
+	# no agent goes SUSPECT at any rate the search tries (>= 100k pps).
+	make_fleet "$TP_AGENTS" 10 1000 100
+
+	log "2a ceiling: no-op XDP_DROP"
+	in_r "$BIN/vigil-bench" sink --iface "$IFR" --pin "$PIN_SINK" || die "sink"
+	set_threaded 1
+	pin_napi
+	in_g "${TG[@]}" "${search[@]}" --count "map:$PIN_SINK/count:0" \
+		>"$RES/tp-ceiling.json" 2>"$RES/tp-ceiling.log" || die "generator (ceiling)"
+	rm -rf "$PIN_SINK"
+	sleep 0.3
+
+	log "2b vigil (native XDP, vigil run with keys, daemon on CPU $RX_CPU)"
+	start_vigil tp "$TP_AGENTS" taskset -c "$RX_CPU"
+	set_threaded 1
+	pin_napi
+	"$VIGIL" status --json --pin-root "$PIN_V" | jq -c .stats >"$RES/tp-vigil-stats0.json"
+	in_g "${TG[@]}" "${search[@]}" --count "map:$PIN_V/vigil_stats:8" \
+		--warmup-sec "$TP_WARM" --warmup-rate 200000 \
+		>"$RES/tp-vigil.json" 2>"$RES/tp-vigil.log" || die "generator (vigil)"
+	"$VIGIL" status --json --pin-root "$PIN_V" | jq -c .stats >"$RES/tp-vigil-stats1.json"
+	stop_vigil
+	sleep 0.3
+
+	log "2c userspace baseline (XDP_PASS, UDP socket, recvmmsg x64, on CPU $RX_CPU)"
+	in_r "$BIN/vigil-bench" sink --iface "$IFR" --pin "$PIN_SINK" --pass || die "sink --pass"
+	set_threaded 1
+	pin_napi
+	"${NS_R[@]}" "$BIN/vigil-baseline" --keys "$TMP/keys-$TP_AGENTS" --agents "$TP_AGENTS" \
+		--interval-min-ms 10 --multiplier 100 --stats "$TMP/baseline.stats" --cpu "$RX_CPU" \
+		>"$TMP/baseline.out" 2>"$TMP/baseline.err" &
+	BG+=($!)
+	local bpid=$!
+	for _ in $(seq 100); do
+		grep -q ready "$TMP/baseline.err" && break
+		sleep 0.1
+	done
+	in_g "${TG[@]}" "${search[@]}" --count "file:$TMP/baseline.stats:8" \
+		--drops "file:$TMP/baseline.stats:56" --warmup-sec "$TP_WARM" --warmup-rate 200000 \
+		>"$RES/tp-baseline.json" 2>"$RES/tp-baseline.log" || die "generator (baseline)"
+	kill -TERM "$bpid"
+	wait "$bpid" 2>/dev/null
+	rm -rf "$PIN_SINK"
+}
+
+# ================================================================ 3 scale
+section_scale() {
+	local n
+	for n in "${SCALE_SIZES[@]}"; do
+		log "3/5 scale: $n agents beating every $SCALE_INTERVAL ms"
+		"$BIN/vigil-scale" --agents "$n" --interval-ms "$SCALE_INTERVAL" --rounds "$SCALE_ROUNDS" \
+			--json >"$TMP/scale-$n.out" 2>&1 || {
+			cat "$TMP/scale-$n.out" >&2
+			die "vigil-scale --agents $n failed"
+		}
+		tail -n 1 "$TMP/scale-$n.out" >"$RES/scale-$n.json"
+	done
+}
+
+# ======================================================== 4 mass failure
+# sql DB QUERY: one value (or row, |-separated).
+sql() {
+	sqlite3 -readonly "$1" "$2" 2>/dev/null
+}
+section_massfail() {
+	local n rate tgpid t_stop i got
+	for n in "${MF_SIZES[@]}"; do
+		log "4/5 mass failure: $n agents (vigil run, keys, durable log)"
+		# Announced interval MF_INTERVAL; a long interval-max gives the first
+		# deadline (from registration) room for registering a million agents.
+		make_fleet "$n" "$MF_INTERVAL" 60000 3
+		VIGIL_EXTRA="--ringbuf-mb 256" start_vigil "mf-$n" "$n"
+		set_threaded 1
+		pin_napi
+		# Every agent beats once per interval, spread over 80 % of it, from its
+		# own address, until every UP is in the log; then all stop at once.
+		rate=$((n * 1000 * 5 / 4 / MF_INTERVAL))
+		"${NS_G[@]}" "${TG[@]}" --keys "$TMP/keys-$n" --agents "$n" --interval-ms "$MF_INTERVAL" \
+			--src 198.18.16.0 --src-random-bits 12 --src-per-agent --rate "$rate" --duration 600 \
+			--json >"$RES/mf-$n-gen.json" 2>"$TMP/mf-$n-gen.err" &
+		tgpid=$!
+		BG+=("$tgpid")
+		for i in $(seq 600); do
+			sleep 0.5
+			got=$(sql "$TMP/mf-$n.db" "SELECT count(*) FROM events WHERE kind = 'up'")
+			[ "${got:-0}" -ge "$n" ] && break
+			kill -0 "$tgpid" 2>/dev/null || die "generator (mass failure $n) stopped"
+		done
+		sleep $((2 * MF_INTERVAL / 1000 + 1))
+		kill -TERM "$tgpid"
+		wait "$tgpid"
+		t_stop=$(date +%s%N)
+		log "   all $n UP recorded; agents stopped; waiting for $n DEAD in the log"
+		for i in $(seq 1200); do
+			sleep 0.5
+			got=$(sql "$TMP/mf-$n.db" "SELECT count(*) FROM events WHERE kind = 'dead'")
+			[ "${got:-0}" -ge "$n" ] && break
+		done
+		"$VIGIL" status --json --pin-root "$PIN_V" | jq -c .stats >"$RES/mf-$n-stats.json"
+		stop_vigil
+		# Wall-clock deadline = deadline_ns (monotonic) + (wall - monotonic) of the row.
+		sql "$TMP/mf-$n.db" "
+		  WITH d AS (SELECT deadline_ns + detected_wall_ns - detected_ns AS dl_wall,
+		                    detected_ns - deadline_ns AS late, recorded_wall_ns AS rec,
+		                    recorded_wall_ns - detected_wall_ns AS lag
+		             FROM events WHERE kind = 'dead'),
+		       n AS (SELECT count(*) AS c FROM d)
+		  SELECT json_object('agents', $n, 'dead', (SELECT c FROM n), 't_stop', $t_stop,
+		    'first_deadline', (SELECT min(dl_wall) FROM d), 'last_deadline', (SELECT max(dl_wall) FROM d),
+		    'last_recorded', (SELECT max(rec) FROM d),
+		    'late_p50', (SELECT late FROM d ORDER BY late LIMIT 1 OFFSET (SELECT c / 2 FROM n)),
+		    'late_p99', (SELECT late FROM d ORDER BY late LIMIT 1 OFFSET (SELECT c * 99 / 100 FROM n)),
+		    'late_max', (SELECT max(late) FROM d),
+		    'lag_p50', (SELECT lag FROM d ORDER BY lag LIMIT 1 OFFSET (SELECT c / 2 FROM n)),
+		    'lag_p99', (SELECT lag FROM d ORDER BY lag LIMIT 1 OFFSET (SELECT c * 99 / 100 FROM n)),
+		    'suspect', (SELECT count(*) FROM events WHERE kind = 'suspect'),
+		    'rows', (SELECT count(*) FROM events))" >"$RES/mf-$n.json"
+		jq -c '.run | {generated, generated_pps}' "$RES/mf-$n-gen.json" >"$RES/mf-$n-gen.short.json" 2>/dev/null
+		# Rows over time, for the plot: seconds after the agents stopped.
+		sql "$TMP/mf-$n.db" "SELECT kind, (recorded_wall_ns - $t_stop) / 1e9 FROM events
+		  WHERE kind IN ('suspect', 'dead') ORDER BY recorded_wall_ns" |
+			awk -F'|' -v n="$n" '{ c[$1]++; if (c[$1] % int(n / 200 + 1) == 0 || c[$1] == n) print $2, c[$1], ($1 == "dead") }' \
+				>"$RES/mf-$n-curve.dat"
+		rm -f "$TMP/mf-$n".db* "$TMP/keys-$n" "$TMP/agents-$n.conf"
+	done
+}
+
+# ============================================================= 5 overload
+section_overload() {
+	local victims_lo=$((OV_AGENTS * 95 / 100 + 1)) mode
+	make_fleet "$OV_AGENTS" 5 1000 3
+	for mode in shared threaded; do
+		log "5/5 overload ($mode): $OV_AGENTS agents every 10 ms + flood for $OV_SEC s"
+		start_vigil "ov-$mode" "$OV_AGENTS"
+		# 1,000 agents behind one address send 100k beats/s: exactly the
+		# default per-source limit. A deployment like that raises it, as we do.
+		"$BIN/vigil-bench" config --pin-root "$PIN_V" source_pps=400000 || die "vigil-bench config"
+		if [ "$mode" = threaded ]; then
+			set_threaded 1
+			pin_napi
+		else
+			set_threaded 0
+		fi
+		local prio=()
+		chrt -f 10 true 2>/dev/null && prio=(chrt -f 10)
+		"${NS_G[@]}" "${prio[@]}" taskset -c "$GEN_CPU" "$VIGIL" beat --id "1-$((victims_lo - 1))" \
+			--target 198.18.0.1 --interval-ms 10 --keys "$TMP/keys-$OV_AGENTS" \
+			>/dev/null 2>"$TMP/beat-a.err" &
+		local pa=$!
+		BG+=("$pa")
+		"${NS_G[@]}" "${prio[@]}" taskset -c "$GEN_CPU" "$VIGIL" beat --id "$victims_lo-$OV_AGENTS" \
+			--target 198.18.0.1 --interval-ms 10 --keys "$TMP/keys-$OV_AGENTS" \
+			>/dev/null 2>"$TMP/beat-b.err" &
+		local pb=$!
+		BG+=("$pb")
+		sleep 1.5
+		local st0 t_kill
+		st0=$("$VIGIL" status --json --pin-root "$PIN_V" | jq -c .stats)
+		local drop0
+		drop0=$(ip -n "$NSG" -j -s link show "$IFG" | jq '.[0].stats64.tx.dropped')
+		"${NS_G[@]}" "${TG[@]}" --mix forged=1,random=1,replay=1 --agents "$OV_AGENTS" --capture "$IFG" \
+			--capture-count 4096 --src 198.19.0.0 --src-random-bits 16 --duration "$OV_SEC" --json \
+			>"$RES/ov-$mode-gen.json" 2>"$TMP/ov-gen.err" &
+		local tg=$!
+		BG+=("$tg")
+		# Kill the last 5 % of the agents halfway through the flood.
+		sleep "$(awk -v s="$OV_SEC" 'BEGIN { print s / 2 + 0.3 }')"
+		t_kill=$(python3 -c 'import time; print(time.clock_gettime_ns(time.CLOCK_MONOTONIC))')
+		kill -KILL "$pb"
+		wait "$pb" 2>/dev/null
+		wait "$tg" || die "generator (overload $mode)"
+		local st1 drop1
+		st1=$("$VIGIL" status --json --pin-root "$PIN_V" | jq -c .stats)
+		drop1=$(ip -n "$NSG" -j -s link show "$IFG" | jq '.[0].stats64.tx.dropped')
+		local t_end
+		t_end=$(python3 -c 'import time; print(time.clock_gettime_ns(time.CLOCK_MONOTONIC))')
+		kill -TERM "$pa"
+		wait "$pa" 2>/dev/null
+		sleep 0.3
+		stop_vigil
+		local db=$TMP/ov-$mode.db v=$((victims_lo - 1))
+		sql "$db" "
+		  WITH v AS (SELECT kind, detected_ns - deadline_ns AS late FROM events
+		             WHERE agent_id >= $victims_lo AND kind IN ('suspect', 'dead') AND detected_ns > $t_kill),
+		       s AS (SELECT late FROM v WHERE kind = 'suspect'), d AS (SELECT late FROM v WHERE kind = 'dead')
+		  SELECT json_object(
+		    'false_alarms', (SELECT count(*) FROM events WHERE kind IN ('suspect', 'dead', 'recovered')
+		                       AND ((agent_id <= $v AND detected_ns < $t_end)
+		                            OR (agent_id >= $victims_lo AND detected_ns < $t_kill))),
+		    'victims', $((OV_AGENTS - v)),
+		    'victim_suspect', (SELECT count(*) FROM s), 'victim_dead', (SELECT count(*) FROM d),
+		    'suspect_p50', (SELECT late FROM s ORDER BY late LIMIT 1 OFFSET (SELECT count(*) / 2 FROM s)),
+		    'suspect_max', (SELECT max(late) FROM s),
+		    'dead_p50', (SELECT late FROM d ORDER BY late LIMIT 1 OFFSET (SELECT count(*) / 2 FROM d)),
+		    'dead_max', (SELECT max(late) FROM d),
+		    'rejected_events', (SELECT count(*) FROM events WHERE kind = 'rejected'))" >"$RES/ov-$mode.json"
+		jq -n --argjson a "$st0" --argjson b "$st1" --argjson d0 "$drop0" --argjson d1 "$drop1" \
+			'($b | to_entries | map({key, value: (.value - $a[.key])}) | from_entries) + {veth_drops: ($d1 - $d0)}' \
+			>"$RES/ov-$mode-delta.json"
+	done
+}
+
+for s in fastpath throughput scale massfail overload; do
+	case $SKIP in
+	*" $s "*) log "skipping $s (BENCH_SKIP)" ;;
+	*) "section_$s" ;;
+	esac
+done
+
+# ================================================================ report
+log "writing the report"
+"$ROOT/bench/report.sh" "$RES" "$DOC" "$PLOTS" "$QUICK" "$T_START" "$GEN_CPU" "$RX_CPU" ||
+	die "bench/report.sh failed"
+cp -r "$RES" "$PLOTS/raw" 2>/dev/null
+log "done in $(($(date +%s) - T_START)) s: $DOC"

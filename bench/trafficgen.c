@@ -1,0 +1,841 @@
+// SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
+/*
+ * vigil-trafficgen: send beats (valid, forged, unknown, replayed, malformed)
+ * into one end of a veth pair at a set rate or flat out, from one CPU.
+ *
+ * BPF_PROG_TEST_RUN with BPF_F_TEST_XDP_LIVE_FRAMES runs bench/trafficgen.bpf.c
+ * on frames built from a template; every frame it returns XDP_TX for leaves
+ * through --iface, i.e. arrives at the peer. The peer must have an XDP
+ * program attached (vigil, or `vigil-bench sink`) or veth drops the frames.
+ * Run it inside the namespace that holds --iface.
+ *
+ * With --search it steps the rate to find the highest loss-free rate against
+ * a receiver's accepted-beat counter, and charges the receiver CPU's busy
+ * time (/proc/stat) to the beats it accepted.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <math.h>
+#include <net/if.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "vigil/auth.h"
+#include "tg.h"
+#include "trafficgen.skel.h"
+#include "common.h"
+#include "keys.h"
+#include "log.h"
+#include "util.h"
+
+static const char *mode_names[TG_NMODES] = { "valid", "forged", "random", "replay", "malformed" };
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+struct gen {
+	struct trafficgen_bpf *skel;
+	int prog_fd, ifindex;
+	__u32 batch;
+	timer_t timer; /* ends a run with SIGALRM */
+	__u8 frame[TG_FRAME_LEN];
+};
+
+struct result {
+	__u64 sent[TG_NMODES];
+	__u64 total, idle, stalls;
+	__u64 ns;      /* time the generator ran */
+	__u64 acc;     /* receiver's accepted count, delta */
+	__u64 drops;   /* receiver's second counter, delta */
+	__u64 busy_ns; /* receiver CPU busy time, delta */
+	__u64 rate;    /* requested rate (0 = flat out) */
+};
+
+struct counters {
+	struct bc_counter acc, drops;
+	int have_acc, have_drops, rx_cpu;
+};
+
+static double pps(__u64 n, __u64 ns)
+{
+	return ns ? (double)n * 1e9 / (double)ns : 0;
+}
+
+/* ------------------------------------------------------------ frame */
+
+static __u32 sum16(const __u8 *p, size_t len)
+{
+	__u32 s = 0;
+
+	for (size_t i = 0; i + 1 < len; i += 2)
+		s += (__u32)p[i] << 8 | p[i + 1];
+	return s;
+}
+
+static __u16 fold(__u32 s)
+{
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	return (__u16)~s;
+}
+
+static void build_frame(struct gen *g, const __u8 dmac[6], const __u8 smac[6], __u32 saddr,
+			__u32 daddr, __u16 port, const struct vigil_beat *beat)
+{
+	__u8 *f = g->frame, *ip = f + TG_IP_OFF, *udp = f + TG_UDP_OFF;
+	__u8 hdr[20];
+
+	memset(f, 0, sizeof(g->frame));
+	memcpy(f, dmac, 6);
+	memcpy(f + 6, smac, 6);
+	f[12] = 0x08;
+	f[13] = 0x00;
+	ip[0] = 0x45;
+	ip[2] = 0;
+	ip[3] = 20 + 8 + 64;
+	ip[6] = 0x40; /* DF */
+	ip[8] = 64;
+	ip[9] = 17;
+	memcpy(ip + 12, &saddr, 4);
+	memcpy(ip + 16, &daddr, 4);
+	ip[10] = fold(sum16(ip, 20)) >> 8;
+	ip[11] = fold(sum16(ip, 20)) & 0xff;
+	udp[0] = 40001 >> 8;
+	udp[1] = 40001 & 0xff;
+	udp[2] = port >> 8;
+	udp[3] = port & 0xff;
+	udp[5] = 8 + 64; /* checksum 0: none, allowed for UDP over IPv4 */
+	memcpy(f + TG_BEAT_OFF, beat, 64);
+
+	/* Sum of the header with neither source nor checksum, for spoofing. */
+	memcpy(hdr, ip, 20);
+	memset(hdr + 10, 0, 2);
+	memset(hdr + 12, 0, 4);
+	g->skel->bss->cfg.ip_sum_nosrc = sum16(hdr, 20);
+}
+
+/* Smooth weighted round robin over 64 slots, so modes interleave. */
+static int fill_schedule(__u8 sched[TG_SCHED], const __u32 w[TG_NMODES])
+{
+	long credit[TG_NMODES] = {}, total = 0;
+
+	for (int m = 0; m < TG_NMODES; m++)
+		total += w[m];
+	if (!total)
+		return -1;
+	for (int k = 0; k < TG_SCHED; k++) {
+		int best = -1;
+
+		for (int m = 0; m < TG_NMODES; m++) {
+			credit[m] += w[m];
+			if (w[m] && (best < 0 || credit[m] > credit[best]))
+				best = m;
+		}
+		credit[best] -= total;
+		sched[k] = (__u8)best;
+	}
+	return 0;
+}
+
+static int parse_mix(const char *s, __u32 w[TG_NMODES])
+{
+	char buf[256], *save = NULL, *tok;
+
+	memset(w, 0, sizeof(__u32) * TG_NMODES);
+	if (strlen(s) >= sizeof(buf))
+		return -1;
+	strcpy(buf, s);
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(tok, '=');
+		int m;
+
+		if (eq)
+			*eq = '\0';
+		for (m = 0; m < TG_NMODES && strcmp(tok, mode_names[m]); m++)
+			;
+		if (m == TG_NMODES) {
+			fprintf(stderr, "--mix: unknown kind '%s' (valid, forged, random, replay, "
+					"malformed)\n", tok);
+			return -1;
+		}
+		if (vg_parse_u32(eq ? eq + 1 : "1", "--mix weight", 0, 64, &w[m]))
+			return -1;
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------- capture */
+
+/* Collect up to n beats that leave or arrive on ifname for UDP port `port`
+ * (AF_PACKET sees outgoing frames too), for at most timeout_ns. */
+static int capture(const char *ifname, __u16 port, struct vigil_beat *out, __u32 n,
+		   __u64 timeout_ns)
+{
+	/* ETH_P_ALL: only taps for all protocols see outgoing frames. */
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL) };
+	__u64 end = vg_mono_ns() + timeout_ns;
+	__u8 buf[2048];
+	__u32 got = 0;
+	int fd;
+
+	sll.sll_ifindex = (int)if_nametoindex(ifname);
+	if (!sll.sll_ifindex) {
+		fprintf(stderr, "--capture: no interface '%s'\n", ifname);
+		return -1;
+	}
+	fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ALL));
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sll, sizeof(sll))) {
+		fprintf(stderr, "--capture: AF_PACKET socket on %s failed: %s\n", ifname,
+			strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	while (got < n && !stop_requested) {
+		__u64 now = vg_mono_ns();
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		struct sockaddr_ll from;
+		socklen_t flen = sizeof(from);
+		ssize_t len;
+		size_t ihl;
+
+		if (now >= end)
+			break;
+		if (poll(&p, 1, (int)((end - now) / 1000000 + 1)) <= 0)
+			continue;
+		len = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &flen);
+		if (len < 20 || from.sll_protocol != htons(ETH_P_IP) || (buf[0] >> 4) != 4)
+			continue;
+		ihl = (size_t)(buf[0] & 15) * 4;
+		if (buf[9] != 17 || (size_t)len < ihl + 8 + 64)
+			continue;
+		if ((buf[ihl + 2] << 8 | buf[ihl + 3]) != port)
+			continue;
+		memcpy(&out[got], buf + ihl + 8, 64);
+		if (vg_be16(out[got].magic) == VIGIL_MAGIC)
+			got++;
+	}
+	close(fd);
+	return (int)got;
+}
+
+/* -------------------------------------------------------------- run */
+
+/* Run the generator for duration_ns at `rate` frames per second (0: flat
+ * out) and fill r with what it sent and what the receiver counted.
+ *
+ * One BPF_PROG_TEST_RUN call sets up and tears down a page pool, which takes
+ * milliseconds here; calls in a loop would leave the receiver idle between
+ * them. So a step is one call with a huge repeat count, ended by a timer
+ * signal: the kernel checks for pending signals between batches and returns
+ * EINTR. The window the frames went out in is timed inside the program. */
+static volatile sig_atomic_t alarm_fired;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	alarm_fired = 1;
+}
+
+static int run(struct gen *g, __u64 rate, __u64 duration_ns, struct counters *c,
+	       struct result *r)
+{
+	struct tg_stats *st = &g->skel->bss->st, s0;
+	struct xdp_md ctx = { .data_end = TG_FRAME_LEN, .ingress_ifindex = (__u32)g->ifindex };
+	struct itimerspec its = { .it_value = { .tv_sec = duration_ns / VIGIL_NSEC_PER_SEC,
+						.tv_nsec = duration_ns % VIGIL_NSEC_PER_SEC } };
+	__u64 a0 = 0, a1 = 0, d0 = 0, d1 = 0, b0 = 0, b1 = 0, t0;
+
+	memset(r, 0, sizeof(*r));
+	r->rate = rate;
+	g->skel->bss->cfg.gap_ps = rate ? 1000000000000ULL / rate : 0;
+	/* After a stall (preemption), send at most 32 frames back to back. */
+	g->skel->bss->cfg.slack_ps = g->skel->bss->cfg.gap_ps * 32;
+	st->next_ps = vg_mono_ns() * 1000;
+	st->t_first = st->t_last = 0;
+	s0 = *st;
+	if (c && c->have_acc)
+		bc_counter_read(&c->acc, &a0);
+	if (c && c->have_drops)
+		bc_counter_read(&c->drops, &d0);
+	if (c && c->rx_cpu >= 0)
+		b0 = bc_cpu_busy_ns(c->rx_cpu);
+	alarm_fired = 0;
+	t0 = vg_mono_ns();
+	if (duration_ns == 0 || timer_settime(g->timer, 0, &its, NULL)) {
+		fprintf(stderr, "arming the run timer failed: %s\n", strerror(errno));
+		return -1;
+	}
+	while (!alarm_fired && !stop_requested) {
+		LIBBPF_OPTS(bpf_test_run_opts, t, .data_in = g->frame, .data_size_in = TG_FRAME_LEN,
+			    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx),
+			    .flags = BPF_F_TEST_XDP_LIVE_FRAMES, .batch_size = g->batch,
+			    .repeat = 1u << 31);
+
+		if (bpf_prog_test_run_opts(g->prog_fd, &t) && errno != EINTR) {
+			fprintf(stderr, "BPF_PROG_TEST_RUN (live frames) on ifindex %d failed: %s\n",
+				g->ifindex, strerror(errno));
+			return -1;
+		}
+	}
+	/* Let the receiver drain its ring before counting. */
+	usleep(50000);
+	if (c && c->have_acc)
+		bc_counter_read(&c->acc, &a1);
+	if (c && c->have_drops)
+		bc_counter_read(&c->drops, &d1);
+	if (c && c->rx_cpu >= 0)
+		b1 = bc_cpu_busy_ns(c->rx_cpu);
+	for (int m = 0; m < TG_NMODES; m++) {
+		r->sent[m] = st->sent[m] - s0.sent[m];
+		r->total += r->sent[m];
+	}
+	r->idle = st->idle - s0.idle;
+	r->stalls = st->stalls - s0.stalls;
+	/* The timed frames are one in 64 (flat out): extend the window by the
+	 * average gap so that rate = frames / window stays unbiased. */
+	r->ns = st->t_last > st->t_first ? st->t_last - st->t_first : vg_mono_ns() - t0;
+	if (r->total > 64 && st->t_last > st->t_first)
+		r->ns += r->ns / (r->total - 1);
+	r->acc = a1 - a0;
+	r->drops = d1 - d0;
+	r->busy_ns = b1 - b0;
+	return 0;
+}
+
+static __s64 loss_of(const struct result *r)
+{
+	return (__s64)r->total - (__s64)r->acc;
+}
+
+static void print_step(FILE *f, int i, const struct result *r, const struct counters *c)
+{
+	fprintf(f, "step %2d: %s %9.0f pps  generated %9.0f pps", i, r->rate ? "paced" : "flat ",
+		r->rate ? (double)r->rate : 0.0, pps(r->total, r->ns));
+	if (c->have_acc)
+		fprintf(f, "  accepted %9.0f pps  loss %lld (%.4f %%)", pps(r->acc, r->ns),
+			(long long)loss_of(r),
+			r->total ? 100.0 * (double)loss_of(r) / (double)r->total : 0.0);
+	if (c->have_drops)
+		fprintf(f, "  drops %llu", (unsigned long long)r->drops);
+	if (c->rx_cpu >= 0 && r->acc)
+		fprintf(f, "  rx cpu %.0f %%  %.0f ns/beat", 100.0 * (double)r->busy_ns / (double)r->ns,
+			(double)r->busy_ns / (double)r->acc);
+	if (r->stalls > 1)
+		fprintf(f, "  stalls %llu", (unsigned long long)r->stalls);
+	fputc('\n', f);
+}
+
+static void json_result(FILE *f, const char *name, const struct result *r)
+{
+	fprintf(f, "\"%s\":{\"requested_pps\":%llu,\"seconds\":%.3f,\"generated\":%llu,"
+		   "\"generated_pps\":%.0f,\"accepted\":%llu,\"accepted_pps\":%.0f,\"loss\":%lld,"
+		   "\"drops\":%llu,\"rx_busy_ns\":%llu,\"rx_ns_per_beat\":%.1f,\"stalls\":%llu,"
+		   "\"sent\":{",
+		name, (unsigned long long)r->rate, r->ns / 1e9, (unsigned long long)r->total,
+		pps(r->total, r->ns), (unsigned long long)r->acc, pps(r->acc, r->ns),
+		(long long)loss_of(r), (unsigned long long)r->drops, (unsigned long long)r->busy_ns,
+		r->acc ? (double)r->busy_ns / (double)r->acc : 0.0, (unsigned long long)r->stalls);
+	for (int m = 0; m < TG_NMODES; m++)
+		fprintf(f, "%s\"%s\":%llu", m ? "," : "", mode_names[m],
+			(unsigned long long)r->sent[m]);
+	fputs("}}", f);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: vigil-trafficgen --iface IF [OPTIONS]\n"
+		"Send beats out of IF (one end of a veth pair; run inside its namespace) with\n"
+		"XDP live frames, from one CPU. The peer must have an XDP program attached.\n"
+		"\n"
+		"Frames:\n"
+		"  -i, --iface IF            generating interface (required)\n"
+		"      --dst-mac MAC         peer's MAC address (default ff:ff:ff:ff:ff:ff)\n"
+		"      --src ADDR            IPv4 source (default: IF's address)\n"
+		"      --src-random-bits N   vary the low N bits of the source (0-24): random per\n"
+		"                            frame, or with --src-per-agent the agent's index\n"
+		"      --src-per-agent       valid and forged beats come from their agent's address\n"
+		"      --dst ADDR            IPv4 destination (default 198.18.0.1)\n"
+		"  -p, --port PORT           beat port (default 4747)\n"
+		"  -m, --mix SPEC            kinds and weights, e.g. valid=1 (default) or\n"
+		"                            forged=1,random=1,replay=1 (also: malformed)\n"
+		"  -n, --agents N            agents for valid/forged beats (default 1000)\n"
+		"      --first-id ID         first agent id (default 1)\n"
+		"  -k, --keys FILE           key file (vigil key gen) for valid beats\n"
+		"      --unsigned            valid beats carry no tag (vigil run --no-auth)\n"
+		"      --interval-ms N       interval the beats announce (default 10)\n"
+		"      --incarnation N       default: seconds since the epoch\n"
+		"      --capture IF          first capture beats seen on IF, to replay them\n"
+		"      --capture-count N     beats to capture (default 1024)\n"
+		"      --capture-timeout SEC give up capturing after SEC (default 5)\n"
+		"Run:\n"
+		"  -r, --rate PPS            frames per second, 0 = as fast as possible (default 0)\n"
+		"  -d, --duration SEC        how long (default 10; decimals allowed)\n"
+		"      --cpu N               pin to CPU N (default: the CPU we start on)\n"
+		"      --batch N             frames per kernel batch (default 64)\n"
+		"Receiver (optional; with --search required):\n"
+		"      --count SPEC          receiver's accepted count: map:PIN[:OFFSET] (a pinned\n"
+		"                            array, summed over CPUs) or file:PATH[:OFFSET]\n"
+		"      --drops SPEC          a second receiver counter to report (e.g. socket drops)\n"
+		"      --rx-cpu N            CPU whose busy time (/proc/stat) is the receiver's\n"
+		"      --search              step the rate to find the highest loss-free rate\n"
+		"      --steps N             rate steps after the flat-out one (default 7)\n"
+		"      --step-sec SEC        length of each step (default 2)\n"
+		"      --loss-tolerance F    lost fraction still called loss-free (default 0.0001)\n"
+		"      --min-rate PPS        never step below PPS (default 0)\n"
+		"      --warmup-sec SEC      first send at --warmup-rate (default 100000) for SEC,\n"
+		"                            uncounted: first beats, caches, the receiver's backlog\n"
+		"      --json                print one JSON object on stdout\n"
+		"\n"
+		"Examples:\n"
+		"  vigil-trafficgen -i veth0 --dst-mac 02:00:00:00:00:01 -k keys -n 65536 -r 1000000 -d 5\n"
+		"  vigil-trafficgen -i veth0 --mix forged=1,random=1,replay=1 --capture veth0 \\\n"
+		"      --src 198.19.0.0 --src-random-bits 16 -d 10\n");
+}
+
+int main(int argc, char **argv)
+{
+	enum {
+		O_DSTMAC = 256, O_SRC, O_SRCBITS, O_DST, O_FIRST, O_UNSIGNED, O_INTERVAL, O_INC,
+		O_CAPTURE, O_CAPCOUNT, O_CAPTIMEOUT, O_CPU, O_BATCH, O_COUNT, O_DROPS, O_RXCPU,
+		O_SEARCH, O_STEPS, O_STEPSEC, O_TOL, O_JSON, O_MINRATE, O_WARMRATE, O_WARMSEC,
+		O_SRCAGENT,
+	};
+	static const struct option opts[] = {
+		{ "iface", required_argument, NULL, 'i' },
+		{ "dst-mac", required_argument, NULL, O_DSTMAC },
+		{ "src", required_argument, NULL, O_SRC },
+		{ "src-random-bits", required_argument, NULL, O_SRCBITS },
+		{ "src-per-agent", no_argument, NULL, O_SRCAGENT },
+		{ "dst", required_argument, NULL, O_DST },
+		{ "port", required_argument, NULL, 'p' },
+		{ "mix", required_argument, NULL, 'm' },
+		{ "agents", required_argument, NULL, 'n' },
+		{ "first-id", required_argument, NULL, O_FIRST },
+		{ "keys", required_argument, NULL, 'k' },
+		{ "unsigned", no_argument, NULL, O_UNSIGNED },
+		{ "interval-ms", required_argument, NULL, O_INTERVAL },
+		{ "incarnation", required_argument, NULL, O_INC },
+		{ "capture", required_argument, NULL, O_CAPTURE },
+		{ "capture-count", required_argument, NULL, O_CAPCOUNT },
+		{ "capture-timeout", required_argument, NULL, O_CAPTIMEOUT },
+		{ "rate", required_argument, NULL, 'r' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "cpu", required_argument, NULL, O_CPU },
+		{ "batch", required_argument, NULL, O_BATCH },
+		{ "count", required_argument, NULL, O_COUNT },
+		{ "drops", required_argument, NULL, O_DROPS },
+		{ "rx-cpu", required_argument, NULL, O_RXCPU },
+		{ "search", no_argument, NULL, O_SEARCH },
+		{ "steps", required_argument, NULL, O_STEPS },
+		{ "step-sec", required_argument, NULL, O_STEPSEC },
+		{ "loss-tolerance", required_argument, NULL, O_TOL },
+		{ "json", no_argument, NULL, O_JSON },
+		{ "min-rate", required_argument, NULL, O_MINRATE },
+		{ "warmup-rate", required_argument, NULL, O_WARMRATE },
+		{ "warmup-sec", required_argument, NULL, O_WARMSEC },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	const char *ifname = NULL, *keys_path = NULL, *capture_if = NULL, *count_spec = NULL,
+		   *drops_spec = NULL, *mix = "valid=1";
+	__u8 dmac[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff }, smac[6];
+	__u32 saddr = 0, daddr = htonl(0xc6120001), src_bits = 0, n_agents = 1000, port = 4747;
+	__u32 interval_ms = 10, incarnation = 0, cap_count = 1024, batch = 64, steps = 7, v32;
+	__u32 w[TG_NMODES];
+	__u8 sched_check[TG_SCHED];
+	__u64 first_id = 1, rate = 0, duration_ns = 10ULL * VIGIL_NSEC_PER_SEC;
+	__u64 cap_timeout_ns = 5ULL * VIGIL_NSEC_PER_SEC, step_ns = 2ULL * VIGIL_NSEC_PER_SEC;
+	__u64 min_rate = 0, warm_rate = 100000, warm_ns = 0;
+	double tol = 0.0001;
+	bool src_per_agent = false, unsigned_beats = false, have_inc = false, search = false, json = false;
+	int cpu = -1, opt, ret = 1;
+	struct counters c = { .rx_cpu = -1, .acc.fd = -1, .drops.fd = -1 };
+	struct vigil_beat_info bi = {};
+	struct vigil_beat beat;
+	struct vg_keyfile kf = {};
+	struct gen g = {};
+	struct tg_config *cfg;
+	struct result res;
+
+	while ((opt = getopt_long(argc, argv, "i:p:m:n:k:r:d:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'i':
+			ifname = optarg;
+			break;
+		case O_DSTMAC:
+			if (bc_parse_mac(optarg, dmac)) {
+				fprintf(stderr, "--dst-mac: '%s' is not a MAC address\n", optarg);
+				return 2;
+			}
+			break;
+		case O_SRC:
+		case O_DST:
+			if (inet_pton(AF_INET, optarg, opt == O_SRC ? &saddr : &daddr) != 1) {
+				fprintf(stderr, "%s: '%s' is not an IPv4 address\n",
+					opt == O_SRC ? "--src" : "--dst", optarg);
+				return 2;
+			}
+			break;
+		case O_SRCBITS:
+			if (vg_parse_u32(optarg, "--src-random-bits", 0, 24, &src_bits))
+				return 2;
+			break;
+		case O_SRCAGENT:
+			src_per_agent = true;
+			break;
+		case 'p':
+			if (vg_parse_u32(optarg, "--port", 1, 65535, &port))
+				return 2;
+			break;
+		case 'm':
+			mix = optarg;
+			break;
+		case 'n':
+			if (vg_parse_u32(optarg, "--agents", 1, 16u << 20, &n_agents))
+				return 2;
+			break;
+		case O_FIRST:
+			if (vg_parse_u64(optarg, "--first-id", 1, (1ULL << 62), &first_id))
+				return 2;
+			break;
+		case 'k':
+			keys_path = optarg;
+			break;
+		case O_UNSIGNED:
+			unsigned_beats = true;
+			break;
+		case O_INTERVAL:
+			if (vg_parse_u32(optarg, "--interval-ms", 1, 3600000, &interval_ms))
+				return 2;
+			break;
+		case O_INC:
+			if (vg_parse_u32(optarg, "--incarnation", 0, UINT32_MAX, &incarnation))
+				return 2;
+			have_inc = true;
+			break;
+		case O_CAPTURE:
+			capture_if = optarg;
+			break;
+		case O_CAPCOUNT:
+			if (vg_parse_u32(optarg, "--capture-count", 1, 1u << 20, &cap_count))
+				return 2;
+			break;
+		case O_CAPTIMEOUT:
+			if (bc_parse_seconds(optarg, "--capture-timeout", &cap_timeout_ns))
+				return 2;
+			break;
+		case 'r':
+			if (vg_parse_u64(optarg, "--rate", 0, 100000000, &rate))
+				return 2;
+			break;
+		case 'd':
+			if (bc_parse_seconds(optarg, "--duration", &duration_ns))
+				return 2;
+			break;
+		case O_CPU:
+			if (vg_parse_u32(optarg, "--cpu", 0, 4095, &v32))
+				return 2;
+			cpu = (int)v32;
+			break;
+		case O_BATCH:
+			if (vg_parse_u32(optarg, "--batch", 1, 256, &batch))
+				return 2;
+			break;
+		case O_COUNT:
+			count_spec = optarg;
+			break;
+		case O_DROPS:
+			drops_spec = optarg;
+			break;
+		case O_RXCPU:
+			if (vg_parse_u32(optarg, "--rx-cpu", 0, 4095, &v32))
+				return 2;
+			c.rx_cpu = (int)v32;
+			break;
+		case O_SEARCH:
+			search = true;
+			break;
+		case O_STEPS:
+			if (vg_parse_u32(optarg, "--steps", 0, 30, &steps))
+				return 2;
+			break;
+		case O_STEPSEC:
+			if (bc_parse_seconds(optarg, "--step-sec", &step_ns))
+				return 2;
+			break;
+		case O_TOL: {
+			char *end;
+
+			tol = strtod(optarg, &end);
+			if (*end || tol < 0 || tol > 1) {
+				fprintf(stderr, "--loss-tolerance: '%s' is not a fraction 0..1\n", optarg);
+				return 2;
+			}
+			break;
+		}
+		case O_JSON:
+			json = true;
+			break;
+		case O_MINRATE:
+			if (vg_parse_u64(optarg, "--min-rate", 0, 100000000, &min_rate))
+				return 2;
+			break;
+		case O_WARMRATE:
+			if (vg_parse_u64(optarg, "--warmup-rate", 1, 100000000, &warm_rate))
+				return 2;
+			break;
+		case O_WARMSEC:
+			if (bc_parse_seconds(optarg, "--warmup-sec", &warm_ns))
+				return 2;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!ifname || optind < argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (parse_mix(mix, w) || fill_schedule(sched_check, w)) {
+		fprintf(stderr, "--mix: '%s' gives no frames\n", mix);
+		return 2;
+	}
+	if (w[TG_VALID] && !keys_path && !unsigned_beats) {
+		fprintf(stderr, "valid beats need --keys FILE (or --unsigned)\n");
+		return 2;
+	}
+	if (w[TG_REPLAY] && !capture_if) {
+		fprintf(stderr, "replays need --capture IF (the beats to replay)\n");
+		return 2;
+	}
+	if (search && !count_spec) {
+		fprintf(stderr, "--search needs --count (the receiver's accepted count)\n");
+		return 2;
+	}
+	if (cpu >= 0 && bc_pin_cpu(cpu))
+		return 1;
+	g.batch = batch;
+	g.ifindex = (int)if_nametoindex(ifname);
+	if (!g.ifindex || bc_iface_addrs(ifname, smac, &v32)) {
+		fprintf(stderr, "no interface '%s' in this network namespace\n", ifname);
+		return 1;
+	}
+	if (!saddr)
+		saddr = v32;
+	if (!saddr) {
+		fprintf(stderr, "%s has no IPv4 address; give --src\n", ifname);
+		return 1;
+	}
+	if (count_spec && bc_counter_open(count_spec, &c.acc))
+		return 1;
+	c.have_acc = count_spec != NULL;
+	if (drops_spec && bc_counter_open(drops_spec, &c.drops))
+		return 1;
+	c.have_drops = drops_spec != NULL;
+	{
+		/* No SA_RESTART: the signal must cut BPF_PROG_TEST_RUN short. */
+		struct sigaction sa = { .sa_handler = on_signal };
+		struct sigevent sev = { .sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGALRM };
+
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+		sa.sa_handler = on_alarm;
+		sigaction(SIGALRM, &sa, NULL);
+		if (timer_create(CLOCK_MONOTONIC, &sev, &g.timer)) {
+			fprintf(stderr, "timer_create failed: %s\n", strerror(errno));
+			return 1;
+		}
+	}
+
+	vg_log_hook_libbpf();
+	g.skel = trafficgen_bpf__open();
+	if (!g.skel) {
+		fprintf(stderr, "opening the generator's BPF object failed: %s\n", strerror(errno));
+		return 1;
+	}
+	bpf_map__set_max_entries(g.skel->maps.tg_keys, n_agents);
+	bpf_map__set_max_entries(g.skel->maps.tg_replay, cap_count);
+	if (trafficgen_bpf__load(g.skel)) {
+		fprintf(stderr, "loading the generator's BPF program failed: %s\n", strerror(errno));
+		goto out;
+	}
+	g.prog_fd = bpf_program__fd(g.skel->progs.tg_gen);
+	cfg = &g.skel->bss->cfg;
+	fill_schedule(cfg->sched, w);
+	cfg->first_id = first_id;
+	cfg->n_agents = n_agents;
+	/* Sequences start at the wall clock in microseconds, as `vigil beat`
+	 * does, so a later run is never taken for a replay of an earlier one. */
+	cfg->seq_base = vg_wall_ns() / 1000;
+	cfg->sign = !unsigned_beats;
+	cfg->src_base = saddr;
+	cfg->src_mask = src_bits ? (1u << src_bits) - 1 : 0;
+	cfg->src_per_agent = src_per_agent;
+
+	if (w[TG_VALID] && keys_path) {
+		int fd = bpf_map__fd(g.skel->maps.tg_keys);
+
+		if (vg_keyfile_load(keys_path, false, &kf))
+			goto out;
+		for (__u32 i = 0; i < n_agents; i++) {
+			const struct agent_auth *a = vg_keyfile_get(&kf, first_id + i);
+
+			if (!a || !(a->valid & 1)) {
+				fprintf(stderr, "%s: no key 0 for agent %llu\n", keys_path,
+					(unsigned long long)(first_id + i));
+				goto out;
+			}
+			if (bpf_map_update_elem(fd, &i, &a->key[0], BPF_ANY)) {
+				fprintf(stderr, "writing key %u failed: %s\n", i, strerror(errno));
+				goto out;
+			}
+		}
+	}
+	if (capture_if) {
+		struct vigil_beat *cap = calloc(cap_count, sizeof(*cap));
+		int fd = bpf_map__fd(g.skel->maps.tg_replay), got;
+
+		if (!cap)
+			goto out;
+		got = capture(capture_if, (__u16)port, cap, cap_count, cap_timeout_ns);
+		if (got <= 0) {
+			fprintf(stderr, "--capture: saw no beat on %s within the timeout\n", capture_if);
+			free(cap);
+			goto out;
+		}
+		for (__u32 i = 0; i < (__u32)got; i++)
+			bpf_map_update_elem(fd, &i, &cap[i], BPF_ANY);
+		cfg->n_replay = (__u32)got;
+		free(cap);
+		if (!json)
+			printf("captured %d beats on %s to replay\n", got, capture_if);
+	}
+
+	bi.agent_id = first_id;
+	bi.interval_ms = interval_ms;
+	bi.incarnation = have_inc ? incarnation : (__u32)(vg_wall_ns() / VIGIL_NSEC_PER_SEC);
+	bi.send_ts_ns = vg_wall_ns();
+	bi.flags = unsigned_beats ? 0 : VIGIL_F_MAC;
+	vigil_beat_encode(&beat, &bi);
+	memcpy(cfg->beat, &beat, sizeof(beat));
+	build_frame(&g, dmac, smac, saddr, daddr, (__u16)port, &beat);
+
+	if (warm_ns) {
+		if (run(&g, warm_rate, warm_ns, NULL, &res))
+			goto out;
+		if (!json)
+			printf("warm-up: %llu frames at %.0f pps\n", (unsigned long long)res.total,
+			       pps(res.total, res.ns));
+	}
+	if (!search) {
+		if (run(&g, rate, duration_ns, &c, &res))
+			goto out;
+		if (json) {
+			printf("{\"iface\":\"%s\",\"mix\":\"%s\",", ifname, mix);
+			json_result(stdout, "run", &res);
+			printf("}\n");
+		} else {
+			printf("sent %llu frames in %.3f s: %.0f pps (", (unsigned long long)res.total,
+			       res.ns / 1e9, pps(res.total, res.ns));
+			for (int m = 0, first = 1; m < TG_NMODES; m++)
+				if (res.sent[m]) {
+					printf("%s%s %llu", first ? "" : ", ", mode_names[m],
+					       (unsigned long long)res.sent[m]);
+					first = 0;
+				}
+			printf(")\n");
+			if (c.have_acc)
+				print_step(stdout, 0, &res, &c);
+		}
+		ret = stop_requested ? 130 : 0;
+		goto out;
+	}
+
+	/* Search: flat out first; if the receiver keeps up, the generator is
+	 * the limit. Otherwise bisect between 0 and the flat-out rate, starting
+	 * just under what the receiver accepted flat out. */
+	{
+		struct result flat, best = {}, cur;
+		double lo = 0, hi, r;
+		int have_best = 0;
+		FILE *log = json ? stderr : stdout;
+
+		if (run(&g, 0, step_ns, &c, &flat))
+			goto out;
+		print_step(log, 0, &flat, &c);
+		if ((double)loss_of(&flat) <= tol * (double)flat.total) {
+			best = flat;
+			have_best = 1;
+		} else {
+			hi = pps(flat.total, flat.ns);
+			r = pps(flat.acc, flat.ns) * 0.97;
+			if (r > hi * 0.97)
+				r = hi * 0.97;
+			if (r < (double)min_rate)
+				r = (double)min_rate;
+			lo = (double)min_rate;
+			for (__u32 i = 1; i <= steps && !stop_requested; i++) {
+				if (run(&g, (__u64)r, step_ns, &c, &cur))
+					goto out;
+				print_step(log, (int)i, &cur, &c);
+				if ((double)loss_of(&cur) <= tol * (double)cur.total) {
+					lo = r;
+					if (!have_best || cur.total * best.ns > best.total * cur.ns)
+						best = cur;
+					have_best = 1;
+				} else {
+					hi = r;
+					if (r <= (double)min_rate)
+						break; /* nothing loss-free at or above --min-rate */
+				}
+				r = (lo + hi) / 2;
+			}
+		}
+		if (json) {
+			printf("{\"iface\":\"%s\",\"mix\":\"%s\",\"loss_tolerance\":%g,"
+			       "\"generator_bound\":%s,\"found\":%s,", ifname, mix, tol,
+			       have_best && best.rate == 0 ? "true" : "false",
+			       have_best ? "true" : "false");
+			json_result(stdout, "flat_out", &flat);
+			putchar(',');
+			json_result(stdout, "loss_free", &best);
+			printf("}\n");
+		} else if (have_best) {
+			printf("highest loss-free rate: %.0f pps%s (rx %.0f ns/beat)\n",
+			       pps(best.total, best.ns),
+			       best.rate == 0 ? " (flat out: the generator is the limit)" : "",
+			       best.acc ? (double)best.busy_ns / (double)best.acc : 0.0);
+		} else {
+			printf("no loss-free rate found in %u steps\n", steps);
+		}
+	}
+	ret = stop_requested ? 130 : 0;
+out:
+	vg_keyfile_free(&kf);
+	trafficgen_bpf__destroy(g.skel);
+	bc_counter_close(&c.acc);
+	bc_counter_close(&c.drops);
+	return ret;
+}
