@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <bpf/bpf.h>
 #include "cli.h"
 #include "config.h"
 #include "instance.h"
@@ -176,12 +177,22 @@ int cmd_agent(int argc, char **argv)
 	else if (err == -ENOENT)
 		pr_warn("agent remove: no agent %llu is registered\n", (unsigned long long)id);
 	else if (err == -ENOSPC)
-		pr_warn("agent add: all %u slots are in use; restart with a larger --max-agents\n",
+		pr_warn("agent add: all %u slots are in use; capacity is fixed at load: 'vigil detach', "
+			"then 'vigil run --max-agents N'\n",
 			m.max_agents);
 	else if (err)
 		pr_warn("agent %s: %s\n", verb, strerror(-err));
 	else
 		ret = 0;
+	if (!err && !strcmp(verb, "add") && !key_given) {
+		struct vigil_config cfg;
+		__u32 zero = 0;
+
+		if (bpf_map_lookup_elem(m.config, &zero, &cfg) == 0 && cfg.auth_required)
+			pr_warn("agent %llu has no key and authentication is required: its beats "
+				"are refused until it gets one (add it to the key file and send the "
+				"daemon SIGHUP, or re-add it with --key)\n", (unsigned long long)id);
+	}
 out:
 	vg_maps_close(&m);
 	return ret;

@@ -394,7 +394,8 @@ static int register_config(struct daemon *d, const struct vg_config *c)
 		} else {
 			pr_warn("registering agent %llu failed: %s%s\n",
 				(unsigned long long)c->agents[i].id, strerror(-err),
-				err == -ENOSPC ? " (raise --max-agents)" : "");
+				err == -ENOSPC ? " (capacity is fixed at load: 'vigil detach', then run with "
+						 "a larger --max-agents)" : "");
 			ret = -1;
 			break;
 		}
@@ -527,6 +528,8 @@ int cmd_run(int argc, char **argv)
 	const char *metrics_addr = VG_METRICS_DEFAULT_LISTEN;
 	__u32 metrics_max_agents = VG_METRICS_DEFAULT_MAX_AGENTS;
 	bool iface_given = false, mode_given = false, root_existed;
+	/* Load-time options this run was given explicitly (fixed once loaded). */
+	bool port_given = false, tick_given = false, max_given = false, ringbuf_given = false;
 	struct vg_config cfgfile = {};
 	struct vg_load_opts o;
 	struct daemon d = {};
@@ -535,7 +538,7 @@ int cmd_run(int argc, char **argv)
 	__u32 v32, zero = 0, duration_s = 0;
 	__u64 started = 0, last_house = 0; /* started: 0 until the instance serves */
 	bool log_failed = false;
-	int opt, ret = 1;
+	int opt, ret = 1, lock_fd = -1;
 
 	vg_load_opts_default(&o);
 	vg_escalation_defaults(&d.esc);
@@ -563,6 +566,7 @@ int cmd_run(int argc, char **argv)
 			if (vg_parse_u32(optarg, "--port", 1, 65535, &v32))
 				return 2;
 			o.port = (__u16)v32;
+			port_given = true;
 			break;
 		case 'c':
 			config_path = optarg;
@@ -586,6 +590,7 @@ int cmd_run(int argc, char **argv)
 			if (vg_parse_u32(optarg, "--tick-us", 10, 1000000, &v32))
 				return 2;
 			o.tick_ns = (__u64)v32 * 1000;
+			tick_given = true;
 			break;
 		case 'D':
 			if (vg_parse_u32(optarg, "--dead-misses", 0, 1000, &o.cfg.dead_misses))
@@ -594,6 +599,7 @@ int cmd_run(int argc, char **argv)
 		case 'M':
 			if (vg_parse_u32(optarg, "--max-agents", 1, 16u << 20, &o.max_agents))
 				return 2;
+			max_given = true;
 			break;
 		case 'R':
 			if (vg_parse_u32(optarg, "--ringbuf-mb", 1, 1024, &v32))
@@ -603,6 +609,7 @@ int cmd_run(int argc, char **argv)
 				return 2;
 			}
 			o.ringbuf_bytes = v32 << 20;
+			ringbuf_given = true;
 			break;
 		case 'B':
 			if (vg_parse_u32(optarg, "--sweep-budget", 1, 1u << 23, &o.cfg.sweep_budget))
@@ -708,6 +715,9 @@ int cmd_run(int argc, char **argv)
 			goto out;
 		}
 	}
+	lock_fd = vg_daemon_lock(o.pin_root);
+	if (lock_fd < 0)
+		goto out;
 	root_existed = access(o.pin_root, F_OK) == 0;
 	if (vg_ensure_bpffs(o.pin_root))
 		goto out;
@@ -721,9 +731,24 @@ int cmd_run(int argc, char **argv)
 				meta.ifindex, o.iface);
 			goto out;
 		}
+		/* Load-time settings belong to the loaded programs and maps. */
 		if (mode_given && meta.skb_mode != o.skb_mode)
 			pr_warn("--mode ignored: the adopted instance runs in %s mode\n",
 				meta.skb_mode ? "skb" : "native");
+		if (port_given && meta.port != o.port)
+			pr_warn("--port ignored: the adopted instance listens on %u\n", meta.port);
+		if (tick_given && meta.tick_ns != o.tick_ns)
+			pr_warn("--tick-us ignored: the adopted instance ticks every %llu us\n",
+				(unsigned long long)(meta.tick_ns / 1000));
+		if (max_given && meta.max_agents != o.max_agents)
+			pr_warn("--max-agents ignored: the adopted instance holds %u agents\n",
+				meta.max_agents);
+		if (ringbuf_given)
+			pr_warn("--ringbuf-mb ignored: the ring buffer was sized at load\n");
+		if ((port_given && meta.port != o.port) || (tick_given && meta.tick_ns != o.tick_ns) ||
+		    (max_given && meta.max_agents != o.max_agents) || ringbuf_given)
+			pr_warn("load-time options take effect only on a fresh load: 'vigil detach' "
+				"(drops the kernel state), then 'vigil run' again\n");
 		/* Run-time settings follow this daemon's options. */
 		if (bpf_map_update_elem(d.maps.config, &zero, &o.cfg, BPF_ANY))
 			pr_warn("updating vigil_config failed: %s\n", strerror(errno));
@@ -750,7 +775,9 @@ int cmd_run(int argc, char **argv)
 		if (d.learn)
 			pr_warn("WARNING: --learn registers unknown agents, up to %u\n", d.learn_cap);
 	}
-	if (apply_group_policy(&d, &cfgfile))
+	/* Without an agents file the adopted instance keeps its group
+	 * policies; an empty one would silently drop every allowlist. */
+	if (config_path && apply_group_policy(&d, &cfgfile))
 		goto out;
 	if (config_path && register_config(&d, &cfgfile))
 		goto out;
@@ -773,7 +800,8 @@ int cmd_run(int argc, char **argv)
 	d.esc.shadow = d.leases.shadow = d.shadow;
 	if (d.shadow)
 		pr_warn("shadow mode: detecting and recording only; no alert is sent, no "
-			"remediation run, no lease granted ('vigil log notices' shows what would "
+			"remediation run, no lease granted ('vigil log notices' and 'vigil lease show' "
+			"show what would "
 			"have been)\n");
 	rb = vg_ringbuf_open(d.maps.events);
 	if (!rb)
@@ -852,5 +880,7 @@ out:
 		vg_maps_close(&d.maps);
 	vg_config_free(&cfgfile);
 	vg_keyfile_free(&d.keys);
+	if (lock_fd >= 0)
+		close(lock_fd);
 	return ret;
 }

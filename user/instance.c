@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -116,6 +117,38 @@ void vg_maps_close(struct vg_maps *m)
 			close(MAP_FD(m, i));
 		MAP_FD(m, i) = -1;
 	}
+}
+
+int vg_daemon_lock(const char *pin_root)
+{
+	char path[600], pid[32] = "";
+	size_t n;
+	int fd;
+
+	n = (size_t)snprintf(path, sizeof(path), "%s/vigil-",
+			     access("/run/lock", W_OK) == 0 ? "/run/lock" : "/run");
+	for (const char *c = pin_root; *c && n < sizeof(path) - 6; c++)
+		path[n++] = *c == '/' ? '_' : *c;
+	snprintf(path + n, sizeof(path) - n, ".lock");
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		pr_warn("cannot open the daemon lock %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		ssize_t r = pread(fd, pid, sizeof(pid) - 1, 0);
+
+		pid[r > 0 ? r : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		pr_warn("another 'vigil run' (pid %s) already serves %s; stop it first, or use "
+			"another --pin-root\n", *pid ? pid : "?", pin_root);
+		close(fd);
+		return -1;
+	}
+	n = (size_t)snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	if (ftruncate(fd, 0) || pwrite(fd, pid, n, 0) != (ssize_t)n)
+		pr_debug("writing the daemon lock %s failed: %s\n", path, strerror(errno));
+	return fd;
 }
 
 int vg_ensure_bpffs(const char *pin_root)

@@ -48,6 +48,10 @@ void vg_maps_from_skel(struct vigil_bpf *skel, struct vg_maps *m);
 void vg_maps_close(struct vg_maps *m);
 /* Detach XDP, stop the sweeper and remove every pin. */
 int vg_instance_remove(const char *pin_root);
+/* One daemon per pin root: two would share the ring buffer's read position.
+ * Takes a lock file under /run/lock for the process's lifetime; returns its
+ * fd, or -1 after saying which process holds it. */
+int vg_daemon_lock(const char *pin_root);
 /* Make sure a bpffs is mounted where the pins go. */
 int vg_ensure_bpffs(const char *pin_root);
 

@@ -169,7 +169,7 @@ expect_undone "vigil run with an unusable --events-file" "not-a-dir/ev.jsonl: ca
 	"$VIGIL" run "${RUN_SAFE[@]}" --events-file "$E2E_TMP/not-a-dir/ev.jsonl"
 rm -f -- "$DB" "$DB"-* "$EV"
 printf 'agent 1\nagent 2\nagent 3\n' >"$E2E_TMP/three.conf"
-expect_undone "vigil run with more agents than --max-agents" "registering agent 3 failed.*raise --max-agents" \
+expect_undone "vigil run with more agents than --max-agents" "registering agent 3 failed.*larger --max-agents" \
 	"$VIGIL" run "${RUN_SAFE[@]}" --max-agents 2 --config "$E2E_TMP/three.conf"
 rm -f -- "$EV" "$DB" "$DB"-*
 

@@ -267,6 +267,9 @@ expect_refused "a second daemon on the same port" \
 expect_refused "a second daemon adopting the instance, on the same port" \
 	"cannot listen on 127.0.0.1:$PORT" \
 	"$VIGIL" run "${DAEMON_ARGS[@]}" --pin-root "$PIN" --metrics "127.0.0.1:$PORT"
+expect_refused "a second daemon adopting the instance on another port (one daemon per pin root)" \
+	"another 'vigil run' \(pid [0-9]+\) already serves" \
+	"$VIGIL" run "${DAEMON_ARGS[@]}" --pin-root "$PIN" --metrics off
 
 # ------------------------------------------------------------------ stop
 t0=$(now)
