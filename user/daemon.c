@@ -46,6 +46,9 @@ struct daemon {
 	struct vg_escalation esc;   /* what to alert, flap damping, remediation */
 	struct vg_leases leases;    /* grants leases with fencing tokens */
 	bool shadow;                /* detect and record; alert, remediate, grant nothing */
+	const char *db_path;
+	__u64 retain_days, retain_events; /* 0: keep everything */
+	__u64 last_prune_ns;
 	/* Storm control: over budget, acknowledgements recommend a slower
 	 * interval; hysteresis keeps it from flapping. */
 	struct {
@@ -94,6 +97,8 @@ static void usage(FILE *f)
 		"      --pin-root DIR       where the instance is pinned (default %s)\n"
 		"      --db FILE            durable event log, SQLite (default %s)\n"
 		"      --events-file FILE   also append every event to FILE as JSON lines\n"
+		"      --retain-days N, --retain-events N  prune older events from the log at\n"
+		"                           start and hourly (default: keep everything)\n"
 		VG_ALERT_USAGE
 		VG_EXPORT_USAGE
 		VG_ESC_USAGE
@@ -463,6 +468,21 @@ static void storm_control(struct daemon *d, const struct vigil_stats *st)
 	}
 }
 
+/* Retention: at start, then hourly. Pruning runs on its own connection and
+ * deletes only old rows, so it never blocks recording for long. */
+static void retention(struct daemon *d, __u64 now)
+{
+	long removed = 0;
+
+	if ((!d->retain_days && !d->retain_events) ||
+	    (d->last_prune_ns && now - d->last_prune_ns < 3600 * VIGIL_NSEC_PER_SEC))
+		return;
+	d->last_prune_ns = now;
+	if (vg_log_prune(d->db_path, d->retain_days * 86400, d->retain_events, &removed) == 0 &&
+	    removed)
+		pr_info("retention: removed %ld events from the log\n", removed);
+}
+
 /* Periodic checks: the instance still exists; ring buffer losses. */
 static int housekeeping(struct daemon *d, struct vg_ringbuf *rb)
 {
@@ -479,6 +499,7 @@ static int housekeeping(struct daemon *d, struct vg_ringbuf *rb)
 		reconcile(d, rb, "ring buffer was full");
 	}
 	storm_control(d, &st);
+	retention(d, vg_mono_ns());
 	return 0;
 }
 
@@ -491,6 +512,8 @@ int cmd_run(int argc, char **argv)
 		OPT_STORM_BEATS,
 		OPT_STORM_EVENTS,
 		OPT_STORM_INTERVAL,
+		OPT_RETAIN_DAYS,
+		OPT_RETAIN_EVENTS,
 	};
 	static const struct option opts[] = {
 		{ "iface", required_argument, NULL, 'i' },
@@ -514,6 +537,8 @@ int cmd_run(int argc, char **argv)
 		{ "metrics-max-agents", required_argument, NULL, OPT_METRICS_MAX_AGENTS },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "shadow", no_argument, NULL, OPT_SHADOW },
+		{ "retain-days", required_argument, NULL, OPT_RETAIN_DAYS },
+		{ "retain-events", required_argument, NULL, OPT_RETAIN_EVENTS },
 		{ "storm-beats-per-sec", required_argument, NULL, OPT_STORM_BEATS },
 		{ "storm-events-per-sec", required_argument, NULL, OPT_STORM_EVENTS },
 		{ "storm-interval-ms", required_argument, NULL, OPT_STORM_INTERVAL },
@@ -638,6 +663,14 @@ int cmd_run(int argc, char **argv)
 			break;
 		case OPT_SHADOW:
 			d.shadow = true;
+			break;
+		case OPT_RETAIN_DAYS:
+			if (vg_parse_u64(optarg, "--retain-days", 1, 36500, &d.retain_days))
+				return 2;
+			break;
+		case OPT_RETAIN_EVENTS:
+			if (vg_parse_u64(optarg, "--retain-events", 1, UINT64_MAX >> 2, &d.retain_events))
+				return 2;
 			break;
 		case OPT_STORM_BEATS:
 			if (vg_parse_u32(optarg, "--storm-beats-per-sec", 1, UINT32_MAX,
@@ -790,6 +823,8 @@ int cmd_run(int argc, char **argv)
 	}
 	if (vg_eventlog_open(&d.log, db_path, events_path, meta.instance_id))
 		goto out;
+	d.db_path = db_path;
+	retention(&d, vg_mono_ns());
 	/* Delivers the outbox, including alerts left by an earlier run. */
 	if (vg_alerter_start(db_path, &d.acfg, &d.ds, &d.alerter) ||
 	    vg_exporter_start(db_path, &d.xcfg, &d.ds, &d.exporter) ||
