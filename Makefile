@@ -192,3 +192,10 @@ $(BUILD)/xdp_pass.bpf.o: tests/e2e/xdp_pass.bpf.c vmlinux.h | $(BUILD)
 
 all: $(AGENT_LIBS) $(LEASE_TEST_BINS)
 test: $(AGENT_LIBS) $(LEASE_TEST_BINS)
+
+# The agent library against a scripted monitor on loopback (no root needed).
+$(BUILD)/test_agent: tests/unit/test_agent.c user/libagent.c $(HDRS) | $(BUILD)
+	$(CC) $(TEST_CFLAGS) $< user/libagent.c -o $@ -lpthread
+
+TEST_BINS += $(BUILD)/test_agent
+test: $(BUILD)/test_agent

@@ -461,10 +461,15 @@ static __always_inline void renew_lease(struct vigil_stats *st, struct agent_slo
 		lease_transition(st, l, id, VIGIL_LEASE_RELEASED, VIGIL_EV_LEASE_RELEASED, now);
 		return;
 	}
-	/* Only ever later: a renewal racing another CPU's cannot shorten it. */
+	/* Only ever later, even when two CPUs renew at once: a CAS, so an
+	 * earlier renewal can never overwrite a later one. */
 	until = now + (__u64)l->duration_ms * VIGIL_NSEC_PER_MSEC;
-	if (until > l->expires_ns)
-		l->expires_ns = until;
+	for (int i = 0; i < 4; i++) {
+		__u64 old = l->expires_ns;
+
+		if (until <= old || __sync_val_compare_and_swap(&l->expires_ns, old, until) == old)
+			break;
+	}
 	__sync_fetch_and_add(&l->renewals, 1);
 }
 

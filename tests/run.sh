@@ -115,7 +115,7 @@ remove_leftovers() {
 
 # --------------------------------------------------------------- programs
 
-programs=(build/test_logic build/test_policy build/test_auth build/test_prog build/test_diff tests/fuzz/smoke.sh)
+programs=(build/test_logic build/test_policy build/test_auth build/test_agent build/test_prog build/test_diff tests/fuzz/smoke.sh)
 for f in tests/e2e/*.sh; do
 	[ -e "$f" ] || continue
 	if [ -x "$f" ]; then

@@ -194,7 +194,7 @@ static int beat_one(struct one_agent *o)
 		.arg = o,
 	};
 	struct vigil_agent *a;
-	__u64 start = vg_mono_ns();
+	__u64 start = vg_mono_ns(), send_errors = 0;
 
 	if (o->has_key)
 		for (int i = 0; i < 16; i++)
@@ -208,12 +208,25 @@ static int beat_one(struct one_agent *o)
 		return 1;
 	}
 	while (!stop_requested && vigil_agent_wait(a, 20) != 0) {
+		struct vigil_lease_view v;
+
+		vigil_agent_lease(a, &v);
+		if (v.send_errors && !send_errors)
+			pr_warn("sending beats to %s failed: %s (still trying)\n", o->target,
+				strerror(v.send_errno));
+		send_errors = v.send_errors;
 		if (o->duration_s &&
 		    vg_mono_ns() - start >= (__u64)o->duration_s * VIGIL_NSEC_PER_SEC)
 			break;
 	}
-	vigil_agent_stop(a, o->leave);
-	return 0;
+	{
+		struct vigil_lease_view v;
+
+		vigil_agent_lease(a, &v);
+		vigil_agent_stop(a, o->leave);
+		/* Like the loop for ranges: a run in which no beat went out failed. */
+		return v.beats_sent && v.send_errors >= v.beats_sent ? 1 : 0;
+	}
 }
 
 int cmd_beat(int argc, char **argv)

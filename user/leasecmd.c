@@ -408,9 +408,14 @@ int cmd_lease(int argc, char **argv)
 	sqlite3 *db = NULL;
 	int opt, ret;
 
-	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		usage(argc < 2 ? stderr : stdout);
-		return argc < 2 ? 2 : 0;
+	if (argc < 2) {
+		pr_warn("lease: which subcommand? (list, show, transfer or release; see vigil lease "
+			"--help)\n");
+		return 2;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		usage(stdout);
+		return 0;
 	}
 	sub = argv[1];
 	if (strcmp(sub, "list") && strcmp(sub, "show") && strcmp(sub, "transfer") &&

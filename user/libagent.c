@@ -43,7 +43,9 @@ struct sent_beat {
 struct vigil_agent {
 	struct vigil_agent_config cfg;
 	struct vigil_key key;
-	int fd;  /* UDP, connected to the monitor */
+	int fd;  /* UDP: beats out, acknowledgements in */
+	struct sockaddr_storage mon; /* the monitor's address and port */
+	socklen_t mon_len;
 	int efd; /* eventfd: wakes the thread (status change, stop) */
 	int tfd; /* timerfd on CLOCK_BOOTTIME, armed at an absolute time: after
 		  * the process was stopped (SIGSTOP) the thread wakes at once,
@@ -70,7 +72,8 @@ struct vigil_agent {
 	int seen_ack;
 	uint64_t mon_holder, last_ack_ns;
 	uint32_t mon_state, remaining_ms, recommend_ms, interval_ms;
-	uint64_t beats, acks_ok, acks_rejected, acks_stale;
+	uint64_t beats, acks_ok, acks_rejected, acks_stale, send_errors;
+	int send_errno;
 
 	/* ---- agent thread only (and vigil_agent_stop after the join) */
 	uint64_t seq;
@@ -179,6 +182,8 @@ static void fill_view(const struct vigil_agent *a, uint64_t now, struct vigil_le
 	v->acks_ok = a->acks_ok;
 	v->acks_rejected = a->acks_rejected;
 	v->acks_stale = a->acks_stale;
+	v->send_errors = a->send_errors;
+	v->send_errno = a->send_errno;
 }
 
 /* Under mu: end the holding when the safety rule's deadline has passed. */
@@ -268,7 +273,14 @@ static void send_beat(struct vigil_agent *a, int status_override)
 	s->t_ns = t;
 	/* Errors (no route yet, a full buffer) only cost this beat: liveness
 	 * and the lease's deadline account for missing beats. */
-	(void)send(a->fd, &b, sizeof(b), MSG_NOSIGNAL);
+	if (sendto(a->fd, &b, sizeof(b), MSG_NOSIGNAL, (struct sockaddr *)&a->mon, a->mon_len) < 0) {
+		int err = errno;
+
+		pthread_mutex_lock(&a->mu);
+		a->send_errors++;
+		a->send_errno = err;
+		pthread_mutex_unlock(&a->mu);
+	}
 }
 
 /* The interval to beat at: the configured one, or the monitor's
@@ -396,20 +408,40 @@ reject:
 	pthread_mutex_unlock(&a->mu);
 }
 
+/* Did this datagram come from the monitor's address and port? */
+static int from_monitor(const struct vigil_agent *a, const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family != a->mon.ss_family)
+		return 0;
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)ss, *m = (const void *)&a->mon;
+
+		return x->sin_port == m->sin_port && x->sin_addr.s_addr == m->sin_addr.s_addr;
+	} else {
+		const struct sockaddr_in6 *x = (const void *)ss, *m = (const void *)&a->mon;
+
+		return x->sin6_port == m->sin6_port &&
+		       !memcmp(&x->sin6_addr, &m->sin6_addr, sizeof(x->sin6_addr));
+	}
+}
+
 static void drain_socket(struct vigil_agent *a)
 {
 	union {
 		struct vigil_ack ack;
 		char bytes[512];
 	} buf;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
 	ssize_t n;
 
-	while ((n = recv(a->fd, &buf, sizeof(buf), MSG_DONTWAIT)) >= 0 || errno == EINTR ||
-	       errno == ECONNREFUSED) {
-		if (n < 0)
-			continue;
-		handle_ack(a, &buf, n, vigil_agent_now_ns());
-		report(a);
+	while ((n = recvfrom(a->fd, &buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&ss,
+			     &len)) >= 0 || errno == EINTR || errno == ECONNREFUSED) {
+		if (n >= 0 && from_monitor(a, &ss)) {
+			handle_ack(a, &buf, n, vigil_agent_now_ns());
+			report(a);
+		}
+		len = sizeof(ss);
 	}
 }
 
@@ -492,38 +524,28 @@ static void wake(struct vigil_agent *a)
 	(void)!write(a->efd, &one, sizeof(one));
 }
 
-static int open_socket(const struct vigil_agent_config *cfg)
+/* Not connect(2)ed: an agent started before its network is up keeps
+ * trying instead of failing; answers are filtered by source instead. */
+static int open_socket(struct vigil_agent *a, const struct vigil_agent_config *cfg)
 {
-	struct sockaddr_storage ss = {};
-	struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+	struct sockaddr_in *in4 = (struct sockaddr_in *)&a->mon;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a->mon;
 	uint16_t port = cfg->port ? cfg->port : VIGIL_AGENT_DEFAULT_PORT;
-	socklen_t len;
-	int fd, err;
 
+	memset(&a->mon, 0, sizeof(a->mon));
 	if (inet_pton(AF_INET, cfg->monitor, &in4->sin_addr) == 1) {
 		in4->sin_family = AF_INET;
 		in4->sin_port = htons(port);
-		len = sizeof(*in4);
+		a->mon_len = sizeof(*in4);
 	} else if (inet_pton(AF_INET6, cfg->monitor, &in6->sin6_addr) == 1) {
 		in6->sin6_family = AF_INET6;
 		in6->sin6_port = htons(port);
-		len = sizeof(*in6);
+		a->mon_len = sizeof(*in6);
 	} else {
 		errno = EINVAL;
 		return -1;
 	}
-	fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -1;
-	/* Connected: only the monitor's address and port can answer. */
-	if (connect(fd, (struct sockaddr *)&ss, len)) {
-		err = errno;
-		close(fd);
-		errno = err;
-		return -1;
-	}
-	return fd;
+	return socket(a->mon.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 }
 
 struct vigil_agent *vigil_agent_start(const struct vigil_agent_config *cfg)
@@ -559,7 +581,7 @@ struct vigil_agent *vigil_agent_start(const struct vigil_agent_config *cfg)
 	 * so a restart within the same second still moves them forward. */
 	a->seq = cfg->first_seq ? cfg->first_seq : wall_ns() / 1000;
 	a->efd = a->tfd = -1;
-	a->fd = open_socket(cfg);
+	a->fd = open_socket(a, cfg);
 	if (a->fd < 0)
 		goto fail;
 	a->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

@@ -106,6 +106,8 @@ struct vigil_lease_view {
 	uint64_t acks_ok;         /* verified and applied */
 	uint64_t acks_rejected;   /* failed verification, wrong agent, unknown seq */
 	uint64_t acks_stale;      /* verified, but older than one already applied */
+	uint64_t send_errors;     /* beats sendto(2) refused (no route, ...) */
+	int send_errno;           /* the last such error */
 };
 
 struct vigil_agent;
@@ -149,7 +151,9 @@ struct vigil_agent_config {
 
 /* Start beating from a new thread. Returns NULL with errno set: EINVAL (bad
  * config: no id, no address, key_id > 1, status out of range), or the error
- * of socket(2)/pthread_create(3). */
+ * of the system call that failed (socket, eventfd, timerfd_create,
+ * pthread_create). The monitor need not be reachable yet: beats that cannot
+ * be sent are counted (view.send_errors) and the agent keeps trying. */
 VIGIL_AGENT_API struct vigil_agent *vigil_agent_start(const struct vigil_agent_config *cfg);
 
 /* Stop the thread and free the agent. With `leave`, first send one LEAVING

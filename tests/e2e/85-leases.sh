@@ -18,7 +18,9 @@
 #      daemon with a failover while it is down): no stale write accepted, no
 #      token used by two holders, no holder acting once the next may.
 #   d. 20 daemon restarts (SIGKILL) mid-lease, some with a failover while no
-#      daemon runs: tokens never repeat or go backwards (lease_log, kernel).
+#      daemon runs: tokens never repeat or go backwards (lease_log, kernel);
+#      a new instance on the same database (kernel state lost, as after a
+#      reboot) continues the tokens and grants only after duration + grace.
 #
 # Topology: a monitor namespace with a bridge; three candidate namespaces,
 # each joined to the bridge by a veth pair; one more veth pair inside the
@@ -37,7 +39,7 @@ e2e_init
 for tool in python3 sqlite3 nm; do
 	command -v "$tool" >/dev/null || die "$tool is missing (scripts/deps.sh installs it)"
 done
-B=$E2E_ROOT/build
+B=$(dirname "$VIGIL") # the helpers are built next to vigil
 for f in lease_candidate fence_resource xdp_pass.bpf.o libvigil-agent.a libvigil-agent.so; do
 	[ -e "$B/$f" ] || die "$B/$f is not built (run make)"
 done
@@ -143,11 +145,16 @@ held_above() { held && [ "$L_TOKEN" -gt "$1" ]; }
 agent_state() { agent_field "$(status_json "$PIN")" "$1" state; }
 alive_agent() { [ "$(agent_state "$1")" = alive ]; }
 all_alive() { alive_agent 1 && alive_agent 2 && alive_agent 3; }
-mono() { python3 -c 'import time; print(time.monotonic_ns())'; }
 # REALTIME - MONOTONIC and REALTIME - BOOTTIME, in ns.
 read -r OFF_MONO OFF_BOOT < <(python3 -c 'import time
 w = time.time_ns(); m = time.monotonic_ns(); b = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
 print(w - m, w - b)')
+# mono: CLOCK_MONOTONIC now, in ns, without starting a process (the moment
+# of a kill is taken right before it).
+mono() {
+	local us=${EPOCHREALTIME/./}
+	echo $((us * 1000 - OFF_MONO))
+}
 grant_wall() { sqlite3 "$DB" "SELECT wall_ns FROM lease_log WHERE lease_id = 1 AND event = 'granted' AND token = $1"; }
 # jq over the JSON lines of a file, quietly.
 jqf() { jq -c "$1" "$2" 2>/dev/null; }
@@ -462,6 +469,21 @@ for r in $(seq 1 20); do
 done
 wait_for 3 held
 d_fo=$(($(grants_now) - d_fo0))
+# The kernel's state lost (detach, as after a reboot), the database kept: the
+# new instance's first grant continues the tokens, and waits duration + grace
+# so that the old instance's holder has stopped acting.
+T=$L_TOKEN
+daemon_kill
+"$VIGIL" detach --pin-root "$PIN" >/dev/null 2>&1
+t_start=$(mono)
+if daemon_up && wait_for 5 held; then
+	gw=$(grant_wall "$L_TOKEN")
+	waited=$(((gw - OFF_MONO - t_start) / 1000000))
+	check_sh "a new instance (kernel state lost, database kept) grants token $L_TOKEN > $T, $waited ms after its start (>= $D + $G)" \
+		'[ "$L_TOKEN" -gt "$T" ] && [ "$waited" -ge $((D + G)) ]'
+else
+	not_ok "a new instance (kernel state lost, database kept) grants the lease again"
+fi
 for m in "${d_bad[@]}"; do note "$m"; done
 tokens=$(sqlite3 "$DB" "SELECT token FROM lease_log WHERE lease_id = 1 AND event = 'granted' ORDER BY id")
 reserved=$(sqlite3 "$DB" "SELECT token FROM leases WHERE lease_id = 1")
