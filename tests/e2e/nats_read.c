@@ -134,7 +134,14 @@ int main(int argc, char **argv)
 	so.Stream = stream;
 	so.Ordered = true;
 	so.Config.DeliverPolicy = js_DeliverAll;
-	s = js_SubscribeSync(&sub, js, subject, &jo, &so, &jerr);
+	/* A cluster that just lost and regained a node (or a loaded machine)
+	 * can take a while to answer consumer creation: retry a few times. */
+	for (int attempt = 0; attempt < 6; attempt++) {
+		s = js_SubscribeSync(&sub, js, subject, &jo, &so, &jerr);
+		if (s != NATS_TIMEOUT)
+			break;
+		fprintf(stderr, "nats_read: creating the consumer timed out, retrying\n");
+	}
 	if (s != NATS_OK) {
 		fail("creating an ordered consumer", s);
 		goto out;
