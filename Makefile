@@ -56,7 +56,7 @@ $(BUILD)/vigil: user/main.c $(USER_OBJS) $(USER_HDRS) $(HDRS) $(BUILD)/vigil.ske
 # ------------------------------------------------------------------ tests
 TEST_CFLAGS := $(USER_CFLAGS) $(SAN)
 
-$(BUILD)/test_logic: tests/unit/test_logic.c $(HDRS) | $(BUILD)
+$(BUILD)/test_logic: tests/unit/test_logic.c tests/unit/check.h $(HDRS) | $(BUILD)
 	$(CC) $(TEST_CFLAGS) $< -o $@
 
 # BPF programs that exist only for tests (e.g. SipHash vectors in the kernel).
@@ -66,7 +66,7 @@ $(BUILD)/%.test.bpf.o: tests/prog/%.bpf.c tests/prog/auth_vectors.h $(HDRS) vmli
 $(BUILD)/%.test.skel.h: $(BUILD)/%.test.bpf.o
 	$(BPFTOOL) gen skeleton $< name $(subst -,_,$*)_test > $@
 
-$(BUILD)/test_auth: tests/unit/test_auth.c tests/prog/auth_vectors.h $(HDRS) | $(BUILD)
+$(BUILD)/test_auth: tests/unit/test_auth.c tests/unit/check.h tests/prog/auth_vectors.h $(HDRS) | $(BUILD)
 	$(CC) $(TEST_CFLAGS) $< -o $@
 
 $(BUILD)/test_policy: tests/unit/test_policy.c user/policy.c user/policy.h user/u64map.c | $(BUILD)

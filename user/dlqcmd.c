@@ -32,13 +32,6 @@ static void usage(FILE *f)
 		VIGIL_DEFAULT_DB);
 }
 
-static const char *col_text(sqlite3_stmt *st, int i)
-{
-	const char *t = (const char *)sqlite3_column_text(st, i);
-
-	return t ? t : "";
-}
-
 static int dlq_list(const char *db_path, bool json, bool outbox)
 {
 	/* Both tables read the same way; for the outbox, "when" is the next attempt. */
@@ -69,24 +62,24 @@ static int dlq_list(const char *db_path, bool json, bool outbox)
 		vg_fmt_wall((__u64)sqlite3_column_int64(st, 8), when, sizeof(when));
 		if (!json) {
 			printf("%-6lld %-8s %8lld %-10llu %8d %-24s %s\n",
-			       (long long)sqlite3_column_int64(st, 0), col_text(st, 1),
+			       (long long)sqlite3_column_int64(st, 0), vg_col_text(st, 1),
 			       (long long)sqlite3_column_int64(st, 3),
 			       (unsigned long long)sqlite3_column_int64(st, 4),
-			       sqlite3_column_int(st, 5), when, col_text(st, 6));
+			       sqlite3_column_int(st, 5), when, vg_col_text(st, 6));
 			continue;
 		}
 		printf("{\"id\":%lld,\"sink\":", (long long)sqlite3_column_int64(st, 0));
-		vg_json_str(stdout, col_text(st, 1));
+		vg_json_str(stdout, vg_col_text(st, 1));
 		printf(",\"instance\":\"%016llx\",\"event_seq\":%lld,\"agent_id\":%llu,"
 		       "\"attempts\":%d,\"last_error\":",
 		       (unsigned long long)sqlite3_column_int64(st, 2),
 		       (long long)sqlite3_column_int64(st, 3),
 		       (unsigned long long)sqlite3_column_int64(st, 4), sqlite3_column_int(st, 5));
-		vg_json_str(stdout, col_text(st, 6));
+		vg_json_str(stdout, vg_col_text(st, 6));
 		/* The payload is the event as the daemon printed it: JSON already. */
 		printf(",\"created\":\"%s\",\"%s\":\"%s\",\"event\":%s}\n", created,
 		       outbox ? "next_attempt" : "failed", when,
-		       *col_text(st, 9) ? col_text(st, 9) : "null");
+		       *vg_col_text(st, 9) ? vg_col_text(st, 9) : "null");
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)

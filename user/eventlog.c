@@ -310,7 +310,7 @@ void vg_event_print_json(FILE *f, const struct vg_event_view *v)
 		(unsigned long long)v->instance_id, v->reconciled ? "true" : "false");
 }
 
-static __u32 name_to(const char *s, const char *(*namer)(__u32), __u32 max)
+__u32 vg_name_to(const char *s, const char *(*namer)(__u32), __u32 max)
 {
 	for (__u32 i = 0; s && i <= max; i++)
 		if (!strcmp(s, namer(i)))
@@ -318,7 +318,7 @@ static __u32 name_to(const char *s, const char *(*namer)(__u32), __u32 max)
 	return 0;
 }
 
-static const char *col_text(sqlite3_stmt *st, int i)
+const char *vg_col_text(struct sqlite3_stmt *st, int i)
 {
 	const char *t = (const char *)sqlite3_column_text(st, i);
 
@@ -327,7 +327,7 @@ static const char *col_text(sqlite3_stmt *st, int i)
 
 void vg_event_from_row(sqlite3_stmt *st, struct vigil_event *e, struct vg_event_view *v)
 {
-	const char *src = col_text(st, 16);
+	const char *src = vg_col_text(st, 16);
 
 	memset(e, 0, sizeof(*e));
 	memset(v, 0, sizeof(*v));
@@ -335,18 +335,18 @@ void vg_event_from_row(sqlite3_stmt *st, struct vigil_event *e, struct vg_event_
 	v->instance_id = (__u64)sqlite3_column_int64(st, 0);
 	e->event_seq = (__u64)sqlite3_column_int64(st, 1);
 	e->agent_id = (__u64)sqlite3_column_int64(st, 2);
-	e->kind = name_to(col_text(st, 3), vg_kind_name, VIGIL_EV_KIND_MAX);
+	e->kind = vg_name_to(vg_col_text(st, 3), vg_kind_name, VIGIL_EV_KIND_MAX);
 	if (vg_kind_is_lease(e->kind)) {
-		e->state = (__u16)name_to(col_text(st, 4), vg_lease_state_name, VIGIL_LEASE_STATE_MAX);
-		e->prev_state = (__u16)name_to(col_text(st, 5), vg_lease_state_name,
+		e->state = (__u16)vg_name_to(vg_col_text(st, 4), vg_lease_state_name, VIGIL_LEASE_STATE_MAX);
+		e->prev_state = (__u16)vg_name_to(vg_col_text(st, 5), vg_lease_state_name,
 					       VIGIL_LEASE_STATE_MAX);
 	} else {
-		e->state = (__u16)name_to(col_text(st, 4), vg_state_name, VIGIL_AGENT_STATE_MAX);
-		e->prev_state = (__u16)name_to(col_text(st, 5), vg_state_name,
+		e->state = (__u16)vg_name_to(vg_col_text(st, 4), vg_state_name, VIGIL_AGENT_STATE_MAX);
+		e->prev_state = (__u16)vg_name_to(vg_col_text(st, 5), vg_state_name,
 					       VIGIL_AGENT_STATE_MAX);
 	}
-	v->name = col_text(st, 6);
-	v->group = col_text(st, 7);
+	v->name = vg_col_text(st, 6);
+	v->group = vg_col_text(st, 7);
 	e->slot = (__u32)sqlite3_column_int64(st, 8);
 	e->seq = (__u64)sqlite3_column_int64(st, 9);
 	e->incarnation = (__u32)sqlite3_column_int64(st, 10);
@@ -354,7 +354,7 @@ void vg_event_from_row(sqlite3_stmt *st, struct vigil_event *e, struct vg_event_
 	e->last_seen_ns = (__u64)sqlite3_column_int64(st, 12);
 	e->detected_ns = (__u64)sqlite3_column_int64(st, 13);
 	v->deadline_ns = (__u64)sqlite3_column_int64(st, 14);
-	e->reason = name_to(col_text(st, 15), vg_reason_name, VIGIL_REJECT_REASON_MAX);
+	e->reason = vg_name_to(vg_col_text(st, 15), vg_reason_name, VIGIL_REJECT_REASON_MAX);
 	if (*src) {
 		char mapped[64];
 

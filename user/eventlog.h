@@ -78,6 +78,11 @@ void vg_event_print_json(FILE *f, const struct vg_event_view *v);
  * as it did when it was recorded. v's strings point into the statement: valid
  * until it steps again. */
 void vg_event_from_row(struct sqlite3_stmt *st, struct vigil_event *e, struct vg_event_view *v);
+/* The number whose name namer() gives (0 if none up to max): reads the
+ * names the log stores back into enum values. */
+__u32 vg_name_to(const char *s, const char *(*namer)(__u32), __u32 max);
+/* A text column, "" for NULL. */
+const char *vg_col_text(struct sqlite3_stmt *st, int i);
 /* Open the database read-only for queries (`vigil log`, `vigil events`). */
 struct sqlite3 *vg_eventlog_open_ro(const char *db_path);
 

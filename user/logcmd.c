@@ -28,21 +28,6 @@ static void on_signal(int sig)
 	stop_requested = 1;
 }
 
-static __u32 name_to(const char *s, const char *(*namer)(__u32), __u32 max)
-{
-	for (__u32 i = 0; s && i <= max; i++)
-		if (!strcmp(s, namer(i)))
-			return i;
-	return 0;
-}
-
-static const char *col_text(sqlite3_stmt *st, int i)
-{
-	const char *t = (const char *)sqlite3_column_text(st, i);
-
-	return t ? t : "";
-}
-
 /* Parse a time: seconds since the epoch, or an age like 90s, 15m, 2h, 7d. */
 static int parse_time(const char *s, const char *what, __u64 *wall_ns)
 {
@@ -94,8 +79,8 @@ static void print_row_table(sqlite3_stmt *st)
 	vg_fmt_wall((__u64)sqlite3_column_int64(st, 17), when, sizeof(when));
 	printf("%-24s %8lld %-10llu %-16s %-13s %-8s %s%s%s\n", when,
 	       (long long)sqlite3_column_int64(st, 1),
-	       (unsigned long long)sqlite3_column_int64(st, 2), col_text(st, 6), col_text(st, 3),
-	       col_text(st, 4), col_text(st, 15), *col_text(st, 15) ? " " : "",
+	       (unsigned long long)sqlite3_column_int64(st, 2), vg_col_text(st, 6), vg_col_text(st, 3),
+	       vg_col_text(st, 4), vg_col_text(st, 15), *vg_col_text(st, 15) ? " " : "",
 	       sqlite3_column_int(st, 18) ? "(reconciled)" : "");
 }
 
@@ -209,7 +194,7 @@ static int parse_query(int argc, char **argv, struct query *q, bool events_cmd)
 				return 2;
 			break;
 		case 'k':
-			if (!name_to(optarg, vg_kind_name, VIGIL_EV_KIND_MAX)) {
+			if (!vg_name_to(optarg, vg_kind_name, VIGIL_EV_KIND_MAX)) {
 				pr_warn("--kind: '%s' is not one of up, suspect, dead, recovered, "
 					"restart, left, rejected, lease_expired, lease_released\n",
 					optarg);
@@ -292,7 +277,7 @@ static int log_replay(const char *db_path, const char *pin_root, bool check)
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)meta.instance_id);
 	while (sqlite3_step(st) == SQLITE_ROW)
 		u64map_put(&state, (__u64)sqlite3_column_int64(st, 0),
-			   name_to(col_text(st, 1), vg_state_name, VIGIL_AGENT_STATE_MAX) + 1);
+			   vg_name_to(vg_col_text(st, 1), vg_state_name, VIGIL_AGENT_STATE_MAX) + 1);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 	for (size_t i = 0; i < state.cap; i++) {
@@ -431,14 +416,14 @@ static int log_notices(const char *db_path, bool json)
 		if (json) {
 			printf("{\"time\":\"%s\",\"agent_id\":%llu,\"notice\":", when,
 			       (unsigned long long)sqlite3_column_int64(st, 1));
-			vg_json_str(stdout, col_text(st, 2));
+			vg_json_str(stdout, vg_col_text(st, 2));
 			printf(",\"detail\":");
-			vg_json_str(stdout, col_text(st, 3));
+			vg_json_str(stdout, vg_col_text(st, 3));
 			printf("}\n");
 		} else {
 			printf("%-24s %-10llu %-16s %s\n", when,
-			       (unsigned long long)sqlite3_column_int64(st, 1), col_text(st, 2),
-			       col_text(st, 3));
+			       (unsigned long long)sqlite3_column_int64(st, 1), vg_col_text(st, 2),
+			       vg_col_text(st, 3));
 		}
 	}
 	sqlite3_finalize(st);
