@@ -233,6 +233,8 @@ void vg_eventlog_close(struct vg_eventlog *log)
 {
 	if (log->db) {
 		vg_eventlog_sync(log);
+		sqlite3_finalize(log->insert_stmt);
+		log->insert_stmt = NULL;
 		sqlite3_close(log->db);
 	}
 	if (log->jsonl)
@@ -381,8 +383,13 @@ static int insert(struct vg_eventlog *log, const struct vg_event_view *v)
 	char src[64] = "";
 	int rc, i = 1;
 
-	if (sqlite3_prepare_v2(log->db, sql, -1, &st, NULL) != SQLITE_OK)
+	/* Prepared once: a mass failure inserts a million rows. */
+	if (!log->insert_stmt &&
+	    sqlite3_prepare_v2(log->db, sql, -1, &log->insert_stmt, NULL) != SQLITE_OK)
 		return -1;
+	st = log->insert_stmt;
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
 	if (e->kind == VIGIL_EV_REJECTED)
 		vg_fmt_addr(e->src_addr, src, sizeof(src));
 	sqlite3_bind_int64(st, i++, (sqlite3_int64)log->instance_id);
@@ -414,7 +421,7 @@ static int insert(struct vg_eventlog *log, const struct vg_event_view *v)
 	sqlite3_bind_int64(st, i++, (sqlite3_int64)vg_wall_ns());
 	sqlite3_bind_int(st, i++, v->reconciled);
 	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 

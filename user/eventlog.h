@@ -32,6 +32,7 @@ struct vg_eventlog {
 	__u64 max_seq;
 	__u64 written;
 	bool in_txn;
+	struct sqlite3_stmt *insert_stmt; /* prepared once, reused per event */
 	bool failed;              /* an append failed: the next sync rolls back */
 };
 
