@@ -5,6 +5,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -20,6 +21,7 @@
 #include "cli.h"
 #include "keys.h"
 #include "log.h"
+#include "probe.h"
 #include "util.h"
 
 static volatile sig_atomic_t stop_requested;
@@ -54,9 +56,31 @@ static void usage(FILE *f)
 		"      --key HEX            sign with this key (32 hex digits; one agent or all in --id)\n"
 		"      --key-id 0|1         which of the agent's two keys to use (default 0)\n"
 		"\n"
+		"Cadence (the agent library; docs/leases.md#adaptive-cadence):\n"
+		"      --max-interval-ms N  follow the monitor's recommended interval (storm\n"
+		"                           control) up to N ms; keep N within the group's\n"
+		"                           interval-max-ms\n"
+		"      --adaptive MIN,MAX   adapt the interval to the queue depth within MIN..MAX ms\n"
+		"                           (replaces --interval-ms and --max-interval-ms)\n"
+		"      --queue-thresholds HIGH,LOW  step up from level k at depth >= HIGH x 2^k,\n"
+		"                           down at depth <= LOW x 2^(k-1) (default 64,16)\n"
+		"      --dwell-ms N         least time between two steps (default 4 intervals)\n"
+		"      --queue-depth-from FILE  read the queue depth to report from FILE (its\n"
+		"                           first number) every 20 ms, e.g. to drive --adaptive\n"
+		"      --print-cadence      print each change of the announced interval as a JSON line\n"
+		"\n"
+		"Probe mode (one agent id; docs/migration.md): beat only while a check passes.\n"
+		"The check runs ahead of each beat with 80 %% of the interval as its timeout\n"
+		"(a command is killed with its process group when the time is up):\n"
+		"      --probe-exec CMD     /bin/sh -c CMD exits 0\n"
+		"      --probe-tcp HOST:PORT  a TCP connection opens\n"
+		"      --probe-http URL     http://HOST[:PORT]/PATH answers 200..399\n"
+		"\n"
 		"Examples:\n"
 		"  vigil beat --id 7 --target 127.0.0.1 --interval-ms 100 --keys agent7.key\n"
-		"  vigil beat --id 1-50 --target 198.18.0.1 --interval-ms 20 --duration 30\n");
+		"  vigil beat --id 1-50 --target 198.18.0.1 --interval-ms 20 --duration 30\n"
+		"  vigil beat --id 9 --target 127.0.0.1 --keys k --probe-http http://127.0.0.1:8080/healthz\n"
+		"  vigil beat --id 7 --target 127.0.0.1 --keys k --adaptive 20,320 --queue-depth-from /run/q\n");
 }
 
 struct target {
@@ -139,30 +163,61 @@ static int send_round(int fd, const struct target *t, struct vigil_beat_info *in
 	return 0;
 }
 
-/* One agent, beating through the agent library. */
-struct one_agent {
+/* Agents beating through the agent library: one id, or a range when the
+ * cadence can change (--adaptive, --max-interval-ms). */
+struct lib_opts {
 	const char *target;
 	__u16 port;
-	struct vigil_beat_info info; /* agent_id, status, interval, lease, ... */
-	bool have_inc, leave, print_acks, has_key;
+	struct vigil_beat_info info; /* status, interval, lease, queue depth, ... */
+	bool have_inc, leave, print_acks, print_cadence;
 	__u64 count;
 	__u32 duration_s, drift_ppm;
-	struct vigil_key key;
-	__u8 key_id;
+	__u32 max_interval_ms, dwell_ms;
+	__u16 queue_high, queue_low;
+	bool adaptive;
+	const char *queue_file;   /* --queue-depth-from */
+	const struct vg_probe *probe; /* one agent only */
+	const struct signer *sg;
 };
 
-/* --print-acks: one JSON line per lease change, on the agent's thread. */
+/* One agent's own state; the callbacks get it as their argument. */
+struct lib_agent {
+	const struct lib_opts *o;
+	struct vigil_agent *a;
+	__u64 id;
+	__u32 last_iv;   /* cadence printing: the interval before the change */
+	int probe_state; /* -1 unknown, 0 failing, 1 passing: logged on change */
+};
+
+/* --print-acks / --print-cadence: one JSON line per change, on the agent's
+ * thread. */
 static void print_change(struct vigil_agent *a, enum vigil_lease_change what,
 			 const struct vigil_lease_view *v, void *arg)
 {
-	const struct one_agent *o = arg;
+	struct lib_agent *la = arg;
+	const struct lib_opts *o = la->o;
 
 	(void)a;
+	if (what == VIGIL_CADENCE_CHANGED) {
+		if (o->print_cadence)
+			printf("{\"agent_id\":%llu,\"event\":\"cadence\",\"interval_ms\":%u,"
+			       "\"previous_ms\":%u,\"level\":%u,\"queue_depth\":%u,"
+			       "\"recommend_interval_ms\":%u,\"changes\":%u,\"now_ns\":%llu,"
+			       "\"mono_ns\":%llu,\"wall_ns\":%llu}\n",
+			       (unsigned long long)la->id, v->interval_ms, la->last_iv,
+			       v->cadence_level, v->queue_depth, v->recommend_interval_ms,
+			       v->cadence_changes, (unsigned long long)vigil_agent_now_ns(),
+			       (unsigned long long)vg_mono_ns(), (unsigned long long)vg_wall_ns());
+		la->last_iv = v->interval_ms;
+		return;
+	}
+	if (!o->print_acks)
+		return;
 	printf("{\"agent_id\":%llu,\"lease_id\":%u,\"event\":\"%s\",\"holder\":%s,"
 	       "\"token\":%llu,\"deadline_ns\":%llu,\"reason\":\"%s\",\"monitor_holder\":%llu,"
 	       "\"monitor_token\":%llu,\"monitor_state\":\"%s\",\"remaining_ms\":%u,"
 	       "\"now_ns\":%llu,\"mono_ns\":%llu,\"wall_ns\":%llu}\n",
-	       (unsigned long long)o->info.agent_id, v->lease_id,
+	       (unsigned long long)la->id, v->lease_id,
 	       what == VIGIL_LEASE_LOST ? "lost" : what == VIGIL_LEASE_GAINED ? "held" : "token",
 	       v->holder ? "true" : "false", (unsigned long long)v->token,
 	       (unsigned long long)v->deadline_ns, vigil_lease_loss_name(v->lost_reason),
@@ -172,65 +227,195 @@ static void print_change(struct vigil_agent *a, enum vigil_lease_change what,
 	       (unsigned long long)vg_wall_ns());
 }
 
-static int beat_one(struct one_agent *o)
+/* Probe mode: the check, ahead of each beat, within 80 % of the interval. */
+static int probe_gate(struct vigil_agent *a, __u32 timeout_ms, void *arg)
 {
-	struct vigil_agent_config c = {
-		.agent_id = o->info.agent_id,
-		.monitor = o->target,
-		.port = o->port,
-		.has_key = o->has_key,
-		.key_id = o->key_id,
-		.interval_ms = o->info.interval_ms,
-		.incarnation = o->info.incarnation,
-		.has_incarnation = o->have_inc,
-		.lease_id = o->info.lease_id,
-		.drift_ppm = o->drift_ppm,
-		.status = o->info.status,
-		.queue_depth = o->info.queue_depth,
-		.max_beats = o->count,
-		/* Without a key the monitor runs --no-auth: its acks are unsigned. */
-		.allow_unsigned_acks = !o->has_key,
-		.on_change = o->print_acks ? print_change : NULL,
-		.arg = o,
-	};
-	struct vigil_agent *a;
-	__u64 start = vg_mono_ns(), send_errors = 0;
+	struct lib_agent *la = arg;
+	__u64 t0 = vg_mono_ns();
+	bool ok = vg_probe_run(la->o->probe, timeout_ms);
 
-	if (o->has_key)
-		for (int i = 0; i < 16; i++)
-			c.key[i] = (__u8)((i < 8 ? o->key.k0 : o->key.k1) >> (8 * (i % 8)));
+	(void)a;
+	if ((int)ok != la->probe_state) {
+		if (ok)
+			pr_info("probe passes: beating for agent %llu\n", (unsigned long long)la->id);
+		else
+			pr_warn("probe failed after %.1f ms (budget %u ms): not beating for agent %llu\n",
+				(double)(vg_mono_ns() - t0) / 1e6, timeout_ms,
+				(unsigned long long)la->id);
+		la->probe_state = ok;
+	}
+	return ok;
+}
+
+/* --queue-depth-from FILE: its first number, 0..65535; -1 when unreadable. */
+static int read_queue_depth(const char *path)
+{
+	char buf[32];
+	ssize_t n;
+	long v;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	v = strtol(buf, NULL, 10);
+	return v < 0 ? 0 : v > 65535 ? 65535 : (int)v;
+}
+
+static int beat_lib(const struct lib_opts *o, __u64 lo, __u64 hi)
+{
+	size_t n = (size_t)(hi - lo + 1), started = 0;
+	struct lib_agent *las = calloc(n, sizeof(*las));
+	__u64 start = vg_mono_ns();
+	int ret = 0, depth = -1;
+	bool warned = false;
+
+	if (!las) {
+		pr_warn("beat: out of memory\n");
+		return 1;
+	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
-	a = vigil_agent_start(&c);
-	if (!a) {
-		pr_warn("starting the agent failed: %s\n", strerror(errno));
-		return 1;
-	}
-	while (!stop_requested && vigil_agent_wait(a, 20) != 0) {
-		struct vigil_lease_view v;
+	if (o->queue_file)
+		depth = read_queue_depth(o->queue_file);
+	for (size_t i = 0; i < n; i++) {
+		struct lib_agent *la = &las[i];
+		struct vigil_agent_config c = {
+			.agent_id = lo + i,
+			.monitor = o->target,
+			.port = o->port,
+			.key_id = o->sg->key_id,
+			.interval_ms = o->info.interval_ms,
+			.max_interval_ms = o->max_interval_ms,
+			.incarnation = o->info.incarnation,
+			.has_incarnation = o->have_inc,
+			.lease_id = o->info.lease_id,
+			.drift_ppm = o->drift_ppm,
+			.status = o->info.status,
+			.queue_depth = depth >= 0 ? (__u16)depth : o->info.queue_depth,
+			.max_beats = o->count,
+			.on_change = o->print_acks || o->print_cadence ? print_change : NULL,
+			.arg = la,
+			.adaptive = o->adaptive,
+			.queue_high = o->queue_high,
+			.queue_low = o->queue_low,
+			.dwell_ms = o->dwell_ms,
+			.gate = o->probe ? probe_gate : NULL,
+		};
+		const struct vigil_key *k = o->sg->key;
 
-		vigil_agent_lease(a, &v);
-		if (v.send_errors && !send_errors)
-			pr_warn("sending beats to %s failed: %s (still trying)\n", o->target,
-				strerror(v.send_errno));
-		send_errors = v.send_errors;
+		la->o = o;
+		la->id = lo + i;
+		la->last_iv = o->info.interval_ms;
+		la->probe_state = -1;
+		if (o->sg->kf)
+			k = &vg_keyfile_get(o->sg->kf, la->id)->key[o->sg->key_id];
+		if (k) {
+			c.has_key = 1;
+			for (int j = 0; j < 16; j++)
+				c.key[j] = (__u8)((j < 8 ? k->k0 : k->k1) >> (8 * (j % 8)));
+		}
+		/* Without a key the monitor runs --no-auth: its acks are unsigned. */
+		c.allow_unsigned_acks = !c.has_key;
+		la->a = vigil_agent_start(&c);
+		if (!la->a) {
+			pr_warn("starting agent %llu failed: %s\n", (unsigned long long)la->id,
+				strerror(errno));
+			ret = 1;
+			break;
+		}
+		started++;
+	}
+	while (!ret && !stop_requested) {
+		bool all_done = true;
+
+		if (n == 1) {
+			all_done = vigil_agent_wait(las[0].a, 20) == 0;
+		} else {
+			struct timespec ts = { .tv_nsec = 20 * 1000000L };
+
+			nanosleep(&ts, NULL);
+			for (size_t i = 0; i < n && all_done; i++)
+				all_done = vigil_agent_wait(las[i].a, 0) == 0;
+		}
+		if (all_done)
+			break;
+		if (o->queue_file) {
+			int d = read_queue_depth(o->queue_file);
+
+			if (d >= 0 && d != depth) {
+				depth = d;
+				for (size_t i = 0; i < n; i++)
+					vigil_agent_set_queue_depth(las[i].a, (__u16)d);
+			}
+		}
+		if (!warned) {
+			struct vigil_lease_view v;
+
+			vigil_agent_lease(las[0].a, &v);
+			if (v.send_errors) {
+				pr_warn("sending beats to %s failed: %s (still trying)\n", o->target,
+					strerror(v.send_errno));
+				warned = true;
+			}
+		}
 		if (o->duration_s &&
 		    vg_mono_ns() - start >= (__u64)o->duration_s * VIGIL_NSEC_PER_SEC)
 			break;
 	}
-	{
+	for (size_t i = 0; i < started; i++) {
 		struct vigil_lease_view v;
 
-		vigil_agent_lease(a, &v);
-		vigil_agent_stop(a, o->leave);
-		/* Like the loop for ranges: a run in which no beat went out failed. */
-		return v.beats_sent && v.send_errors >= v.beats_sent ? 1 : 0;
+		vigil_agent_lease(las[i].a, &v);
+		vigil_agent_stop(las[i].a, o->leave);
+		/* Like the loop for ranges: an agent none of whose beats went out failed. */
+		if (v.beats_sent && v.send_errors >= v.beats_sent)
+			ret = 1;
 	}
+	free(las);
+	return ret;
+}
+
+/* "A,B" with A in [amin, amax] and B in [bmin(A), bmax]; one line on error. */
+static int parse_pair(const char *arg, const char *what, __u32 amin, __u32 amax, bool b_above_a,
+		      __u32 bmin, __u32 bmax, __u32 *a, __u32 *b)
+{
+	char buf[64], *comma;
+
+	snprintf(buf, sizeof(buf), "%s", arg);
+	comma = strchr(buf, ',');
+	if (!comma) {
+		pr_warn("%s: '%s' is not two numbers separated by a comma\n", what, arg);
+		return -1;
+	}
+	*comma = '\0';
+	if (vg_parse_u32(buf, what, amin, amax, a))
+		return -1;
+	if (b_above_a)
+		bmin = *a;
+	else if (*a - 1 < bmax)
+		bmax = *a - 1; /* B below A */
+	return vg_parse_u32(comma + 1, what, bmin, bmax, b);
 }
 
 int cmd_beat(int argc, char **argv)
 {
+	enum {
+		OPT_MAX_INTERVAL = 0x4400,
+		OPT_ADAPTIVE,
+		OPT_THRESHOLDS,
+		OPT_DWELL,
+		OPT_QUEUE_FROM,
+		OPT_PRINT_CADENCE,
+		OPT_PROBE_EXEC,
+		OPT_PROBE_TCP,
+		OPT_PROBE_HTTP,
+	};
 	static const struct option opts[] = {
 		{ "id", required_argument, NULL, 'i' },
 		{ "target", required_argument, NULL, 't' },
@@ -248,6 +433,15 @@ int cmd_beat(int argc, char **argv)
 		{ "key-id", required_argument, NULL, 'X' },
 		{ "print-acks", no_argument, NULL, 'P' },
 		{ "drift-ppm", required_argument, NULL, 'D' },
+		{ "max-interval-ms", required_argument, NULL, OPT_MAX_INTERVAL },
+		{ "adaptive", required_argument, NULL, OPT_ADAPTIVE },
+		{ "queue-thresholds", required_argument, NULL, OPT_THRESHOLDS },
+		{ "dwell-ms", required_argument, NULL, OPT_DWELL },
+		{ "queue-depth-from", required_argument, NULL, OPT_QUEUE_FROM },
+		{ "print-cadence", no_argument, NULL, OPT_PRINT_CADENCE },
+		{ "probe-exec", required_argument, NULL, OPT_PROBE_EXEC },
+		{ "probe-tcp", required_argument, NULL, OPT_PROBE_TCP },
+		{ "probe-http", required_argument, NULL, OPT_PROBE_HTTP },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -255,8 +449,11 @@ int cmd_beat(int argc, char **argv)
 	const char *target_s = NULL;
 	__u64 lo = 0, hi = 0, count = 0, seq, next, start, round, now;
 	__u32 port = VIGIL_DEFAULT_PORT, duration_s = 0, v32;
-	bool leave = false, have_inc = false, print_acks = false;
-	__u32 drift_ppm = 0;
+	bool leave = false, have_inc = false, print_acks = false, interval_given = false;
+	__u32 drift_ppm = 0, ad_min = 0, ad_max = 0, th_high, th_low;
+	struct lib_opts lo_opts = {};
+	struct vg_probe probe;
+	bool have_probe = false;
 	const char *keys_path = NULL;
 	struct vg_keyfile kf = {};
 	struct vigil_key key;
@@ -280,6 +477,7 @@ int cmd_beat(int argc, char **argv)
 		case 'I':
 			if (vg_parse_u32(optarg, "--interval-ms", 1, 3600000, &info.interval_ms))
 				return 2;
+			interval_given = true;
 			break;
 		case 'n':
 			if (vg_parse_u64(optarg, "--count", 1, UINT64_MAX, &count))
@@ -333,6 +531,46 @@ int cmd_beat(int argc, char **argv)
 			if (vg_parse_u32(optarg, "--drift-ppm", 1, 999999, &drift_ppm))
 				return 2;
 			break;
+		case OPT_MAX_INTERVAL:
+			if (vg_parse_u32(optarg, "--max-interval-ms", 1, 3600000,
+					 &lo_opts.max_interval_ms))
+				return 2;
+			break;
+		case OPT_ADAPTIVE:
+			if (parse_pair(optarg, "--adaptive", 1, 3600000, true, 0, 3600000, &ad_min,
+				       &ad_max))
+				return 2;
+			lo_opts.adaptive = true;
+			break;
+		case OPT_THRESHOLDS:
+			if (parse_pair(optarg, "--queue-thresholds", 1, 65535, false, 0, 65535, &th_high,
+				       &th_low))
+				return 2;
+			lo_opts.queue_high = (__u16)th_high;
+			lo_opts.queue_low = (__u16)th_low;
+			break;
+		case OPT_DWELL:
+			if (vg_parse_u32(optarg, "--dwell-ms", 1, 3600000, &lo_opts.dwell_ms))
+				return 2;
+			break;
+		case OPT_QUEUE_FROM:
+			lo_opts.queue_file = optarg;
+			break;
+		case OPT_PRINT_CADENCE:
+			lo_opts.print_cadence = true;
+			break;
+		case OPT_PROBE_EXEC:
+		case OPT_PROBE_TCP:
+		case OPT_PROBE_HTTP:
+			if (have_probe) {
+				pr_warn("beat: give one --probe-* option\n");
+				return 2;
+			}
+			if (vg_probe_parse(&probe, opt == OPT_PROBE_EXEC ? "exec" :
+						   opt == OPT_PROBE_TCP ? "tcp" : "http", optarg))
+				return 2;
+			have_probe = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -376,26 +614,57 @@ int cmd_beat(int argc, char **argv)
 				break;
 		}
 	}
-	if (lo == hi) {
-		/* One agent: the agent library (include/vigil/agent.h). */
-		const struct vigil_key *k = sg.key;
-		struct one_agent o = { .target = target_s, .port = (__u16)port, .info = info,
-				       .have_inc = have_inc, .count = count,
-				       .duration_s = duration_s, .leave = leave,
-				       .print_acks = print_acks, .drift_ppm = drift_ppm,
-				       .key_id = sg.key_id };
-
-		o.info.agent_id = lo;
-		if (sg.kf)
-			k = &vg_keyfile_get(&kf, lo)->key[sg.key_id];
-		if (k) {
-			o.key = *k;
-			o.has_key = true;
+	if (lo_opts.adaptive) {
+		if (interval_given || lo_opts.max_interval_ms) {
+			pr_warn("beat: --adaptive MIN,MAX replaces --interval-ms and --max-interval-ms\n");
+			vg_keyfile_free(&kf);
+			return 2;
 		}
-		ret = beat_one(&o);
+		info.interval_ms = ad_min;
+		lo_opts.max_interval_ms = ad_max;
+	} else if (lo_opts.queue_high || lo_opts.dwell_ms) {
+		pr_warn("beat: --queue-thresholds and --dwell-ms need --adaptive\n");
+		vg_keyfile_free(&kf);
+		return 2;
+	}
+	if (lo_opts.max_interval_ms && lo_opts.max_interval_ms < info.interval_ms) {
+		pr_warn("--max-interval-ms: %u is below the interval (%u ms)\n",
+			lo_opts.max_interval_ms, info.interval_ms);
+		vg_keyfile_free(&kf);
+		return 2;
+	}
+	if (have_probe && lo != hi) {
+		pr_warn("beat: probe mode beats for one agent id\n");
+		vg_keyfile_free(&kf);
+		return 2;
+	}
+	/* One agent, or agents whose cadence can change: the agent library
+	 * (include/vigil/agent.h), one thread per agent. */
+	if (lo == hi || lo_opts.adaptive || lo_opts.max_interval_ms) {
+		if (hi - lo >= 1024) {
+			pr_warn("--id: at most 1024 agents per process with --adaptive or "
+				"--max-interval-ms\n");
+			vg_keyfile_free(&kf);
+			return 2;
+		}
+		lo_opts.target = target_s;
+		lo_opts.port = (__u16)port;
+		lo_opts.info = info;
+		lo_opts.have_inc = have_inc;
+		lo_opts.count = count;
+		lo_opts.duration_s = duration_s;
+		lo_opts.leave = leave;
+		lo_opts.print_acks = print_acks;
+		lo_opts.drift_ppm = drift_ppm;
+		lo_opts.probe = have_probe ? &probe : NULL;
+		lo_opts.sg = &sg;
+		ret = beat_lib(&lo_opts, lo, hi);
 		vg_keyfile_free(&kf);
 		return ret;
 	}
+	if (lo_opts.queue_file || lo_opts.print_cadence)
+		pr_warn("beat: --queue-depth-from and --print-cadence need one agent id, --adaptive "
+			"or --max-interval-ms; ignored\n");
 	if (print_acks)
 		pr_warn("beat: --print-acks works with one agent id only; ignored\n");
 	if (!have_inc)

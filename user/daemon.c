@@ -56,6 +56,9 @@ struct daemon {
 		__u64 last_beats, last_events;
 		__u32 over, calm;
 		bool active;
+		__u32 since;       /* seconds (calls) since it became active */
+		__u64 rate_before; /* beats in the second that turned it on */
+		__u64 rate_obeyed; /* beats in a second once agents obeyed (0: not yet) */
 	} storm;
 	struct vigil_config cfg;
 	const char *pin_root;
@@ -428,11 +431,27 @@ static int load_keys(struct daemon *d)
 	return 0;
 }
 
+/* Seconds after the switch on at which the beat rate counts as obeyed: the
+ * recommendation reaches each agent with the acknowledgement of its next
+ * beat, and takes effect with the beat after that. */
+#define STORM_SETTLE_S 3
+
 /*
  * Called once a second with the beat path's counters. Over budget for two
  * seconds in a row: acknowledgements recommend storm.interval_ms, which
  * agents obey within their bounds. Back under 80 % of it for five seconds:
  * the recommendation is withdrawn. Each switch is a notice.
+ *
+ * While the recommendation is in force the beat rate is low because agents
+ * obey it, so "under budget" alone would withdraw it, the agents would speed
+ * up, and the storm would come back (it would flap with a period of about
+ * 7 s). The beat rate is therefore judged as it would be without the
+ * recommendation: scaled by the slow-down it caused, measured as the rate
+ * of the second that switched it on over the rate STORM_SETTLE_S seconds
+ * later. The recommendation is withdrawn only when the fleet, back at its
+ * own cadence, would stay under 80 % of the budget: when it shrank or slowed
+ * down by itself. (Events are not scaled: slower beats do not make fewer
+ * transitions.)
  */
 static void storm_control(struct daemon *d, const struct vigil_stats *st)
 {
@@ -447,14 +466,28 @@ static void storm_control(struct daemon *d, const struct vigil_stats *st)
 		return;
 	over = (d->storm.beats_per_sec && beats > d->storm.beats_per_sec) ||
 	       (d->storm.events_per_sec && events > d->storm.events_per_sec);
-	calm = (!d->storm.beats_per_sec || beats * 5 < d->storm.beats_per_sec * 4) &&
-	       (!d->storm.events_per_sec || events * 5 < d->storm.events_per_sec * 4);
+	if (d->storm.active && ++d->storm.since == STORM_SETTLE_S)
+		d->storm.rate_obeyed = beats ? beats : 1;
+	if (d->storm.active && d->storm.beats_per_sec) {
+		/* beats x (before / obeyed) < 80 % of the budget; nothing is
+		 * calm before the obeyed rate is known. */
+		calm = d->storm.rate_obeyed &&
+		       (unsigned __int128)beats * d->storm.rate_before * 5 <
+			       (unsigned __int128)d->storm.beats_per_sec * 4 * d->storm.rate_obeyed;
+	} else {
+		calm = !d->storm.beats_per_sec || beats * 5 < d->storm.beats_per_sec * 4;
+	}
+	calm = calm && (!d->storm.events_per_sec || events * 5 < d->storm.events_per_sec * 4);
 	d->storm.over = over ? d->storm.over + 1 : 0;
 	d->storm.calm = calm ? d->storm.calm + 1 : 0;
 	if ((!d->storm.active && d->storm.over >= 2) || (d->storm.active && d->storm.calm >= 5)) {
 		char detail[128];
 
 		d->storm.active = !d->storm.active;
+		d->storm.since = 0;
+		d->storm.rate_before = beats;
+		d->storm.rate_obeyed = 0;
+		d->storm.over = d->storm.calm = 0;
 		d->cfg.recommend_interval_ms = d->storm.active ? d->storm.interval_ms : 0;
 		if (bpf_map_update_elem(d->maps.config, &zero, &d->cfg, BPF_ANY))
 			pr_warn("storm control: writing vigil_config failed: %s\n", strerror(errno));
@@ -825,8 +858,9 @@ int cmd_run(int argc, char **argv)
 		goto out;
 	d.db_path = db_path;
 	retention(&d, vg_mono_ns());
-	/* Delivers the outbox, including alerts left by an earlier run. */
-	if (vg_alerter_start(db_path, &d.acfg, &d.ds, &d.alerter) ||
+	/* Delivers the outbox, including alerts left by an earlier run. A
+	 * shadow monitor sends nothing: they wait for a run that is not. */
+	if ((!d.shadow && vg_alerter_start(db_path, &d.acfg, &d.ds, &d.alerter)) ||
 	    vg_exporter_start(db_path, &d.xcfg, &d.ds, &d.exporter) ||
 	    vg_escalation_start(&d.esc, &d.log, &d.acfg, &d.ds, &d.maps, d.quiet) ||
 	    vg_leases_start(&d.leases, &d.maps, d.log.db, cfgfile.leases, cfgfile.n_leases,

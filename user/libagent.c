@@ -25,12 +25,16 @@
 #include <unistd.h>
 #include "vigil/agent.h"
 #include "vigil/auth.h"
+#include "vigil/cadence.h"
 #include "vigil/maps.h" /* enum vigil_lease_state */
 #include "vigil/wire.h"
 
 /* Beats remembered for matching acknowledgements: an ack for a beat older
  * than this many beats is refused (it would be stale anyway). */
 #define SENT_RING 512
+
+/* Probe mode: the gate gets this share of the interval in force. */
+#define GATE_SHARE_PCT 80
 
 /* After the last of max_beats, wait this long for its acknowledgement. */
 #define LINGER_MAX_NS (250 * VIGIL_NSEC_PER_MSEC)
@@ -72,8 +76,10 @@ struct vigil_agent {
 	int seen_ack;
 	uint64_t mon_holder, last_ack_ns;
 	uint32_t mon_state, remaining_ms, recommend_ms, interval_ms;
-	uint64_t beats, acks_ok, acks_rejected, acks_stale, send_errors;
+	uint64_t beats, acks_ok, acks_rejected, acks_stale, send_errors, skipped;
 	int send_errno;
+	struct vigil_cadence_cfg ccfg; /* fixed after start */
+	struct vigil_cadence cad;      /* the schedule: next beat, level, promise */
 
 	/* ---- agent thread only (and vigil_agent_stop after the join) */
 	uint64_t seq;
@@ -81,6 +87,7 @@ struct vigil_agent {
 	struct sent_beat ring[SENT_RING];
 	int rep_holding;    /* what the callback was last told */
 	uint64_t rep_token;
+	uint32_t rep_interval;
 };
 
 uint64_t vigil_agent_now_ns(void)
@@ -108,6 +115,8 @@ const char *vigil_lease_change_name(enum vigil_lease_change what)
 		return "lost";
 	case VIGIL_LEASE_TOKEN:
 		return "token";
+	case VIGIL_CADENCE_CHANGED:
+		return "cadence";
 	}
 	return "unknown";
 }
@@ -184,6 +193,11 @@ static void fill_view(const struct vigil_agent *a, uint64_t now, struct vigil_le
 	v->acks_stale = a->acks_stale;
 	v->send_errors = a->send_errors;
 	v->send_errno = a->send_errno;
+	v->queue_depth = a->queue_depth;
+	v->cadence_level = a->cad.level;
+	v->cadence_changes = a->cad.changes;
+	v->next_beat_ns = a->cad.next_ns;
+	v->beats_skipped = a->skipped;
 }
 
 /* Under mu: end the holding when the safety rule's deadline has passed. */
@@ -215,6 +229,11 @@ static void report(struct vigil_agent *a)
 	expire_locked(a, now);
 	fill_view(a, now, &v);
 	pthread_mutex_unlock(&a->mu);
+	if (v.interval_ms != a->rep_interval) {
+		a->rep_interval = v.interval_ms;
+		if (a->cfg.on_change)
+			a->cfg.on_change(a, VIGIL_CADENCE_CHANGED, &v, a->cfg.arg);
+	}
 	if (v.holder && !a->rep_holding)
 		what = VIGIL_LEASE_GAINED;
 	else if (!v.holder && a->rep_holding)
@@ -238,15 +257,24 @@ static void send_beat(struct vigil_agent *a, int status_override)
 	struct vigil_beat b;
 	struct sent_beat *s;
 	uint64_t t;
+	uint32_t cap = 0;
 
 	pthread_mutex_lock(&a->mu);
+	t = vigil_agent_now_ns();
 	info.status = status_override >= 0 ? (uint8_t)status_override : a->status;
 	if (a->auto_drain && !draining(info.status)) {
 		info.status = VIGIL_STATUS_DRAINING;
 		a->auto_drain = 0;
 	}
 	info.queue_depth = a->queue_depth;
-	info.interval_ms = a->interval_ms;
+	/* What this beat promises, and so when the next one is due. A holder
+	 * renews at least three times per remaining lease time. */
+	expire_locked(a, t);
+	if (a->cfg.lease_id && a->holding)
+		cap = a->remaining_ms / 3 ? a->remaining_ms / 3 : 1;
+	info.interval_ms = vigil_cadence_on_send(&a->ccfg, &a->cad, a->queue_depth, a->recommend_ms,
+						 cap, t);
+	a->interval_ms = info.interval_ms;
 	info.seq = a->seq++;
 	if (draining(info.status)) {
 		/* Whatever grant the monitor holds for us ends with this beat. */
@@ -281,24 +309,6 @@ static void send_beat(struct vigil_agent *a, int status_override)
 		a->send_errno = err;
 		pthread_mutex_unlock(&a->mu);
 	}
-}
-
-/* The interval to beat at: the configured one, or the monitor's
- * recommendation within [interval_ms, max_interval_ms]; a holder beats at
- * least three times per remaining lease time. Under mu. */
-static void adapt_interval_locked(struct vigil_agent *a)
-{
-	uint32_t iv = a->cfg.interval_ms, max = a->cfg.max_interval_ms;
-
-	if (max > iv && a->recommend_ms) {
-		uint32_t r = a->recommend_ms;
-
-		iv = r < iv ? iv : r > max ? max : r;
-		if (a->cfg.lease_id && a->holding && a->remaining_ms / 3 < iv)
-			iv = a->remaining_ms / 3 > a->cfg.interval_ms ? a->remaining_ms / 3 :
-									a->cfg.interval_ms;
-	}
-	a->interval_ms = iv;
 }
 
 /* Agent thread: verify and apply one datagram from the monitor. */
@@ -399,7 +409,8 @@ static void handle_ack(struct vigil_agent *a, const void *buf, ssize_t n, uint64
 			lose_locked(a, VIGIL_LOSS_NEWER_TOKEN);
 	}
 out:
-	adapt_interval_locked(a);
+	/* The recommendation and the lease take effect with the next beat:
+	 * the interval announced by the last one stays the promise in force. */
 	pthread_mutex_unlock(&a->mu);
 	return;
 reject:
@@ -445,46 +456,95 @@ static void drain_socket(struct vigil_agent *a)
 	}
 }
 
+/* Probe mode: the gate's share of the interval in force, in ms (at least 1). */
+static uint32_t gate_budget_ms(uint32_t interval_ms)
+{
+	uint32_t b = (uint32_t)((uint64_t)interval_ms * GATE_SHARE_PCT / 100);
+
+	return b ? b : 1;
+}
+
+/*
+ * The beat loop. The schedule is a->cad (include/vigil/cadence.h): each beat
+ * sets when the next is due from the interval it announced, so the promise
+ * of the last beat is what the loop keeps, whatever an acknowledgement or
+ * the queue depth changed since (those take effect in the next beat's
+ * announcement). With a gate (probe mode) the check runs ahead of each
+ * scheduled beat, its budget before the due time, and the beat goes out on
+ * time only if it passed.
+ */
 static void *agent_thread(void *arg)
 {
 	struct vigil_agent *a = arg;
-	uint64_t next = vigil_agent_now_ns(), linger_until = 0;
+	uint64_t linger_until = 0;
+	int gated = 0, gate_ok = 1; /* the gate ran for the coming slot; its verdict */
 
 	for (;;) {
 		struct pollfd p[3] = { { .fd = a->fd, .events = POLLIN },
 				       { .fd = a->efd, .events = POLLIN },
 				       { .fd = a->tfd, .events = POLLIN } };
-		uint64_t now = vigil_agent_now_ns(), wake, iv;
+		uint64_t now = vigil_agent_now_ns(), wake, next, budget_ns = 0;
 		struct itimerspec its = {};
 		int beat_now, stop;
+		uint32_t promise;
 
 		pthread_mutex_lock(&a->mu);
 		stop = a->stopping;
 		beat_now = a->beat_now;
 		a->beat_now = 0;
-		iv = (uint64_t)a->interval_ms * VIGIL_NSEC_PER_MSEC;
+		next = a->cad.next_ns;
+		promise = a->interval_ms;
 		pthread_mutex_unlock(&a->mu);
 		if (stop)
 			break;
-		if (!linger_until && (beat_now || now >= next)) {
-			send_beat(a, -1);
-			if (now >= next) {
-				next += iv;
-				if (next <= now)
-					next = now + iv; /* late (paused): no catch-up burst */
+		if (a->cfg.gate && !linger_until) {
+			uint32_t budget = gate_budget_ms(promise);
+
+			budget_ns = (uint64_t)budget * VIGIL_NSEC_PER_MSEC;
+			if (!gated && (!next || now + budget_ns >= next)) {
+				gate_ok = a->cfg.gate(a, budget, a->cfg.arg) != 0;
+				gated = 1;
+				if (beat_now) {
+					pthread_mutex_lock(&a->mu);
+					a->beat_now = 1; /* not lost while the gate ran */
+					pthread_mutex_unlock(&a->mu);
+				}
+				continue; /* the check took time: look at the clock again */
 			}
+		}
+		if (!linger_until && (beat_now || !next || now >= next)) {
+			int scheduled = !next || now >= next;
+
+			if (gate_ok) {
+				send_beat(a, -1);
+			} else if (scheduled) {
+				pthread_mutex_lock(&a->mu);
+				vigil_cadence_on_skip(&a->ccfg, &a->cad, now);
+				a->skipped++;
+				pthread_mutex_unlock(&a->mu);
+			}
+			if (scheduled)
+				gated = 0; /* the next slot gets its own check */
 			if (a->cfg.max_beats && a->beats >= a->cfg.max_beats) {
+				uint64_t iv = (uint64_t)a->interval_ms * VIGIL_NSEC_PER_MSEC;
+
 				/* Wait a little for the last acknowledgement. */
 				linger_until = now + (a->cfg.lease_id ?
 					(iv < LINGER_MAX_NS ? iv : LINGER_MAX_NS) : 1);
 			}
 		}
-		report(a); /* the deadline may have passed */
+		report(a); /* the deadline may have passed; the cadence may have changed */
 		if (linger_until && now >= linger_until)
 			break;
 
-		wake = linger_until ? linger_until : next;
 		pthread_mutex_lock(&a->mu);
+		next = a->cad.next_ns;
+		wake = linger_until ? linger_until : next;
+		if (a->cfg.gate && !linger_until && !gated) {
+			/* Wake for the check, its budget before the beat. */
+			budget_ns = (uint64_t)gate_budget_ms(a->interval_ms) * VIGIL_NSEC_PER_MSEC;
+			wake = next > budget_ns ? next - budget_ns : 0;
+		}
 		if (a->holding && a->deadline < wake)
 			wake = a->deadline;
 		pthread_mutex_unlock(&a->mu);
@@ -556,7 +616,9 @@ struct vigil_agent *vigil_agent_start(const struct vigil_agent_config *cfg)
 	int err;
 
 	if (!cfg || !cfg->agent_id || !cfg->monitor || cfg->key_id > 1 ||
-	    cfg->status > VIGIL_STATUS_MAX || cfg->interval_ms > 3600000) {
+	    cfg->status > VIGIL_STATUS_MAX || cfg->interval_ms > 3600000 ||
+	    cfg->max_interval_ms > 3600000 ||
+	    (cfg->queue_high && cfg->queue_low >= cfg->queue_high)) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -575,7 +637,14 @@ struct vigil_agent *vigil_agent_start(const struct vigil_agent_config *cfg)
 		vigil_key_from_bytes(&a->key, cfg->key);
 	a->status = cfg->status;
 	a->queue_depth = cfg->queue_depth;
-	a->interval_ms = a->cfg.interval_ms;
+	a->ccfg.min_ms = a->cfg.interval_ms;
+	a->ccfg.max_ms = a->cfg.max_interval_ms;
+	a->ccfg.adaptive = !!a->cfg.adaptive;
+	a->ccfg.high = a->cfg.queue_high;
+	a->ccfg.low = a->cfg.queue_low;
+	a->ccfg.dwell_ms = a->cfg.dwell_ms;
+	vigil_cadence_cfg_fix(&a->ccfg);
+	a->interval_ms = a->rep_interval = a->cfg.interval_ms;
 	a->incarnation = cfg->has_incarnation ? cfg->incarnation : (uint32_t)(wall_ns() / VIGIL_NSEC_PER_SEC);
 	/* Like `vigil beat`: sequences start at the wall clock in microseconds,
 	 * so a restart within the same second still moves them forward. */
@@ -663,6 +732,17 @@ void vigil_agent_set_queue_depth(struct vigil_agent *a, uint16_t depth)
 	pthread_mutex_lock(&a->mu);
 	a->queue_depth = depth;
 	pthread_mutex_unlock(&a->mu);
+}
+
+uint32_t vigil_agent_interval_ms(const struct vigil_agent *agent)
+{
+	struct vigil_agent *a = (struct vigil_agent *)agent; /* the mutex only */
+	uint32_t iv;
+
+	pthread_mutex_lock(&a->mu);
+	iv = a->interval_ms;
+	pthread_mutex_unlock(&a->mu);
+	return iv;
 }
 
 int vigil_agent_lease(const struct vigil_agent *agent, struct vigil_lease_view *out)

@@ -30,6 +30,15 @@
  * is what the fencing token is for: present it with every write, and have the
  * protected resource refuse any token lower than the highest it has seen.
  *
+ * ADAPTIVE CADENCE (docs/leases.md#adaptive-cadence). Every beat announces
+ * the interval it promises: the next beat comes within it. With `adaptive`,
+ * the interval lengthens as the queue depth (vigil_agent_set_queue_depth)
+ * grows, within [interval_ms, max_interval_ms], with hysteresis so it cannot
+ * oscillate; an acknowledgement's recommended interval (the monitor's storm
+ * control) slows it further, within the same bounds. A longer interval is
+ * announced by the beat due under the old one, so the monitor's deadline is
+ * never missed during a change (include/vigil/cadence.h).
+ *
  * Times are CLOCK_BOOTTIME nanoseconds (vigil_agent_now_ns()): monotonic and,
  * unlike CLOCK_MONOTONIC, still counting while the machine is suspended, so a
  * suspend can only make the agent stop earlier, never later.
@@ -70,6 +79,10 @@ enum vigil_lease_change {
 	VIGIL_LEASE_GAINED = 1, /* this agent became the holder (token in view) */
 	VIGIL_LEASE_LOST = 2,   /* it stopped being the holder (reason in view) */
 	VIGIL_LEASE_TOKEN = 3,  /* still the holder, under a new grant and token */
+	VIGIL_CADENCE_CHANGED = 4, /* the interval the beats announce changed
+				    * (view.interval_ms; adaptive cadence, storm
+				    * control). Only agents whose interval can
+				    * change (adaptive, max_interval_ms) see it */
 };
 
 /* Why the agent stopped being the holder. */
@@ -100,7 +113,9 @@ struct vigil_lease_view {
 	uint32_t remaining_ms;    /* lease time left when the monitor answered */
 	uint64_t last_ack_ns;     /* vigil_agent_now_ns() of its arrival, 0 = none yet */
 	uint32_t recommend_interval_ms; /* the monitor's advice (0: none) */
-	uint32_t interval_ms;     /* the interval the agent beats at now */
+	uint32_t interval_ms;     /* the interval the last beat announced: the next
+				   * beat comes within it (before the first beat:
+				   * the configured interval) */
 	/* Counters since start. */
 	uint64_t beats_sent;
 	uint64_t acks_ok;         /* verified and applied */
@@ -108,12 +123,26 @@ struct vigil_lease_view {
 	uint64_t acks_stale;      /* verified, but older than one already applied */
 	uint64_t send_errors;     /* beats sendto(2) refused (no route, ...) */
 	int send_errno;           /* the last such error */
+	/* Adaptive cadence (appended in this order). */
+	uint16_t queue_depth;     /* as reported in the beats */
+	uint32_t cadence_level;   /* 0: interval_ms; each level doubles it */
+	uint32_t cadence_changes; /* how often the announced interval changed */
+	uint64_t next_beat_ns;    /* vigil_agent_now_ns() the next beat is due at */
+	uint64_t beats_skipped;   /* scheduled beats the gate held back */
 };
 
 struct vigil_agent;
 
 typedef void (*vigil_agent_change_fn)(struct vigil_agent *agent, enum vigil_lease_change what,
 				      const struct vigil_lease_view *view, void *arg);
+
+/* Probe mode: called on the agent's thread ahead of each scheduled beat,
+ * timeout_ms (80 % of the interval in force) before it is due, so that a
+ * check taking up to timeout_ms still lets the beat go out on time. Return
+ * nonzero to send the beat, 0 to hold it back (the monitor then sees a missed
+ * beat: SUSPECT, then DEAD, exactly as if the service had died). It must
+ * return within timeout_ms; the agent's thread does nothing else meanwhile. */
+typedef int (*vigil_agent_gate_fn)(struct vigil_agent *agent, uint32_t timeout_ms, void *arg);
 
 struct vigil_agent_config {
 	uint64_t agent_id;         /* required, 1..2^64-1 */
@@ -122,10 +151,16 @@ struct vigil_agent_config {
 	uint8_t key[16];           /* the agent's 128-bit key (vigil key gen) */
 	int has_key;               /* 1: sign beats and require signed acks */
 	uint8_t key_id;            /* 0 or 1: which of the agent's keys this is */
-	uint32_t interval_ms;      /* beat interval; 0: 1000. Promised to the monitor */
-	uint32_t max_interval_ms;  /* >interval_ms: follow the monitor's recommended
-				    * interval up to this (storm control); a holder
-				    * never beats slower than a third of its lease */
+	uint32_t interval_ms;      /* beat interval; 0: 1000. Promised to the monitor.
+				    * With `adaptive`: the shortest, used at a low
+				    * queue depth */
+	uint32_t max_interval_ms;  /* >interval_ms: the longest interval the agent
+				    * may announce: it follows the monitor's
+				    * recommended interval up to this (storm
+				    * control) and, with `adaptive`, its queue
+				    * depth. A holder never beats slower than a
+				    * third of its lease. Keep it within the group's
+				    * interval-max-ms (the monitor clamps to that) */
 	uint32_t incarnation;      /* used if has_incarnation; otherwise the
 				    * wall-clock seconds at start (rises on restart) */
 	int has_incarnation;
@@ -146,11 +181,21 @@ struct vigil_agent_config {
 				    * trust acknowledgements without a tag; anyone on
 				    * the path could then forge a grant */
 	vigil_agent_change_fn on_change; /* optional */
-	void *arg;                 /* passed to on_change */
+	void *arg;                 /* passed to on_change and gate */
+	/* Adaptive cadence (include/vigil/cadence.h); appended in this order. */
+	int adaptive;              /* 1: the queue depth moves the interval within
+				    * [interval_ms, max_interval_ms] */
+	uint16_t queue_high;       /* step up from level k at depth >= high x 2^k (0: 64) */
+	uint16_t queue_low;        /* step down from level k at depth <= low x 2^(k-1)
+				    * (0: queue_high / 4; must be below queue_high) */
+	uint32_t dwell_ms;         /* least time between two steps (0: 4 x the
+				    * current interval) */
+	vigil_agent_gate_fn gate;  /* optional: beat only while it passes (probe mode) */
 };
 
 /* Start beating from a new thread. Returns NULL with errno set: EINVAL (bad
- * config: no id, no address, key_id > 1, status out of range), or the error
+ * config: no id, no address, key_id > 1, status out of range, queue_low >=
+ * queue_high, max_interval_ms above one hour), or the error
  * of the system call that failed (socket, eventfd, timerfd_create,
  * pthread_create). The monitor need not be reachable yet: beats that cannot
  * be sent are counted (view.send_errors) and the agent keeps trying. */
@@ -166,8 +211,12 @@ VIGIL_AGENT_API void vigil_agent_stop(struct vigil_agent *agent, int leave);
  * the holder before this returns. Returns 0 or -EINVAL. */
 VIGIL_AGENT_API int vigil_agent_set_status(struct vigil_agent *agent, int status);
 
-/* Report the agent's backlog in the following beats. */
+/* Report the agent's backlog in the following beats; with `adaptive` it
+ * also moves the cadence (at the next beat, within the hysteresis). */
 VIGIL_AGENT_API void vigil_agent_set_queue_depth(struct vigil_agent *agent, uint16_t depth);
+
+/* The interval the last beat announced (view.interval_ms). */
+VIGIL_AGENT_API uint32_t vigil_agent_interval_ms(const struct vigil_agent *agent);
 
 /* Fill *out with what the agent knows of its lease, evaluated against the
  * clock now: `holder` is 1 only if the safety rule allows acting at this
@@ -189,7 +238,7 @@ VIGIL_AGENT_API uint64_t vigil_agent_now_ns(void);
 /* Parse a key written as 32 hex digits (the format of vigil key gen). */
 VIGIL_AGENT_API int vigil_agent_key_parse(const char *hex, uint8_t key[16]);
 
-/* Names for logs: "gained"/"lost"/"token"; "deadline", "other_holder", ... */
+/* Names for logs: "gained"/"lost"/"token"/"cadence"; "deadline", "other_holder", ... */
 VIGIL_AGENT_API const char *vigil_lease_change_name(enum vigil_lease_change what);
 VIGIL_AGENT_API const char *vigil_lease_loss_name(enum vigil_lease_loss why);
 

@@ -15,6 +15,14 @@
  *   - a grant held before the process started is handed back (DRAINING);
  *   - LEAVING on stop, max_beats.
  *
+ * And the adaptive cadence (include/vigil/cadence.h, docs/leases.md): the
+ * pure decision step by step (a step in queue depth moves the cadence a
+ * bounded number of times; a load hovering around a threshold does not make
+ * it oscillate; every beat comes within the interval the previous one
+ * announced, through every change), then the library's beat loop against
+ * the scripted monitor (queue depth, the monitor's recommended interval, the
+ * probe-mode gate).
+ *
  * Built by `make build/test_agent` with ASan and UBSan; no root needed.
  * Output is TAP-like; exit status 0 iff every case passed.
  */
@@ -35,6 +43,7 @@
 
 #include "vigil/agent.h"
 #include "vigil/auth.h"
+#include "vigil/cadence.h"
 #include "vigil/maps.h"
 #include "vigil/wire.h"
 
@@ -133,6 +142,7 @@ struct ack_opts {
 	int wrong_key;          /* tag with another key */
 	uint64_t seq_delta;     /* answer a sequence this far off the beat's */
 	uint32_t lease_id;      /* 0: LEASE */
+	uint16_t recommend_ms;  /* recommend_interval_ms (storm control) */
 };
 
 static void ack(struct monitor *m, const struct beat *b, const struct ack_opts *o)
@@ -150,6 +160,7 @@ static void ack(struct monitor *m, const struct beat *b, const struct ack_opts *
 	a.holder = vg_be64(o->holder);
 	a.lease_id = vg_be32(o->lease_id ? o->lease_id : LEASE);
 	a.remaining_ms = vg_be32(o->remaining_ms);
+	a.recommend_interval_ms = vg_be16(o->recommend_ms);
 	if (o->wrong_key) {
 		struct vigil_key k = { 1, 2 };
 
@@ -244,6 +255,500 @@ static struct vigil_agent *start(struct monitor *m, int inherit)
 	n_changes = 0;
 	pthread_mutex_unlock(&ch_mu);
 	return vigil_agent_start(&c);
+}
+
+/* ------------------------------------------------- adaptive cadence: pure */
+
+#define MS(x) ((uint64_t)(x) * 1000000ull)
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static uint32_t rnd(uint32_t n) /* 0..n-1, deterministic */
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return n ? (uint32_t)(rng_state % n) : 0;
+}
+
+/* One simulated agent: beats at the due time, depth from a function. */
+struct sim {
+	struct vigil_cadence_cfg c;
+	struct vigil_cadence s;
+	uint64_t t, last_t;
+	uint32_t last_p, ups, downs, reversals, broken;
+	int last_dir;
+	uint32_t values[64], n_values;
+};
+
+static void sim_init(struct sim *m, uint32_t min, uint32_t max, int adaptive)
+{
+	memset(m, 0, sizeof(*m));
+	m->c.min_ms = min;
+	m->c.max_ms = max;
+	m->c.adaptive = (uint8_t)adaptive;
+	vigil_cadence_cfg_fix(&m->c);
+	m->t = MS(1000);
+}
+
+/* The next beat, sent when due; checks the promise of the previous one. */
+static uint32_t sim_beat(struct sim *m, uint16_t depth, uint32_t rec, uint32_t cap)
+{
+	uint32_t p;
+
+	if (m->s.next_ns)
+		m->t = m->s.next_ns;
+	if (m->last_p && m->t - m->last_t > MS(m->last_p))
+		m->broken++;
+	p = vigil_cadence_on_send(&m->c, &m->s, depth, rec, cap, m->t);
+	if (m->last_p && p != m->last_p) {
+		int dir = p > m->last_p ? 1 : -1;
+
+		if (dir > 0)
+			m->ups++;
+		else
+			m->downs++;
+		if (m->last_dir && dir != m->last_dir)
+			m->reversals++;
+		m->last_dir = dir;
+	}
+	if (!m->n_values || m->values[m->n_values - 1] != p)
+		if (m->n_values < 64)
+			m->values[m->n_values++] = p;
+	m->last_p = p;
+	m->last_t = m->t;
+	return p;
+}
+
+static const char *fmt_values(const struct sim *m)
+{
+	static char buf[512];
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (uint32_t i = 0; i < m->n_values && n < sizeof(buf) - 16; i++)
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%u", i ? "," : "", m->values[i]);
+	return buf;
+}
+
+static void test_cadence_pure(void)
+{
+	struct sim m;
+	uint32_t top;
+
+	/* Defaults and levels. */
+	sim_init(&m, 20, 320, 1);
+	top = vigil_cadence_top(&m.c);
+	result(m.c.high == 64 && m.c.low == 16 && top == 4 &&
+		       vigil_cadence_level_ms(&m.c, 0) == 20 && vigil_cadence_level_ms(&m.c, 4) == 320 &&
+		       vigil_cadence_level_ms(&m.c, 9) == 320,
+	       "cadence: defaults high 64, low 16; 20..320 ms is levels 0..%u (20, 40, 80, 160, 320)",
+	       top);
+	sim_init(&m, 20, 1000, 1);
+	result(vigil_cadence_top(&m.c) == 6 && vigil_cadence_level_ms(&m.c, 6) == 1000 &&
+		       vigil_cadence_level_ms(&m.c, 5) == 640,
+	       "cadence: 20..1000 ms has 6 steps, the last one capped at 1000");
+
+	/* A step in queue depth: 0 for 2 s, 1000 for 10 s, 0 for 30 s. */
+	sim_init(&m, 20, 320, 1);
+	while (m.t < MS(1000 + 42000)) {
+		uint64_t rel = m.t - MS(1000);
+
+		sim_beat(&m, rel >= MS(2000) && rel < MS(12000) ? 1000 : 0, 0, 0);
+	}
+	result(m.ups == top && m.downs == top && m.reversals == 1 && !m.broken &&
+		       m.last_p == 20 && m.s.changes == 2 * top,
+	       "cadence: a step up and down of the queue depth (0 -> 1000 -> 0) moves it %u times "
+	       "(%u up, %u down, one reversal): %s ms",
+	       m.ups + m.downs, m.ups, m.downs, fmt_values(&m));
+
+	/* Dwell: steps are at least 4 intervals of the level they leave apart. */
+	{
+		uint64_t last = 0, min_gap = UINT64_MAX;
+		uint32_t lvl = 0, bad = 0;
+
+		sim_init(&m, 20, 320, 1);
+		while (m.t < MS(1000 + 20000)) {
+			sim_beat(&m, m.t < MS(11000) ? 5000 : 0, 0, 0);
+			if (m.s.level != lvl) {
+				if (last) {
+					uint64_t need = MS(4 * vigil_cadence_level_ms(&m.c, lvl));
+
+					if (m.t - last < need)
+						bad++;
+					if (m.t - last < min_gap)
+						min_gap = m.t - last;
+				}
+				last = m.t;
+				lvl = m.s.level;
+			}
+		}
+		result(!bad && m.s.level_changes == 2 * top,
+		       "cadence: two steps are never closer than the dwell time (4 intervals of the "
+		       "level left; shortest %.0f ms)", (double)min_gap / 1e6);
+		sim_init(&m, 20, 320, 1);
+		m.c.dwell_ms = 1000;
+		last = 0;
+		bad = 0;
+		lvl = 0;
+		while (m.t < MS(1000 + 20000)) {
+			sim_beat(&m, 5000, 0, 0);
+			if (m.s.level != lvl) {
+				if (last && m.t - last < MS(1000))
+					bad++;
+				last = m.t;
+				lvl = m.s.level;
+			}
+		}
+		result(!bad && m.s.level == top, "cadence: dwell_ms 1000 spaces the steps by 1 s");
+	}
+
+	/* Noise around a threshold: no oscillation. */
+	sim_init(&m, 20, 320, 1);
+	while (m.t < MS(1000 + 60000))
+		sim_beat(&m, (uint16_t)(48 + rnd(33)), 0, 0); /* 48..80 around 64 */
+	result(m.s.level_changes == 1 && m.s.level == 1 && m.reversals == 0,
+	       "cadence: a depth hovering around the first threshold (48..80 around 64) for 60 s "
+	       "moves it once (%u level changes): %s ms", m.s.level_changes, fmt_values(&m));
+	{
+		uint32_t before = m.s.level_changes;
+
+		while (m.t < MS(1000 + 120000))
+			sim_beat(&m, (uint16_t)(12 + rnd(9)), 0, 0); /* 12..20 around 16 */
+		result(m.s.level_changes - before == 1 && m.s.level == 0,
+		       "cadence: then hovering around the way back (12..20 around 16) for 60 s moves "
+		       "it once more (%u), back to %u ms", m.s.level_changes - before, m.last_p);
+	}
+	/* Random loads held 20 s each with +-25 % noise: within each hold the
+	 * cadence only ever moves one way. */
+	{
+		uint32_t holds = 0, bad = 0, moves = 0;
+
+		sim_init(&m, 10, 5000, 1);
+		for (int h = 0; h < 40; h++) {
+			uint32_t base = 4 + rnd(4000), rev0;
+			uint64_t end = m.t + MS(20000);
+
+			m.last_dir = 0;
+			rev0 = m.reversals;
+			while (m.t < end) {
+				uint32_t d = base * (75 + rnd(51)) / 100;
+
+				sim_beat(&m, (uint16_t)(d > 65535 ? 65535 : d), 0, 0);
+			}
+			if (m.reversals != rev0)
+				bad++;
+			holds++;
+		}
+		moves = m.ups + m.downs;
+		result(!bad && !m.broken,
+		       "cadence: 40 random loads with +-25 %% noise, 20 s each: never back and forth "
+		       "within one (%u moves in all, every beat within the previous promise)", moves);
+	}
+
+	/* The promise rule through random changes: depth, advice, lease cap,
+	 * early beats (status changes), late ones. */
+	{
+		struct vigil_cadence_cfg c = { .min_ms = 20, .max_ms = 2000, .adaptive = 1 };
+		struct vigil_cadence s = {};
+		uint64_t t = MS(1000), last_t = 0;
+		uint32_t last_p = 0, broken = 0, out = 0, slow = 0, capped = 0, rec = 0, cap = 0;
+		uint32_t n = 0, early = 0, late = 0, changes = 0;
+		uint16_t depth = 0;
+
+		vigil_cadence_cfg_fix(&c);
+		for (n = 0; n < 200000; n++) {
+			uint32_t p, kind = rnd(100);
+			int was_late = 0;
+
+			if (rnd(50) == 0)
+				depth = (uint16_t)rnd(3000);
+			if (rnd(200) == 0)
+				rec = rnd(3) ? 0 : rnd(4000);
+			if (rnd(300) == 0)
+				cap = rnd(2) ? 0 : rnd(1000);
+			if (s.next_ns && kind < 5 && s.next_ns > last_t + 1) {
+				t = last_t + 1 + rnd((uint32_t)(s.next_ns - last_t - 1)); /* early */
+				early++;
+			} else if (s.next_ns && kind < 7) {
+				t = s.next_ns + MS(rnd(3 * last_p + 1)); /* held off (late) */
+				was_late = 1;
+				late++;
+			} else if (s.next_ns) {
+				t = s.next_ns;
+			}
+			if (last_p && !was_late && t - last_t > MS(last_p))
+				broken++;
+			p = vigil_cadence_on_send(&c, &s, depth, rec, cap, t);
+			if (p < c.min_ms || p > c.max_ms || s.next_ns <= t || s.next_ns - t > MS(p))
+				out++;
+			if (rec && !cap && p < (rec < c.min_ms ? c.min_ms : rec > c.max_ms ? c.max_ms : rec))
+				slow++;
+			if (cap && p > (cap < c.min_ms ? c.min_ms : cap))
+				capped++;
+			if (last_p && p != last_p)
+				changes++;
+			last_p = p;
+			last_t = t;
+		}
+		result(!broken && !out && !slow && !capped && changes > 1000,
+		       "cadence: 200000 beats under random depth, advice, lease cap, early and late "
+		       "beats (%u interval changes, %u early, %u late): every beat within the interval "
+		       "the previous one announced, every interval within 20..2000 ms, no faster than "
+		       "the advice, no slower than the cap",
+		       changes, early, late);
+	}
+
+	/* Lengthening keeps the old promise: the beat due under 20 ms goes out
+	 * on time announcing 200, and only then the beats are 200 ms apart. */
+	{
+		struct vigil_cadence_cfg c = { .min_ms = 20, .max_ms = 1000 };
+		struct vigil_cadence s = {};
+		uint64_t t0 = MS(1000), t1, t2, t3;
+		uint32_t p0, p1, p2, p3;
+
+		vigil_cadence_cfg_fix(&c);
+		p0 = vigil_cadence_on_send(&c, &s, 0, 0, 0, t0);
+		t1 = s.next_ns;
+		p1 = vigil_cadence_on_send(&c, &s, 0, 200, 0, t1); /* advice arrived */
+		t2 = s.next_ns;
+		p2 = vigil_cadence_on_send(&c, &s, 0, 200, 0, t2);
+		t3 = s.next_ns;
+		p3 = vigil_cadence_on_send(&c, &s, 0, 0, 0, t3); /* advice withdrawn */
+		result(p0 == 20 && t1 - t0 == MS(20) && p1 == 200 && t2 - t1 == MS(200) && p2 == 200 &&
+			       p3 == 20 && s.next_ns - t3 == MS(20),
+		       "cadence: advice 200 ms: the next beat still comes 20 ms after the last (%llu ms) "
+		       "announcing 200, the one after 200 ms later; advice 0: back to 20 at once",
+		       (unsigned long long)((t1 - t0) / 1000000));
+		/* An early beat (status change) that shortens pulls the due time in. */
+		s = (struct vigil_cadence){};
+		vigil_cadence_on_send(&c, &s, 0, 500, 0, t0);
+		p1 = vigil_cadence_on_send(&c, &s, 0, 0, 0, t0 + MS(100));
+		result(p1 == 20 && s.next_ns == t0 + MS(120),
+		       "cadence: an early beat announcing a shorter interval brings the next one forward");
+		s = (struct vigil_cadence){};
+		vigil_cadence_on_send(&c, &s, 0, 0, 0, t0);
+		p1 = vigil_cadence_on_send(&c, &s, 0, 5000, 0, t0);
+		p2 = vigil_cadence_on_send(&c, &s, 0, 5, 0, s.next_ns);
+		result(p1 == 1000 && p2 == 20, "cadence: advice is clamped into the agent's bounds "
+		       "(5000 -> %u, 5 -> %u)", p1, p2);
+		s = (struct vigil_cadence){};
+		p1 = vigil_cadence_on_send(&c, &s, 0, 900, 66, t0);
+		p2 = vigil_cadence_on_send(&c, &s, 0, 900, 5, s.next_ns);
+		result(p1 == 66 && p2 == 20, "cadence: a lease holder's cap (a third of the lease left) "
+		       "wins over the advice, never below the minimum (%u, %u)", p1, p2);
+		s = (struct vigil_cadence){};
+		p1 = vigil_cadence_on_send(&c, &s, 60000, 0, 0, t0);
+		p2 = vigil_cadence_on_send(&c, &s, 60000, 0, 0, s.next_ns + MS(1000));
+		result(p1 == 20 && p2 == 20 && s.level == 0,
+		       "cadence: without `adaptive` the queue depth does not move it");
+		s = (struct vigil_cadence){};
+		vigil_cadence_on_send(&c, &s, 0, 0, 0, t0);
+		vigil_cadence_on_skip(&c, &s, s.next_ns);
+		result(s.next_ns == t0 + MS(40) && s.promised_ms == 20,
+		       "cadence: a beat held back (probe failed) keeps the grid and makes no promise");
+	}
+}
+
+/* ------------------------------------------- adaptive cadence: the library */
+
+struct beat_log {
+	uint64_t t[512];
+	uint32_t iv[512];
+	unsigned n;
+};
+
+/* Collect beats for ms milliseconds (answering each with `rec` when ack). */
+static void collect(struct monitor *m, struct beat_log *l, unsigned ms, int ack_it, uint16_t rec)
+{
+	uint64_t end = now_ns() + MS(ms);
+	struct beat b;
+
+	while (now_ns() < end && l->n < 512) {
+		int left = (int)((end - now_ns()) / 1000000) + 1;
+
+		if (next_beat(m, &b, left))
+			continue;
+		l->t[l->n] = b.recv_ns;
+		l->iv[l->n] = b.info.interval_ms;
+		l->n++;
+		if (ack_it) {
+			struct ack_opts o = { .state = VIGIL_LEASE_FREE, .recommend_ms = rec,
+					      .lease_id = 5 };
+
+			ack(m, &b, &o);
+		}
+	}
+}
+
+/* The worst lateness of a beat against the previous beat's promise, in ms. */
+static double worst_late(const struct beat_log *l, unsigned from)
+{
+	double w = -1e9;
+
+	for (unsigned i = from + 1; i < l->n; i++) {
+		double late = ((double)l->t[i] - (double)l->t[i - 1]) / 1e6 - l->iv[i - 1];
+
+		if (late > w)
+			w = late;
+	}
+	return w;
+}
+
+static const char *fmt_log(const struct beat_log *l, unsigned from)
+{
+	static char buf[512];
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = from; i < l->n && n < sizeof(buf) - 16; i++)
+		if (i == from || l->iv[i] != l->iv[i - 1])
+			n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%u", i == from ? "" : ",",
+					      l->iv[i]);
+	return buf;
+}
+
+static unsigned cadence_events(void)
+{
+	unsigned c = 0;
+
+	pthread_mutex_lock(&ch_mu);
+	for (unsigned i = 0; i < n_changes; i++)
+		c += changes[i].what == VIGIL_CADENCE_CHANGED;
+	pthread_mutex_unlock(&ch_mu);
+	return c;
+}
+
+/* Jitter allowance for a beat against its promise (ASan, a loaded host). */
+#define LATE_OK_MS 8.0
+
+static int gate_mode; /* 0 pass, 1 fail, 2 pass slowly */
+static unsigned gate_calls;
+static uint32_t gate_budget;
+
+static int test_gate(struct vigil_agent *a, uint32_t timeout_ms, void *arg)
+{
+	(void)a;
+	(void)arg;
+	__atomic_add_fetch(&gate_calls, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&gate_budget, timeout_ms, __ATOMIC_RELAXED);
+	if (__atomic_load_n(&gate_mode, __ATOMIC_RELAXED) == 2)
+		sleep_ms(timeout_ms * 3 / 4);
+	return __atomic_load_n(&gate_mode, __ATOMIC_RELAXED) != 1;
+}
+
+static void test_cadence_agent(struct monitor *m)
+{
+	static struct beat_log l;
+	struct vigil_agent_config c = {
+		.agent_id = AGENT, .monitor = "127.0.0.1", .port = m->port, .has_key = 1,
+		.interval_ms = 20, .max_interval_ms = 160, .adaptive = 1, .lease_id = 5,
+		.on_change = on_change,
+	};
+	struct vigil_agent *a;
+	struct vigil_lease_view v;
+	struct beat b;
+	unsigned from, ev;
+	double late;
+
+	memcpy(c.key, KEY, 16);
+	c.queue_high = 64;
+	c.queue_low = 64; /* refused: must be below queue_high */
+	errno = 0;
+	result(!vigil_agent_start(&c) && errno == EINVAL,
+	       "vigil_agent_start refuses queue_low >= queue_high (EINVAL)");
+	c.queue_low = 0;
+	pthread_mutex_lock(&ch_mu);
+	n_changes = 0;
+	pthread_mutex_unlock(&ch_mu);
+	a = vigil_agent_start(&c);
+	if (!a) {
+		result(false, "an adaptive agent starts");
+		return;
+	}
+	while (next_beat(m, &b, 0) == 0)
+		;
+	memset(&l, 0, sizeof(l));
+	collect(m, &l, 150, 0, 0);
+	vigil_agent_set_queue_depth(a, 1000);
+	from = l.n ? l.n - 1 : 0;
+	/* 4 x (20 + 40 + 80) ms of dwell to reach 160, then a while at it. */
+	collect(m, &l, 1200, 0, 0);
+	late = worst_late(&l, 0);
+	ev = cadence_events();
+	vigil_agent_lease(a, &v);
+	result(l.n > 20 && l.iv[l.n - 1] == 160 && v.interval_ms == 160 &&
+		       vigil_agent_interval_ms(a) == 160 && v.cadence_level == 3 && ev == 3 &&
+		       late < LATE_OK_MS && !strcmp(fmt_log(&l, from), "20,40,80,160"),
+	       "library: queue depth 1000 lengthens the interval 20 -> 160 ms in steps (%s), "
+	       "each beat within the previous one's promise (worst %+.1f ms), %u cadence callbacks, "
+	       "the view says %u ms at level %u",
+	       fmt_log(&l, from), late, ev, v.interval_ms, v.cadence_level);
+	vigil_agent_set_queue_depth(a, 0);
+	from = l.n - 1;
+	collect(m, &l, 1800, 0, 0);
+	late = worst_late(&l, from);
+	ev = cadence_events();
+	result(l.iv[l.n - 1] == 20 && !strcmp(fmt_log(&l, from), "160,80,40,20") && ev == 6 &&
+		       late < LATE_OK_MS,
+	       "library: an empty queue brings it back (%s), %u callbacks in all, worst %+.1f ms",
+	       fmt_log(&l, from), ev, late);
+	vigil_agent_stop(a, 0);
+	while (next_beat(m, &b, 50) == 0)
+		;
+
+	/* Storm control: the monitor's advice, within the bounds. */
+	c.adaptive = 0;
+	c.max_interval_ms = 1000;
+	a = vigil_agent_start(&c);
+	memset(&l, 0, sizeof(l));
+	collect(m, &l, 100, 1, 0);
+	from = l.n - 1;
+	collect(m, &l, 900, 1, 200);
+	late = worst_late(&l, 0);
+	vigil_agent_lease(a, &v);
+	result(l.iv[l.n - 1] == 200 && v.recommend_interval_ms == 200 &&
+		       !strcmp(fmt_log(&l, from), "20,200") && late < LATE_OK_MS &&
+		       l.t[from + 1] - l.t[from] < MS(20 + LATE_OK_MS),
+	       "library: acknowledgements recommending 200 ms: the beat due under 20 ms comes on "
+	       "time (%.1f ms) announcing 200, then beats are 200 ms apart (worst %+.1f ms)",
+	       ((double)l.t[from + 1] - (double)l.t[from]) / 1e6, late);
+	from = l.n - 1;
+	collect(m, &l, 500, 1, 0);
+	late = worst_late(&l, from);
+	result(l.iv[l.n - 1] == 20 && !strcmp(fmt_log(&l, from), "200,20") && late < LATE_OK_MS,
+	       "library: advice withdrawn (0): back to 20 ms with the next beat (%s, worst %+.1f ms)",
+	       fmt_log(&l, from), late);
+	from = l.n - 1;
+	collect(m, &l, 400, 1, 5000);
+	result(l.iv[l.n - 1] == 1000, "library: advice above max_interval_ms (5000) is clamped to "
+	       "it (%u)", l.iv[l.n - 1]);
+	vigil_agent_stop(a, 0);
+	while (next_beat(m, &b, 50) == 0)
+		;
+
+	/* Probe mode: the gate. */
+	c.max_interval_ms = 0;
+	c.interval_ms = 40;
+	c.gate = test_gate;
+	gate_mode = 1;
+	gate_calls = 0;
+	a = vigil_agent_start(&c);
+	memset(&l, 0, sizeof(l));
+	collect(m, &l, 300, 0, 0);
+	vigil_agent_lease(a, &v);
+	result(l.n == 0 && v.beats_skipped >= 5 && gate_calls >= 5 && gate_budget == 32,
+	       "library: while the gate fails no beat goes out (%u beats, %llu held back, budget "
+	       "%u ms = 80 %% of 40)", l.n, (unsigned long long)v.beats_skipped, gate_budget);
+	__atomic_store_n(&gate_mode, 2, __ATOMIC_RELAXED);
+	collect(m, &l, 600, 0, 0);
+	late = worst_late(&l, 1);
+	result(l.n >= 12 && late < LATE_OK_MS,
+	       "library: a gate that passes after 75 %% of its budget still lets every beat out "
+	       "on time (%u beats in 600 ms, worst %+.1f ms against the promise)", l.n, late);
+	vigil_agent_stop(a, 0);
+	while (next_beat(m, &b, 50) == 0)
+		;
 }
 
 int main(void)
@@ -511,6 +1016,9 @@ int main(void)
 			       vigil_agent_key_parse("85adbddb3a02173f04ea149a1c42057g", k) < 0,
 		       "vigil_agent_key_parse: 32 hex digits, nothing else");
 	}
+
+	test_cadence_pure();
+	test_cadence_agent(&m);
 
 	close(m.fd);
 	printf("# %u of %u cases failed\n", n_failed, n_cases);
