@@ -14,7 +14,7 @@
  *
  * Counters go to a file (struct baseline_stats, bench/bench.h) that
  * vigil-trafficgen reads while it steps the rate; rcvbuf_drops is the
- * socket's own drop count (SO_RXQ_OVFL).
+ * socket's own drop count (SO_MEMINFO, read once per tick).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <linux/sock_diag.h>
 #include <unistd.h>
 #include "vigil/auth.h"
 #include "vigil/logic.h"
@@ -216,10 +217,9 @@ int main(int argc, char **argv)
 	struct mmsghdr msgs[BATCH];
 	struct iovec iov[BATCH];
 	static __u8 bufs[BATCH][128];
-	static __u8 ctl[BATCH][CMSG_SPACE(sizeof(__u32))];
 	struct sockaddr_in addr = { .sin_family = AF_INET };
 	struct timeval tv = { .tv_usec = 1000 };
-	int opt, fd, sfd, one = 1, cpu = -1;
+	int opt, fd, sfd, cpu = -1;
 	__u64 now;
 
 	while ((opt = getopt_long(argc, argv, "p:k:n:h", opts, NULL)) != -1) {
@@ -334,7 +334,6 @@ int main(int argc, char **argv)
 	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	addr.sin_port = htons((__u16)port);
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) ||
-	    setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one)) ||
 	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
 	    bind(fd, (struct sockaddr *)&addr, sizeof(addr))) {
 		fprintf(stderr, "vigil-baseline: UDP socket on port %u: %s\n", port, strerror(errno));
@@ -359,27 +358,27 @@ int main(int argc, char **argv)
 			memset(&msgs[i].msg_hdr, 0, sizeof(msgs[i].msg_hdr));
 			msgs[i].msg_hdr.msg_iov = &iov[i];
 			msgs[i].msg_hdr.msg_iovlen = 1;
-			msgs[i].msg_hdr.msg_control = ctl[i];
-			msgs[i].msg_hdr.msg_controllen = sizeof(ctl[i]);
 		}
 		got = recvmmsg(fd, msgs, BATCH, MSG_WAITFORONE, NULL);
 		now = vg_mono_ns();
 		if (got > 0) {
-			struct cmsghdr *cm;
-
 			b.st->calls++;
 			b.st->received += (__u64)got;
 			for (int i = 0; i < got; i++)
 				handle(&b, bufs[i], msgs[i].msg_len, now);
-			cm = CMSG_FIRSTHDR(&msgs[got - 1].msg_hdr);
-			if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SO_RXQ_OVFL)
-				b.st->rcvbuf_drops = *(__u32 *)CMSG_DATA(cm);
 		} else if (got < 0 && errno != EAGAIN && errno != EINTR) {
 			fprintf(stderr, "recvmmsg: %s\n", strerror(errno));
 			break;
 		}
-		if (now / TICK_NS >= b.next_tick)
+		if (now / TICK_NS >= b.next_tick) {
+			__u32 mi[SK_MEMINFO_VARS];
+			socklen_t ml = sizeof(mi);
+
 			sweep(&b, now);
+			/* Once a tick: the socket's own count of datagrams it dropped. */
+			if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mi, &ml) == 0)
+				b.st->rcvbuf_drops = mi[SK_MEMINFO_DROPS];
+		}
 	}
 	close(fd);
 	free(b.slots);

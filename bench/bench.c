@@ -3,14 +3,17 @@
  * vigil-bench: the benchmark's helpers that are not traffic (bench/run.sh
  * drives them; docs/BENCHMARKS.md explains the method).
  *
- *   vigil-bench sink --iface IF --pin DIR [--pass]
- *       attach a counting no-op XDP program (XDP_DROP, or XDP_PASS for the
- *       userspace baseline) in native mode; pins DIR/link and DIR/count.
+ *   vigil-bench sink --iface IF --pin DIR [--pass|--touch]
+ *       attach a counting no-op XDP program (XDP_DROP; XDP_PASS for the
+ *       userspace baseline; --touch reads the frame, then drops it) in native
+ *       mode; pins DIR/link and DIR/count.
  *       `rm -r DIR` detaches it.
  *   vigil-bench fastpath [--runs N] [--repeat N] [--json]
  *       ns per beat of vigil_xdp through BPF_PROG_TEST_RUN (section 1).
  *   vigil-bench config --pin-root DIR KEY=VALUE...
  *       change vigil_config fields of a running instance (e.g. source_pps).
+ *   vigil-bench stats-offset FIELD...
+ *       byte offsets of vigil_stats fields, as OFF+OFF for a counter spec.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -45,6 +48,7 @@ static int cmd_sink(int argc, char **argv)
 		{ "iface", required_argument, NULL, 'i' },
 		{ "pin", required_argument, NULL, 'P' },
 		{ "pass", no_argument, NULL, 'p' },
+		{ "touch", no_argument, NULL, 't' },
 		{}
 	};
 	const char *iface = NULL, *pin = NULL;
@@ -64,12 +68,15 @@ static int cmd_sink(int argc, char **argv)
 		case 'p':
 			pass = 1;
 			break;
+		case 't':
+			pass = 2;
+			break;
 		default:
 			return 2;
 		}
 	}
 	if (!iface || !pin) {
-		fprintf(stderr, "Usage: vigil-bench sink --iface IF --pin DIR [--pass]\n");
+		fprintf(stderr, "Usage: vigil-bench sink --iface IF --pin DIR [--pass|--touch]\n");
 		return 2;
 	}
 	ifindex = (int)if_nametoindex(iface);
@@ -82,7 +89,9 @@ static int cmd_sink(int argc, char **argv)
 		fprintf(stderr, "sink: loading bench.bpf.o failed: %s\n", strerror(errno));
 		return 1;
 	}
-	link_fd = bpf_link_create(bpf_program__fd(pass ? skel->progs.sink_pass : skel->progs.sink_drop),
+	link_fd = bpf_link_create(bpf_program__fd(pass == 1 ? skel->progs.sink_pass :
+						  pass == 2 ? skel->progs.sink_touch :
+							      skel->progs.sink_drop),
 				  ifindex, BPF_XDP, &lopts);
 	if (link_fd < 0) {
 		fprintf(stderr, "sink: attaching XDP (native) to %s failed: %s\n", iface,
@@ -177,12 +186,44 @@ static int cmd_config(int argc, char **argv)
 	return 0;
 }
 
+/* Byte offsets of vigil_stats fields, joined with '+', for a counter spec
+ * (vigil-trafficgen --count map:PIN/vigil_stats:OFFSETS). */
+static int cmd_stats_offset(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} fields[] = {
+#define F(x) { #x, offsetof(struct vigil_stats, x) }
+		F(packets), F(beats), F(passed), F(malformed), F(bad_version), F(unknown_agent),
+		F(duplicates), F(reordered), F(restarts), F(events), F(ringbuf_full),
+		F(queue_full), F(stale_slot), F(not_allowed), F(unauthenticated), F(bad_tag),
+		F(replayed), F(over_rate_agent), F(over_rate_source),
+#undef F
+	};
+
+	for (int i = 1; i < argc; i++) {
+		size_t f;
+
+		for (f = 0; f < sizeof(fields) / sizeof(fields[0]); f++)
+			if (!strcmp(argv[i], fields[f].name))
+				break;
+		if (f == sizeof(fields) / sizeof(fields[0])) {
+			fprintf(stderr, "stats-offset: no field '%s' in struct vigil_stats\n", argv[i]);
+			return 2;
+		}
+		printf("%s%zu", i > 1 ? "+" : "", fields[f].off);
+	}
+	printf("\n");
+	return argc > 1 ? 0 : 2;
+}
+
 int cmd_fastpath(int argc, char **argv);
 
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "Usage: vigil-bench sink|fastpath|config ... (see bench/bench.c)\n");
+		fprintf(stderr, "Usage: vigil-bench sink|fastpath|config|stats-offset ... (see bench/bench.c)\n");
 		return 2;
 	}
 	vg_log_hook_libbpf();
@@ -190,6 +231,8 @@ int main(int argc, char **argv)
 		return cmd_sink(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "config"))
 		return cmd_config(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "stats-offset"))
+		return cmd_stats_offset(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "fastpath"))
 		return cmd_fastpath(argc - 1, argv + 1);
 	fprintf(stderr, "vigil-bench: unknown command '%s'\n", argv[1]);

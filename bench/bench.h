@@ -33,7 +33,7 @@ struct baseline_stats {
 	__u64 unauthenticated;
 	__u64 bad_tag;
 	__u64 replayed;     /* duplicates, too old, older incarnation */
-	__u64 rcvbuf_drops; /* the socket's receive-queue drops (SO_RXQ_OVFL) */
+	__u64 rcvbuf_drops; /* the socket's receive-queue drops (SO_MEMINFO) */
 	__u64 events;       /* state transitions taken */
 	__u64 suspect, dead;
 	__u64 sweeps;       /* ticks the deadline wheel ran */

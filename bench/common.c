@@ -59,7 +59,7 @@ int bc_counter_open(const char *spec, struct bc_counter *c)
 {
 	char path[512];
 	const char *rest, *colon;
-	size_t len;
+	size_t len, maxoff = 0;
 
 	memset(c, 0, sizeof(*c));
 	c->fd = -1;
@@ -69,7 +69,8 @@ int bc_counter_open(const char *spec, struct bc_counter *c)
 	} else if (!strncmp(spec, "file:", 5)) {
 		rest = spec + 5;
 	} else {
-		fprintf(stderr, "counter '%s': expected map:PATH[:OFFSET] or file:PATH[:OFFSET]\n", spec);
+		fprintf(stderr, "counter '%s': expected map:PATH[:OFFSET[+OFFSET...]] or "
+				"file:PATH[:OFFSET[+OFFSET...]]\n", spec);
 		return -1;
 	}
 	colon = strrchr(rest, ':');
@@ -80,10 +81,30 @@ int bc_counter_open(const char *spec, struct bc_counter *c)
 	}
 	memcpy(path, rest, len);
 	path[len] = '\0';
-	c->off = colon ? strtoul(colon + 1, NULL, 10) : 0;
-	if (c->off % 8) {
-		fprintf(stderr, "counter '%s': offset must be a multiple of 8\n", spec);
-		return -1;
+	c->offs[0] = 0;
+	c->n_offs = 1;
+	if (colon) {
+		const char *p = colon + 1;
+
+		c->n_offs = 0;
+		while (*p && c->n_offs < BC_MAX_OFFS) {
+			char *end;
+
+			c->offs[c->n_offs++] = strtoul(p, &end, 10);
+			if (end == p || (*end && *end != '+')) {
+				fprintf(stderr, "counter '%s': bad offset list\n", spec);
+				return -1;
+			}
+			p = *end ? end + 1 : end;
+		}
+	}
+	for (int i = 0; i < c->n_offs; i++) {
+		if (c->offs[i] % 8) {
+			fprintf(stderr, "counter '%s': offsets must be multiples of 8\n", spec);
+			return -1;
+		}
+		if (c->offs[i] > maxoff)
+			maxoff = c->offs[i];
 	}
 	if (c->is_map) {
 		struct bpf_map_info info = {};
@@ -99,8 +120,8 @@ int bc_counter_open(const char *spec, struct bc_counter *c)
 			    info.type == BPF_MAP_TYPE_PERCPU_HASH;
 		c->ncpus = c->percpu ? libbpf_num_possible_cpus() : 1;
 		c->value_size = (info.value_size + 7) & ~7u;
-		if (c->off + 8 > info.value_size) {
-			fprintf(stderr, "counter: offset %zu is outside %s's %u-byte value\n", c->off,
+		if (maxoff + 8 > info.value_size) {
+			fprintf(stderr, "counter: offset %zu is outside %s's %u-byte value\n", maxoff,
 				path, info.value_size);
 			return -1;
 		}
@@ -122,12 +143,21 @@ int bc_counter_read(struct bc_counter *c, __u64 *out)
 	__u32 zero = 0;
 
 	*out = 0;
-	if (!c->is_map)
-		return pread(c->fd, out, 8, c->off) == 8 ? 0 : -1;
+	if (!c->is_map) {
+		for (int i = 0; i < c->n_offs; i++) {
+			__u64 v;
+
+			if (pread(c->fd, &v, 8, c->offs[i]) != 8)
+				return -1;
+			*out += v;
+		}
+		return 0;
+	}
 	if (bpf_map_lookup_elem(c->fd, &zero, c->buf))
 		return -1;
-	for (int i = 0; i < c->ncpus; i++)
-		*out += *(__u64 *)((char *)c->buf + (size_t)i * c->value_size + c->off);
+	for (int cpu = 0; cpu < c->ncpus; cpu++)
+		for (int i = 0; i < c->n_offs; i++)
+			*out += *(__u64 *)((char *)c->buf + (size_t)cpu * c->value_size + c->offs[i]);
 	return 0;
 }
 

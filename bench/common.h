@@ -21,13 +21,16 @@ __u64 bc_cpu_busy_ns(int cpu);
  * A receiver's counter, named by a spec string:
  *   map:PATH[:OFFSET]   u64 at OFFSET of key 0 of a pinned (per-CPU) array, summed over CPUs
  *   file:PATH[:OFFSET]  u64 at OFFSET of a file (bench/baseline.c's stats file)
+ * OFFSET may be a sum, OFF+OFF+...: the counters are added.
  */
+#define BC_MAX_OFFS 8
 struct bc_counter {
 	int fd;
 	int is_map;
 	int percpu;
 	int ncpus;
-	size_t off;
+	size_t offs[BC_MAX_OFFS];
+	int n_offs;
 	__u32 value_size;
 	void *buf;
 };

@@ -49,6 +49,7 @@ struct fp {
 	struct vigil_key *keys;
 	__u32 repeat, runs, agents;
 	__u64 seq_base;
+	__u32 retval;
 	__u8 frame[TG_FRAME_LEN];
 };
 
@@ -92,7 +93,7 @@ static void fill(struct fp *f, enum fill_kind kind)
 	f->seq_base += f->repeat / f->agents + 1;
 }
 
-/* ns per repeat of one BPF_PROG_TEST_RUN call. */
+/* ns per repeat of one BPF_PROG_TEST_RUN call; the last verdict in *retval. */
 static int run_once(struct fp *f, int prog_fd, double *ns)
 {
 	LIBBPF_OPTS(bpf_test_run_opts, t, .data_in = f->frame, .data_size_in = TG_FRAME_LEN,
@@ -104,6 +105,7 @@ static int run_once(struct fp *f, int prog_fd, double *ns)
 		return -1;
 	}
 	*ns = t.duration;
+	f->retval = t.retval;
 	return 0;
 }
 
@@ -137,6 +139,7 @@ struct series {
 	double min, median;
 	__u64 counted, expected; /* what vigil counted for the case, and should have */
 	const char *counter;
+	__u32 retval;            /* verdict of the last repeat */
 };
 
 static void summarize(struct series *s)
@@ -169,6 +172,7 @@ static int measure_case(struct fp *f, struct series *s, enum fill_kind kind, dou
 	}
 	vg_stats_read(&f->m, &st1);
 	s->expected = (__u64)f->repeat * f->runs;
+	s->retval = f->retval;
 	if (kind == FILL_UNKNOWN) {
 		s->counted = st1.unknown_agent - st0.unknown_agent;
 		s->counter = "unknown_agent";
@@ -197,11 +201,16 @@ int cmd_fastpath(int argc, char **argv)
 		      wrap_s = { .name = "wrapper + tail call to empty" },
 		      known = { .name = "known agent, no auth" },
 		      unknown = { .name = "unknown agent" },
-		      authd = { .name = "known agent, authenticated" };
+		      authd = { .name = "known agent, authenticated" },
+		      acked = { .name = "beat with acknowledgement" };
+#ifdef VIGIL_AUTH_ACK
+	struct series *cases[] = { &known, &unknown, &authd, &acked };
+#else
 	struct series *cases[] = { &known, &unknown, &authd };
+#endif
 	struct vg_load_opts o;
 	size_t table_bytes;
-	int opt, json = 0, ret = 1;
+	int opt, json = 0, ret = 1, failed = 0;
 	__u32 hint = 0;
 	double ns;
 
@@ -247,6 +256,7 @@ int cmd_fastpath(int argc, char **argv)
 		goto out;
 	}
 	f.b->data->fp_n = f.repeat;
+	memcpy(f.b->bss->fp_hdr, f.frame, TG_BEAT_OFF);
 	table_bytes = (size_t)f.repeat * sizeof(struct fp_entry);
 	f.table = mmap(NULL, table_bytes, PROT_READ | PROT_WRITE, MAP_SHARED,
 		       bpf_map__fd(f.b->maps.fp_table), 0);
@@ -320,6 +330,29 @@ int cmd_fastpath(int argc, char **argv)
 	    set_auth(&f, 1) ||
 	    measure_case(&f, &authd, FILL_SIGNED, floor_s.median, wrap_s.median))
 		goto out;
+#ifdef VIGIL_AUTH_ACK
+	/* Acknowledgements: every agent's group answers valid beats (vigil
+	 * turns the beat into a signed ack and returns XDP_TX). */
+	for (__u32 i = 0; i < f.agents; i++) {
+		struct agent_auth a = { .key = { f.keys[i] }, .valid = 1, .flags = VIGIL_AUTH_ACK };
+		struct agent_slot as;
+		__u32 slot;
+
+		if (vg_agent_get(&f.m, i + 1, &slot, &as) ||
+		    (a.group_id = vigil_group_id("default", VIGIL_GROUP_LEN),
+		     vg_agent_set_auth(&f.m, slot, &a))) {
+			fprintf(stderr, "fastpath: turning acknowledgements on for agent %u failed\n", i + 1);
+			goto out;
+		}
+	}
+	if (measure_case(&f, &acked, FILL_SIGNED, floor_s.median, wrap_s.median))
+		goto out;
+	if (acked.retval != XDP_TX) {
+		fprintf(stderr, "fastpath: with acknowledgements on, vigil_xdp returned %u, not XDP_TX\n",
+			acked.retval);
+		failed = 1;
+	}
+#endif
 
 	if (json) {
 		printf("{\"runs\":%u,\"repeat\":%u,\"agents\":%u,\"sources\":%u,"
@@ -346,17 +379,19 @@ int cmd_fastpath(int argc, char **argv)
 			       cases[i]->min, cases[i]->median, cases[i]->counter,
 			       (unsigned long long)cases[i]->counted,
 			       (unsigned long long)cases[i]->expected);
+#ifndef VIGIL_AUTH_ACK
 		printf("%-34s %8s %8s   n/a: acknowledgements not implemented (issue 4)\n",
 		       "beat with acknowledgement", "-", "-");
+#endif
 	}
-	ret = 0;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		if (cases[i]->counted != cases[i]->expected) {
 			fprintf(stderr, "fastpath: %s: vigil counted %llu %s, expected %llu\n",
 				cases[i]->name, (unsigned long long)cases[i]->counted,
 				cases[i]->counter, (unsigned long long)cases[i]->expected);
-			ret = 1;
+			failed = 1;
 		}
+	ret = failed;
 out:
 	if (f.table)
 		munmap(f.table, (size_t)f.repeat * sizeof(struct fp_entry));

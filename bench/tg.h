@@ -48,7 +48,7 @@ struct tg_config {
 			      * (each agent its own address); 0: random per frame */
 	__u32 sign;          /* 1: valid beats carry a tag; 0: unsigned (--no-auth) */
 	__u32 ip_sum_nosrc;  /* one's-complement sum of the IPv4 header without source and checksum */
-	__u32 pad;
+	__u32 burst;         /* pacing: frames sent back to back, then burst x gap of pause */
 	__u8 sched[TG_SCHED];
 	__u8 beat[64];       /* template beat: every frame starts from it */
 };
@@ -57,7 +57,8 @@ struct tg_stats {
 	__u64 sent[TG_NMODES]; /* frames returned as XDP_TX, by mode */
 	__u64 idle;            /* pacing: frames dropped because it was not yet time */
 	__u64 stalls;          /* pacing: times we fell more than slack behind */
-	__u64 next_ps;         /* pacing: when the next frame is due (ns x 1000) */
+	__u64 next_ps;         /* pacing: when the next burst is due (ns x 1000) */
+	__u64 in_burst;        /* pacing: frames sent of the current burst */
 	__u64 agent_idx;       /* next valid/forged agent (0 .. n_agents-1) */
 	__u64 round;           /* completed passes over all agents */
 	__u64 replay_idx;

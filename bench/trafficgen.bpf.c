@@ -8,8 +8,10 @@
  * so every frame is rewritten from the template, never patched.
  *
  * Pacing (cfg.gap_ps != 0): a frame whose time has not come is dropped
- * instead of sent, so the calling CPU spins at a precise, smooth rate; a
- * burst would overflow the 256-frame veth ring at any average rate.
+ * instead of sent, so the calling CPU spins at a precise rate: frames go in
+ * bursts of cfg.burst (like a NIC's interrupt moderation, or XDP's 16-frame
+ * bulk flush), each followed by a pause of burst x gap. Long bursts would
+ * overflow the 256-frame veth ring at any average rate.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -104,8 +106,12 @@ int tg_gen(struct xdp_md *ctx)
 		if (now - st.next_ps > cfg.slack_ps) {
 			st.stalls++;
 			st.next_ps = now;
+			st.in_burst = 0;
 		}
-		st.next_ps += cfg.gap_ps;
+		if (++st.in_burst >= cfg.burst) {
+			st.in_burst = 0;
+			st.next_ps += cfg.gap_ps * cfg.burst;
+		}
 		if (!st.t_first)
 			st.t_first = now_ns;
 		st.t_last = now_ns;

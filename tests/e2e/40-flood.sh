@@ -7,7 +7,8 @@
 # 1-200, random tags), random unknown agent ids and replays of beats it
 # captured from the agents, as fast as this machine allows, for 12 s.
 #
-#   - zero SUSPECT or DEAD for the 200 agents, all ALIVE at the end;
+#   - zero SUSPECT or DEAD for the 200 agents (less any a measured stall of
+#     the whole machine explains, as in 10-fleet.sh), all ALIVE at the end;
 #   - every flood frame dropped and counted by reason: bad_tag, unknown_agent
 #     and duplicates+replayed rise by what the generator sent of each kind
 #     (within 1 %, never more), nothing counted as over rate or malformed;
@@ -34,6 +35,9 @@
 # after every 64-frame batch of the generator, so the flood goes exactly as
 # fast as this machine can both make and judge frames, and nothing is lost
 # on the way. (make bench measures the threaded, two-CPU case.)
+# check_sh evaluates its single-quoted condition later (SC2016).
+# shellcheck disable=SC2016
+# shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 e2e_init
 
@@ -164,11 +168,19 @@ check_sh "the agents' beats kept getting through (at least 90 % of $((N * ROUNDS
 T_STOP_NS=$(mono_ns)
 kill_bg beat TERM
 nap 0.2
-stall_excuse "$EV" "1-$N" "$T_STOP_NS"
+# A sender held off for 2 intervals of the window between its last beat and
+# the deadline (3 intervals) can miss the deadline: with 10 ms beats that is
+# 20 ms, below lib.sh's default of 30 ms (made for 20 ms beats).
+summary=$(python3 "$STALLS_PY" excuse --stalls "$E2E_TMP" --events "$EV" --agents "1-$N" \
+	--until "$T_STOP_NS" --min-ms $((2 * INTERVAL_MS)) 2>&1 >>"$E2E_TMP/excused")
+case $summary in
+0\ of\ 0\ *) ;;
+*) note "agents 1-$N: $summary" ;;
+esac
 without_excused "$EV" "$E2E_TMP/events.checked.jsonl"
 ALARMS=$(events_where "$E2E_TMP/events.checked.jsonl" \
-	"(.kind == \"suspect\" or .kind == \"dead\" or .kind == \"recovered\") and .detected_ns < $T_STOP_NS")
-check "zero SUSPECT, DEAD or RECOVERED for the $N agents during the flood" [ "$ALARMS" -eq 0 ]
+	"(.kind == \"suspect\" or .kind == \"dead\") and .detected_ns < $T_STOP_NS")
+check "zero SUSPECT or DEAD for the $N agents during the flood" [ "$ALARMS" -eq 0 ]
 [ "$ALARMS" -eq 0 ] || note "$(jq -c "select(.kind != \"up\" and .kind != \"rejected\" and .detected_ns < $T_STOP_NS) | [.agent_id, .kind, .late_us, .detected_ns, .last_seen_ns]" "$E2E_TMP/events.checked.jsonl" | head -20)"
 check "all $N agents were ALIVE after the flood" [ "$(count_state "$ST1" alive)" -eq "$N" ]
 

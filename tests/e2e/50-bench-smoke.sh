@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
+#
+# Smoke run of the benchmark harness (make bench, docs/BENCHMARKS.md):
+# BENCH_QUICK=1 bench/run.sh runs every section at tiny sizes in well under a
+# minute. It must succeed, print its tables, write a document holding exactly
+# those tables and the plots, and leave nothing behind (tests/run.sh checks
+# for leftover namespaces and pins). The figures themselves are not checked:
+# at these sizes, on a machine running other tests, they mean nothing.
+# check_sh evaluates its single-quoted condition later (SC2016).
+# shellcheck disable=SC2016
+# shellcheck source=tests/e2e/lib.sh
+. "$(dirname "$0")/lib.sh"
+e2e_init
+
+for b in vigil-trafficgen vigil-bench vigil-baseline vigil-scale; do
+	[ -x "$E2E_ROOT/build/$b" ] || die "build/$b is not built (make test builds it)"
+done
+command -v gnuplot >/dev/null || die "gnuplot is missing (scripts/deps.sh installs it)"
+
+OUT=$E2E_TMP/out
+t0=$(now)
+if BENCH_QUICK=1 BENCH_OUT="$OUT" timeout 120 "$E2E_ROOT/bench/run.sh" \
+	>"$E2E_TMP/bench.out" 2>"$E2E_TMP/bench.err"; then
+	ok "BENCH_QUICK=1 bench/run.sh succeeds ($(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }') s)"
+else
+	show_file "bench/run.sh stderr" "$E2E_TMP/bench.err"
+	not_ok "BENCH_QUICK=1 bench/run.sh succeeds"
+fi
+
+for s in "### 1. Fast path" "### 2. Throughput" "### 3. Scale" "### 4. Mass failure" \
+	"### 5. Overload" "### Targets"; do
+	check "it prints the table '$s'" grep -qF "$s" "$E2E_TMP/bench.out"
+done
+check "the fast-path table has known, unknown, authenticated and acknowledged beats" \
+	sh -c "grep -q '^| known agent, no auth |' '$E2E_TMP/bench.out' &&
+		grep -q '^| unknown agent |' '$E2E_TMP/bench.out' &&
+		grep -q '^| known agent, authenticated |' '$E2E_TMP/bench.out' &&
+		grep -q '^| beat with acknowledgement |' '$E2E_TMP/bench.out'"
+check "the throughput table has ceiling, vigil and the baseline" \
+	sh -c "grep -q '^| no-op XDP_DROP' '$E2E_TMP/bench.out' && grep -q '^| vigil ' '$E2E_TMP/bench.out' &&
+		grep -q '^| userspace baseline' '$E2E_TMP/bench.out'"
+
+DOC=$OUT/BENCHMARKS.md
+if [ -s "$DOC" ] && python3 - "$E2E_TMP/bench.out" "$DOC" <<'EOF'; then
+import sys
+printed = open(sys.argv[1]).read().strip()
+doc = open(sys.argv[2]).read()
+sys.exit(0 if printed and printed in doc else 1)
+EOF
+	ok "the document holds the printed tables verbatim"
+else
+	not_ok "the document holds the printed tables verbatim"
+fi
+check_sh "the document names machine, kernel, date and command" \
+	'grep -q "^- Kernel: $(uname -r)" "$DOC" && grep -q "^- Date: " "$DOC" && grep -q "^- Command: " "$DOC"'
+n_png=$(find "$OUT/bench" -name '*.png' -size +1k 2>/dev/null | wc -l)
+check "gnuplot drew the plots ($n_png PNG files)" [ "$n_png" -ge 4 ]
+check_sh "no generator, daemon or baseline is left running" \
+	'! pgrep -f "$E2E_ROOT/build/vigil-(trafficgen|baseline)" >/dev/null'
+
+e2e_finish
