@@ -41,6 +41,9 @@ PACKAGES=(
 	sqlite3         # inspecting the event log in tests
 	prometheus      # promtool validates the metrics output (no service is started)
 	nats-server     # the 3-node JetStream cluster of tests/e2e/90-nats.sh
+	curl            # tests/e2e/60-metrics.sh fetches /metrics, /healthz, /readyz
+	strace          # tests/e2e/95-deploy.sh checks vigil's syscalls against the unit's filter
+	systemd         # systemd-analyze verifies the unit (tests/e2e/95-deploy.sh)
 	# benchmarks
 	gnuplot-nox     # plots
 )
