@@ -211,15 +211,23 @@ sql() {
 
 setup_veth || die "creating namespaces $NSG/$NSR and a veth pair"
 
-# Keep the CPUs out of deep idle while we run (PM QoS, released when this
-# process exits): an idle virtual CPU halts, and waking the receiving thread
+# Keep the CPUs out of deep idle while we measure throughput (PM QoS, released
+# after, or when this process exits): an idle virtual CPU halts, and waking the receiving thread
 # then takes the hypervisor's exit-and-resume, long enough now and then to
 # overflow the 256-frame ring at rates far below capacity. The faster a
 # receiver, the more often it sleeps: without this, the no-op ceiling loses
 # frames at rates vigil handles without loss.
-if [ -w /dev/cpu_dma_latency ]; then
+# Only for the throughput section: with every CPU polling, the hypervisor has
+# less to schedule its other work on, and timers elsewhere suffer.
+QOS_FD=
+qos_on() {
+	[ -w /dev/cpu_dma_latency ] || return 0
 	exec {QOS_FD}>/dev/cpu_dma_latency && printf 0 >&"$QOS_FD"
-fi
+}
+qos_off() {
+	[ -n "$QOS_FD" ] && exec {QOS_FD}>&-
+	QOS_FD=
+}
 
 # Is the machine idle? Anything else running skews rates and CPU figures;
 # the report says so.
@@ -228,18 +236,20 @@ sleep 1
 b1=$(awk '/^cpu[0-9]/ { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat)
 paste <(echo "$b0") <(echo "$b1") | awk '{ printf "%s%.0f", (NR > 1 ? " " : ""), 100 * ($3 - $1) / (($4 - $2) ? ($4 - $2) : 1) }' \
 	>"$RES/busy-before.txt"
-echo "{\"busy_before\":\"$(cat "$RES/busy-before.txt")\",\"loadavg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}" >"$RES/machine.json"
+echo "{\"busy_before\":\"$(cat "$RES/busy-before.txt")\",\"loadavg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"started\":\"$(date -u -d "@$T_START" '+%Y-%m-%d %H:%M UTC')\"}" >"$RES/machine.json"
 log "namespaces $NSG, $NSR; veth $IFG -> $IFR; generator on CPU $GEN_CPU, receiver on CPU $RX_CPU"
 
 # ============================================================ 1 fast path
 section_fastpath() {
 	log "1/5 fast path (BPF_PROG_TEST_RUN)"
-	"$BIN/vigil-bench" fastpath --json "${FP_ARGS[@]}" --agents 1024 --rate-burst 0 \
-		>"$RES/fp-hot.json" || die "vigil-bench fastpath (hot) failed"
-	"$BIN/vigil-bench" fastpath --json "${FP_ARGS[@]}" --agents 1024 --rate-burst 0 \
-		--source-pps 0 >"$RES/fp-hot-nosrc.json" || die "vigil-bench fastpath (hot, no source limit) failed"
-	"$BIN/vigil-bench" fastpath --json "${FP_ARGS[@]}" --agents 65536 \
-		>"$RES/fp-fleet.json" || die "vigil-bench fastpath (fleet) failed"
+	# A count mismatch is reported as a note; no result at all is fatal.
+	fp() {
+		"$BIN/vigil-bench" fastpath --json "${FP_ARGS[@]}" "${@:2}" >"$RES/$1.json"
+		jq -e .cases "$RES/$1.json" >/dev/null 2>&1 || die "vigil-bench fastpath ${*:2} gave no result"
+	}
+	fp fp-hot --agents 1024 --rate-burst 0
+	fp fp-hot-nosrc --agents 1024 --rate-burst 0 --source-pps 0
+	fp fp-fleet --agents 65536
 }
 
 # =========================================================== 2 throughput
@@ -248,6 +258,7 @@ section_throughput() {
 		--src-random-bits 12 --src-per-agent --rx-cpu "$RX_CPU" --search --json
 		--steps "$TP_STEPS" --step-sec "$TP_STEP_SEC" --min-rate 100000)
 	log "2/5 throughput: $TP_AGENTS agents, authenticated beats, loss-free search"
+	qos_on
 	# Beats announce 10 ms; a multiplier of 100 puts the deadline at 1 s, so
 	# no agent goes SUSPECT at any rate the search tries (>= 100k pps).
 	make_fleet "$TP_AGENTS" 10 1000 100
@@ -301,6 +312,7 @@ section_throughput() {
 	kill -TERM "$bpid"
 	wait "$bpid" 2>/dev/null
 	rm -rf "$PIN_SINK"
+	qos_off
 }
 
 # ================================================================ 3 scale
@@ -308,11 +320,13 @@ section_scale() {
 	local n
 	for n in "${SCALE_SIZES[@]}"; do
 		log "3/5 scale: $n agents beating every $SCALE_INTERVAL ms"
+		# A failed check (e.g. an event late because the machine stalled)
+		# is reported in the table, not fatal; no result at all is.
 		"$BIN/vigil-scale" --agents "$n" --interval-ms "$SCALE_INTERVAL" --rounds "$SCALE_ROUNDS" \
-			--json >"$TMP/scale-$n.out" 2>&1 || {
-			cat "$TMP/scale-$n.out" >&2
-			die "vigil-scale --agents $n failed"
-		}
+			--json >"$TMP/scale-$n.out" 2>&1 ||
+			sed 's/^/# vigil-scale: /' "$TMP/scale-$n.out" >&2
+		tail -n 1 "$TMP/scale-$n.out" | jq -e .agents >/dev/null 2>&1 ||
+			die "vigil-scale --agents $n gave no result"
 		tail -n 1 "$TMP/scale-$n.out" >"$RES/scale-$n.json"
 	done
 }
