@@ -52,6 +52,9 @@ static void usage(FILE *f)
 		"      --print-acks         one agent: print lease changes learnt from the monitor's\n"
 		"                           acknowledgements as JSON lines (held/lost, token)\n"
 		"      --drift-ppm N        clock rate bound for the lease safety rule (default 1000)\n"
+		"      --send-log FILE      append a JSON line per beat sent: sequence, when it was\n"
+		"                           due, when send(2) started and returned (CLOCK_MONOTONIC\n"
+		"                           ns): proof of when the agent beat\n"
 		"  -k, --keys FILE          sign with each agent's key from a key file (vigil key gen)\n"
 		"      --key HEX            sign with this key (32 hex digits; one agent or all in --id)\n"
 		"      --key-id 0|1         which of the agent's two keys to use (default 0)\n"
@@ -87,6 +90,29 @@ struct target {
 	struct sockaddr_storage ss;
 	socklen_t len;
 };
+
+/* --send-log: when each beat really went out, on the monitor's clock. */
+static FILE *send_log;
+
+static void log_send(__u64 lo, __u64 hi, __u64 seq, __u64 due, __u64 start, __u64 end)
+{
+	if (lo == hi)
+		fprintf(send_log, "{\"ids\":\"%llu\",", (unsigned long long)lo);
+	else
+		fprintf(send_log, "{\"ids\":\"%llu-%llu\",", (unsigned long long)lo,
+			(unsigned long long)hi);
+	fprintf(send_log, "\"seq\":%llu,\"due_ns\":%llu,\"start_ns\":%llu,\"end_ns\":%llu}\n",
+		(unsigned long long)seq, (unsigned long long)due, (unsigned long long)start,
+		(unsigned long long)end);
+}
+
+/* The agent library's clock (CLOCK_BOOTTIME) to CLOCK_MONOTONIC. */
+static __u64 boot_to_mono(__u64 boot_ns)
+{
+	__u64 mono = vg_mono_ns(), boot = vigil_agent_now_ns();
+
+	return boot_ns ? boot_ns - (boot - mono) : 0;
+}
 
 static int parse_target(const char *s, __u16 port, struct target *t)
 {
@@ -148,7 +174,7 @@ static int send_round(int fd, const struct target *t, struct vigil_beat_info *in
 	for (__u64 id = lo; id <= hi && !stop_requested; id++) {
 		info->agent_id = id;
 		info->seq = seq;
-		info->send_ts_ns = vg_wall_ns();
+		info->send_ts_ns = vg_mono_ns(); /* never steps back (docs/wire-format.md) */
 		vigil_beat_encode(&b, info);
 		sign(sg, &b, id);
 		if (sendto(fd, &b, sizeof(b), 0, (const struct sockaddr *)&t->ss, t->len) < 0 &&
@@ -225,6 +251,16 @@ static void print_change(struct vigil_agent *a, enum vigil_lease_change what,
 	       vg_lease_state_name(v->monitor_state), v->remaining_ms,
 	       (unsigned long long)vigil_agent_now_ns(), (unsigned long long)vg_mono_ns(),
 	       (unsigned long long)vg_wall_ns());
+}
+
+static void on_sent(struct vigil_agent *a, uint64_t seq, uint64_t due_ns, uint64_t start_ns,
+		    uint64_t end_ns, void *arg)
+{
+	struct lib_agent *la = arg;
+
+	(void)a;
+	log_send(la->id, la->id, seq, boot_to_mono(due_ns), boot_to_mono(start_ns),
+		 boot_to_mono(end_ns));
 }
 
 /* Probe mode: the check, ahead of each beat, within 80 % of the interval. */
@@ -306,6 +342,7 @@ static int beat_lib(const struct lib_opts *o, __u64 lo, __u64 hi)
 			.queue_low = o->queue_low,
 			.dwell_ms = o->dwell_ms,
 			.gate = o->probe ? probe_gate : NULL,
+			.on_send = send_log ? on_sent : NULL,
 		};
 		const struct vigil_key *k = o->sg->key;
 
@@ -415,6 +452,7 @@ int cmd_beat(int argc, char **argv)
 		OPT_PROBE_EXEC,
 		OPT_PROBE_TCP,
 		OPT_PROBE_HTTP,
+		OPT_SEND_LOG,
 	};
 	static const struct option opts[] = {
 		{ "id", required_argument, NULL, 'i' },
@@ -442,6 +480,7 @@ int cmd_beat(int argc, char **argv)
 		{ "probe-exec", required_argument, NULL, OPT_PROBE_EXEC },
 		{ "probe-tcp", required_argument, NULL, OPT_PROBE_TCP },
 		{ "probe-http", required_argument, NULL, OPT_PROBE_HTTP },
+		{ "send-log", required_argument, NULL, OPT_SEND_LOG },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -454,7 +493,7 @@ int cmd_beat(int argc, char **argv)
 	struct lib_opts lo_opts = {};
 	struct vg_probe probe;
 	bool have_probe = false;
-	const char *keys_path = NULL;
+	const char *keys_path = NULL, *send_log_path = NULL;
 	struct vg_keyfile kf = {};
 	struct vigil_key key;
 	struct signer sg = {};
@@ -571,6 +610,9 @@ int cmd_beat(int argc, char **argv)
 				return 2;
 			have_probe = true;
 			break;
+		case OPT_SEND_LOG:
+			send_log_path = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -593,6 +635,14 @@ int cmd_beat(int argc, char **argv)
 	}
 	if (parse_target(target_s, (__u16)port, &t))
 		return 2;
+	if (send_log_path) {
+		send_log = fopen(send_log_path, "ae");
+		if (!send_log) {
+			pr_warn("--send-log: cannot open %s: %s\n", send_log_path, strerror(errno));
+			return 2;
+		}
+		setvbuf(send_log, NULL, _IOLBF, 0);
+	}
 	if (keys_path && sg.key) {
 		pr_warn("beat: give --keys or --key, not both\n");
 		return 2;
@@ -683,10 +733,14 @@ int cmd_beat(int argc, char **argv)
 	seq = vg_wall_ns() / 1000;
 	start = next = vg_mono_ns();
 	for (round = 1; !stop_requested; round++, seq++) {
+		__u64 t0 = vg_mono_ns();
+
 		if (send_round(fd, &t, &info, lo, hi, seq, &sg)) {
 			ret = 1;
 			break;
 		}
+		if (send_log)
+			log_send(lo, hi, seq, next, t0, vg_mono_ns());
 		if (count && round >= count)
 			break;
 		next += (__u64)info.interval_ms * VIGIL_NSEC_PER_MSEC;

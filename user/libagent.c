@@ -250,8 +250,9 @@ static void report(struct vigil_agent *a)
 }
 
 /* Agent thread (or stop after the join): send one beat. status_override
- * < 0: the agent's current status. */
-static void send_beat(struct vigil_agent *a, int status_override)
+ * < 0: the agent's current status; due_ns: when it was scheduled (0: not
+ * scheduled), for the on_send hook. */
+static void send_beat(struct vigil_agent *a, int status_override, uint64_t due_ns)
 {
 	struct vigil_beat_info info = {};
 	struct vigil_beat b;
@@ -289,7 +290,9 @@ static void send_beat(struct vigil_agent *a, int status_override)
 	info.agent_id = a->cfg.agent_id;
 	info.incarnation = a->incarnation;
 	info.lease_id = a->cfg.lease_id;
-	info.send_ts_ns = wall_ns();
+	/* A clock that never steps back (docs/wire-format.md): the monitor
+	 * estimates its offset from the beats and judges its receive path by it. */
+	info.send_ts_ns = vigil_agent_now_ns();
 	vigil_beat_encode(&b, &info);
 	if (a->cfg.has_key)
 		vigil_beat_sign(&b, &a->key, a->cfg.key_id);
@@ -309,6 +312,8 @@ static void send_beat(struct vigil_agent *a, int status_override)
 		a->send_errno = err;
 		pthread_mutex_unlock(&a->mu);
 	}
+	if (a->cfg.on_send)
+		a->cfg.on_send(a, info.seq, due_ns, t, vigil_agent_now_ns(), a->cfg.arg);
 }
 
 /* Agent thread: verify and apply one datagram from the monitor. */
@@ -516,7 +521,7 @@ static void *agent_thread(void *arg)
 			int scheduled = !next || now >= next;
 
 			if (gate_ok) {
-				send_beat(a, -1);
+				send_beat(a, -1, scheduled ? next : 0);
 			} else if (scheduled) {
 				pthread_mutex_lock(&a->mu);
 				vigil_cadence_on_skip(&a->ccfg, &a->cad, now);
@@ -699,7 +704,7 @@ void vigil_agent_stop(struct vigil_agent *a, int leave)
 	wake(a);
 	pthread_join(a->thread, NULL);
 	if (leave)
-		send_beat(a, VIGIL_STATUS_LEAVING);
+		send_beat(a, VIGIL_STATUS_LEAVING, 0);
 	close(a->fd);
 	close(a->efd);
 	close(a->tfd);

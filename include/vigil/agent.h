@@ -144,6 +144,14 @@ typedef void (*vigil_agent_change_fn)(struct vigil_agent *agent, enum vigil_leas
  * return within timeout_ms; the agent's thread does nothing else meanwhile. */
 typedef int (*vigil_agent_gate_fn)(struct vigil_agent *agent, uint32_t timeout_ms, void *arg);
 
+/* After each beat, on the agent's thread: its sequence, when it was due
+ * (0: sent at once, e.g. on a status change) and when its send(2) started
+ * and returned, all vigil_agent_now_ns(). Lets an agent prove when it beat
+ * (an agent held off the CPU sends late; the monitor is then right to
+ * report it). Keep it short: the next beat waits for it. */
+typedef void (*vigil_agent_send_fn)(struct vigil_agent *agent, uint64_t seq, uint64_t due_ns,
+				    uint64_t start_ns, uint64_t end_ns, void *arg);
+
 struct vigil_agent_config {
 	uint64_t agent_id;         /* required, 1..2^64-1 */
 	const char *monitor;       /* required: the monitor's IPv4 or IPv6 address */
@@ -191,6 +199,7 @@ struct vigil_agent_config {
 	uint32_t dwell_ms;         /* least time between two steps (0: 4 x the
 				    * current interval) */
 	vigil_agent_gate_fn gate;  /* optional: beat only while it passes (probe mode) */
+	vigil_agent_send_fn on_send; /* optional: told of every beat sent (appended) */
 };
 
 /* Start beating from a new thread. Returns NULL with errno set: EINVAL (bad

@@ -186,7 +186,6 @@ if ! start_daemon daemon "$NS" "$PIN" --iface lo --mode skb --config "$CONF" \
 	die "vigil run --mode skb on lo in $NS starts"
 fi
 ok "vigil run --mode skb on lo in $NS starts"
-start_stall_probes "$NS" # see stalls.py: tells machine stalls from bugs
 start_beater beat-1 "$NS" --id 1 --target 127.0.0.1 --interval-ms 20 --keys "$KEYS"
 start_beater beat-2 "$NS" --id 2 --target 127.0.0.1 --interval-ms 100 --keys "$KEYS"
 
@@ -255,9 +254,13 @@ wait_for 5 got7
 kinds7=$(jq -rs '[.[] | select(.agent_id == 7) | .kind] | join(",")' "$EV")
 check "the added agent that never beats gets one SUSPECT, then one DEAD ($kinds7)" \
 	[ "$kinds7" = "suspect,dead" ]
-late7=$(jq -rs '[.[] | select(.agent_id == 7) | .late_us] | map(tostring) | join(",")' "$EV")
-lateok=$(jq -s '[.[] | select(.agent_id == 7) | select(.late_us < 0 or .late_us > 22000)] | length' "$EV")
-check "its SUSPECT/DEAD are not early and at most 22 ms late (late_us $late7)" [ "$lateok" -eq 0 ]
+# A verdict waits for evidence that the receive path has caught up (another
+# beat sent after the deadline: here agent 1's, every 20 ms) and says how
+# long (held_us); beyond that wait it is at most a tick or two late.
+late7=$(jq -rs '[.[] | select(.agent_id == 7) | "\(.late_us)/\(.held_us // 0)"] | join(",")' "$EV")
+lateok=$(jq -s '[.[] | select(.agent_id == 7) | select(.late_us < 0 or .late_us - (.held_us // 0) > 4000
+	or (.held_us // 0) > 200000 or .unverified)] | length' "$EV")
+check "its SUSPECT/DEAD are not early, taken on evidence within the hold bound, and at most 4 ms late beyond the wait for it (late_us/held_us $late7)" [ "$lateok" -eq 0 ]
 
 # An added agent that beats (signed with the key given to agent add) comes up.
 KEY8=$("$VIGIL" key gen --id 8 | awk '{ print $3 }')
@@ -293,11 +296,11 @@ not_listed() {
 }
 check "the removed agent is gone from vigil agent list" not_listed 2
 nap 1.5
-# Leave out what measured machine stalls explain (normally nothing).
+# Leave out what the agents' own send logs explain (normally nothing).
 EVF=$E2E_TMP/events.checked.jsonl
 : >"$E2E_TMP/excused"
-stall_excuse "$EV" 1
-stall_excuse "$EV" 2 "$T2_NS"
+agent_excuse "$EV" 1
+agent_excuse "$EV" 2 "$T2_NS"
 without_excused "$EV" "$EVF"
 n2_after=$(events_where "$EV" ".agent_id == 2 and .detected_ns >= $T2_NS")
 kinds2=$(jq -rs '[.[] | select(.agent_id == 2) | .kind] | join(",")' "$EVF")

@@ -12,8 +12,9 @@
 #     the programs and the sweeper; the running daemon notices and exits.
 #
 # skb-mode (generic) XDP on the monitor side of a veth pair; 10-fleet.sh
-# covers native mode. Events that measured stalls of the machine explain
-# are left out of the counts and reported (see stalls.py).
+# covers native mode. Events the agents' own send logs explain (no beat
+# sent before the deadline) are left out of the counts and reported
+# (excuse.py).
 # check_sh evaluates its single-quoted condition later (SC2016/SC2034); small
 # predicates are called through check/wait_for (SC2317).
 # shellcheck disable=SC2016,SC2034,SC2317
@@ -42,7 +43,6 @@ if ! start_daemon d1 "$NS_MON" "$PIN" "${DAEMON_ARGS[@]}"; then
 	die "vigil run attaches in skb mode to $IF_MON"
 fi
 ok "vigil run attaches in skb mode to $IF_MON"
-start_stall_probes "$NS_AGENT"
 start_beater beat-1-3 "$NS_AGENT" --id 1-3 --target 198.18.0.1 --interval-ms 20 --keys "$KEYS"
 start_beater beat-4 "$NS_AGENT" --id 4 --target 198.18.0.1 --interval-ms 20 --keys "$KEYS"
 
@@ -70,14 +70,14 @@ check "it says detection continues in the kernel" \
 check "the XDP link stays pinned" [ -e "$PIN/link" ]
 check_sh "ip link still shows the same vigil_xdp (id $PROG_ID) on $IF_MON" \
 	'[ -n "$PROG_ID" ] && [ "$(xdp_prog_id)" = "$PROG_ID" ]'
-# checked_events: $EVF := the log without what machine stalls explain (the
+# checked_events: $EVF := the log without what the agents' send logs explain (the
 # beating agents' events, agent 4's before it was killed); N_CHECKED := its size.
 EVF=$E2E_TMP/events.checked.jsonl
 T4_NS=
 checked_events() {
 	: >"$E2E_TMP/excused"
-	stall_excuse "$EV" 1-3
-	stall_excuse "$EV" 4 "${T4_NS:-$(mono_ns)}"
+	agent_excuse "$EV" 1-3
+	agent_excuse "$EV" 4 "${T4_NS:-$(mono_ns)}"
 	without_excused "$EV" "$EVF"
 	N_CHECKED=$(wc -l <"$EVF")
 }

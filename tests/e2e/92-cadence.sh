@@ -58,7 +58,6 @@ start_daemon daemon "$NS" "$PIN" --iface lo --mode skb --config "$CONF" --keys "
 }
 [ ${#BEAT_PRIO[@]} -eq 0 ] || chrt -f -p 10 "${PIDS[daemon]}" >/dev/null 2>&1
 ok "vigil run attaches (skb mode on lo, storm budget $BUDGET beats/s, ack group)"
-start_stall_probes "$NS" # see stalls.py: tells machine stalls from bugs
 
 q() { sqlite3 -cmd '.timeout 5000' "$DB" "$@"; }
 n_kind() { q "SELECT count(*) FROM events WHERE kind = '$1' AND agent_id BETWEEN $2 AND $3"; }
@@ -79,11 +78,11 @@ rate() {
 cadence_seq() { jq -r '.interval_ms' "$1" 2>/dev/null | paste -sd, -; }
 set_depth() { echo "$1" >"$QFILE.tmp" && mv "$QFILE.tmp" "$QFILE"; }
 # unexcused_misses A B SINCE_NS: MISSES := SUSPECT/DEAD of agents A..B
-# detected after SINCE_NS (monotonic) that the stall probes do not explain.
+# detected after SINCE_NS (monotonic) that the agents' send logs do not explain.
 unexcused_misses() {
 	local ev=$T/ev.$1.jsonl evf=$T/evf.$1.jsonl
 	log_json "$DB" | jq -c "select(.detected_ns >= $3)" >"$ev"
-	stall_excuse "$ev" "$1-$2"
+	agent_excuse "$ev" "$1-$2"
 	without_excused "$ev" "$evf"
 	MISSES=$(events_where "$evf" "(.kind == \"suspect\" or .kind == \"dead\") and .agent_id >= $1 and .agent_id <= $2")
 }

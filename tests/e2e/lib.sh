@@ -18,10 +18,11 @@
 #   start_bg NAME NS CMD...      start CMD in the background in NS, remember its
 #                                pid (${PIDS[NAME]}) for cleanup; output in
 #                                $E2E_TMP/NAME.out and NAME.err
-#   start_beater NAME NS ARGS... `vigil beat ARGS` like start_bg, real-time priority
-#   start_stall_probes NS        measure scheduling stalls of the machine, so that
-#   stall_excuse EV AGENTS [T]   events they explain are told apart from bugs and
-#   without_excused EV OUT       left out of the counts (stalls.py)
+#   start_beater NAME NS ARGS... `vigil beat ARGS` like start_bg, real-time
+#                                priority, with its send log ($E2E_TMP/send.NAME.jsonl)
+#   agent_excuse EV AGENTS [T]   events the agents' own send logs explain (the
+#   without_excused EV OUT       agent did not beat) are told apart from monitor
+#                                bugs and left out of the counts (excuse.py)
 #   new_pin_root VAR SUFFIX      VAR=/sys/fs/bpf/vg$$-SUFFIX, detached at cleanup
 #   wait_for SECONDS CMD...      poll CMD every 50 ms until it succeeds
 #   make_keys FILE A-B           agent keys for `vigil run --keys` / `vigil beat --keys`
@@ -224,10 +225,10 @@ start_bg() {
 }
 
 # start_beater NAME NS ARGS...: `vigil beat ARGS` in the background, at a
-# real-time priority when the system allows it. The agents under test must
-# beat on time even when other work loads the CPUs (a beater starved for
-# 3 intervals would be a real miss, not a monitor bug); the monitor side
-# (XDP, the sweeper's timer) is what the tests measure.
+# real-time priority when the system allows it, so that other work on the
+# machine seldom holds the agents off. When it does, the beater's send log
+# ($E2E_TMP/send.NAME.jsonl: when each beat really went out) tells that
+# agent-side silence from a monitor that missed beats sent in time.
 BEAT_PRIO=()
 if chrt -f 10 true 2>/dev/null; then
 	BEAT_PRIO=(chrt -f 10)
@@ -235,44 +236,58 @@ fi
 start_beater() {
 	local name=$1 ns=$2
 	shift 2
-	start_bg "$name" "$ns" "${BEAT_PRIO[@]}" "$VIGIL" beat "$@"
+	start_bg "$name" "$ns" "${BEAT_PRIO[@]}" "$VIGIL" beat --send-log "$E2E_TMP/send.$name.jsonl" "$@"
 }
 
-# Scheduling stalls of the test machine (tests/e2e/stalls.py explains why).
-STALLS_PY=$E2E_ROOT/tests/e2e/stalls.py
-
-# start_stall_probes NS: one probe per CPU, at the beaters' priority.
-start_stall_probes() {
-	local cpu n
-	n=$(nproc)
-	for ((cpu = 0; cpu < n; cpu++)); do
-		start_bg "stall-cpu$cpu" "$1" "${BEAT_PRIO[@]}" python3 "$STALLS_PY" probe \
-			--cpu "$cpu" --out "$E2E_TMP/stalls.cpu$cpu"
-	done
+# start_canary NS TARGET KEYS [ID]: a canary agent (default id 99, which the
+# agents file must register with interval-min-ms <= 5) beating every 5 ms
+# through the same path as the agents. Its beats are the monitor's evidence
+# that its receive path is current (docs/design.md): with it, a silent
+# agent's verdict waits at most ~5 ms for that evidence, however sparse the
+# agents under test beat.
+CANARY_ID=99
+start_canary() {
+	start_beater canary "$1" --id "${4:-$CANARY_ID}" --target "$2" --interval-ms 5 --keys "$3"
 }
+
+# rx_record PIN: the monitor's record of its receive path and its verdicts
+# (vigil status), as notes: lag per receive queue, episodes behind, held and
+# corrected verdicts.
+rx_record() {
+	status_json "$1" | jq -r '"monitor: sweeper behind \(.sweeper.behind_episodes) times (worst \(.sweeper.behind_max_ticks) ticks); " +
+		([.receive_queues[] | "queue \(.queue): \(.beats) beats, \(.behind_episodes) episodes behind (worst \(.behind_max_ns / 1e6) ms)"] | join("; ")) +
+		"; verdicts held \(.stats.verdicts_held) (evidence \(.stats.held_decided), unverified \(.stats.held_unverified), dropped \(.stats.held_cancelled), late beat \(.stats.held_by_beat); longest \(.stats.held_max_ns / 1e6) ms), corrected \(.stats.corrected)"' |
+		while IFS= read -r l; do note "$l"; done
+}
+
+EXCUSE_PY=$E2E_ROOT/tests/e2e/excuse.py
 
 # mono_ns: CLOCK_MONOTONIC in ns, the clock of the events' *_ns fields.
 mono_ns() {
-	python3 "$STALLS_PY" now
+	python3 "$EXCUSE_PY" now
 }
 
-# stall_excuse EV AGENTS [UNTIL_NS]: add to $E2E_TMP/excused the event_seq of
-# every non-`up` event of AGENTS (e.g. 1-45) detected before UNTIL_NS that a
-# measured stall of the machine explains; print a note when there are any.
-stall_excuse() {
+# agent_excuse EV AGENTS [UNTIL_NS]: add to $E2E_TMP/excused the event_seq of
+# every non-`up` event of AGENTS (e.g. 1-45) detected before UNTIL_NS that the
+# agents' own send logs explain (they sent nothing between their last
+# accepted beat and the deadline); print a note when there are any.
+agent_excuse() {
 	local ev=$1 agents=$2 until=${3:-} summary
-	summary=$(python3 "$STALLS_PY" excuse --stalls "$E2E_TMP" --events "$ev" --agents "$agents" \
-		${until:+--until "$until"} 2>&1 >>"$E2E_TMP/excused")
+	summary=$(python3 "$EXCUSE_PY" excuse --send-logs "$E2E_TMP" --events "$ev" \
+		--agents "$agents" ${until:+--until "$until"} 2>&1 >>"$E2E_TMP/excused")
 	case $summary in
 	0\ of\ 0\ *) ;;
 	*) note "agents $agents: $summary" ;;
 	esac
 }
 
-# without_excused EV OUT: the events of EV except those in $E2E_TMP/excused.
+# without_excused EV OUT: the agents' events of EV except those in
+# $E2E_TMP/excused (the monitor's own health events, monitor_*, are left
+# out too: they are about the monitor, not an agent; rx_record shows them).
 without_excused() {
 	touch "$E2E_TMP/excused"
-	jq -c --slurpfile x "$E2E_TMP/excused" 'select(.event_seq as $s | any($x[]; . == $s) | not)' \
+	jq -c --slurpfile x "$E2E_TMP/excused" \
+		'select((.kind | startswith("monitor_") | not) and (.event_seq as $s | any($x[]; . == $s) | not))' \
 		"$1" >"$2"
 }
 
