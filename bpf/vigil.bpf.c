@@ -146,6 +146,15 @@ struct {
 	__type(value, struct lease_slot);
 } vigil_leases SEC(".maps");
 
+/* vigil_rxq: each receive queue's progress (send-time watermark, lateness);
+ * written by XDP on the queue's CPU, sampled and reset by the sweeper. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, VIGIL_MAX_RXQ);
+	__type(key, __u32);
+	__type(value, struct rxq_state);
+} vigil_rxq SEC(".maps");
+
 /* vigil_config: run-time settings; written by the daemon. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -218,10 +227,17 @@ static __always_inline void event_end(struct vigil_stats *st, struct vigil_event
 	st->events++;
 }
 
+/* How a verdict was reached, for the event (vigil_event.flags, aux_ns). */
+struct verdict_note {
+	__u16 flags;
+	__u64 aux_ns;
+};
+
 /* An agent event (s may be NULL for refused beats of unknown agents). */
 static __always_inline void emit(struct vigil_stats *st, struct agent_slot *s, __u32 slot,
 				 __u64 agent_id, __u32 kind, __u32 prev, __u32 state, __u64 now,
-				 __u32 reason, const struct src_addr *src)
+				 __u32 reason, const struct src_addr *src,
+				 const struct verdict_note *note)
 {
 	struct vigil_event *e;
 	__u64 seq = 0;
@@ -238,6 +254,10 @@ static __always_inline void emit(struct vigil_stats *st, struct agent_slot *s, _
 	e->prev_state = prev;
 	e->state = state;
 	e->reason = reason;
+	if (note) {
+		e->flags = note->flags;
+		e->aux_ns = note->aux_ns;
+	}
 	if (src)
 		__builtin_memcpy(e->src_addr, src->a, sizeof(e->src_addr));
 	if (s) {
@@ -274,13 +294,28 @@ static __always_inline void lease_transition(struct vigil_stats *st, struct leas
 }
 
 /* Take a state edge exactly once; report it when we won the race. */
-static __always_inline int transition(struct vigil_stats *st, struct agent_slot *s, __u32 slot,
-				      __u32 from, __u32 to, __u32 kind, __u64 now)
+static __always_inline int transition_noted(struct vigil_stats *st, struct agent_slot *s,
+					    __u32 slot, __u32 from, __u32 to, __u32 kind, __u64 now,
+					    const struct verdict_note *note)
 {
 	if (__sync_val_compare_and_swap(&s->state, from, to) != from)
 		return 0;
-	emit(st, s, slot, s->agent_id, kind, from, to, now, VIGIL_REJECT_NONE, NULL);
+	emit(st, s, slot, s->agent_id, kind, from, to, now, VIGIL_REJECT_NONE, NULL, note);
 	return 1;
+}
+
+static __always_inline int transition(struct vigil_stats *st, struct agent_slot *s, __u32 slot,
+				      __u32 from, __u32 to, __u32 kind, __u64 now)
+{
+	return transition_noted(st, s, slot, from, to, kind, now, NULL);
+}
+
+/* A hold of `held_ns` ended with a verdict: count it. */
+static __always_inline void count_hold(struct vigil_stats *st, __u64 held_ns)
+{
+	st->held_ns += held_ns;
+	if (held_ns > st->held_max_ns)
+		st->held_max_ns = held_ns;
 }
 
 /* ---------------------------------------------------------------- beats */
@@ -310,7 +345,7 @@ static __always_inline int reject(struct vigil_stats *st, const struct vigil_con
 	if (__sync_fetch_and_add(&g->reject_in_window, 1) < cfg->reject_events_per_sec)
 		emit(st, NULL, s ? slot : NO_SLOT, agent_id, VIGIL_EV_REJECTED,
 		     s ? s->state : VIGIL_AGENT_FREE, s ? s->state : VIGIL_AGENT_FREE, now, reason,
-		     src);
+		     src, NULL);
 	return beat_verdict(cfg);
 }
 
@@ -473,13 +508,173 @@ static __always_inline void renew_lease(struct vigil_stats *st, struct agent_slo
 	__sync_fetch_and_add(&l->renewals, 1);
 }
 
+/* The beat as the slot held it before this one moved it. */
+struct prior_beat {
+	__u64 last_seen_ns, seq, deadline, send_ts_ns;
+	__u32 incarnation, interval_ms;
+};
+
+/*
+ * What a timestamped beat says about the receive path: the agent's clock
+ * estimate moves, and the queue's send-time watermark with it. Returns the
+ * beat's estimated send time on the monitor's clock (the earliest it could
+ * have reached XDP), or 0 for a beat without a timestamp.
+ */
+static __always_inline __u64 note_send_time(struct vigil_stats *st, struct agent_slot *s,
+					    const struct vigil_beat_info *b, __u32 rxq,
+					    const struct prior_beat *p, __u64 gap,
+					    __u64 *first_lost, __u64 now)
+{
+	__u32 q = rxq & (VIGIL_MAX_RXQ - 1), ivl;
+	struct rxq_state *r;
+	__u64 est, lag;
+	__s64 off;
+
+	if (!b->send_ts_ns)
+		return 0;
+	off = vigil_clock_update(&s->clock_off_ns, &s->clock_at_ns, now,
+				 (__s64)(now - b->send_ts_ns));
+	s->rxq = (__u16)q;
+	est = vigil_send_estimate(now, b->send_ts_ns, off);
+	if (!est)
+		return 0;
+	lag = now - est;
+	r = bpf_map_lookup_elem(&vigil_rxq, &q);
+	if (!r)
+		return est;
+	/* Losses first: a sweeper that sees the watermark move sees them too. */
+	ivl = vigil_clamp_interval(b->interval_ms, s->interval_min_ms, s->interval_max_ms);
+	*first_lost = vigil_first_lost_ns(est, gap, ivl,
+					  p->send_ts_ns ? vigil_send_estimate(p->last_seen_ns,
+									      p->send_ts_ns, off) : 0);
+	if (*first_lost) {
+		__u64 last = est - (__u64)ivl * VIGIL_NSEC_PER_MSEC;
+
+		if (vigil_loss_add(&r->loss_from_ns, &r->loss_to_ns, &r->loss_beats, *first_lost,
+				   last > *first_lost ? last : *first_lost, (__u32)gap)) {
+			if (r->burst_from_ns != r->loss_from_ns)
+				r->bursts++;
+			r->burst_from_ns = r->loss_from_ns;
+			r->burst_to_ns = r->loss_to_ns;
+		}
+		r->lost += gap;
+		st->lost_beats += gap;
+	}
+	/* One CPU serves a queue at a time; a lost race only delays evidence. */
+	if (est > r->sent_wm_ns)
+		r->sent_wm_ns = est;
+	r->last_rx_ns = now;
+	r->lag_ns = lag;
+	if (lag < r->win_lag_min_ns)
+		r->win_lag_min_ns = lag;
+	r->beats++;
+	return est;
+}
+
+
+
+/* Report a deadline the agent really missed, seen only now (a held verdict
+ * ended by a beat sent too late): a SUSPECT as the sweeper would have
+ * taken it, from the slot as it was. */
+static __always_inline void emit_missed(struct vigil_stats *st, struct agent_slot *s, __u32 slot,
+					__u32 prev, const struct prior_beat *p, __u64 now,
+					const struct verdict_note *note)
+{
+	struct vigil_event *e;
+	__u64 seq = 0;
+
+	e = event_begin(st, VIGIL_EV_SUSPECT, now, &seq);
+	if (seq) {
+		s->last_event_seq = seq;
+		s->state_since_ns = now;
+	}
+	if (!e)
+		return;
+	e->agent_id = s->agent_id;
+	e->slot = slot;
+	e->prev_state = prev;
+	e->state = VIGIL_AGENT_SUSPECT;
+	e->last_seen_ns = p->last_seen_ns;
+	e->seq = p->seq;
+	e->incarnation = p->incarnation;
+	e->interval_ms = p->interval_ms;
+	e->flags = note->flags;
+	e->aux_ns = note->aux_ns;
+	event_end(st, e);
+}
+
+/*
+ * A verdict the sweeper holds (hold_since_ns) belongs to whoever clears it
+ * first. A beat that does so decides it from its own send time: sent in
+ * time for the deadline, the agent never missed it and nothing is
+ * reported; sent after it, the agent did miss it, and the SUSPECT the hold
+ * kept back is reported now, followed by the recovery this beat is. Called
+ * after the beat's liveness facts are stored, so a sweeper that finds the
+ * hold gone sees them. Returns the agent's state afterwards.
+ */
+static __always_inline __u32 end_hold(struct vigil_stats *st, struct agent_slot *s, __u32 slot,
+				      __u32 state, const struct prior_beat *p, __u16 in_time,
+				      __u64 now)
+{
+	__u64 h = s->hold_since_ns;
+	struct verdict_note note = { .flags = VIGIL_EVF_HELD | VIGIL_EVF_BY_BEAT };
+
+	if (!h || __sync_val_compare_and_swap(&s->hold_since_ns, h, 0) != h)
+		return state;
+	note.aux_ns = now > h ? now - h : 0;
+	count_hold(st, note.aux_ns);
+	if (in_time || (state != VIGIL_AGENT_ALIVE && state != VIGIL_AGENT_NEW)) {
+		/* Sent in time, delayed or lost on the way (or a held DEAD,
+		 * which the recovery below ends). */
+		st->held_cancelled++;
+		return state;
+	}
+	st->held_by_beat++;
+	emit_missed(st, s, slot, state, p, now, &note);
+	emit(st, s, slot, s->agent_id, VIGIL_EV_RECOVERED, VIGIL_AGENT_SUSPECT, VIGIL_AGENT_ALIVE,
+	     now, VIGIL_REJECT_NONE, NULL, NULL);
+	if (state == VIGIL_AGENT_NEW)
+		__sync_val_compare_and_swap(&s->state, VIGIL_AGENT_NEW, VIGIL_AGENT_ALIVE);
+	return VIGIL_AGENT_ALIVE;
+}
+
 static __always_inline void accept_beat(struct vigil_stats *st, struct agent_slot *s, __u32 slot,
 					const struct vigil_beat_info *b,
-					enum vigil_replay_verdict v, __u64 now)
+					enum vigil_replay_verdict v, __u32 rxq, __u64 now)
 {
 	__u32 state = s->state;
 	int late = v == VIGIL_REPLAY_LATE;
+	/* The deadline this beat answers, before it moves it. */
+	struct prior_beat p = {
+		.last_seen_ns = s->last_seen_ns,
+		.seq = s->seq,
+		.deadline = vigil_deadline(s->last_seen_ns, s->interval_ms, s->multiplier),
+		.send_ts_ns = s->send_ts_ns,
+		.incarnation = s->incarnation,
+		.interval_ms = s->interval_ms,
+	};
+	struct verdict_note proof = {};
+	__u64 est, gap = 0, first_lost = 0;
 
+	if (v == VIGIL_REPLAY_RESTART)
+		s->clock_at_ns = 0; /* a new incarnation may bring a new clock */
+	/* Beats of this incarnation that never arrived (a bounded gap: a larger
+	 * jump is a sender that moved its sequence, not a loss). */
+	if (v == VIGIL_REPLAY_NEWER && state != VIGIL_AGENT_NEW && b->seq > p.seq + 1 &&
+	    b->seq - p.seq - 1 <= VIGIL_LOSS_GAP_MAX)
+		gap = b->seq - p.seq - 1;
+	est = note_send_time(st, s, b, rxq, &p, gap, &first_lost, now);
+
+	/* Sent in time, yet the verdict was taken: what held it up came after
+	 * the agent (the receive path, the network). Or beats sent in time were
+	 * lost on the way (its sequence says so). */
+	if (est && est <= p.deadline) {
+		proof.flags = VIGIL_EVF_MONITOR_DELAY;
+		proof.aux_ns = est;
+	} else if (first_lost && first_lost <= p.deadline) {
+		proof.flags = VIGIL_EVF_BEATS_LOST;
+		proof.aux_ns = first_lost;
+	}
 	if (late) {
 		/* Authentic and inside the window, just out of order: it still
 		 * proves the agent alive, but everything else it reports is older
@@ -514,10 +709,12 @@ static __always_inline void accept_beat(struct vigil_stats *st, struct agent_slo
 
 	if (v == VIGIL_REPLAY_RESTART)
 		emit(st, s, slot, s->agent_id, VIGIL_EV_RESTART, state, state, now,
-		     VIGIL_REJECT_NONE, NULL);
+		     VIGIL_REJECT_NONE, NULL, NULL);
 
 	if (!late && b->lease_id)
 		renew_lease(st, s, b, now);
+
+	state = end_hold(st, s, slot, state, &p, proof.flags, now);
 
 	/* A late beat neither announces a departure a newer beat took back nor
 	 * undoes one that overtook it: LEAVING is judged on the newest beat. */
@@ -531,12 +728,18 @@ static __always_inline void accept_beat(struct vigil_stats *st, struct agent_slo
 		transition(st, s, slot, state, VIGIL_AGENT_ALIVE, VIGIL_EV_UP, now);
 		break;
 	case VIGIL_AGENT_SUSPECT:
-		transition(st, s, slot, state, VIGIL_AGENT_ALIVE, VIGIL_EV_RECOVERED, now);
+		if (transition_noted(st, s, slot, state, VIGIL_AGENT_ALIVE, VIGIL_EV_RECOVERED, now,
+				     &proof) && (proof.flags & VIGIL_EVF_MONITOR_DELAY))
+			st->corrected++;
 		break;
 	case VIGIL_AGENT_DEAD:
 		/* The sweeper dropped it from the wheel; hand it back. */
-		if (transition(st, s, slot, state, VIGIL_AGENT_ALIVE, VIGIL_EV_RECOVERED, now))
+		if (transition_noted(st, s, slot, state, VIGIL_AGENT_ALIVE, VIGIL_EV_RECOVERED, now,
+				     &proof)) {
+			if (proof.flags & VIGIL_EVF_MONITOR_DELAY)
+				st->corrected++;
 			hand_to_sweeper(st, slot);
+		}
 		break;
 	case VIGIL_AGENT_LEFT:
 		if (late)
@@ -750,7 +953,7 @@ static __always_inline int handle_beat(struct xdp_md *ctx, const struct beat_fra
 		st->over_rate_agent++;
 		return reject(st, cfg, s, slot, b.agent_id, reason, src);
 	}
-	accept_beat(st, s, slot, &b, rv, now);
+	accept_beat(st, s, slot, &b, rv, ctx->rx_queue_index, now);
 	if (auth->flags & VIGIL_AUTH_ACK)
 		return send_ack(f, data_end, payload, auth, &b, cfg, now);
 	return beat_verdict(cfg);
@@ -801,7 +1004,9 @@ struct sweep_ctx {
 	__u64 now_tick;
 	__u64 visits;
 	__u64 refiled;
+	__u64 hold_max_ns;
 	__u32 dead_misses;
+	__u32 sweeper_behind; /* the sweeper is in a MONITOR_BEHIND episode */
 };
 
 /* File a slot in the bucket of tick `due` (never behind the cursor). */
@@ -829,6 +1034,7 @@ static __always_inline void leave_wheel(struct wheel_state *ws, struct wheel_lin
 {
 	l->in_wheel = 0;
 	l->next = 0;
+	l->hold_step = 0;
 	if (ws->filed)
 		ws->filed--;
 }
@@ -854,6 +1060,75 @@ static __always_inline void visit_lease(struct sweep_ctx *c, struct wheel_state 
 	}
 }
 
+/*
+ * May the verdict due at `due` be taken now? Only with evidence that the
+ * agent's receive queue has caught up with the deadline, or once the hold
+ * bound has passed (docs/design.md, "receive-path evidence"). Returns 1 and
+ * fills *note to decide now; 0 to look again at *next_tick (holding, or a
+ * beat just ended the hold and the slot must be judged afresh).
+ */
+static __always_inline int verdict_ready(struct sweep_ctx *c, struct vigil_stats *st,
+					 struct agent_slot *s, struct wheel_link *l, __u64 due,
+					 struct verdict_note *note, __u64 *next_tick)
+{
+	__u32 q = s->rxq & (VIGIL_MAX_RXQ - 1), step = l->hold_step;
+	struct rxq_state *r = bpf_map_lookup_elem(&vigil_rxq, &q);
+	__u64 h = s->hold_since_ns, sent = 0;
+	int losing;
+
+	/* Losses count from the send time of the agent's last beat: that beat
+	 * may itself have waited out the trouble in the queue. */
+	if (s->send_ts_ns)
+		sent = vigil_send_estimate(s->last_seen_ns, s->send_ts_ns, s->clock_off_ns);
+	losing = r && vigil_loss_overlaps(r->burst_from_ns, r->burst_to_ns,
+					  sent ? sent : s->last_seen_ns, due);
+	int rx_behind = r && r->behind_since_ns;
+	int lossy = r && r->burst_to_ns && r->burst_to_ns + VIGIL_LOSS_RECENT_NS >= due;
+	/* The queue's own trouble stretches the bound; a late sweeper (a busy
+	 * or descheduled CPU) only delays verdicts and is only noted. */
+	__u64 bound = c->hold_max_ns * (losing || rx_behind || lossy ? VIGIL_HOLD_TROUBLE_FACTOR : 1);
+	enum vigil_gate g = vigil_verdict_gate(due, r ? r->sent_wm_ns : 0, c->now, bound, losing,
+					      lossy ? c->hold_max_ns / 2 : 0);
+
+	if (g == VIGIL_GATE_HOLD) {
+		if (!h) {
+			s->hold_since_ns = c->now;
+			st->verdicts_held++;
+		}
+		*next_tick = vigil_hold_next_tick(c->now_tick, &step, due + bound, tick_ns);
+		l->hold_step = (__u16)step;
+		return 0;
+	}
+	l->hold_step = 0;
+	if (h) {
+		if (__sync_val_compare_and_swap(&s->hold_since_ns, h, 0) != h) {
+			*next_tick = 0; /* next tick */
+			return 0;
+		}
+		note->flags |= VIGIL_EVF_HELD;
+		note->aux_ns = c->now - h;
+		count_hold(st, c->now - h);
+		if (g == VIGIL_GATE_DECIDE)
+			st->held_decided++;
+		else
+			st->held_unverified++;
+	}
+	if (g == VIGIL_GATE_UNVERIFIED)
+		note->flags |= VIGIL_EVF_RX_UNVERIFIED;
+	if (rx_behind || c->sweeper_behind)
+		note->flags |= VIGIL_EVF_MONITOR_BEHIND;
+	if (losing)
+		note->flags |= VIGIL_EVF_BEATS_LOST;
+	return 1;
+}
+
+/* Where a held slot goes: its next look, but never past the horizon, so a
+ * beat that ends the hold and then the agent's death are still seen in time. */
+static __always_inline __u64 hold_due(const struct sweep_ctx *c, __u64 tick, __u64 horizon)
+{
+	return tick ? vigil_wheel_due(c->now, tick * tick_ns, horizon, tick_ns) : 0;
+}
+
 /* Look at one slot: take due edges, then re-file or drop it. */
 static __always_inline void visit(struct sweep_ctx *c, struct wheel_state *ws,
 				  struct vigil_stats *st, __u32 slot)
@@ -861,7 +1136,8 @@ static __always_inline void visit(struct sweep_ctx *c, struct wheel_state *ws,
 	struct agent_slot *s = bpf_map_lookup_elem(&vigil_agents, &slot);
 	struct wheel_link *l = bpf_map_lookup_elem(&vigil_links, &slot);
 	enum vigil_sweep_action act;
-	__u64 next_ns = 0, horizon;
+	struct verdict_note note = {};
+	__u64 next_ns = 0, horizon, due, again = 0;
 	__u32 state;
 
 	if (slot >= max_agents) {
@@ -878,17 +1154,26 @@ static __always_inline void visit(struct sweep_ctx *c, struct wheel_state *ws,
 	horizon = vigil_horizon_ns(s->interval_min_ms, s->multiplier);
 	switch (act) {
 	case VIGIL_SWEEP_KEEP:
+		l->hold_step = 0;
 		c->refiled++;
 		file_slot(ws, l, slot, vigil_wheel_due(c->now, next_ns, horizon, tick_ns));
 		break;
 	case VIGIL_SWEEP_TO_SUSPECT:
-		if (transition(st, s, slot, state, VIGIL_AGENT_SUSPECT, VIGIL_EV_SUSPECT, c->now))
+		due = vigil_deadline(s->last_seen_ns, s->interval_ms, s->multiplier);
+		if (!verdict_ready(c, st, s, l, due, &note, &again))
+			file_slot(ws, l, slot, hold_due(c, again, horizon));
+		else if (transition_noted(st, s, slot, state, VIGIL_AGENT_SUSPECT, VIGIL_EV_SUSPECT,
+					  c->now, &note))
 			file_slot(ws, l, slot, vigil_wheel_due(c->now, next_ns, horizon, tick_ns));
 		else /* a beat or the daemon changed it meanwhile: look again next tick */
 			file_slot(ws, l, slot, 0);
 		break;
 	case VIGIL_SWEEP_TO_DEAD:
-		if (transition(st, s, slot, state, VIGIL_AGENT_DEAD, VIGIL_EV_DEAD, c->now))
+		due = vigil_dead_at(s->last_seen_ns, s->interval_ms, s->multiplier, c->dead_misses);
+		if (!verdict_ready(c, st, s, l, due, &note, &again))
+			file_slot(ws, l, slot, hold_due(c, again, horizon));
+		else if (transition_noted(st, s, slot, state, VIGIL_AGENT_DEAD, VIGIL_EV_DEAD, c->now,
+					  &note))
 			leave_wheel(ws, l);
 		else
 			file_slot(ws, l, slot, 0);
@@ -954,6 +1239,92 @@ static long sweep_one(__u64 i, struct sweep_ctx *c)
 	return 0;
 }
 
+/* ------------------------------------------------------ monitor health */
+
+/* The receive queues are sampled this often; an episode ends after a whole
+ * second without a late sample, so a machine that is often a little late
+ * makes one long episode, not a flap per stall. */
+#define HEALTH_PERIOD_NS (10 * VIGIL_NSEC_PER_MSEC)
+#define HEALTH_CALM_MS 1000
+
+struct health_ctx {
+	__u64 now;
+	__u64 behind_ns; /* more than this is behind: one tick */
+	struct vigil_stats *st;
+};
+
+static __always_inline void emit_health(struct vigil_stats *st, __u32 kind, __u32 part, __u32 slot,
+					__u64 lag_ns, __u64 since_ns, __u64 now)
+{
+	struct vigil_event *e;
+	__u64 seq;
+
+	e = event_begin(st, kind, now, &seq);
+	if (!e)
+		return;
+	e->slot = slot;
+	e->state = part;
+	e->aux_ns = lag_ns;
+	e->last_seen_ns = since_ns ? since_ns : now;
+	event_end(st, e);
+}
+
+/* One MONITOR_BEHIND episode step: a sample `late` (or on time). */
+static __always_inline void health_step(struct vigil_stats *st, __u64 *since, __u64 *max,
+					__u32 *last_late_ms, __u32 *episodes, int late,
+					__u64 lag_ns, __u32 part, __u32 slot, __u64 now)
+{
+	__u32 now_ms = (__u32)(now / VIGIL_NSEC_PER_MSEC);
+
+	if (late) {
+		*last_late_ms = now_ms;
+		if (lag_ns > *max || !*since)
+			*max = lag_ns;
+		if (!*since) {
+			*since = now;
+			(*episodes)++;
+			emit_health(st, VIGIL_EV_MONITOR_BEHIND, part, slot, lag_ns, 0, now);
+		}
+	} else if (*since && now_ms - *last_late_ms >= HEALTH_CALM_MS) {
+		emit_health(st, VIGIL_EV_MONITOR_CAUGHT_UP, part, slot, *max, *since, now);
+		*since = 0;
+	}
+}
+
+/* bpf_loop step: sample one receive queue. A queue that accepted no
+ * timestamped beat since the last sample is not judged either way. */
+static long health_rxq(__u64 i, struct health_ctx *h)
+{
+	__u32 q = (__u32)i;
+	struct rxq_state *r = bpf_map_lookup_elem(&vigil_rxq, &q);
+	__u64 lag;
+
+	if (!r)
+		return 1;
+	lag = r->win_lag_min_ns;
+	if (!r->beats || lag == ~0ULL)
+		return 0;
+	r->win_lag_min_ns = ~0ULL;
+	health_step(h->st, &r->behind_since_ns, &r->behind_max_ns, &r->last_late_ms, &r->episodes,
+		    lag > h->behind_ns, lag, VIGIL_PART_RXQ, q, h->now);
+	return 0;
+}
+
+/* The sweeper's own lateness, `lag` ticks of backlog at this callback. */
+static __always_inline void health_sweeper(struct wheel_state *ws, struct vigil_stats *st,
+					   __u64 lag, __u64 now)
+{
+	__u64 max = ws->behind_max_ticks * tick_ns;
+	__u32 episodes = (__u32)ws->behind_episodes;
+
+	ws->lag_ticks = lag;
+	health_step(st, &ws->behind_since_ns, &max, &ws->last_late_ms, &episodes, lag > 1,
+		    lag * tick_ns,
+		    VIGIL_PART_SWEEPER, NO_SLOT, now);
+	ws->behind_max_ticks = max / tick_ns;
+	ws->behind_episodes = episodes;
+}
+
 /* Fire on the next tick boundary of the monotonic clock. A relative re-arm
  * would drift by the callback's own run time and let a deadline that falls
  * just after a boundary wait almost two ticks. */
@@ -968,18 +1339,25 @@ static int sweep_tick(void *map, __u32 *key, struct sweeper_timer *t)
 {
 	struct wheel_state *ws = bpf_map_lookup_elem(&vigil_wheel, &zero);
 	struct vigil_config *cfg = bpf_map_lookup_elem(&vigil_config, &zero);
+	struct vigil_stats *st = bpf_map_lookup_elem(&vigil_stats, &zero);
 	struct sweep_ctx c = {};
 	__u32 budget;
 	long n;
 
 	c.now = bpf_ktime_get_ns();
-	if (ws && cfg) {
+	if (ws && cfg && st) {
+		__u64 lag;
+
 		c.now_tick = c.now / tick_ns;
 		c.dead_misses = cfg->dead_misses;
+		c.hold_max_ns = (__u64)cfg->hold_max_ms * VIGIL_NSEC_PER_MSEC;
 		if (!ws->next_tick)
 			ws->next_tick = c.now_tick;
-		if (c.now_tick >= ws->next_tick && c.now_tick - ws->next_tick > ws->max_lag_ticks)
-			ws->max_lag_ticks = c.now_tick - ws->next_tick;
+		lag = c.now_tick > ws->next_tick ? c.now_tick - ws->next_tick : 0;
+		if (lag > ws->max_lag_ticks)
+			ws->max_lag_ticks = lag;
+		health_sweeper(ws, st, lag, c.now);
+		c.sweeper_behind = ws->behind_since_ns != 0;
 		budget = cfg->sweep_budget ? cfg->sweep_budget : 1;
 		if (budget > (1 << 23))
 			budget = 1 << 23;
@@ -991,6 +1369,12 @@ static int sweep_tick(void *map, __u32 *key, struct sweeper_timer *t)
 		ws->visits += c.visits;
 		ws->refiled += c.refiled;
 		ws->last_run_ns = c.now;
+		if (c.now >= ws->health_next_ns) {
+			struct health_ctx h = { .now = c.now, .behind_ns = tick_ns, .st = st };
+
+			ws->health_next_ns = c.now + HEALTH_PERIOD_NS;
+			bpf_loop(VIGIL_MAX_RXQ, health_rxq, &h, 0);
+		}
 		ws->busy_ns += bpf_ktime_get_ns() - c.now;
 	}
 	arm(t);

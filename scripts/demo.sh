@@ -59,7 +59,8 @@ say "a forger without the key claims to be agent 5: refused as bad_tag, state un
 $VIGIL beat --id 5 --target 127.0.0.1 --count 1 --key 00000000000000000000000000000000
 sleep 1
 
-say "agent 5 (db-2) stops beating: expect SUSPECT after 300 ms, DEAD 200 ms later"
+say "agent 5 (db-2) stops beating: expect SUSPECT after 300 ms, DEAD 200 ms later (each waits, up to
+    one beat of the others, for evidence that the monitor's receive path is current: held_us)"
 { kill -9 "$victim"; wait "$victim"; } 2>/dev/null || true
 sleep 1.5
 

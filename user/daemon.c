@@ -107,6 +107,8 @@ static void usage(FILE *f)
 		VG_ESC_USAGE
 		"      --tick-us N          sweeper tick in microseconds (default 1000)\n"
 		"      --dead-misses N      further missed intervals from SUSPECT to DEAD (default 2)\n"
+		"      --hold-max-ms N      longest a verdict waits for evidence that the receive\n"
+		"                           path has caught up (default %u; 0: decide at once)\n"
 		"      --max-agents N       agent capacity (default %u)\n"
 		"      --ringbuf-mb N       ring buffer size in MiB, power of two (default 16)\n"
 		"      --sweep-budget N     slots the sweeper may visit per tick (default 262144)\n"
@@ -128,7 +130,8 @@ static void usage(FILE *f)
 		"Examples:\n"
 		"  vigil run --iface eth0 --config /etc/vigil/agents.conf --keys /etc/vigil/keys\n"
 		"  vigil run --iface lo --mode skb --learn\n",
-		VIGIL_DEFAULT_PIN_ROOT, VIGIL_DEFAULT_DB, VIGIL_MAX_AGENTS, VG_METRICS_DEFAULT_LISTEN,
+		VIGIL_DEFAULT_PIN_ROOT, VIGIL_DEFAULT_DB, VIGIL_DEFAULT_HOLD_MAX_MS, VIGIL_MAX_AGENTS,
+		VG_METRICS_DEFAULT_LISTEN,
 		VG_METRICS_DEFAULT_MAX_AGENTS);
 }
 
@@ -547,6 +550,7 @@ int cmd_run(int argc, char **argv)
 		OPT_STORM_INTERVAL,
 		OPT_RETAIN_DAYS,
 		OPT_RETAIN_EVENTS,
+		OPT_HOLD_MAX,
 	};
 	static const struct option opts[] = {
 		{ "iface", required_argument, NULL, 'i' },
@@ -575,6 +579,7 @@ int cmd_run(int argc, char **argv)
 		{ "storm-beats-per-sec", required_argument, NULL, OPT_STORM_BEATS },
 		{ "storm-events-per-sec", required_argument, NULL, OPT_STORM_EVENTS },
 		{ "storm-interval-ms", required_argument, NULL, OPT_STORM_INTERVAL },
+		{ "hold-max-ms", required_argument, NULL, OPT_HOLD_MAX },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		VG_ALERT_LONGOPTS,
@@ -713,6 +718,10 @@ int cmd_run(int argc, char **argv)
 		case OPT_STORM_EVENTS:
 			if (vg_parse_u32(optarg, "--storm-events-per-sec", 1, UINT32_MAX,
 					 &d.storm.events_per_sec))
+				return 2;
+			break;
+		case OPT_HOLD_MAX:
+			if (vg_parse_u32(optarg, "--hold-max-ms", 0, 60000, &o.cfg.hold_max_ms))
 				return 2;
 			break;
 		case OPT_STORM_INTERVAL:

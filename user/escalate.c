@@ -127,8 +127,18 @@ static void enqueue(struct vg_escalation *x, const struct vg_event_view *v)
 
 void vg_escalation_on_event(struct vg_escalation *x, const struct vg_event_view *v)
 {
-	struct vg_policy_decision d = vg_policy_on_event(&x->policy, v->e->agent_id, v->e->kind,
-							 vg_mono_ns());
+	const struct vigil_event *e = v->e;
+	struct vg_policy_decision d;
+
+	if (e->kind == VIGIL_EV_RECOVERED && (e->flags & VIGIL_EVF_MONITOR_DELAY)) {
+		/* A false verdict undone: not the agent's failure, not a flap. */
+		d = vg_policy_on_correction(&x->policy, e->agent_id,
+					    e->prev_state == VIGIL_AGENT_DEAD ? 2 : 1, vg_mono_ns());
+		if (d.alert)
+			enqueue(x, v);
+		return;
+	}
+	d = vg_policy_on_event(&x->policy, e->agent_id, e->kind, vg_mono_ns());
 
 	if (d.suppressed)
 		notice(x, v->e->agent_id, "suppressed",

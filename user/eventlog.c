@@ -26,6 +26,7 @@ static const char schema[] =
 	"  detected_wall_ns INTEGER NOT NULL,"
 	"  recorded_wall_ns INTEGER NOT NULL,"
 	"  reconciled INTEGER NOT NULL DEFAULT 0,"
+	"  flags INTEGER, aux_ns INTEGER,"
 	"  PRIMARY KEY (instance_id, event_seq)) WITHOUT ROWID;"
 	"CREATE INDEX IF NOT EXISTS events_agent ON events(agent_id, detected_wall_ns);"
 	"CREATE INDEX IF NOT EXISTS events_time ON events(detected_wall_ns);"
@@ -136,6 +137,31 @@ static int check_integrity(sqlite3 **db, const char *path)
 	return sqlite3_open(path, db) == SQLITE_OK ? 0 : -1;
 }
 
+/* Columns added after schema version 1 was first written: logs made before
+ * them gain them empty (NULL), which reads as "no flags". */
+static int add_columns(sqlite3 *db)
+{
+	static const char *const cols[][2] = {
+		{ "flags", "ALTER TABLE events ADD COLUMN flags INTEGER" },
+		{ "aux_ns", "ALTER TABLE events ADD COLUMN aux_ns INTEGER" },
+	};
+	sqlite3_stmt *st;
+	bool have[2] = {};
+
+	if (sqlite3_prepare_v2(db, "SELECT name FROM pragma_table_info('events')", -1, &st,
+			       NULL) != SQLITE_OK)
+		return -1;
+	while (sqlite3_step(st) == SQLITE_ROW)
+		for (size_t i = 0; i < 2; i++)
+			if (!strcmp(vg_col_text(st, 0), cols[i][0]))
+				have[i] = true;
+	sqlite3_finalize(st);
+	for (size_t i = 0; i < 2; i++)
+		if (!have[i] && exec_sql(db, cols[i][1], "adding a column to the event log"))
+			return -1;
+	return 0;
+}
+
 static int load(struct vg_eventlog *log)
 {
 	sqlite3_stmt *st;
@@ -151,7 +177,8 @@ static int load(struct vg_eventlog *log)
 		const char *kind = (const char *)sqlite3_column_text(st, 2);
 
 		remember(log, (__u64)sqlite3_column_int64(st, 0),
-			 kind && (!strcmp(kind, "rejected") || !strncmp(kind, "lease_", 6)) ?
+			 kind && !vg_kind_changes_agent(vg_name_to(kind, vg_kind_name,
+								   VIGIL_EV_KIND_MAX)) ?
 				 0 : (__u64)sqlite3_column_int64(st, 1),
 			 state_from_name((const char *)sqlite3_column_text(st, 3)));
 	}
@@ -210,7 +237,8 @@ int vg_eventlog_open(struct vg_eventlog *log, const char *db_path, const char *j
 	sqlite3_busy_timeout(log->db, 5000);
 	if (check_integrity(&log->db, db_path) ||
 	    exec_sql(log->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", "setting WAL") ||
-	    exec_sql(log->db, schema, "creating the schema") || load(log)) {
+	    exec_sql(log->db, schema, "creating the schema") || add_columns(log->db) ||
+	    load(log)) {
 		pr_warn("%s: cannot use event log: %s\n", db_path,
 			log->db ? sqlite3_errmsg(log->db) : "reopen failed");
 		goto fail;
@@ -276,6 +304,40 @@ bool vg_eventlog_agent_last(const struct vg_eventlog *log, __u64 agent_id, __u64
 	return true;
 }
 
+/* How a verdict was reached (vigil_event.flags), and the monitor's own
+ * health events: docs/operations.md explains each field. */
+static void print_verdict_notes(FILE *f, const struct vigil_event *e)
+{
+	if (vg_kind_is_monitor(e->kind)) {
+		if (e->state == VIGIL_PART_RXQ)
+			fprintf(f, ",\"queue\":%u", e->slot);
+		if (e->kind == VIGIL_EV_MONITOR_BEHIND)
+			fprintf(f, ",\"behind_us\":%llu", (unsigned long long)(e->aux_ns / 1000));
+		else
+			fprintf(f, ",\"behind_max_us\":%llu,\"duration_ms\":%.1f",
+				(unsigned long long)(e->aux_ns / 1000),
+				(double)(e->detected_ns - e->last_seen_ns) / 1e6);
+		return;
+	}
+	if (e->flags & VIGIL_EVF_HELD)
+		fprintf(f, ",\"held_us\":%llu", (unsigned long long)(e->aux_ns / 1000));
+	if (e->flags & VIGIL_EVF_RX_UNVERIFIED)
+		fputs(",\"unverified\":true", f);
+	if (e->flags & VIGIL_EVF_MONITOR_BEHIND)
+		fputs(",\"monitor_behind\":true", f);
+	if (e->flags & VIGIL_EVF_BY_BEAT)
+		fputs(",\"decided_by\":\"beat\"", f);
+	if (e->kind == VIGIL_EV_RECOVERED) {
+		fprintf(f, ",\"cause\":\"%s\"",
+			e->flags & VIGIL_EVF_MONITOR_DELAY ? "monitor_delay" :
+			e->flags & VIGIL_EVF_BEATS_LOST ? "beats_lost" : "agent");
+		if (e->flags & (VIGIL_EVF_MONITOR_DELAY | VIGIL_EVF_BEATS_LOST))
+			fprintf(f, ",\"sent_ns\":%llu", (unsigned long long)e->aux_ns);
+	} else if (e->flags & VIGIL_EVF_BEATS_LOST) {
+		fputs(",\"queue_losing\":true", f);
+	}
+}
+
 void vg_event_print_json(FILE *f, const struct vg_event_view *v)
 {
 	const struct vigil_event *e = v->e;
@@ -300,6 +362,7 @@ void vg_event_print_json(FILE *f, const struct vg_event_view *v)
 		fprintf(f, ",\"deadline_ns\":%llu,\"late_us\":%lld",
 			(unsigned long long)v->deadline_ns,
 			(long long)((__s64)(e->detected_ns - v->deadline_ns) / 1000));
+	print_verdict_notes(f, e);
 	if (e->kind == VIGIL_EV_REJECTED) {
 		char src[64];
 
@@ -338,7 +401,9 @@ void vg_event_from_row(sqlite3_stmt *st, struct vigil_event *e, struct vg_event_
 	e->event_seq = (__u64)sqlite3_column_int64(st, 1);
 	e->agent_id = (__u64)sqlite3_column_int64(st, 2);
 	e->kind = vg_name_to(vg_col_text(st, 3), vg_kind_name, VIGIL_EV_KIND_MAX);
-	if (vg_kind_is_lease(e->kind)) {
+	if (vg_kind_is_monitor(e->kind)) {
+		e->state = (__u16)vg_name_to(vg_col_text(st, 4), vg_part_name, VIGIL_PART_SWEEPER);
+	} else if (vg_kind_is_lease(e->kind)) {
 		e->state = (__u16)vg_name_to(vg_col_text(st, 4), vg_lease_state_name, VIGIL_LEASE_STATE_MAX);
 		e->prev_state = (__u16)vg_name_to(vg_col_text(st, 5), vg_lease_state_name,
 					       VIGIL_LEASE_STATE_MAX);
@@ -369,6 +434,8 @@ void vg_event_from_row(sqlite3_stmt *st, struct vigil_event *e, struct vg_event_
 	}
 	v->detected_wall_ns = (__u64)sqlite3_column_int64(st, 17);
 	v->reconciled = sqlite3_column_int(st, 18);
+	e->flags = (__u16)sqlite3_column_int(st, 20);
+	e->aux_ns = (__u64)sqlite3_column_int64(st, 21);
 }
 
 static int insert(struct vg_eventlog *log, const struct vg_event_view *v)
@@ -377,7 +444,7 @@ static int insert(struct vg_eventlog *log, const struct vg_event_view *v)
 		"INSERT OR IGNORE INTO events (instance_id, event_seq, agent_id, kind, state,"
 		" prev_state, name, grp, slot, seq, incarnation, interval_ms, last_seen_ns,"
 		" detected_ns, deadline_ns, reason, source, detected_wall_ns, recorded_wall_ns,"
-		" reconciled) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+		" reconciled, flags, aux_ns) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
 	const struct vigil_event *e = v->e;
 	sqlite3_stmt *st;
 	char src[64] = "";
@@ -420,6 +487,8 @@ static int insert(struct vg_eventlog *log, const struct vg_event_view *v)
 	sqlite3_bind_int64(st, i++, (sqlite3_int64)vg_mono_to_wall(e->detected_ns));
 	sqlite3_bind_int64(st, i++, (sqlite3_int64)vg_wall_ns());
 	sqlite3_bind_int(st, i++, v->reconciled);
+	sqlite3_bind_int(st, i++, e->flags);
+	sqlite3_bind_int64(st, i++, (sqlite3_int64)e->aux_ns);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	return rc == SQLITE_DONE ? 0 : -1;

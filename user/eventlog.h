@@ -74,7 +74,7 @@ void vg_event_print_json(FILE *f, const struct vg_event_view *v);
 #define VG_EVENT_COLS                                                                      \
 	"instance_id, event_seq, agent_id, kind, state, prev_state, name, grp, slot, seq,"  \
 	" incarnation, interval_ms, last_seen_ns, detected_ns, deadline_ns, reason, source," \
-	" detected_wall_ns, reconciled, recorded_wall_ns"
+	" detected_wall_ns, reconciled, recorded_wall_ns, flags, aux_ns"
 /* Rebuild a recorded event and its view from such a row, so that it prints
  * as it did when it was recorded. v's strings point into the statement: valid
  * until it steps again. */

@@ -49,6 +49,7 @@ static const struct {
 	{ "vigil_sources", offsetof(struct vg_maps, sources), sizeof(__u64) },
 	{ "vigil_allow", offsetof(struct vg_maps, allow), sizeof(__u32) },
 	{ "vigil_leases", offsetof(struct vg_maps, leases), sizeof(struct lease_slot) },
+	{ "vigil_rxq", offsetof(struct vg_maps, rxq), sizeof(struct rxq_state) },
 	{ "vigil_timer", (size_t)-1, 0 }, /* pinned so the sweeper outlives us */
 };
 #define N_PINNED (sizeof(pinned_maps) / sizeof(pinned_maps[0]))
@@ -74,6 +75,7 @@ void vg_load_opts_default(struct vg_load_opts *o)
 	o->cfg.rate_burst = 8;
 	o->cfg.source_pps = 100000;
 	o->cfg.source_burst = 10000;
+	o->cfg.hold_max_ms = VIGIL_DEFAULT_HOLD_MAX_MS;
 }
 
 static void maps_init(struct vg_maps *m)
@@ -104,6 +106,7 @@ void vg_maps_from_skel(struct vigil_bpf *skel, struct vg_maps *m)
 	m->sources = bpf_map__fd(skel->maps.vigil_sources);
 	m->allow = bpf_map__fd(skel->maps.vigil_allow);
 	m->leases = bpf_map__fd(skel->maps.vigil_leases);
+	m->rxq = bpf_map__fd(skel->maps.vigil_rxq);
 	m->max_agents = bpf_map__max_entries(skel->maps.vigil_agents);
 }
 

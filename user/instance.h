@@ -12,11 +12,13 @@
 #include "vigil/maps.h"
 
 #define VIGIL_DEFAULT_PIN_ROOT "/sys/fs/bpf/vigil"
+/* How long a verdict may wait for receive-path evidence (vigil run --hold-max-ms). */
+#define VIGIL_DEFAULT_HOLD_MAX_MS 200
 
 /* File descriptors of every map, from a fresh load or from the pins. */
 struct vg_maps {
 	int agents, index, links, buckets, wheel, inbox, config, globals, stats, events, meta;
-	int auth, groups, guard, sources, allow, leases;
+	int auth, groups, guard, sources, allow, leases, rxq;
 	__u32 max_agents;
 	int ncpus;
 };

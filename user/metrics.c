@@ -382,6 +382,8 @@ static void emit_agents(struct text *t, const struct agent_row *rows, size_t n, 
 
 /* ----------------------------------------------------------- global */
 
+#define HOLD_MAX ((size_t)-1) /* a maximum across CPUs, in seconds, not a counter */
+
 static const struct {
 	const char *name, *help;
 	size_t off;
@@ -405,6 +407,30 @@ static const struct {
 	  offsetof(struct vigil_stats, queue_full) },
 	{ "vigil_stale_slot_total", "Index entries that pointed at a slot no longer holding the agent.",
 	  offsetof(struct vigil_stats, stale_slot) },
+	{ "vigil_verdicts_held_total",
+	  "SUSPECT/DEAD verdicts that waited for evidence that the receive path had caught up.",
+	  offsetof(struct vigil_stats, verdicts_held) },
+	{ "vigil_verdicts_corrected_total",
+	  "False verdicts undone: a beat sent in time arrived late (cause monitor_delay); not "
+	  "agent failures.",
+	  offsetof(struct vigil_stats, corrected) },
+	{ "vigil_beats_lost_total",
+	  "Beats proven lost before XDP by a gap in their agent's sequence (receive ring "
+	  "overflow, or the network).",
+	  offsetof(struct vigil_stats, lost_beats) },
+	{ "vigil_verdict_hold_seconds_max",
+	  "Longest a verdict waited for receive-path evidence.", HOLD_MAX /* see emit_stats */ },
+};
+
+/* How held verdicts ended (vigil_verdict_holds_total{outcome}). */
+static const struct {
+	const char *outcome;
+	size_t off;
+} hold_outcomes[] = {
+	{ "evidence", offsetof(struct vigil_stats, held_decided) },
+	{ "unverified", offsetof(struct vigil_stats, held_unverified) },
+	{ "cancelled", offsetof(struct vigil_stats, held_cancelled) },
+	{ "late_beat", offsetof(struct vigil_stats, held_by_beat) },
 };
 
 static const struct {
@@ -425,9 +451,23 @@ static const struct {
 
 static void emit_stats(struct text *t, const struct vigil_stats *st)
 {
-	for (size_t k = 0; k < sizeof(stat_counters) / sizeof(stat_counters[0]); k++)
-		one_u64(t, stat_counters[k].name, "counter", stat_counters[k].help,
-			u64_at(st, stat_counters[k].off));
+	for (size_t k = 0; k < sizeof(stat_counters) / sizeof(stat_counters[0]); k++) {
+		if (stat_counters[k].off == HOLD_MAX)
+			one_seconds(t, stat_counters[k].name, "gauge", stat_counters[k].help,
+				    st->held_max_ns);
+		else
+			one_u64(t, stat_counters[k].name, "counter", stat_counters[k].help,
+				u64_at(st, stat_counters[k].off));
+	}
+	one_seconds(t, "vigil_verdict_hold_seconds_total", "counter",
+		    "Time verdicts spent waiting for receive-path evidence.", st->held_ns);
+	family(t, "vigil_verdict_holds_total", "counter",
+	       "Held verdicts by how the hold ended: evidence came (taken), the bound passed "
+	       "(taken, unverified), a beat sent in time came (dropped), a beat sent late came "
+	       "(taken).");
+	for (size_t k = 0; k < sizeof(hold_outcomes) / sizeof(hold_outcomes[0]); k++)
+		put(t, "vigil_verdict_holds_total{outcome=\"%s\"} %llu\n", hold_outcomes[k].outcome,
+		    (unsigned long long)u64_at(st, hold_outcomes[k].off));
 	family(t, "vigil_rejected_total", "counter",
 	       "Datagrams to the beat port that were refused, by reason.");
 	for (size_t k = 0; k < sizeof(stat_rejects) / sizeof(stat_rejects[0]); k++)
@@ -456,6 +496,49 @@ static void emit_sweeper(struct text *t, const struct wheel_state *ws,
 	one_seconds(t, "vigil_sweeper_last_run_age_seconds", "gauge",
 		    "Time since the sweeper last ran.",
 		    ws->last_run_ns && now > ws->last_run_ns ? now - ws->last_run_ns : 0);
+	one_u64(t, "vigil_sweeper_lag_ticks", "gauge",
+		"Sweeper backlog at its last callback, in ticks (0 or 1: on time).", ws->lag_ticks);
+}
+
+/* The monitor's own health: each receive queue that has seen timestamped
+ * beats (how late they reach XDP beyond each agent's least delay), and how
+ * often a part fell behind (docs/operations.md). */
+static void emit_health(struct text *t, const struct vg_maps *m, const struct wheel_state *ws,
+			__u64 now)
+{
+	struct rxq_state r[VIGIL_MAX_RXQ];
+	bool used[VIGIL_MAX_RXQ];
+
+	for (__u32 q = 0; q < VIGIL_MAX_RXQ; q++)
+		used[q] = bpf_map_lookup_elem(m->rxq, &q, &r[q]) == 0 && r[q].beats;
+	family(t, "vigil_rx_lag_seconds", "gauge",
+	       "Delay of the last beat on a receive queue beyond its agent's least delay.");
+	for (__u32 q = 0; q < VIGIL_MAX_RXQ; q++)
+		if (used[q])
+			put(t, "vigil_rx_lag_seconds{queue=\"%u\"} " NS_FMT "\n", q,
+			    NS_ARG(r[q].lag_ns));
+	family(t, "vigil_rx_watermark_age_seconds", "gauge",
+	       "How far a receive queue's send-time watermark (the evidence held verdicts wait "
+	       "for) is behind the clock.");
+	for (__u32 q = 0; q < VIGIL_MAX_RXQ; q++)
+		if (used[q])
+			put(t, "vigil_rx_watermark_age_seconds{queue=\"%u\"} " NS_FMT "\n", q,
+			    NS_ARG(now > r[q].sent_wm_ns ? now - r[q].sent_wm_ns : 0));
+	family(t, "vigil_monitor_behind", "gauge",
+	       "1 while a part of the monitor is more than a tick behind.");
+	put(t, "vigil_monitor_behind{part=\"sweeper\"} %d\n", ws->behind_since_ns != 0);
+	for (__u32 q = 0; q < VIGIL_MAX_RXQ; q++)
+		if (used[q])
+			put(t, "vigil_monitor_behind{part=\"receive_queue\",queue=\"%u\"} %d\n", q,
+			    r[q].behind_since_ns != 0);
+	family(t, "vigil_monitor_behind_episodes_total", "counter",
+	       "Times a part of the monitor fell more than a tick behind (MONITOR_BEHIND events).");
+	put(t, "vigil_monitor_behind_episodes_total{part=\"sweeper\"} %llu\n",
+	    (unsigned long long)ws->behind_episodes);
+	for (__u32 q = 0; q < VIGIL_MAX_RXQ; q++)
+		if (used[q])
+			put(t, "vigil_monitor_behind_episodes_total{part=\"receive_queue\","
+			       "queue=\"%u\"} %u\n", q, r[q].episodes);
 }
 
 static void emit_daemon(struct text *t, struct vg_daemon_stats *ds)
@@ -550,6 +633,7 @@ static int build_metrics(struct vg_metrics *mt, struct text *t, const char **why
 	one_u64(t, "vigil_up", "gauge", "1: the daemon is serving metrics.", 1);
 	emit_stats(t, &st);
 	emit_sweeper(t, &ws, &meta, now);
+	emit_health(t, m, &ws, now);
 
 	family(t, "vigil_agents", "gauge", "Registered agents by state.");
 	for (__u32 s = VIGIL_AGENT_NEW; s <= VIGIL_AGENT_STATE_MAX; s++)

@@ -135,6 +135,31 @@ struct vg_policy_decision vg_policy_on_event(struct vg_policy *p, __u64 agent_id
 	return d;
 }
 
+struct vg_policy_decision vg_policy_on_correction(struct vg_policy *p, __u64 agent_id,
+						 __u32 false_verdicts, __u64 now_ns)
+{
+	struct vg_policy_decision d = {};
+	struct vg_agent_policy *a = agent(p, agent_id);
+
+	if (!a)
+		return d;
+	decay(&p->cfg, a, now_ns);
+	/* The verdicts were never the agent's: take their penalty back. */
+	a->penalty -= (double)false_verdicts * p->cfg.penalty;
+	if (a->penalty < 0)
+		a->penalty = 0;
+	a->dead = false;
+	/* Only what was alerted needs resolving. */
+	if (a->suppressed) {
+		if (a->pending_kind)
+			a->pending_kind = VIGIL_EV_RECOVERED;
+	} else if (a->last_alerted == VIGIL_EV_SUSPECT || a->last_alerted == VIGIL_EV_DEAD) {
+		d.alert = true;
+		a->last_alerted = VIGIL_EV_RECOVERED;
+	}
+	return d;
+}
+
 /* Full jitter (AWS architecture blog, "Exponential Backoff And Jitter"):
  * a uniformly random wait in [0, min(cap, base * 2^attempt)]. */
 static __u64 full_jitter(struct vg_policy *p, __u32 attempt)

@@ -69,6 +69,13 @@ double vg_policy_penalty(struct vg_policy *p, __u64 agent_id, __u64 now_ns);
 struct vg_policy_decision vg_policy_on_event(struct vg_policy *p, __u64 agent_id, __u32 kind,
 					     __u64 now_ns);
 
+/* A RECOVERED showed its SUSPECT (and DEAD: false_verdicts 2) false: the beat
+ * was sent in time and arrived late (cause monitor_delay). Their penalty is
+ * taken back and no remediation runs; the alert resolves only what was
+ * alerted. */
+struct vg_policy_decision vg_policy_on_correction(struct vg_policy *p, __u64 agent_id,
+						 __u32 false_verdicts, __u64 now_ns);
+
 /* Periodic work, one agent per call. Returns:
  *  VG_POLICY_RELEASE (flapping ended; *kind = state to alert, 0 = none),
  *  VG_POLICY_REMEDIATE (run the hook now; *attempt = its number),

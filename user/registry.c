@@ -165,6 +165,11 @@ int vg_stats_read(const struct vg_maps *m, struct vigil_stats *out)
 	for (int c = 0; c < m->ncpus; c++)
 		for (size_t f = 0; f < nf; f++)
 			((__u64 *)out)[f] += ((__u64 *)&percpu[c])[f];
+	/* A maximum, not a sum. */
+	out->held_max_ns = 0;
+	for (int c = 0; c < m->ncpus; c++)
+		if (percpu[c].held_max_ns > out->held_max_ns)
+			out->held_max_ns = percpu[c].held_max_ns;
 	free(percpu);
 	return 0;
 }

@@ -111,7 +111,9 @@ static void print_agent_json(const struct agent_row *r, __u64 now)
 	X(packets) X(beats) X(passed) X(malformed) X(bad_version) X(unknown_agent)     \
 	X(duplicates) X(reordered) X(restarts) X(events) X(ringbuf_full) X(queue_full) \
 	X(stale_slot) X(not_allowed) X(unauthenticated) X(bad_tag) X(replayed)         \
-	X(over_rate_agent) X(over_rate_source)
+	X(over_rate_agent) X(over_rate_source) X(verdicts_held) X(held_decided)        \
+	X(held_unverified) X(held_cancelled) X(held_by_beat) X(held_ns) X(held_max_ns) \
+	X(corrected) X(lost_beats)
 
 static void print_stats_json(const struct vigil_stats *st, const struct wheel_state *ws)
 {
@@ -125,11 +127,66 @@ static void print_stats_json(const struct vigil_stats *st, const struct wheel_st
 #undef X
 	printf("},\"sweeper\":{\"runs\":%llu,\"visits\":%llu,\"refiled\":%llu,\"filed\":%u,"
 	       "\"busy_ns\":%llu,\"max_lag_ticks\":%llu,\"budget_exhausted\":%llu,"
-	       "\"last_run_ns\":%llu}",
+	       "\"last_run_ns\":%llu,\"lag_ticks\":%llu,\"behind\":%s,\"behind_episodes\":%llu,"
+	       "\"behind_max_ticks\":%llu}",
 	       (unsigned long long)ws->runs, (unsigned long long)ws->visits,
 	       (unsigned long long)ws->refiled, ws->filed, (unsigned long long)ws->busy_ns,
 	       (unsigned long long)ws->max_lag_ticks, (unsigned long long)ws->budget_exhausted,
-	       (unsigned long long)ws->last_run_ns);
+	       (unsigned long long)ws->last_run_ns, (unsigned long long)ws->lag_ticks,
+	       ws->behind_since_ns ? "true" : "false", (unsigned long long)ws->behind_episodes,
+	       (unsigned long long)ws->behind_max_ticks);
+}
+
+/* Receive queues that have seen timestamped beats. */
+static size_t read_rxq(const struct vg_maps *m, __u32 *qs, struct rxq_state *r)
+{
+	size_t n = 0;
+
+	for (__u32 q = 0; q < VIGIL_MAX_RXQ; q++)
+		if (bpf_map_lookup_elem(m->rxq, &q, &r[n]) == 0 && r[n].beats)
+			qs[n++] = q;
+	return n;
+}
+
+static void print_rxq_json(const __u32 *qs, const struct rxq_state *r, size_t n, __u64 now)
+{
+	printf(",\"receive_queues\":[");
+	for (size_t i = 0; i < n; i++)
+		printf("%s{\"queue\":%u,\"beats\":%llu,\"lag_ns\":%llu,\"watermark_age_ns\":%llu,"
+		       "\"last_rx_ns\":%llu,\"behind\":%s,\"behind_episodes\":%u,"
+		       "\"behind_max_ns\":%llu,\"lost\":%llu,\"loss_bursts\":%u}",
+		       i ? "," : "", qs[i], (unsigned long long)r[i].beats,
+		       (unsigned long long)r[i].lag_ns,
+		       (unsigned long long)(now > r[i].sent_wm_ns ? now - r[i].sent_wm_ns : 0),
+		       (unsigned long long)r[i].last_rx_ns, r[i].behind_since_ns ? "true" : "false",
+		       r[i].episodes, (unsigned long long)r[i].behind_max_ns,
+		       (unsigned long long)r[i].lost, r[i].bursts);
+	printf("]");
+}
+
+/* The monitor's own health, for the SRE on call (docs/operations.md). */
+static void print_health_text(const __u32 *qs, const struct rxq_state *r, size_t n,
+			      const struct wheel_state *ws, const struct vigil_stats *st,
+			      const struct vigil_config *cfg, __u64 now)
+{
+	printf("monitor: sweeper %s (backlog %llu ticks now, %llu episodes behind, worst %llu "
+	       "ticks)\n",
+	       ws->behind_since_ns ? "BEHIND" : "on time", (unsigned long long)ws->lag_ticks,
+	       (unsigned long long)ws->behind_episodes, (unsigned long long)ws->behind_max_ticks);
+	for (size_t i = 0; i < n; i++)
+		printf("  receive queue %u: %s, last beat %.3f ms beyond its agent's least delay, "
+		       "evidence %.1f ms old, %u episodes behind (worst %.1f ms), %llu beats lost "
+		       "(%u bursts)\n",
+		       qs[i], r[i].behind_since_ns ? "BEHIND" : "on time", r[i].lag_ns / 1e6,
+		       now > r[i].sent_wm_ns ? (now - r[i].sent_wm_ns) / 1e6 : 0.0, r[i].episodes,
+		       r[i].behind_max_ns / 1e6, (unsigned long long)r[i].lost, r[i].bursts);
+	printf("verdicts: %llu held for receive-path evidence (up to %u ms): %llu taken with it, "
+	       "%llu taken unverified, %llu dropped (beat in time), %llu taken on a late beat; "
+	       "longest hold %.1f ms; %llu false verdicts corrected (monitor_delay)\n",
+	       (unsigned long long)st->verdicts_held, cfg->hold_max_ms,
+	       (unsigned long long)st->held_decided, (unsigned long long)st->held_unverified,
+	       (unsigned long long)st->held_cancelled, (unsigned long long)st->held_by_beat,
+	       st->held_max_ns / 1e6, (unsigned long long)st->corrected);
 }
 
 int cmd_status(int argc, char **argv)
@@ -148,7 +205,9 @@ int cmd_status(int argc, char **argv)
 	struct vigil_meta meta;
 	struct vg_maps m;
 	bool json = false;
-	__u32 zero = 0, counts[VIGIL_AGENT_STATE_MAX + 1] = {};
+	__u32 zero = 0, counts[VIGIL_AGENT_STATE_MAX + 1] = {}, qs[VIGIL_MAX_RXQ];
+	struct rxq_state rxq[VIGIL_MAX_RXQ];
+	size_t nq;
 	__u64 now;
 	int opt;
 
@@ -182,6 +241,7 @@ int cmd_status(int argc, char **argv)
 	}
 	bpf_map_lookup_elem(m.wheel, &zero, &ws);
 	bpf_map_lookup_elem(m.config, &zero, &cfg);
+	nq = read_rxq(&m, qs, rxq);
 	now = vg_mono_ns();
 	for (size_t i = 0; i < rows.n; i++)
 		if (rows.v[i].s.state <= VIGIL_AGENT_STATE_MAX)
@@ -196,10 +256,11 @@ int cmd_status(int argc, char **argv)
 		}
 		printf("],");
 		print_stats_json(&st, &ws);
+		print_rxq_json(qs, rxq, nq, now);
 		printf(",\"instance\":{\"port\":%u,\"tick_ns\":%llu,\"max_agents\":%u,"
-		       "\"ifindex\":%u,\"mode\":\"%s\",\"dead_misses\":%u}}\n",
+		       "\"ifindex\":%u,\"mode\":\"%s\",\"dead_misses\":%u,\"hold_max_ms\":%u}}\n",
 		       meta.port, (unsigned long long)meta.tick_ns, meta.max_agents, meta.ifindex,
-		       meta.skb_mode ? "skb" : "native", cfg.dead_misses);
+		       meta.skb_mode ? "skb" : "native", cfg.dead_misses, cfg.hold_max_ms);
 	} else {
 		printf("%-8s %-20s %-10s %-8s %-9s %16s %8s %-9s %9s %5s %5s %5s %5s %7s\n", "ID",
 		       "NAME", "GROUP", "STATE", "AGE", "SEQ", "INTERVAL", "STATUS", "BEATS", "DUP",
@@ -239,6 +300,7 @@ int cmd_status(int argc, char **argv)
 		       (unsigned long long)ws.runs, ws.filed, (unsigned long long)ws.visits,
 		       ws.last_run_ns && now > ws.last_run_ns ? (now - ws.last_run_ns) / 1e6 : 0.0,
 		       (unsigned long long)ws.max_lag_ticks);
+		print_health_text(qs, rxq, nq, &ws, &st, &cfg, now);
 	}
 	vg_maps_close(&m);
 	free(rows.v);

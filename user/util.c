@@ -119,6 +119,14 @@ static const char *const kind_names[] = {
 	[VIGIL_EV_REJECTED] = "rejected",
 	[VIGIL_EV_LEASE_EXPIRED] = "lease_expired",
 	[VIGIL_EV_LEASE_RELEASED] = "lease_released",
+	[VIGIL_EV_MONITOR_BEHIND] = "monitor_behind",
+	[VIGIL_EV_MONITOR_CAUGHT_UP] = "monitor_caught_up",
+};
+
+static const char *const part_names[] = {
+	[0] = "",
+	[VIGIL_PART_RXQ] = "receive_queue",
+	[VIGIL_PART_SWEEPER] = "sweeper",
 };
 
 static const char *const lease_state_names[] = {
@@ -163,13 +171,25 @@ bool vg_kind_is_lease(__u32 kind)
 	return kind == VIGIL_EV_LEASE_EXPIRED || kind == VIGIL_EV_LEASE_RELEASED;
 }
 
+bool vg_kind_is_monitor(__u32 kind)
+{
+	return kind == VIGIL_EV_MONITOR_BEHIND || kind == VIGIL_EV_MONITOR_CAUGHT_UP;
+}
+
 bool vg_kind_changes_agent(__u32 kind)
 {
-	return kind != VIGIL_EV_REJECTED && !vg_kind_is_lease(kind);
+	return kind != VIGIL_EV_REJECTED && !vg_kind_is_lease(kind) && !vg_kind_is_monitor(kind);
+}
+
+const char *vg_part_name(__u32 part)
+{
+	return part <= VIGIL_PART_SWEEPER ? part_names[part] : "invalid";
 }
 
 const char *vg_event_state_name(__u32 kind, __u32 state)
 {
+	if (vg_kind_is_monitor(kind))
+		return vg_part_name(state);
 	return vg_kind_is_lease(kind) ? vg_lease_state_name(state) : vg_state_name(state);
 }
 

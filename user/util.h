@@ -30,7 +30,10 @@ const char *vg_lease_state_name(__u32 state);
 /* Lease events carry the lease id in `slot`, the token in `seq` and lease
  * states in state/prev_state. */
 bool vg_kind_is_lease(__u32 kind);
-/* Does an event of this kind record an agent's state (not REJECTED/lease)? */
+/* MONITOR_BEHIND/CAUGHT_UP: the monitor's own health; `state` is the part. */
+bool vg_kind_is_monitor(__u32 kind);
+const char *vg_part_name(__u32 part);
+/* Does an event of this kind record an agent's state (not REJECTED/lease/monitor)? */
 bool vg_kind_changes_agent(__u32 kind);
 /* Name of an event's state fields, agent or lease states by kind. */
 const char *vg_event_state_name(__u32 kind, __u32 state);

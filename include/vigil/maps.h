@@ -67,8 +67,39 @@ enum vigil_event_kind {
 	 * fencing token of the grant that ended. */
 	VIGIL_EV_LEASE_EXPIRED = 8,  /* no renewing beat within the duration */
 	VIGIL_EV_LEASE_RELEASED = 9, /* the holder announced DRAINING or LEAVING */
-	VIGIL_EV_KIND_MAX = VIGIL_EV_LEASE_RELEASED,
+	/* The monitor's own health: `slot` is the receive queue (VIGIL_PART_RXQ)
+	 * or NO_SLOT (VIGIL_PART_SWEEPER), `state` the part (enum vigil_part),
+	 * `aux_ns` how far behind; CAUGHT_UP has the episode's largest lag in
+	 * aux_ns and its start in last_seen_ns. */
+	VIGIL_EV_MONITOR_BEHIND = 10,
+	VIGIL_EV_MONITOR_CAUGHT_UP = 11,
+	VIGIL_EV_KIND_MAX = VIGIL_EV_MONITOR_CAUGHT_UP,
 };
+
+/* Which part of the monitor a MONITOR_* event is about. */
+enum vigil_part {
+	VIGIL_PART_RXQ = 1,     /* a receive queue: beats reached XDP late */
+	VIGIL_PART_SWEEPER = 2, /* the sweeper's timer ran late */
+};
+
+/* vigil_event.flags: how a verdict was reached (docs/operations.md). */
+#define VIGIL_EVF_HELD 0x01          /* SUSPECT/DEAD waited for receive-path evidence;
+				      * aux_ns: how long */
+#define VIGIL_EVF_RX_UNVERIFIED 0x02 /* decided at the hold bound without evidence
+				      * that the receive path had caught up: the
+				      * monitor may have been behind */
+#define VIGIL_EVF_BY_BEAT 0x04       /* SUSPECT reported by the beat path: a held
+				      * verdict ended by a beat sent after the deadline */
+#define VIGIL_EVF_MONITOR_DELAY 0x08 /* RECOVERED: the beat was sent in time for the
+				      * missed deadline (aux_ns: its estimated send
+				      * time); the SUSPECT/DEAD came from delay after
+				      * sending, not from the agent */
+#define VIGIL_EVF_MONITOR_BEHIND 0x10 /* taken while the agent's receive queue or the
+				       * sweeper was in a MONITOR_BEHIND episode */
+#define VIGIL_EVF_BEATS_LOST 0x20     /* RECOVERED: its sequence shows beats sent in
+				       * time that never reached XDP (dropped in the
+				       * receive ring or the network); SUSPECT/DEAD:
+				       * taken while its queue was losing beats */
 
 /* A lease as the kernel sees it. */
 enum vigil_lease_state {
@@ -140,6 +171,16 @@ struct agent_slot {
 	__u64 bad_tag;        /* named this agent but failed authentication */
 	__u64 replayed;       /* authentic but replayed (duplicate, too old, old incarnation) */
 	__u64 over_rate;      /* authentic but beyond the agent's rate limit */
+	/* The agent's clock against ours (vigil_clock_update): the least
+	 * (arrival - send_ts), i.e. offset + least one-way delay, seen at
+	 * clock_at_ns and allowed to rise by VIGIL_CLOCK_DRIFT_PPM since.
+	 * send_ts + the estimate = the earliest the beat could have reached
+	 * XDP, on the monitor's clock. */
+	__s64 clock_off_ns;
+	__u64 clock_at_ns;    /* when clock_off_ns was seen (0: no estimate yet) */
+	__u64 hold_since_ns;  /* a verdict waits for receive-path evidence since
+			       * (set by the sweeper; whoever clears it with a
+			       * compare-and-swap decides the verdict) */
 	__u32 gap_hist[VIGIL_GAP_BUCKETS]; /* inter-arrival times, see VIGIL_GAP_BUCKETS */
 	__u32 state;          /* enum vigil_agent_state */
 	__u32 incarnation;
@@ -148,9 +189,11 @@ struct agent_slot {
 	__u32 interval_max_ms;
 	__u32 multiplier;     /* deadline = last_seen + multiplier x interval */
 	__u32 lease_id;
+	__u32 pad1;
 	__u16 queue_depth;
+	__u16 rxq;            /* receive queue of the last accepted beat */
 	__u8 status;          /* enum vigil_status of the last beat */
-	__u8 pad0;
+	__u8 pad0[3];
 	char name[VIGIL_NAME_LEN];
 	char group[VIGIL_GROUP_LEN];
 };
@@ -159,9 +202,10 @@ struct agent_slot {
  * as agents). Only the sweeper writes it, which is what lets the wheel be a
  * set of intrusive singly linked lists without locks. */
 struct wheel_link {
-	__u64 due_tick; /* tick of the bucket this slot is filed in */
-	__u32 next;     /* next slot + 1 in the same bucket, 0 = end */
-	__u32 in_wheel; /* 1 while filed in a bucket or in the sweeper's work list */
+	__u64 due_tick;  /* tick of the bucket this slot is filed in */
+	__u32 next;      /* next slot + 1 in the same bucket, 0 = end */
+	__u16 in_wheel;  /* 1 while filed in a bucket or in the sweeper's work list */
+	__u16 hold_step; /* ticks until the next look at a held verdict (doubles) */
 };
 
 /* wheel_buckets: list heads (ARRAY of VIGIL_WHEEL_BUCKETS). Sweeper only. */
@@ -182,6 +226,49 @@ struct wheel_state {
 	__u64 budget_exhausted; /* callbacks that stopped on the visit budget */
 	__u32 work_head;      /* slot + 1 of the detached list being processed */
 	__u32 filed;          /* slots currently in the wheel */
+	/* The sweeper's own lateness, as a MONITOR_BEHIND episode. */
+	__u64 lag_ticks;        /* backlog at the last callback */
+	__u64 behind_since_ns;  /* 0: on time */
+	__u64 behind_max_ticks; /* largest backlog of the current or last episode */
+	__u64 behind_episodes;
+	__u64 health_next_ns;   /* next look at the receive queues */
+	__u32 last_late_ms;     /* monotonic ms (mod 2^32) of the last callback behind */
+	__u32 pad;
+};
+
+/* Receive queues watched for lateness (rx_queue_index modulo this). */
+#define VIGIL_MAX_RXQ 64
+
+/* vigil_rxq: each receive queue's progress, from the beats XDP accepted
+ * there (ARRAY of VIGIL_MAX_RXQ, one cache line each: a queue is served by
+ * one CPU at a time). `sent_wm_ns` is the evidence the sweeper needs before
+ * a verdict: a beat sent at or after the deadline has already been
+ * processed on the agent's queue, so a beat the agent sent before it would
+ * have been too (docs/design.md, "receive-path evidence"). */
+struct rxq_state {
+	__u64 sent_wm_ns;     /* latest estimated send time (monitor clock) of a beat
+			       * accepted on this queue */
+	__u64 last_rx_ns;     /* when it was accepted */
+	__u64 lag_ns;         /* its delay beyond its agent's least delay */
+	__u64 win_lag_min_ns; /* least such delay since the sweeper last looked
+			       * (~0: no beat since); the sweeper resets it */
+	__u64 beats;          /* beats with a timestamp accepted here */
+	__u64 behind_since_ns; /* MONITOR_BEHIND episode: 0 = on time (sweeper) */
+	__u64 behind_max_ns;  /* largest delay of the current or last episode */
+	__u32 last_late_ms;   /* monotonic ms (mod 2^32) of the last sample behind */
+	__u32 episodes;
+	/* Beats proven lost (a sequence gap) before reaching XDP: the receive
+	 * ring overflowed, or the network dropped them. A burst of losses over
+	 * an agent's silence means its own beats may have been dropped too, so
+	 * its verdict waits (vigil_loss_overlaps). Send times, monitor clock. */
+	__u64 loss_from_ns;   /* current loss episode: earliest lost send time */
+	__u64 loss_to_ns;     /* ... latest */
+	__u64 burst_from_ns;  /* last episode of VIGIL_LOSS_BURST or more lost beats */
+	__u64 burst_to_ns;
+	__u64 lost;           /* beats proven lost on this queue */
+	__u32 loss_beats;     /* lost beats in the current episode */
+	__u32 bursts;
+	__u64 pad[2];         /* two cache lines */
 };
 
 /* vigil_config: settings the daemon may change at run time (ARRAY of 1). */
@@ -197,7 +284,8 @@ struct vigil_config {
 	__u32 source_pps;            /* datagrams per second per source address (0: no limit) */
 	__u32 source_burst;
 	__u32 recommend_interval_ms; /* sent in acknowledgements (storm control); 0: none */
-	__u32 pad;
+	__u32 hold_max_ms;           /* longest a verdict waits for receive-path evidence
+				      * (0: decide at the deadline) */
 };
 
 /* vigil_globals: host-wide counters that must be shared, not per-CPU. */
@@ -228,6 +316,16 @@ struct vigil_stats {
 	__u64 replayed;
 	__u64 over_rate_agent;
 	__u64 over_rate_source;
+	/* Verdicts and the receive path (docs/operations.md). */
+	__u64 verdicts_held;       /* SUSPECT/DEAD held for receive-path evidence */
+	__u64 held_decided;        /* ... then taken: the evidence came */
+	__u64 held_unverified;     /* ... then taken at the bound, without evidence */
+	__u64 held_cancelled;      /* ... then dropped: a beat sent in time arrived */
+	__u64 held_by_beat;        /* ... then reported by a beat sent after the deadline */
+	__u64 held_ns;             /* total time verdicts were held */
+	__u64 held_max_ns;         /* longest hold (take the max across CPUs) */
+	__u64 corrected;           /* RECOVERED with MONITOR_DELAY: a false verdict undone */
+	__u64 lost_beats;          /* beats proven lost by a sequence gap */
 };
 
 /* vigil_guard: per-agent anti-replay window and rate state (ARRAY, same
@@ -286,7 +384,7 @@ struct vigil_meta {
 
 /* Bump when a pinned map's layout changes: an instance pinned with another
  * layout is refused, never silently recreated (docs/maps.md). */
-#define VIGIL_LAYOUT_VERSION 4
+#define VIGIL_LAYOUT_VERSION 5
 
 /* One ring-buffer record: a state transition or a notable beat. */
 struct vigil_event {
@@ -295,17 +393,21 @@ struct vigil_event {
 	__u64 last_seen_ns; /* monotonic time of the last accepted beat */
 	__u64 detected_ns;  /* monotonic time the transition was taken */
 	__u64 seq;          /* agent's beat sequence at the time */
+	__u64 aux_ns;       /* by kind and flags: how long a verdict was held
+			     * (VIGIL_EVF_HELD), a beat's estimated send time
+			     * (VIGIL_EVF_MONITOR_DELAY), how far behind (MONITOR_*) */
 	__u32 slot;         /* 0xffffffff: no slot (unknown agent) */
 	__u32 kind;         /* enum vigil_event_kind */
 	__u32 incarnation;
 	__u32 interval_ms;
 	__u16 state;        /* state after the event */
 	__u16 prev_state;
-	__u32 reason;       /* enum vigil_reject_reason, for REJECTED */
+	__u16 reason;       /* enum vigil_reject_reason, for REJECTED */
+	__u16 flags;        /* VIGIL_EVF_* */
 	__u8 src_addr[16];  /* sender, for REJECTED (IPv4-mapped for IPv4) */
 };
 
-_Static_assert(sizeof(struct vigil_event) == 80, "event record is 80 bytes");
+_Static_assert(sizeof(struct vigil_event) == 88, "event record is 88 bytes");
 
 /* The group id that keys the allowlist: FNV-1a of the group name. */
 VIGIL_INLINE __u32 vigil_group_id(const char *name, __u32 len)

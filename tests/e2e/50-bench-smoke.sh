@@ -29,7 +29,7 @@ else
 fi
 
 for s in "### 1. Fast path" "### 2. Throughput" "### 3. Scale" "### 4. Mass failure" \
-	"### 5. Overload" "### Targets"; do
+	"### 5. Overload" "### 6. Monitor starvation" "### Targets"; do
 	check "it prints the table '$s'" grep -qF "$s" "$E2E_TMP/bench.out"
 done
 check "the fast-path table has known, unknown, authenticated and acknowledged beats" \
@@ -40,6 +40,10 @@ check "the fast-path table has known, unknown, authenticated and acknowledged be
 check "the throughput table has ceiling, vigil and the baseline" \
 	sh -c "grep -q '^| no-op XDP_DROP' '$E2E_TMP/bench.out' && grep -q '^| vigil ' '$E2E_TMP/bench.out' &&
 		grep -q '^| userspace baseline' '$E2E_TMP/bench.out'"
+
+check "the starvation table has vigil with and without receive-path evidence, and FRR bfdd" \
+	sh -c "grep -q '^| vigil (verdicts wait for receive-path evidence' '$E2E_TMP/bench.out' &&
+		grep -q '^| vigil, --hold-max-ms 0' '$E2E_TMP/bench.out' && grep -q '^| FRR bfdd' '$E2E_TMP/bench.out'"
 
 DOC=$OUT/BENCHMARKS.md
 if [ -s "$DOC" ] && python3 - "$E2E_TMP/bench.out" "$DOC" <<'EOF'; then
@@ -57,6 +61,6 @@ check_sh "the document names machine, kernel, date and command" \
 n_png=$(find "$OUT/bench" -name '*.png' -size +1k 2>/dev/null | wc -l)
 check "gnuplot drew the plots ($n_png PNG files)" [ "$n_png" -ge 4 ]
 check_sh "no generator, daemon or baseline is left running" \
-	'! pgrep -f "$E2E_ROOT/build/vigil-(trafficgen|baseline)" >/dev/null'
+	'! pgrep -f "$E2E_ROOT/build/vigil-(trafficgen|baseline)" >/dev/null && ! pgrep -f "bfdd -f /tmp/vg" >/dev/null'
 
 e2e_finish

@@ -20,6 +20,9 @@ import sys
 
 STATES = {"free", "new", "alive", "suspect", "dead", "left"}
 KINDS = {"up", "suspect", "dead", "recovered", "restart", "left", "rejected"}
+# The monitor's own health events: no agent, `state` names the part.
+MONITOR_KINDS = {"monitor_behind", "monitor_caught_up"}
+PARTS = {"receive_queue", "sweeper"}
 # kind -> (allowed previous states, state after), None: the state stays.
 EDGES = {
     "up": ({"new", "left"}, "alive"),
@@ -69,7 +72,7 @@ def verify(db_path, jsonl_path=None):
     per_agent = {}
     state = {}
     for r in cur:  # already ordered by event_seq
-        if r["kind"] == "rejected":
+        if r["kind"] == "rejected" or r["kind"] in MONITOR_KINDS:
             continue
         a = r["agent_id"]
         pa = per_agent.setdefault(a, {"events": 0, "dead": 0, "suspect": 0, "recovered": 0,
@@ -163,10 +166,12 @@ def rows_check(db_path):
                         " typeof(agent_id) FROM events"):
         n += 1
         inst, seq, agent, kind, st, prev, det, rec, recon, t1, t2 = r
-        ok = (t1 == "integer" and t2 == "integer" and seq > 0 and kind in KINDS and
-              st in STATES and prev in STATES and isinstance(det, int) and det > 0 and
-              isinstance(rec, int) and rec > 0 and recon in (0, 1) and
-              (kind == "rejected" or agent > 0))
+        monitor = kind in MONITOR_KINDS and st in PARTS and prev == "" and agent == 0
+        ok = (t1 == "integer" and t2 == "integer" and seq > 0 and
+              (monitor or (kind in KINDS and st in STATES and prev in STATES and
+                           (kind == "rejected" or agent > 0))) and
+              isinstance(det, int) and det > 0 and isinstance(rec, int) and rec > 0 and
+              recon in (0, 1))
         if not ok:
             bad.append([str(x) for x in r])
     db.close()

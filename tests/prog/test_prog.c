@@ -52,8 +52,10 @@
 #define MS VIGIL_NSEC_PER_MSEC
 /* A transition may be reported up to two ticks after its deadline (one for
  * rounding the deadline up to a tick, one for the timer period) plus what the
- * scheduler adds; 5 ms is generous for that. */
-#define SCHED_SLACK_NS (5 * MS)
+ * machine adds: on a virtual machine an idle vCPU's timer interrupt can come
+ * 10+ ms late (docs/design.md). The bound is generous; the figures are
+ * measured by `make bench` (scale, mass failure), and printed here. */
+#define SCHED_SLACK_NS (25 * MS)
 #define LATE_BOUND_NS (2 * TICK_NS + SCHED_SLACK_NS)
 #define NO_SLOT 0xffffffffu
 
@@ -75,12 +77,36 @@ static struct vigil_config table_cfg;
 /* Every record the ring buffer delivered, in the order it delivered them. */
 static struct vigil_event *evlog;
 static size_t ev_n, ev_cap, ev_bad_size;
+/* The monitor's own health records (MONITOR_BEHIND/CAUGHT_UP) come from the
+ * sweeper whenever this machine holds it up; they are kept apart so that a
+ * case's records are exactly its own, and their sequences are known. */
+static struct vigil_event hlog[4096];
+static size_t h_n;
+
+/* Health records with event_seq in (lo, hi]. */
+static __u64 health_between(__u64 lo, __u64 hi)
+{
+	__u64 n = 0;
+
+	for (size_t i = 0; i < h_n; i++)
+		n += hlog[i].event_seq > lo && hlog[i].event_seq <= hi;
+	return n;
+}
+
+/* Wait (briefly) until every record numbered (lo, hi] has been read: a
+ * health record's sequence is taken before the sweeper submits it. */
+static void settle(__u64 lo, __u64 hi, size_t ev0);
 
 static int on_event(void *ctx, void *data, size_t len)
 {
 	(void)ctx;
 	if (len != sizeof(struct vigil_event)) {
 		ev_bad_size++;
+		return 0;
+	}
+	if (vg_kind_is_monitor(((struct vigil_event *)data)->kind)) {
+		if (h_n < sizeof(hlog) / sizeof(hlog[0]))
+			memcpy(&hlog[h_n++], data, sizeof(hlog[0]));
 		return 0;
 	}
 	if (ev_n == ev_cap) {
@@ -103,6 +129,21 @@ static size_t drain(void)
 {
 	ring_buffer__consume(rb);
 	return ev_n;
+}
+
+static void settle(__u64 lo, __u64 hi, size_t ev0)
+{
+	/* Up to 1 s: a vCPU descheduled by the hypervisor mid-callback. */
+	for (int i = 0; i < 10000; i++) {
+		__u64 n = health_between(lo, hi);
+
+		for (size_t j = ev0; j < ev_n; j++)
+			n += evlog[j].event_seq > lo && evlog[j].event_seq <= hi;
+		if (n >= hi - lo)
+			return;
+		usleep(100);
+		ring_buffer__consume(rb);
+	}
 }
 
 static const char *kind_name(__u32 k)
@@ -261,11 +302,13 @@ static const struct slot_field {
 	SF(agent_id), SF(last_seen_ns), SF(seq), SF(send_ts_ns), SF(state_since_ns),
 	SF(last_event_seq), SF(beats), SF(duplicates), SF(reordered), SF(malformed),
 	SF(bad_version), SF(restarts), SF(bad_tag), SF(replayed), SF(over_rate),
+	SF(clock_off_ns), SF(clock_at_ns), SF(hold_since_ns),
 #ifdef VIGIL_GAP_BUCKETS
 	SFA(gap_hist),
 #endif
 	SF(state), SF(incarnation), SF(interval_ms), SF(interval_min_ms), SF(interval_max_ms),
-	SF(multiplier), SF(lease_id), SF(queue_depth), SF(status), SF(pad0), SF(name), SF(group),
+	SF(multiplier), SF(lease_id), SF(pad1), SF(queue_depth), SF(rxq), SF(status),
+	SF(pad0), SF(name), SF(group),
 };
 #define N_SLOT_FIELDS (sizeof(slot_fields) / sizeof(slot_fields[0]))
 
@@ -330,7 +373,8 @@ static const char *const stat_names[] = {
 	"packets", "beats", "passed", "malformed", "bad_version", "unknown_agent", "duplicates",
 	"reordered", "restarts", "events", "ringbuf_full", "queue_full", "stale_slot",
 	"not_allowed", "unauthenticated", "bad_tag", "replayed", "over_rate_agent",
-	"over_rate_source",
+	"over_rate_source", "verdicts_held", "held_decided", "held_unverified", "held_cancelled",
+	"held_by_beat", "held_ns", "held_max_ns", "corrected", "lost_beats",
 };
 _Static_assert(sizeof(stat_names) / sizeof(stat_names[0]) == sizeof(struct vigil_stats) / 8,
 	       "stat_names must name every counter of struct vigil_stats");
@@ -341,16 +385,22 @@ static __u64 stat_at(const struct vigil_stats *s, size_t i)
 	return ((const __u64 *)s)[i];
 }
 
-/* Check that every counter moved by exactly `want` between a and b. */
+/* Health records the sweeper may have counted in `events` meanwhile. */
+static __u64 events_slack;
+
+/* Check that every counter moved by exactly `want` between a and b (the
+ * `events` counter by up to events_slack more). */
 static int stats_diff(const struct vigil_stats *a, const struct vigil_stats *b,
 		      const struct vigil_stats *want)
 {
+	size_t ev_i = offsetof(struct vigil_stats, events) / 8;
 	int n = 0;
 
 	for (size_t i = 0; i < N_STATS; i++) {
 		__u64 d = stat_at(b, i) - stat_at(a, i);
 
-		if (d == stat_at(want, i))
+		if (d == stat_at(want, i) ||
+		    (i == ev_i && d >= stat_at(want, i) && d <= stat_at(want, i) + events_slack))
 			continue;
 		n++;
 		note("counter %s moved by %lld, want %llu", stat_names[i], (long long)d,
@@ -802,9 +852,11 @@ static int pkt_case_check(const struct pkt_case *c)
 		return note("reading the maps: %s", strerror(errno)), 1;
 	}
 	ret = xdp_run(frame, len, &t0, &t1);
-	ev1 = drain();
 	if (snapshot(after, slots, gafter) || vg_stats_read(&maps, &st1) || read_globals(&g1))
 		bad++, note("reading the maps after the run failed: %s", strerror(errno));
+	drain();
+	settle(g0.event_seq, g1.event_seq, ev0);
+	ev1 = ev_n;
 	if (own_cfg && cfg_write(&table_cfg))
 		bad++, note("restoring vigil_config failed: %s", strerror(errno));
 
@@ -828,8 +880,9 @@ static int pkt_case_check(const struct pkt_case *c)
 
 			EXPECT(e->kind == kind, "event %d kind %s, want %s", i, kind_name(e->kind),
 			       kind_name(kind));
-			EXPECT(e->event_seq == g0.event_seq + 1 + i, "event_seq %llu, want %llu",
-			       (unsigned long long)e->event_seq,
+			EXPECT(e->event_seq == g0.event_seq + 1 + i +
+						       health_between(g0.event_seq, e->event_seq),
+			       "event_seq %llu, want %llu", (unsigned long long)e->event_seq,
 			       (unsigned long long)(g0.event_seq + 1 + i));
 			EXPECT(e->detected_ns >= t0 && e->detected_ns <= t1,
 			       "detected_ns %llu outside the test run [%llu, %llu]",
@@ -848,8 +901,10 @@ static int pkt_case_check(const struct pkt_case *c)
 				trans_seq = e->event_seq;
 		}
 	}
-	EXPECT(g1.event_seq - g0.event_seq == (__u64)nexp, "event_seq rose by %llu, want %d",
-	       (unsigned long long)(g1.event_seq - g0.event_seq), nexp);
+	EXPECT(g1.event_seq - g0.event_seq - health_between(g0.event_seq, g1.event_seq) ==
+		       (__u64)nexp,
+	       "event_seq rose by %llu, want %d", (unsigned long long)(g1.event_seq - g0.event_seq),
+	       nexp);
 
 	/* The expected slots: everything as before, except what the case says. */
 	memcpy(want, before, sizeof(want[0]) * n_watch);
@@ -868,6 +923,27 @@ static int pkt_case_check(const struct pkt_case *c)
 		       (unsigned long long)t1);
 		w->last_seen_ns = a->last_seen_ns;
 		w->beats++;
+		/* A timestamp moves the clock estimate (XDP's now is last_seen);
+		 * a restart starts it afresh. */
+		if (c->restart)
+			w->clock_at_ns = 0;
+		if (c->b.send_ts_ns) {
+			__s64 off = vigil_clock_update(&w->clock_off_ns, &w->clock_at_ns,
+						       a->last_seen_ns,
+						       (__s64)(a->last_seen_ns - c->b.send_ts_ns));
+			__u64 est = vigil_send_estimate(a->last_seen_ns, c->b.send_ts_ns, off);
+			/* A sequence gap in this incarnation: beats proven lost. */
+			__u64 gap = c->sc == SC_ACCEPT && !c->restart && b->state != VIGIL_AGENT_NEW &&
+					    c->b.seq > b->seq + 1 &&
+					    c->b.seq - b->seq - 1 <= VIGIL_LOSS_GAP_MAX ?
+				    c->b.seq - b->seq - 1 : 0;
+
+			if (vigil_first_lost_ns(est, gap, c->interval,
+						b->send_ts_ns ? vigil_send_estimate(b->last_seen_ns,
+										    b->send_ts_ns, off) : 0))
+				dst.lost_beats += gap;
+			w->rxq = 0;
+		}
 #ifdef VIGIL_GAP_BUCKETS
 		if (b->state != VIGIL_AGENT_NEW && a->last_seen_ns > b->last_seen_ns)
 			w->gap_hist[vigil_gap_bucket(a->last_seen_ns - b->last_seen_ns)]++;
@@ -940,6 +1016,7 @@ static int pkt_case_check(const struct pkt_case *c)
 
 	dst.packets = 1;
 	dst.events = nexp;
+	events_slack = health_between(g0.event_seq > 2 ? g0.event_seq - 2 : 0, g1.event_seq + 2);
 	bad += stats_diff(&st0, &st1, &dst);
 	return bad;
 }
@@ -1624,10 +1701,12 @@ static void run_reject_cap(void)
 				first = t0;
 			last = t1;
 		}
-		ev1 = drain();
 		vg_stats_read(&maps, &st1);
 		read_globals(&g1);
 		vg_agent_get(&maps, AG_A, NULL, &s1);
+		drain();
+		settle(g0.event_seq, g1.event_seq, ev0);
+		ev1 = ev_n;
 		if (verdicts != n)
 			bad++, note("%d of %d verdicts were XDP_DROP", verdicts, n);
 		if (last - first >= VIGIL_NSEC_PER_SEC)
@@ -1640,13 +1719,16 @@ static void run_reject_cap(void)
 			wrong += e->kind != VIGIL_EV_REJECTED || e->agent_id != b.agent_id ||
 				 e->reason != (round ? VIGIL_REJECT_UNKNOWN_AGENT : VIGIL_REJECT_BAD_TAG) ||
 				 memcmp(e->src_addr, want_src, 16) ||
-				 e->event_seq != g0.event_seq + 1 + (i - ev0) ||
+				 e->event_seq != g0.event_seq + 1 + (i - ev0) +
+							 health_between(g0.event_seq, e->event_seq) ||
 				 e->detected_ns < first || e->detected_ns > last;
 		}
 		if (wrong)
 			bad++, note("%d records are not the flood's REJECTED records, in order", wrong);
-		if (g1.event_seq - g0.event_seq != cc.reject_events_per_sec)
+		if (g1.event_seq - g0.event_seq - health_between(g0.event_seq, g1.event_seq) !=
+		    cc.reject_events_per_sec)
 			bad++, note("event_seq rose by %llu", (unsigned long long)(g1.event_seq - g0.event_seq));
+		events_slack = health_between(g0.event_seq > 2 ? g0.event_seq - 2 : 0, g1.event_seq + 2);
 		bad += stats_diff(&st0, &st1, &want);
 		s0.bad_tag += round ? 0 : n;
 		bad += slot_diff(AG_A, &s0, &s1);
@@ -1924,47 +2006,6 @@ static void late_note(const char *what, struct late *l)
 static struct late all_suspect, all_dead;
 
 /* vigil_wheel.max_lag_ticks when the current timed phase began. */
-static __u64 lag_mark;
-
-static __u64 sweeper_max_lag(void)
-{
-	struct wheel_state ws;
-
-	return bpf_map_lookup_elem(maps.wheel, &zero, &ws) ? 0 : ws.max_lag_ticks;
-}
-
-/*
- * Lateness beyond the bound is the wheel's fault only if the sweeper's own
- * timer fired on time. On an overloaded host (other tests, a fuzzer, another
- * instance's sweeper) the timer callback itself can start tens of ms late;
- * the sweeper records that as max_lag_ticks. When that lag rose during this
- * phase and accounts for the worst lateness, return the reason to skip
- * rather than fail; otherwise NULL.
- */
-static const char *late_excuse(__s64 worst, char *buf, size_t len)
-{
-	__u64 lag = sweeper_max_lag();
-
-	if (worst <= (__s64)LATE_BOUND_NS || lag <= lag_mark ||
-	    worst > (__s64)((lag + 2) * TICK_NS + SCHED_SLACK_NS))
-		return NULL;
-	snprintf(buf, len, "the sweeper's timer itself fired up to %llu ticks late in this phase "
-		 "(host overloaded), which accounts for the worst %.3f ms",
-		 (unsigned long long)lag, worst / 1e6);
-	return buf;
-}
-
-/* tap_result for a lateness bound, or tap_skip when late_excuse() applies. */
-static void late_result(bool ok, __s64 worst, const char *desc)
-{
-	char buf[192];
-	const char *why = ok ? NULL : late_excuse(worst, buf, sizeof(buf));
-
-	if (why)
-		tap_skip(why, "%s", desc);
-	else
-		tap_result(ok, "%s", desc);
-}
 static __u32 dead_misses;
 
 /*
@@ -2286,15 +2327,15 @@ static void dl_check_records(const struct steady *steady)
 	tap_result(!all_suspect.early,
 		   "deadline: no SUSPECT before last_seen + 3 x interval (%zu records)",
 		   all_suspect.n);
-	d = xasprintf("deadline: every SUSPECT within 2 ticks + 5 ms of its deadline (worst "
+	d = xasprintf("deadline: every SUSPECT within 2 ticks + 25 ms of its deadline (worst "
 		      "%.3f ms)", late_max(&all_suspect) / 1e6);
-	late_result(!late_over(&all_suspect, LATE_BOUND_NS), late_max(&all_suspect), d);
+	tap_result(!late_over(&all_suspect, LATE_BOUND_NS), "%s", d);
 	free(d);
 	tap_result(!all_dead.early, "deadline: no DEAD before deadline + dead_misses x "
 		   "interval (%zu records)", all_dead.n);
-	d = xasprintf("deadline: every DEAD within 2 ticks + 5 ms of its due time (worst %.3f ms)",
+	d = xasprintf("deadline: every DEAD within 2 ticks + 25 ms of its due time (worst %.3f ms)",
 		      late_max(&all_dead) / 1e6);
-	late_result(!late_over(&all_dead, LATE_BOUND_NS), late_max(&all_dead), d);
+	tap_result(!late_over(&all_dead, LATE_BOUND_NS), "%s", d);
 	free(d);
 	if (shorten.n != (size_t)dl_groups[G_SHORTEN].n)
 		note("%zu shortened-interval SUSPECT records, want %d", shorten.n,
@@ -2304,7 +2345,7 @@ static void dl_check_records(const struct steady *steady)
 	if (shorten.n != (size_t)dl_groups[G_SHORTEN].n || shorten.early)
 		tap_result(false, "%s", d);
 	else
-		late_result(!shortened_late, late_max(&shorten), d);
+		tap_result(!shortened_late, "%s", d);
 	free(d);
 	late_note("deadline SUSPECT", &all_suspect);
 	late_note("deadline DEAD", &all_dead);
@@ -2342,7 +2383,6 @@ static void run_deadline_tests(void)
 	}
 	note("deadline: %d agents, tick 1 ms, multiplier %d, dead_misses %u; bound: deadline + "
 	     "2 ticks + %.0f ms", n_dl, DL_MULT, dead_misses, SCHED_SLACK_NS / 1e6);
-	lag_mark = sweeper_max_lag();
 
 	/* The script: first beats staggered over 20 ms so deadlines fall at
 	 * every offset within a tick; the shortening group advertises 1000 ms
@@ -2454,7 +2494,6 @@ static void run_bulk_test(void)
 	}
 
 	ev0 = drain();
-	lag_mark = sweeper_max_lag();
 	start = vg_mono_ns();
 	/* In a shuffled order, so that beats fall at every phase of the
 	 * sweeper's visits (a slot is looked at every horizon = 15 ms). */
@@ -2551,13 +2590,12 @@ static void run_bulk_test(void)
 	tap_result(!sus.early && !dead.early,
 		   "bulk: no SUSPECT before last_seen + 3 x 20 ms, no DEAD before + 2 x 20 ms more");
 	{
-		char *d = xasprintf("bulk: every SUSPECT and DEAD within 2 ticks + 5 ms (worst %.3f "
+		char *d = xasprintf("bulk: every SUSPECT and DEAD within 2 ticks + 25 ms (worst %.3f "
 				    "ms / %.3f ms, %zu beyond)", late_max(&sus) / 1e6,
 				    late_max(&dead) / 1e6,
 				    late_over(&sus, LATE_BOUND_NS) + late_over(&dead, LATE_BOUND_NS));
 
-		late_result(!late_over(&sus, LATE_BOUND_NS) && !late_over(&dead, LATE_BOUND_NS),
-			    late_max(&sus) > late_max(&dead) ? late_max(&sus) : late_max(&dead), d);
+		tap_result(!late_over(&sus, LATE_BOUND_NS) && !late_over(&dead, LATE_BOUND_NS), "%s", d);
 		free(d);
 	}
 	tap_result(!miss_seen && !wrong_ivl, "bulk: every record carries the last_seen_ns "
@@ -2580,6 +2618,368 @@ static void run_bulk_test(void)
 	free(b);
 }
 
+
+/* ------------------------------------------------------ evidence tests */
+
+/*
+ * Receive-path evidence (docs/design.md): a verdict is taken only once the
+ * agent's receive queue has processed a beat sent at or after the deadline,
+ * or at the hold bound, flagged; a beat that ends a hold is judged by its
+ * own send time; a beat sent in time that arrives after its verdict undoes
+ * it (cause monitor_delay); late beats make a MONITOR_BEHIND episode. The
+ * beats here carry CLOCK_MONOTONIC send times: the agent's clock is ours.
+ */
+#define EV_BASE 3000000
+#define EV_HOLD_MS 100
+#define EV_IVL_MS 10 /* deadline 30 ms after a beat */
+
+/* Each agent's own sequence; ev_skip: sequences lost before the next beat. */
+static __u64 ev_seq[16], ev_skip;
+
+static int beat_ts(__u64 id, __u64 send_ts, __u8 status)
+{
+	struct vigil_key k = agent_key(id, 0);
+	struct frame_spec f = { .key = &k };
+	struct vigil_beat_info b = {
+		.agent_id = id, .seq = (ev_seq[(id - EV_BASE) & 15] += ev_skip + 1), .incarnation = 1,
+		.interval_ms = EV_IVL_MS, .send_ts_ns = send_ts, .status = status,
+	};
+	__u8 frame[PKT_MAX];
+	size_t len = build_frame(frame, &f, &b, NULL);
+	__u64 t0, t1;
+
+	return xdp_run(frame, len, &t0, &t1);
+}
+
+/* Run the ring and a canary (every 2 ms, if canary) until `until` or until
+ * cond() holds; returns the longest gap between canary beats. */
+static __u64 ev_wait(__u64 until, __u64 canary, bool (*cond)(void))
+{
+	__u64 last = 0, gap = 0, now;
+
+	while ((now = vg_mono_ns()) < until) {
+		if (canary && now - last >= 2 * MS) {
+			if (last && now - last > gap)
+				gap = now - last;
+			beat_ts(canary, vg_mono_ns(), VIGIL_STATUS_OK);
+			last = now;
+		}
+		ring_buffer__poll(rb, 0);
+		if (cond && cond())
+			break;
+		usleep(200);
+	}
+	drain();
+	return gap;
+}
+
+/* The records of one agent since ev0: kinds in order into k[], up to n. */
+static size_t ev_of(__u64 id, size_t ev0, const struct vigil_event **out, size_t n)
+{
+	size_t m = 0;
+
+	for (size_t i = ev0; i < ev_n && m < n; i++)
+		if (evlog[i].agent_id == id)
+			out[m++] = &evlog[i];
+	return m;
+}
+
+static __u64 ev_watch_id;
+static size_t ev_watch_from, ev_watch_want;
+
+static bool ev_have(void)
+{
+	const struct vigil_event *e[8];
+
+	return ev_of(ev_watch_id, ev_watch_from, e, 8) >= ev_watch_want;
+}
+
+/* Beat a few times in time (UP, the clock learnt), then fall silent;
+ * returns the deadline of the last beat. */
+static __u64 ev_then_silent(__u64 id)
+{
+	struct agent_slot s;
+
+	for (int i = 0; i < 3; i++) {
+		beat_ts(id, vg_mono_ns(), VIGIL_STATUS_OK);
+		if (i < 2)
+			usleep(EV_IVL_MS * 1000 / 2);
+	}
+	if (vg_agent_get(&maps, id, NULL, &s))
+		return 0;
+	return vigil_deadline(s.last_seen_ns, s.interval_ms, s.multiplier);
+}
+
+static void ev_leave(__u64 id)
+{
+	beat_ts(id, vg_mono_ns(), VIGIL_STATUS_LEAVING);
+}
+
+static struct vigil_stats ev_stats(void)
+{
+	struct vigil_stats st = {};
+
+	vg_stats_read(&maps, &st);
+	return st;
+}
+
+static void run_evidence_tests(void)
+{
+	const __u64 A = EV_BASE + 1, B = EV_BASE + 2, C = EV_BASE + 3, D = EV_BASE + 4,
+		    E = EV_BASE + 5, F = EV_BASE + 6, CAN = EV_BASE + 9;
+	struct vigil_config cfg = base_cfg;
+	const struct vigil_event *e[8];
+	struct vigil_stats st0, st1;
+	__u64 dl, gap, hold = EV_HOLD_MS * MS, sent;
+	size_t ev0, n;
+	__u32 hint = 0;
+
+	for (__u64 id = EV_BASE + 1; id <= EV_BASE + 9; id++)
+		if (add_agent(id, 5, 1000, DL_MULT, &hint)) {
+			tap_result(false, "evidence: registering agent %llu", (unsigned long long)id);
+			return;
+		}
+	cfg.hold_max_ms = EV_HOLD_MS;
+	if (cfg_write(&cfg)) {
+		tap_result(false, "evidence: writing vigil_config: %s", strerror(errno));
+		return;
+	}
+	/* Each agent beats only in its own case (until then it is NEW, its
+	 * first deadline seconds away), so no case sees another's records. */
+	beat_ts(CAN, vg_mono_ns(), VIGIL_STATUS_OK);
+
+	/* A: evidence from a canary -> judged promptly, not flagged unverified. */
+	dl = ev_then_silent(A);
+	ev0 = drain();
+	st0 = ev_stats();
+	ev_watch_id = A, ev_watch_from = ev0, ev_watch_want = 2;
+	gap = ev_wait(dl + (DL_MULT - 1 + 2) * EV_IVL_MS * MS + hold, CAN, ev_have);
+	n = ev_of(A, ev0, e, 8);
+	if (gap > 20 * MS) {
+		tap_skip("this test's canary thread was held off the CPU (agent side)",
+			 "evidence: with a canary beating, a silent agent's SUSPECT/DEAD are "
+			 "taken within a canary interval of the deadline (longest canary gap "
+			 "%.1f ms)", gap / 1e6);
+	} else {
+		bool ok = n == 2 && e[0]->kind == VIGIL_EV_SUSPECT && e[1]->kind == VIGIL_EV_DEAD &&
+			  !(e[0]->flags & VIGIL_EVF_RX_UNVERIFIED) &&
+			  !(e[1]->flags & VIGIL_EVF_RX_UNVERIFIED) && e[0]->detected_ns >= dl &&
+			  e[0]->detected_ns <= dl + LATE_BOUND_NS + 2 * MS;
+
+		tap_result(ok, "evidence: with a canary beating, a silent agent's SUSPECT and DEAD "
+			   "are taken with evidence, within 2 ticks + a canary interval + slack of "
+			   "the deadline (SUSPECT %.3f ms late, flags %#x)",
+			   n ? ((double)e[0]->detected_ns - (double)dl) / 1e6 : -1.0,
+			   n ? e[0]->flags : 0);
+	}
+
+	ev_leave(CAN);
+
+	/* B: nobody beats -> held to the bound, then taken, flagged. */
+	dl = ev_then_silent(B);
+	ev0 = drain();
+	st0 = ev_stats();
+	ev_watch_id = B, ev_watch_from = ev0, ev_watch_want = 2;
+	ev_wait(dl + (DL_MULT - 1) * EV_IVL_MS * MS + 2 * hold + 100 * MS, 0, ev_have);
+	n = ev_of(B, ev0, e, 8);
+	st1 = ev_stats();
+	tap_result(n == 2 && e[0]->kind == VIGIL_EV_SUSPECT && e[1]->kind == VIGIL_EV_DEAD &&
+			   (e[0]->flags & (VIGIL_EVF_HELD | VIGIL_EVF_RX_UNVERIFIED)) ==
+				   (VIGIL_EVF_HELD | VIGIL_EVF_RX_UNVERIFIED) &&
+			   e[0]->detected_ns >= dl + hold &&
+			   e[0]->detected_ns <= dl + hold + LATE_BOUND_NS &&
+			   e[0]->aux_ns >= hold - 2 * MS && e[0]->aux_ns <= hold + LATE_BOUND_NS &&
+			   (e[1]->flags & VIGIL_EVF_RX_UNVERIFIED) &&
+			   st1.held_unverified - st0.held_unverified == 2,
+		   "evidence: without any other beat a verdict waits the hold bound (%d ms), then "
+		   "is taken flagged held+unverified (SUSPECT %.3f ms after the deadline, held "
+		   "%.3f ms, flags %#x; %llu held_unverified)", EV_HOLD_MS,
+		   n ? ((double)e[0]->detected_ns - (double)dl) / 1e6 : -1.0,
+		   n ? e[0]->aux_ns / 1e6 : -1.0, n ? e[0]->flags : 0,
+		   (unsigned long long)(st1.held_unverified - st0.held_unverified));
+
+	/* C: a beat sent in time arrives during the hold -> no verdict at all. */
+	dl = ev_then_silent(C);
+	ev0 = drain();
+	st0 = ev_stats();
+	ev_wait(dl + 30 * MS, 0, NULL);
+	sent = vg_mono_ns();
+	beat_ts(C, dl - 5 * MS, VIGIL_STATUS_OK); /* sent 5 ms before the deadline, delayed */
+	ev_wait(vg_mono_ns() + 5 * MS, 0, NULL);
+	n = ev_of(C, ev0, e, 8);
+	st1 = ev_stats();
+	if (sent >= dl + hold) {
+		tap_skip("this test was held off the CPU past the hold bound (agent side)",
+			 "evidence: a beat sent in time ends the hold: no verdict");
+	} else {
+		struct agent_slot s = {};
+
+		vg_agent_get(&maps, C, NULL, &s);
+		tap_result(n == 0 && s.state == VIGIL_AGENT_ALIVE && !s.hold_since_ns &&
+				   st1.held_cancelled - st0.held_cancelled == 1,
+			   "evidence: a beat sent before the deadline that arrives during the hold "
+			   "ends it with no verdict (%zu records, state %s, %llu held_cancelled)", n,
+			   vg_state_name(s.state),
+			   (unsigned long long)(st1.held_cancelled - st0.held_cancelled));
+	}
+	ev_leave(C);
+
+	/* D: a beat sent after the deadline ends the hold -> SUSPECT, RECOVERED. */
+	dl = ev_then_silent(D);
+	ev0 = drain();
+	ev_wait(dl + 30 * MS, 0, NULL);
+	sent = vg_mono_ns();
+	beat_ts(D, sent, VIGIL_STATUS_OK);
+	ev_wait(vg_mono_ns() + 5 * MS, 0, NULL);
+	n = ev_of(D, ev0, e, 8);
+	if (sent >= dl + hold) {
+		tap_skip("this test was held off the CPU past the hold bound (agent side)",
+			 "evidence: a beat sent after the deadline ends the hold with SUSPECT, "
+			 "RECOVERED");
+	} else {
+		tap_result(n == 2 && e[0]->kind == VIGIL_EV_SUSPECT &&
+				   e[0]->flags == (VIGIL_EVF_HELD | VIGIL_EVF_BY_BEAT) &&
+				   e[0]->last_seen_ns < dl && e[1]->kind == VIGIL_EV_RECOVERED &&
+				   !(e[1]->flags & VIGIL_EVF_MONITOR_DELAY) &&
+				   e[0]->event_seq + 1 == e[1]->event_seq,
+			   "evidence: a beat sent after the deadline that ends the hold reports the "
+			   "miss: SUSPECT (held, by the beat, with the old last-seen) then RECOVERED "
+			   "(%zu records, flags %#x)", n, n ? e[0]->flags : 0);
+	}
+	ev_leave(D);
+
+	/* E: no hold (0 ms): SUSPECT at once; then a beat sent in time corrects it. */
+	cfg.hold_max_ms = 0;
+	cfg_write(&cfg);
+	dl = ev_then_silent(E);
+	ev0 = drain();
+	st0 = ev_stats();
+	ev_watch_id = E, ev_watch_from = ev0, ev_watch_want = 1;
+	ev_wait(dl + 20 * MS, 0, ev_have);
+	beat_ts(E, dl - 5 * MS, VIGIL_STATUS_OK);
+	ev_wait(vg_mono_ns() + 5 * MS, 0, NULL);
+	n = ev_of(E, ev0, e, 8);
+	st1 = ev_stats();
+	tap_result(n == 2 && e[0]->kind == VIGIL_EV_SUSPECT &&
+			   (e[0]->flags & VIGIL_EVF_RX_UNVERIFIED) && !(e[0]->flags & VIGIL_EVF_HELD) &&
+			   e[1]->kind == VIGIL_EV_RECOVERED &&
+			   e[1]->flags == VIGIL_EVF_MONITOR_DELAY && e[1]->aux_ns <= dl &&
+			   e[1]->aux_ns >= dl - 6 * MS && st1.corrected - st0.corrected == 1,
+		   "evidence: a beat sent in time that arrives after its SUSPECT gives RECOVERED "
+		   "with cause monitor_delay and its send time (%zu records, flags %#x, sent %.3f "
+		   "ms before the deadline, %llu corrected)", n, n > 1 ? e[1]->flags : 0,
+		   n > 1 ? ((double)dl - (double)e[1]->aux_ns) / 1e6 : -1.0,
+		   (unsigned long long)(st1.corrected - st0.corrected));
+	ev_leave(E);
+	cfg.hold_max_ms = EV_HOLD_MS;
+	cfg_write(&cfg);
+
+	/* G: the receive ring dropping: beats of others arrive after the
+	 * deadline, but with sequence gaps (a burst of losses): no evidence;
+	 * the silent agent's next beat, itself after a gap, ends the hold with
+	 * no verdict. */
+	{
+		const __u64 G = EV_BASE + 7, O[3] = { EV_BASE + 10, EV_BASE + 11, EV_BASE + 12 };
+		__u64 t_dl;
+
+		for (int i = 0; i < 3; i++)
+			add_agent(O[i], 5, 1000, DL_MULT, &hint);
+		for (int i = 0; i < 3; i++)
+			beat_ts(O[i], vg_mono_ns(), VIGIL_STATUS_OK);
+		dl = ev_then_silent(G);
+		for (int i = 0; i < 3; i++)
+			beat_ts(O[i], vg_mono_ns(), VIGIL_STATUS_OK);
+		ev0 = drain();
+		st0 = ev_stats();
+		ev_wait(dl + 5 * MS, 0, NULL);
+		ev_skip = 2; /* each of the others lost two beats */
+		for (int i = 0; i < 3; i++)
+			beat_ts(O[i], vg_mono_ns(), VIGIL_STATUS_OK);
+		ev_skip = 0;
+		t_dl = vg_mono_ns();
+		ev_wait(dl + 40 * MS, 0, NULL);
+		n = ev_of(G, ev0, e, 8);
+		ev_skip = 6; /* and so did the silent one: its beats of the last 60 ms */
+		sent = vg_mono_ns();
+		beat_ts(G, sent, VIGIL_STATUS_OK);
+		ev_skip = 0;
+		ev_wait(vg_mono_ns() + 5 * MS, 0, NULL);
+		st1 = ev_stats();
+		if (sent >= dl + hold || t_dl >= dl + hold) {
+			tap_skip("this test was held off the CPU past the hold bound (agent side)",
+				 "evidence: a loss burst over the silence holds the verdict");
+		} else {
+			size_t m = ev_of(G, ev0, e, 8);
+
+			size_t others = 0;
+
+			for (int i = 0; i < 3; i++)
+				others += ev_of(O[i], ev0, e, 8);
+			/* The others were silent past their deadlines too: theirs
+			 * end the same way. */
+			tap_result(n == 0 && m == 0 && !others &&
+					   st1.lost_beats - st0.lost_beats == 12 &&
+					   st1.held_cancelled - st0.held_cancelled == 4,
+				   "evidence: beats arriving after the deadline with sequence gaps (a "
+				   "burst of %llu lost beats) are no evidence: the verdict waits, and the "
+				   "silent agent's beat after its own gap ends it with no verdict (%zu "
+				   "records; held %llu, dropped %llu)",
+				   (unsigned long long)(st1.lost_beats - st0.lost_beats), m,
+				   (unsigned long long)(st1.verdicts_held - st0.verdicts_held),
+				   (unsigned long long)(st1.held_cancelled - st0.held_cancelled));
+		}
+		ev_leave(G);
+		for (int i = 0; i < 3; i++)
+			ev_leave(O[i]);
+	}
+
+	/* F: beats 5 ms late for 60 ms -> MONITOR_BEHIND on queue 0, then CAUGHT_UP. */
+	{
+		size_t h0, behind = 0, caught = 0;
+		__u64 t_end = vg_mono_ns() + 1200 * MS, lag_seen = 0, max_seen = 0;
+
+		/* The least delay learnt, and any episode the delayed beats of
+		 * the cases above opened closed by beats on time. */
+		while (vg_mono_ns() < t_end) {
+			beat_ts(F, vg_mono_ns(), VIGIL_STATUS_OK);
+			ring_buffer__poll(rb, 0);
+			usleep(1000);
+		}
+		drain();
+		h0 = h_n;
+		t_end = vg_mono_ns() + 60 * MS;
+		while (vg_mono_ns() < t_end) {
+			beat_ts(F, vg_mono_ns() - 5 * MS, VIGIL_STATUS_OK);
+			usleep(1000);
+		}
+		t_end = vg_mono_ns() + 1300 * MS;
+		while (vg_mono_ns() < t_end) {
+			beat_ts(F, vg_mono_ns(), VIGIL_STATUS_OK);
+			ring_buffer__poll(rb, 0);
+			usleep(1000);
+		}
+		drain();
+		for (size_t i = h0; i < h_n; i++) {
+			if (hlog[i].state != VIGIL_PART_RXQ || hlog[i].slot != 0)
+				continue;
+			if (hlog[i].kind == VIGIL_EV_MONITOR_BEHIND)
+				behind++, lag_seen = hlog[i].aux_ns;
+			else
+				caught++, max_seen = hlog[i].aux_ns;
+		}
+		tap_result(behind == 1 && caught == 1 && lag_seen >= 4 * MS && lag_seen <= 7 * MS &&
+				   max_seen >= lag_seen,
+			   "health: beats reaching XDP 5 ms late make one MONITOR_BEHIND episode of "
+			   "receive queue 0 (behind %.3f ms) and one CAUGHT_UP (worst %.3f ms) once "
+			   "they are on time again (%zu behind, %zu caught up)", lag_seen / 1e6,
+			   max_seen / 1e6, behind, caught);
+		ev_leave(F);
+	}
+	ev_leave(A);
+	ev_leave(B);
+	cfg_write(&base_cfg);
+}
+
 /* ------------------------------------------------------ whole-run checks */
 
 static void run_log_checks(void)
@@ -2590,16 +2990,21 @@ static void run_log_checks(void)
 	__u64 *seqs;
 	size_t gaps = 0, dups = 0;
 
+	size_t n;
+
 	drain();
-	seqs = malloc((ev_n + 1) * sizeof(*seqs));
+	n = ev_n + h_n;
+	seqs = malloc((n + 1) * sizeof(*seqs));
 	if (!seqs) {
 		tap_result(false, "event log: out of memory");
 		return;
 	}
 	for (size_t i = 0; i < ev_n; i++)
 		seqs[i] = evlog[i].event_seq;
-	qsort(seqs, ev_n, sizeof(*seqs), cmp_u64);
-	for (size_t i = 0; i < ev_n; i++) {
+	for (size_t i = 0; i < h_n; i++)
+		seqs[ev_n + i] = hlog[i].event_seq;
+	qsort(seqs, n, sizeof(*seqs), cmp_u64);
+	for (size_t i = 0; i < n; i++) {
 		if (i && seqs[i] == seqs[i - 1])
 			dups++;
 		else if (seqs[i] != (i ? seqs[i - 1] : 0) + 1)
@@ -2607,15 +3012,17 @@ static void run_log_checks(void)
 	}
 	vg_stats_read(&maps, &st);
 	read_globals(&g);
-	tap_result(!dups && !gaps && !ev_bad_size && ev_n && seqs[ev_n - 1] == g.event_seq,
-		   "event log: %zu records, event_seq distinct and gapless from 1 to %llu "
-		   "(= vigil_globals.event_seq), all 80 bytes", ev_n,
-		   (unsigned long long)g.event_seq);
-	tap_result(!st.ringbuf_full && !st.queue_full && !st.stale_slot && st.events == ev_n,
+	tap_result(!dups && !gaps && !ev_bad_size && n && seqs[n - 1] == g.event_seq,
+		   "event log: %zu records (%zu of the monitor's own health), event_seq distinct "
+		   "and gapless from 1 to %llu (= vigil_globals.event_seq), all %zu bytes", n, h_n,
+		   (unsigned long long)g.event_seq, sizeof(struct vigil_event));
+	tap_result(!st.ringbuf_full && !st.queue_full && !st.stale_slot && st.events == n,
 		   "counters: ringbuf_full %llu, queue_full %llu, stale_slot %llu all 0; events "
 		   "%llu = records read", (unsigned long long)st.ringbuf_full,
 		   (unsigned long long)st.queue_full, (unsigned long long)st.stale_slot,
 		   (unsigned long long)st.events);
+	if (h_n > sizeof(hlog) / sizeof(hlog[0]) - 1)
+		tap_result(false, "event log: more health records than the test keeps");
 	if (!bpf_map_lookup_elem(maps.wheel, &zero, &ws))
 		note("sweeper: %llu runs, %llu visits, %llu re-filed, %llu slots filed, max lag "
 		     "%llu ticks, %llu budget-exhausted runs, %.1f us busy per run",
@@ -2643,6 +3050,10 @@ int main(void)
 	o.tick_ns = TICK_NS;
 	o.port = VIGIL_DEFAULT_PORT;
 	base_cfg = o.cfg;
+	/* The deadline and bulk phases send beats without timestamps, so no
+	 * receive-path evidence: they check the wheel's own timing, deciding at
+	 * the deadline. The evidence phase runs with the default hold. */
+	base_cfg.hold_max_ms = 0;
 	table_cfg = o.cfg;
 	table_cfg.reject_events_per_sec = 1u << 30;
 	table_cfg.rate_burst = 1u << 20;
@@ -2676,6 +3087,7 @@ int main(void)
 	run_packet_tests();
 	run_deadline_tests();
 	run_bulk_test();
+	run_evidence_tests();
 	run_log_checks();
 
 	ring_buffer__free(rb);

@@ -1081,6 +1081,125 @@ static void test_simulation(void)
 	}
 }
 
+
+/* Receive-path evidence: the gate, the hold backoff, the clock estimate. */
+static void test_evidence(void)
+{
+	const __u64 MS = VIGIL_NSEC_PER_MSEC;
+
+	CHECK(vigil_verdict_gate(100 * MS, 100 * MS, 100 * MS, 200 * MS, 0, 0) == VIGIL_GATE_DECIDE,
+	      "gate: a watermark at the deadline is evidence");
+	CHECK(vigil_verdict_gate(100 * MS, 100 * MS - 1, 299 * MS, 200 * MS, 0, 0) == VIGIL_GATE_HOLD,
+	      "gate: a watermark 1 ns short holds until the bound");
+	CHECK(vigil_verdict_gate(100 * MS, 0, 300 * MS, 200 * MS, 0, 0) == VIGIL_GATE_UNVERIFIED,
+	      "gate: at deadline + bound: decide, unverified");
+	CHECK(vigil_verdict_gate(100 * MS, 0, 100 * MS, 0, 0, 0) == VIGIL_GATE_UNVERIFIED &&
+		      vigil_verdict_gate(100 * MS, 200 * MS, 100 * MS, 0, 0, 0) == VIGIL_GATE_DECIDE,
+	      "gate: bound 0 never holds; evidence still noted");
+	CHECK(vigil_verdict_gate(100 * MS, 200 * MS, 150 * MS, 200 * MS, 1, 0) == VIGIL_GATE_HOLD &&
+		      vigil_verdict_gate(100 * MS, 200 * MS, 300 * MS, 200 * MS, 1, 0) ==
+			      VIGIL_GATE_UNVERIFIED,
+	      "gate: a queue losing beats over the silence is no evidence: hold, then unverified");
+	CHECK(vigil_verdict_gate(100 * MS, 150 * MS, 160 * MS, 200 * MS, 0, 100 * MS) == VIGIL_GATE_HOLD &&
+		      vigil_verdict_gate(100 * MS, 200 * MS, 210 * MS, 200 * MS, 0, 100 * MS) ==
+			      VIGIL_GATE_DECIDE,
+	      "gate: after recent losses the watermark must pass the deadline by the margin");
+	{
+		__u64 f = 0, t = 0;
+		__u32 n = 0;
+
+		CHECK(!vigil_loss_add(&f, &t, &n, 100 * MS, 110 * MS, 2) &&
+			      vigil_loss_add(&f, &t, &n, 115 * MS, 118 * MS, 2) && f == 100 * MS &&
+			      t == 118 * MS && n == 4,
+		      "loss: losses within 10 ms join one episode; %d lost beats make a burst",
+		      VIGIL_LOSS_BURST);
+		CHECK(!vigil_loss_add(&f, &t, &n, 200 * MS, 200 * MS, 1) && f == 200 * MS && n == 1,
+		      "loss: a loss far from the episode starts a new one");
+		CHECK(vigil_loss_overlaps(100 * MS, 118 * MS, 90 * MS, 130 * MS) &&
+			      !vigil_loss_overlaps(100 * MS, 118 * MS, 120 * MS, 150 * MS) &&
+			      !vigil_loss_overlaps(0, 0, 0, 150 * MS),
+		      "loss: a burst counts only if it covers the agent's silence");
+		CHECK(vigil_first_lost_ns(100 * MS, 3, 10, 0) == 70 * MS &&
+			      vigil_first_lost_ns(100 * MS, 0, 10, 0) == 0 &&
+			      vigil_first_lost_ns(10 * MS, 3, 10, 0) == 0,
+		      "loss: the first lost beat left about gap intervals earlier (0: unknown)");
+		CHECK(vigil_first_lost_ns(100 * MS, 3, 10, 30 * MS) == 40 * MS &&
+			      vigil_first_lost_ns(100 * MS, 3, 10, 65 * MS) == 70 * MS,
+		      "loss: ... and within one interval of the beat before it (a sender late "
+		      "with this one does not make the lost ones late)");
+	}
+
+	{
+		__u32 step = 0;
+		__u64 t = 1000, seen[16];
+		int n = 0;
+
+		for (; n < 16; n++) {
+			seen[n] = vigil_hold_next_tick(t, &step, 1000 * MS + 700 * MS, MS);
+			t = seen[n];
+		}
+		diag("steps: %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " ... last %" PRIu64,
+		     (uint64_t)seen[0], (uint64_t)seen[1], (uint64_t)seen[2], (uint64_t)seen[3],
+		     (uint64_t)seen[15]);
+		CHECK(seen[0] == 1001 && seen[1] == 1003 && seen[2] == 1007 && seen[3] == 1015 &&
+			      seen[7] - seen[6] == VIGIL_HOLD_STEP_MAX && seen[14] == 1639 &&
+			      seen[15] == 1700,
+		      "hold backoff: 1, 2, 4 ... %d ticks, then stays at the bound",
+		      VIGIL_HOLD_STEP_MAX);
+	}
+
+	{
+		const __u64 S = VIGIL_NSEC_PER_SEC, t0 = 100 * S;
+		__s64 off = 0, est;
+		__u64 at = 0;
+
+		est = vigil_clock_update(&off, &at, t0, 5000);
+		CHECK(est == 5000 && at == t0, "clock: the first beat sets the estimate");
+		est = vigil_clock_update(&off, &at, t0 + 10, 7000);
+		CHECK(est == 5000 && at == t0, "clock: a slower beat does not raise it (least delay)");
+		est = vigil_clock_update(&off, &at, t0 + 20, 4000);
+		CHECK(est == 4000 && at == t0 + 20, "clock: a faster beat lowers it at once");
+		est = vigil_clock_update(&off, &at, t0 + 20 + 10 * S, 1000000000);
+		diag("estimate %lld", (long long)est);
+		CHECK(est == (__s64)(4000 + 10 * S / 1000000 * VIGIL_CLOCK_DRIFT_PPM) && off == 4000,
+		      "clock: a receive path 1 s behind for 10 s raises it by the drift bound only "
+		      "(%d ppm)", VIGIL_CLOCK_DRIFT_PPM);
+		est = vigil_clock_update(&off, &at, t0 + 20 + 10 * S, 4000 + 1000000);
+		CHECK(est == 4000 + 1000000 && at == t0 + 20 + 10 * S,
+		      "clock: an agent clock running slow is followed within the bound");
+		at = 0;
+		est = vigil_clock_update(&off, &at, t0 + 30 * S, -7);
+		CHECK(est == -7 && off == -7, "clock: started afresh (a restart), negative offsets too");
+		est = vigil_clock_update(&off, &at, ~0ULL, 0);
+		CHECK(est <= 0 + (__s64)((1ULL << 50) / 1000 * VIGIL_CLOCK_DRIFT_PPM / 1000),
+		      "clock: no overflow however long since the last minimum");
+	}
+
+	CHECK(vigil_send_estimate(10 * MS, 10 * MS - 100, 100) == 10 * MS,
+	      "send estimate: a beat with the least delay arrived as sent");
+	CHECK(vigil_send_estimate(10 * MS, 5 * MS - 100, 100) == 5 * MS,
+	      "send estimate: a beat 5 ms late was sent 5 ms ago");
+	CHECK(vigil_send_estimate(10 * MS, 10 * MS, 100) == 10 * MS,
+	      "send estimate: never after the arrival");
+	CHECK(vigil_send_estimate(10 * MS, 0xfedcba9876543210ULL, 100) == 0,
+	      "send estimate: a timestamp far from the agent's usual offset gives 0");
+	CHECK(vigil_send_estimate(10 * MS, 1000, -(__s64)(MS)) == 0,
+	      "send estimate: a delay reaching back before boot gives 0");
+	reseed(11);
+	{
+		int bad = 0;
+
+		for (int i = 0; i < 200000; i++) {
+			__u64 now = rnd(), send = rnd();
+			__s64 off = (__s64)rnd();
+			__u64 est = vigil_send_estimate(now, send, off);
+
+			bad += est > now;
+		}
+		CHECK(!bad, "send estimate: never later than the arrival (200000 random inputs)");
+	}
+}
+
 int main(void)
 {
 	const char *seed = getenv("VIGIL_TEST_SEED");
@@ -1099,6 +1218,7 @@ int main(void)
 	test_clamp();
 	test_sweep_eval();
 	test_wheel_due();
+	test_evidence();
 	test_simulation();
 
 	printf("1..%u\n", n_cases);

@@ -170,6 +170,36 @@ int main(void)
 	check(!id, "a successful hook ends the episode");
 	vg_policy_free(&p);
 
+	/* A false verdict undone (RECOVERED with cause monitor_delay). */
+	vg_policy_init(&p, &cfg);
+	t = 1000 * SEC;
+	d = vg_policy_on_event(&p, 8, VIGIL_EV_SUSPECT, t);
+	check(d.alert, "correction: the SUSPECT was alerted");
+	d = vg_policy_on_correction(&p, 8, 1, t + SEC / 10);
+	check(d.alert && vg_policy_penalty(&p, 8, t + SEC / 10) < 1.0,
+	      "correction: its RECOVERED resolves the alert and takes the penalty back");
+	d = vg_policy_on_correction(&p, 8, 1, t + SEC);
+	check(!d.alert, "correction: nothing left to resolve, nothing alerted");
+	for (int i = 0; i < 10; i++) {
+		vg_policy_on_event(&p, 9, VIGIL_EV_SUSPECT, t + i * SEC);
+		d = vg_policy_on_correction(&p, 9, 1, t + i * SEC + SEC / 10);
+		s = d.alert;
+	}
+	check(s && vg_policy_penalty(&p, 9, t + 10 * SEC) < 1.0,
+	      "correction: ten false verdicts in ten seconds are no flapping (still alerted, "
+	      "no penalty)");
+	vg_policy_on_event(&p, 10, VIGIL_EV_SUSPECT, t);
+	vg_policy_on_event(&p, 10, VIGIL_EV_DEAD, t + SEC);
+	cursor = 0;
+	vg_policy_on_correction(&p, 10, 2, t + 2 * SEC);
+	id = 0;
+	while (vg_policy_next_due(&p, t + 100 * SEC, &cursor, &got_id, &kind, &attempt) !=
+	       VG_POLICY_NOTHING)
+		id |= got_id == 10;
+	check(!id && vg_policy_penalty(&p, 10, t + 2 * SEC) < 1.0,
+	      "correction of a DEAD: both penalties back, no remediation");
+	vg_policy_free(&p);
+
 	printf("1..%d\n", n);
 	return failed ? 1 : 0;
 }
