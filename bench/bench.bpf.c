@@ -143,6 +143,7 @@ int beat_driver(struct xdp_md *ctx)
 		return XDP_ABORTED;
 	b->agent_id = vg_be64(drv_first_id + drv_next);
 	b->seq = vg_be64(drv_seq);
+	b->send_ts_ns = vg_be64(bpf_ktime_get_ns()); /* as real agents do */
 	drv_next++;
 	bpf_tail_call(ctx, &fp_target, 0);
 	return XDP_ABORTED;

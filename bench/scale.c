@@ -61,6 +61,7 @@ struct run {
 	size_t n_lag;
 	__u64 last_dead_read_ns; /* when the consumer read the last DEAD */
 	volatile int stop;
+	__u64 health_events;     /* MONITOR_BEHIND/CAUGHT_UP */
 };
 
 static int on_event(void *ctx, void *data, size_t len)
@@ -72,6 +73,10 @@ static int on_event(void *ctx, void *data, size_t len)
 
 	if (len < sizeof(*e))
 		return 0;
+	if (vg_kind_is_monitor(e->kind)) {
+		r->health_events++; /* the monitor's own health, not an agent's */
+		return 0;
+	}
 	r->events++;
 	if (e->event_seq <= r->max_seq) {
 		__u64 bit = 1ULL << (e->event_seq % 64);
@@ -80,6 +85,8 @@ static int on_event(void *ctx, void *data, size_t len)
 			r->dup_seq++;
 		r->seq_bits[e->event_seq / 64] |= bit;
 	}
+	if (e->agent_id == (__u64)r->n + 1)
+		return 0; /* the canary's own up, and its end after the run */
 	if (e->agent_id < 1 || e->agent_id > r->n) {
 		r->bad_events++;
 		return 0;
@@ -239,7 +246,7 @@ int main(int argc, char **argv)
 	vg_load_opts_default(&o);
 	o.pin_root = NULL;
 	o.iface = NULL;
-	o.max_agents = r.n;
+	o.max_agents = r.n + 1; /* and the canary */
 	o.tick_ns = (__u64)tick_us * 1000;
 	o.ringbuf_bytes = ringbuf_mb << 20;
 	o.cfg.dead_misses = r.dead_misses;
@@ -299,8 +306,23 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	{
+		/* The canary (agent n + 1) keeps beating while the others have
+		 * stopped: the monitor's evidence that its receive path is current
+		 * (docs/design.md). Without it, every deadline waits the hold
+		 * bound, as in a whole-fleet failure (the mass-failure section). */
+		struct vg_agent_def d;
+
+		vg_agent_def_default(&d, r.n + 1);
+		d.interval_min_ms = 1;
+		d.interval_max_ms = 600000;
+		if (vg_agent_add(&r.m, &d, &hint)) {
+			fprintf(stderr, "registering the canary failed\n");
+			return 1;
+		}
+	}
 	t_reg = vg_mono_ns();
-	printf("registered %u agents in %.2f s\n", r.n, (t_reg - t0) / 1e9);
+	printf("registered %u agents and a canary in %.2f s\n", r.n, (t_reg - t0) / 1e9);
 	{
 		const int per_agent[] = { r.m.agents, r.m.index, r.m.links, r.m.auth, r.m.guard,
 					  r.m.inbox };
@@ -380,7 +402,7 @@ int main(int argc, char **argv)
 		       sweeper_pct, visits_per_s, (double)(ws1.runs - ws0.runs) * 1e9 / (double)(win1 - win0));
 	}
 	vg_stats_read(&r.m, &st);
-	if (st.beats != (__u64)r.n * rounds) {
+	if (st.beats != (__u64)r.n * rounds) { /* the canary starts below */
 		fprintf(stderr, "vigil accepted %llu beats, expected %llu\n",
 			(unsigned long long)st.beats, (unsigned long long)r.n * rounds);
 		failed = 1;
@@ -389,8 +411,17 @@ int main(int argc, char **argv)
 	wait_until = t_last_beat +
 		     (__u64)(r.multiplier + r.dead_misses) * r.interval_ms * VIGIL_NSEC_PER_MSEC +
 		     2 * VIGIL_NSEC_PER_SEC;
-	while (vg_mono_ns() < wait_until)
-		usleep(100000);
+	bi.interval_ms = 1;
+	vigil_beat_encode(&beat, &bi);
+	memcpy(frame + TG_BEAT_OFF, &beat, sizeof(beat));
+	for (__u64 cseq = rounds + 1; vg_mono_ns() < wait_until; cseq++) {
+		LIBBPF_OPTS(bpf_test_run_opts, t, .data_in = frame, .data_size_in = sizeof(frame));
+
+		r.drv->bss->drv_next = r.n;
+		r.drv->bss->drv_seq = cseq;
+		bpf_prog_test_run_opts(prog_fd, &t);
+		usleep(200);
+	}
 	r.stop = 1;
 	pthread_join(thr, NULL);
 	vg_stats_read(&r.m, &st);
@@ -412,9 +443,10 @@ int main(int argc, char **argv)
 				dl[nd++] = a->dead_late_ns;
 		}
 		printf("events: %llu received, %llu lost to a full ring buffer, %llu duplicate "
-		       "event_seq, %llu unexpected\n", (unsigned long long)r.events,
-		       (unsigned long long)st.ringbuf_full, (unsigned long long)r.dup_seq,
-		       (unsigned long long)r.bad_events);
+		       "event_seq, %llu unexpected; %llu of the monitor's own health\n",
+		       (unsigned long long)r.events, (unsigned long long)st.ringbuf_full,
+		       (unsigned long long)r.dup_seq, (unsigned long long)r.bad_events,
+		       (unsigned long long)r.health_events);
 		printf("missed deadlines: %u agents; reported SUSPECT %zu, DEAD %zu; missing %zu, "
 		       "twice %zu, early %zu\n", r.n, ns, nd, missing, twice, early);
 		ps = percentiles("SUSPECT lateness", sl, ns);

@@ -142,6 +142,9 @@ int tg_gen(struct xdp_md *ctx)
 			set_source(ip, idx);
 		b->agent_id = vg_be64(cfg.first_id + idx);
 		b->seq = vg_be64(seq);
+		/* A real agent's send time (within 64 frames when flat out): the
+		 * monitor's receive-path evidence comes from it. */
+		b->send_ts_ns = vg_be64(st.t_last);
 		if (cfg.sign) {
 			k = bpf_map_lookup_elem(&tg_keys, &idx);
 			if (!k)

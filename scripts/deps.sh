@@ -46,6 +46,9 @@ PACKAGES=(
 	systemd         # systemd-analyze verifies the unit (tests/e2e/95-deploy.sh)
 	# benchmarks
 	gnuplot-nox     # plots
+	stress-ng       # make bench section 6: load on the monitor's receive CPU
+	frr             # make bench section 6: FRR's bfdd under the same load (no service is started)
+	bpftrace        # bench/trace/*.bt: timestamps of the beat path (docs/design.md)
 )
 
 LOG=/tmp/vigil-deps.log
