@@ -45,6 +45,16 @@ check "the starvation table has vigil with and without receive-path evidence, an
 	sh -c "grep -q '^| vigil (verdicts wait for receive-path evidence' '$E2E_TMP/bench.out' &&
 		grep -q '^| vigil, --hold-max-ms 0' '$E2E_TMP/bench.out' && grep -q '^| FRR bfdd' '$E2E_TMP/bench.out'"
 
+# Correctness, not speed: with its receive path starved, vigil takes no false
+# verdict (nothing excused) and still reports every agent killed meanwhile.
+ST=$OUT/bench/raw/st-vigil-$(awk '/VIGIL_DEFAULT_HOLD_MAX_MS/ { print $3 }' "$E2E_ROOT/user/instance.h").json
+if [ -s "$ST" ]; then
+	check_sh "starved receive path: 0 false SUSPECT/DEAD/RECOVERED ($(jq .false_verdicts "$ST")), every killed agent SUSPECT and DEAD ($(jq -r '"\(.victim_suspect)/\(.victim_dead) of \(.victims)"' "$ST"))" \
+		'[ "$(jq .false_verdicts "$ST")" -eq 0 ] && [ "$(jq .victim_suspect "$ST")" -eq "$(jq .victims "$ST")" ] && [ "$(jq .victim_dead "$ST")" -eq "$(jq .victims "$ST")" ]'
+else
+	not_ok "the starvation section wrote its results ($ST)"
+fi
+
 DOC=$OUT/BENCHMARKS.md
 if [ -s "$DOC" ] && python3 - "$E2E_TMP/bench.out" "$DOC" <<'EOF'; then
 import sys
