@@ -132,6 +132,7 @@ note "event log after phase 1: $(wc -l <"$EV") lines"
 EVF=$E2E_TMP/events.checked.jsonl
 : >"$E2E_TMP/excused"
 agent_excuse "$EV" 1-45
+agent_excuse "$EV" "$CANARY_ID"
 agent_excuse "$EV" 46-50 "$T_KILL_NS"
 without_excused "$EV" "$EVF"
 n_excused=$(wc -l <"$E2E_TMP/excused")
@@ -187,6 +188,7 @@ else
 	note "beat path counters: $(status_json "$PIN" | jq -c '.stats | with_entries(select(.value != 0))')"
 	not_ok "no event for the 45 beating agents over ~10 s besides one 'up' each ($others_up up, $others_other other)"
 fi
+[ "$total" -eq 61 ] || event_tally "$EVF"
 check "the log holds exactly 61 events: 50 up and the canary's, 5 suspect, 5 dead (got $total; $n_excused excused)" \
 	[ "$total" -eq 61 ]
 
@@ -247,6 +249,7 @@ nap 2 # let it run a little with the fleet still beating
 
 : >"$E2E_TMP/excused"
 agent_excuse "$EV" 1-44
+agent_excuse "$EV" "$CANARY_ID"
 agent_excuse "$EV" 46-50 "$T_KILL_NS"
 agent_excuse "$EV" 45 "$T45_NS"
 without_excused "$EV" "$EVF"
@@ -278,7 +281,10 @@ check "no event_seq appears twice in the log (duplicates: $dups)" [ "$dups" = "[
 gaps=$(jq -s '[.[].event_seq] | sort as $s | ($s | length) as $n | if $n == 0 then "empty"
 	elif $s[0] == 1 and $s[-1] == $n then "none" else "first \($s[0]) last \($s[-1]) count \($n)" end' "$EV")
 check "event_seq runs 1..N without gaps (gaps: $gaps)" [ "$gaps" = '"none"' ]
-check "the log now holds exactly 63 events (${n_excused:-0} excused)" [ "$(wc -l <"$EVF")" -eq 63 ]
+total=$(wc -l <"$EVF")
+[ "$total" -eq 63 ] || event_tally "$EVF"
+check "the log now holds exactly 63 events: agent 45's suspect and dead added (got $total; ${n_excused:-0} excused)" \
+	[ "$total" -eq 63 ]
 
 after_restart_ok() {
 	st=$(status_json "$PIN")

@@ -291,6 +291,13 @@ without_excused() {
 		"$1" >"$2"
 }
 
+# event_tally EV: note each agent's events in EV but for a lone 'up', as
+# "agent: kind,kind" (what an event count that came out wrong was made of).
+event_tally() {
+	note "events beyond one 'up' per agent: $(jq -rs 'group_by(.agent_id) | map(select(map(.kind) != ["up"]) |
+		"\(.[0].agent_id): \(map(.kind) | join(","))") | join("; ")' "$1")"
+}
+
 # alive NAME: is the remembered process still running?
 alive() {
 	kill -0 "${PIDS[$1]}" 2>/dev/null
