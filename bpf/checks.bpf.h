@@ -1,0 +1,292 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The checks a datagram to the beat port goes through before it counts as a
+ * beat, cheapest first (docs/security.md):
+ *   check_sender: source rate -> decode -> known agent
+ *   check_agent:  allowlist -> tag -> replay window + the agent's rate
+ * Nothing an unauthenticated sender controls changes any state but
+ * counters. Every refusal leaves through reject(), which counts it for its
+ * reason and reports it.
+ */
+#ifndef VIGIL_CHECKS_BPF_H
+#define VIGIL_CHECKS_BPF_H
+
+#include "vigil/wire.h"
+#include "vigil/auth.h"
+#include "vigil/logic.h"
+#include "events.bpf.h"
+
+/* One datagram on its way through the checks: what they learnt of it so
+ * far, which is also what a refusal reports. */
+struct beat_ctx {
+	struct vigil_stats *st;
+	const struct vigil_config *cfg;
+	const struct src_addr *src;
+	struct agent_slot *s;         /* the known agent it names, or NULL */
+	__u32 slot;                   /* s's slot */
+	enum vigil_replay_verdict rv; /* once check_replay has judged it */
+	struct vigil_beat_info b;     /* decoded; zero before */
+	__u64 now;
+};
+
+static __always_inline int beat_verdict(const struct vigil_config *cfg)
+{
+	return cfg && cfg->pass_beats ? XDP_PASS : XDP_DROP;
+}
+
+/* One more refusal on this CPU, and in the agent's slot when there is one
+ * with a counter for it. */
+static __always_inline void bump(__u64 *here, __u64 *agent)
+{
+	(*here)++;
+	if (agent)
+		__sync_fetch_and_add(agent, 1);
+}
+
+/* Count a refusal for its reason: on this CPU, and in the slot of the agent
+ * the datagram names when that agent is known and has a counter for it. */
+static __always_inline void count_reject(struct vigil_stats *st, struct agent_slot *s,
+					 __u32 reason, enum vigil_replay_verdict rv)
+{
+#define SLOT(f) (s ? &s->f : NULL)
+	switch (reason) {
+	case VIGIL_REJECT_OVER_RATE_SOURCE: bump(&st->over_rate_source, NULL); break;
+	case VIGIL_REJECT_MALFORMED: bump(&st->malformed, SLOT(malformed)); break;
+	case VIGIL_REJECT_BAD_VERSION: bump(&st->bad_version, SLOT(bad_version)); break;
+	case VIGIL_REJECT_UNKNOWN_AGENT: bump(&st->unknown_agent, NULL); break;
+	case VIGIL_REJECT_NOT_ALLOWED: bump(&st->not_allowed, NULL); break;
+	case VIGIL_REJECT_UNAUTHENTICATED: bump(&st->unauthenticated, NULL); break;
+	case VIGIL_REJECT_BAD_TAG: bump(&st->bad_tag, SLOT(bad_tag)); break;
+	case VIGIL_REJECT_OVER_RATE_AGENT: bump(&st->over_rate_agent, SLOT(over_rate)); break;
+	case VIGIL_REJECT_REPLAY:
+		/* One reason in the event, two counters: the same beat again
+		 * apart from an older one. */
+		if (rv == VIGIL_REPLAY_DUPLICATE)
+			bump(&st->duplicates, SLOT(duplicates));
+		else
+			bump(&st->replayed, SLOT(replayed));
+		break;
+	}
+#undef SLOT
+}
+
+/* Every refused datagram ends here: counted for its reason, and reported at
+ * a capped rate so an operator (or `vigil run --learn`) sees an attack
+ * without an event storm. Always returns the verdict for consumed beat-port
+ * traffic. */
+static __always_inline int reject(const struct beat_ctx *c, __u32 reason)
+{
+	struct vigil_globals *g = bpf_map_lookup_elem(&vigil_globals, &zero);
+	const struct vigil_config *cfg = c->cfg;
+	struct agent_slot *s = c->s;
+	__u64 now = bpf_ktime_get_ns();
+
+	count_reject(c->st, s, reason, c->rv);
+	if (!g || !cfg)
+		return XDP_DROP;
+	if (now - g->reject_window_ns >= VIGIL_NSEC_PER_SEC) {
+		/* Racy reset across CPUs is fine: the cap is approximate by design. */
+		g->reject_window_ns = now;
+		g->reject_in_window = 0;
+	}
+	if (__sync_fetch_and_add(&g->reject_in_window, 1) < cfg->reject_events_per_sec)
+		emit(c->st, NULL, s ? c->slot : NO_SLOT, c->b.agent_id, VIGIL_EV_REJECTED,
+		     s ? s->state : VIGIL_AGENT_FREE, s ? s->state : VIGIL_AGENT_FREE, now, reason,
+		     c->src, NULL);
+	return beat_verdict(cfg);
+}
+
+/* ------------------------------------------------------------ the sender */
+
+/* GCRA on one u64 shared by all CPUs: a compare-and-swap publishes the new
+ * arrival time; losing the race twice counts as conforming rather than
+ * refusing an honest beat. */
+static __always_inline int rate_ok(__u64 *tat, __u64 now, __u64 emission_ns, __u32 burst)
+{
+	for (int i = 0; i < 2; i++) {
+		__u64 old = *tat, next = vigil_gcra(old, now, emission_ns, burst);
+
+		if (!next)
+			return 0;
+		if (__sync_val_compare_and_swap(tat, old, next) == old)
+			return 1;
+	}
+	return 1;
+}
+
+/* Per-source limit, before any per-agent work: bounds what one address can
+ * make the beat path do. */
+static __always_inline int source_ok(const struct vigil_config *cfg, const struct src_addr *src,
+				     __u64 now)
+{
+	struct source_key key;
+	__u64 emission, *tat, init;
+
+	if (!cfg->source_pps)
+		return 1;
+	__builtin_memcpy(key.addr, src->a, sizeof(key.addr));
+	emission = VIGIL_NSEC_PER_SEC / cfg->source_pps;
+	tat = bpf_map_lookup_elem(&vigil_sources, &key);
+	if (!tat) {
+		init = now + emission;
+		bpf_map_update_elem(&vigil_sources, &key, &init, BPF_NOEXIST);
+		return 1;
+	}
+	return rate_ok(tat, now, emission, cfg->source_burst);
+}
+
+/* Decode the datagram into *b, however short it is. */
+static __always_inline enum vigil_beat_verdict decode_beat(struct xdp_md *ctx, void *payload,
+							   void *data_end, int plen,
+							   struct vigil_beat_info *b)
+{
+	enum vigil_beat_verdict v;
+
+	if (payload + sizeof(struct vigil_beat) <= data_end) {
+		v = vigil_beat_decode(payload, plen, b);
+	} else {
+		/* Short: decode from a zero-padded copy of what is really there. */
+		struct vigil_beat tmp = {};
+		__u32 avail = data_end - payload;
+		__u32 n = (__u32)plen < avail ? (__u32)plen : avail;
+
+		if (n > sizeof(tmp))
+			n = sizeof(tmp);
+		if (n > 0 && bpf_xdp_load_bytes(ctx, payload - (void *)(long)ctx->data, &tmp, n))
+			n = 0;
+		v = vigil_beat_decode(&tmp, n, b);
+	}
+	return v;
+}
+
+/* Find the live slot of an agent, or NULL. */
+static __always_inline struct agent_slot *find_slot(__u64 agent_id, __u32 *slot_out,
+						    struct vigil_stats *st)
+{
+	struct agent_slot *s;
+	__u32 *idx = bpf_map_lookup_elem(&vigil_index, &agent_id);
+
+	if (!idx)
+		return NULL;
+	s = bpf_map_lookup_elem(&vigil_agents, idx);
+	if (!s || s->agent_id != agent_id || s->state == VIGIL_AGENT_FREE) {
+		st->stale_slot++;
+		return NULL;
+	}
+	*slot_out = *idx;
+	return s;
+}
+
+/* Who sent it: within its source's rate, a well-formed beat of our version,
+ * from an agent we know. Fills c->b, c->s and c->slot as far as it gets. */
+static __always_inline __u32 check_sender(struct xdp_md *ctx, struct beat_ctx *c, void *payload,
+					  void *data_end, int plen)
+{
+	enum vigil_beat_verdict v;
+
+	if (!source_ok(c->cfg, c->src, c->now))
+		return VIGIL_REJECT_OVER_RATE_SOURCE;
+	if (plen < 0)
+		return VIGIL_REJECT_MALFORMED;
+	v = decode_beat(ctx, payload, data_end, plen, &c->b);
+	/* Looked up before the verdict is read: a beat that fails to
+	 * decode but names a known agent counts in that agent's slot too. */
+	c->s = c->b.has_agent_id ? find_slot(c->b.agent_id, &c->slot, c->st) : NULL;
+	if (v == VIGIL_BEAT_BAD_VERSION)
+		return VIGIL_REJECT_BAD_VERSION;
+	if (v != VIGIL_BEAT_OK)
+		return VIGIL_REJECT_MALFORMED;
+	if (!c->s)
+		return VIGIL_REJECT_UNKNOWN_AGENT;
+	return VIGIL_REJECT_NONE;
+}
+
+/* ------------------------------------------------------------- the agent */
+
+/* A group with an allowlist takes beats only from its sources: the full
+ * address, looked up in the group's prefixes. */
+static __always_inline int source_allowed(const struct agent_auth *a, const struct src_addr *src)
+{
+	struct allow_key key;
+
+	if (!(a->flags & VIGIL_AUTH_ALLOWLIST))
+		return 1;
+	key.prefixlen = 32 + 128;
+	key.group_id = a->group_id;
+	__builtin_memcpy(key.addr, src->a, sizeof(key.addr));
+	return bpf_map_lookup_elem(&vigil_allow, &key) != NULL;
+}
+
+/* The tag, when present, must verify with the key the beat names. */
+static __always_inline __u32 check_auth(const struct vigil_config *cfg, const struct vigil_beat *b,
+					__u8 flags, __u8 key_id, const struct agent_auth *k)
+{
+	if (!(flags & VIGIL_F_MAC))
+		return cfg->auth_required ? VIGIL_REJECT_UNAUTHENTICATED : VIGIL_REJECT_NONE;
+	if (!(k->valid & (1u << (key_id & 1))))
+		return VIGIL_REJECT_BAD_TAG;
+	if (!vigil_beat_tag_ok(b, &k->key[key_id & 1]))
+		return VIGIL_REJECT_BAD_TAG;
+	return VIGIL_REJECT_NONE;
+}
+
+/* Anti-replay and the agent's own rate limit, together under its lock.
+ * Only authentic beats get here, so forgeries cannot use up an agent's
+ * window or its rate. */
+static __always_inline __u32 check_replay(const struct vigil_config *cfg, struct agent_slot *s,
+					  __u32 slot, const struct vigil_beat_info *b, __u64 now,
+					  enum vigil_replay_verdict *verdict)
+{
+	struct agent_guard *g = bpf_map_lookup_elem(&vigil_guard, &slot);
+	__u32 reason = VIGIL_REJECT_NONE, interval;
+	struct vigil_replay r;
+	__u64 emission = 0, tat = 0;
+
+	if (!g)
+		return VIGIL_REJECT_REPLAY;
+	/* The beat's own (authentic, clamped) interval sets its allowed rate,
+	 * so an agent that speeds up is limited by what it now announces. */
+	interval = vigil_clamp_interval(b->interval_ms, s->interval_min_ms, s->interval_max_ms);
+	if (cfg->rate_burst && cfg->rate_multiple)
+		emission = (__u64)interval * VIGIL_NSEC_PER_MSEC / cfg->rate_multiple;
+	bpf_spin_lock(&g->lock);
+	/* Judge on copies and commit both only when the beat passes both, so a
+	 * beat refused for its rate does not use up its sequence number. */
+	r = g->replay;
+	*verdict = vigil_replay_check(&r, b->incarnation, b->seq, cfg->replay_window);
+	if (!vigil_replay_accepted(*verdict)) {
+		reason = VIGIL_REJECT_REPLAY;
+	} else if (emission) {
+		tat = vigil_gcra(vigil_gcra_rescale(g->rate_tat, now, g->rate_interval_ms, interval),
+				 now, emission, cfg->rate_burst);
+		if (!tat)
+			reason = VIGIL_REJECT_OVER_RATE_AGENT;
+	}
+	if (reason == VIGIL_REJECT_NONE) {
+		g->replay = r;
+		if (emission) {
+			g->rate_tat = tat;
+			g->rate_interval_ms = interval;
+		}
+	}
+	bpf_spin_unlock(&g->lock);
+	return reason;
+}
+
+/* Whether the agent really sent it, and may: from a source its group
+ * allows, with a tag that verifies, fresh, within its rate. Sets c->rv.
+ * `beat` is the whole 64-byte beat in the packet. */
+static __always_inline __u32 check_agent(struct beat_ctx *c, const struct vigil_beat *beat,
+					 const struct agent_auth *auth)
+{
+	__u32 reason;
+
+	if (!source_allowed(auth, c->src))
+		return VIGIL_REJECT_NOT_ALLOWED;
+	reason = check_auth(c->cfg, beat, c->b.flags, c->b.key_id, auth);
+	if (reason)
+		return reason;
+	return check_replay(c->cfg, c->s, c->slot, &c->b, c->now, &c->rv);
+}
+
+#endif /* VIGIL_CHECKS_BPF_H */
