@@ -1,11 +1,16 @@
 # vigil — kernel-assisted liveness monitor.
 #
-#   make            build build/vigil (BPF object, skeleton, one binary)
+#   make            build build/vigil, the agent library and the test helpers
 #   make test       build and run the whole test suite (needs root)
 #   make demo       run the monitor on loopback with a small demo fleet
 #   make bench      benchmarks (not part of the test suite)
 #   make fuzz       run the libFuzzer target for FUZZ_SECONDS
 #   make vmlinux    regenerate vmlinux.h from the running kernel's BTF
+#
+# Sources by folder (docs/design.md, "Where things are"): bpf/ the kernel
+# half; user/cli/ one file per `vigil X`; user/daemon/ the parts of `vigil
+# run`; user/common/ what both use; libagent/ the agent library. Every object
+# depends on the headers it really includes (-MMD).
 
 # BPF is compiled with one pinned clang: Debian 12's default LLVM 14, which
 # every supported host can apt-get. -mcpu=v3 is needed for atomics whose
@@ -20,85 +25,139 @@ ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 
 WARN := -Wall -Wextra -Werror
 CFLAGS ?= -O2 -g
-USER_CFLAGS := $(CFLAGS) $(WARN) -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser -I$(BUILD)
+USER_CFLAGS := $(CFLAGS) $(WARN) -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser -I$(BUILD) -MMD -MP
+# A link's inputs: its prerequisites but for headers (which -MMD adds).
+INPUTS = $(filter-out %.h,$^)
 LIBS := -lbpf -lelf -lz -lpthread -lsqlite3 -lm -lmicrohttpd
-LIBS += -lcurl # alert webhooks (user/alert.c)
-LIBS += -lnats # NATS JetStream export (user/export.c)
+LIBS += -lcurl # alert webhooks (user/daemon/alert.c)
+LIBS += -lnats # NATS JetStream export (user/daemon/export.c)
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
-	-Iinclude -Ibpf -I.
+	-Iinclude -Ibpf -I. -MMD -MP
 
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-HDRS := $(wildcard include/vigil/*.h)
-BPF_HDRS := $(wildcard bpf/*.h)
-USER_SRCS := $(filter-out user/main.c,$(wildcard user/*.c))
-USER_HDRS := $(wildcard user/*.h)
-USER_OBJS := $(patsubst user/%.c,$(BUILD)/%.o,$(USER_SRCS))
+# One object per source file, mirrored under build/ (build/user/cli/beat.o).
+obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
+CLI_SRCS := $(wildcard user/cli/*.c)
+DAEMON_SRCS := $(wildcard user/daemon/*.c)
+COMMON_SRCS := $(wildcard user/common/*.c)
+COMMON_OBJS := $(call obj,$(COMMON_SRCS))
+USER_OBJS := $(call obj,$(CLI_SRCS) $(DAEMON_SRCS)) $(COMMON_OBJS) $(BUILD)/libagent/libagent.o
+# The daemon's parts and what they use, for the test programs (no main()).
+LIB_OBJS := $(filter-out $(BUILD)/user/cli/main.o,$(USER_OBJS))
+SKEL := $(BUILD)/vigil.skel.h
 
 .PHONY: all clean test demo bench fuzz vmlinux deps deps-check
 all: $(BUILD)/vigil
 
-$(BUILD):
-	@mkdir -p $@
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
-$(BUILD)/vigil.bpf.o: bpf/vigil.bpf.c $(BPF_HDRS) $(HDRS) vmlinux.h | $(BUILD)
+# --------------------------------------------------------------- kernel half
+$(BUILD)/vigil.bpf.o: bpf/vigil.bpf.c vmlinux.h
+	@mkdir -p $(@D)
 	$(BPF_CLANG) $(BPF_CFLAGS) -c $< -o $@
 
-$(BUILD)/vigil.skel.h: $(BUILD)/vigil.bpf.o
+$(SKEL): $(BUILD)/vigil.bpf.o
 	$(BPFTOOL) gen skeleton $< name vigil_bpf > $@
 
-$(BUILD)/%.o: user/%.c $(USER_HDRS) $(HDRS) $(BUILD)/vigil.skel.h
+# -------------------------------------------------------------- user space
+# Every user object may include the skeleton (instance loading): it comes first.
+$(BUILD)/%.o: %.c | $(SKEL)
+	@mkdir -p $(@D)
 	$(CC) $(USER_CFLAGS) -c $< -o $@
 
-$(BUILD)/vigil: user/main.c $(USER_OBJS) $(USER_HDRS) $(HDRS) $(BUILD)/vigil.skel.h
-	$(CC) $(USER_CFLAGS) user/main.c $(USER_OBJS) -o $@ $(LIBS)
+$(BUILD)/vigil: $(USER_OBJS)
+	$(CC) $(USER_CFLAGS) $(INPUTS) -o $@ $(LIBS)
 
-# ------------------------------------------------------------------ tests
+# ------------------------------------------------------------ agent library
+# include/vigil/agent.h, built static and shared from one -fPIC object;
+# only the vigil_agent_* API is exported. `vigil beat` links it too.
+AGENT_LIBS := $(BUILD)/libvigil-agent.a $(BUILD)/libvigil-agent.so
+
+$(BUILD)/libagent.pic.o: libagent/libagent.c
+	@mkdir -p $(@D)
+	$(CC) $(USER_CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+
+$(BUILD)/libvigil-agent.a: $(BUILD)/libagent.pic.o
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(BUILD)/libvigil-agent.so: $(BUILD)/libagent.pic.o
+	$(CC) -shared -Wl,-soname,libvigil-agent.so -o $@ $^ -lpthread
+
+all: $(AGENT_LIBS)
+
+# ------------------------------------------------------------------- tests
 TEST_CFLAGS := $(USER_CFLAGS) $(SAN)
 
-$(BUILD)/test_logic: tests/unit/test_logic.c tests/unit/check.h $(HDRS) | $(BUILD)
+# Host unit tests of include/ and of the parts they name, under ASan/UBSan.
+$(BUILD)/test_logic: tests/unit/test_logic.c
 	$(CC) $(TEST_CFLAGS) $< -o $@
 
+$(BUILD)/test_auth: tests/unit/test_auth.c
+	$(CC) $(TEST_CFLAGS) $< -o $@
+
+$(BUILD)/test_policy: tests/unit/test_policy.c user/daemon/policy.c user/common/u64map.c
+	$(CC) $(TEST_CFLAGS) $(INPUTS) -o $@ -lm
+
+# The option tables, the JSON writer, the agents file and key file parsers.
+COMMON_TESTED := $(addprefix user/common/,options.c json.c config.c keys.c registry.c util.c \
+	log.c u64map.c event.c)
+$(BUILD)/test_common: tests/unit/test_common.c $(COMMON_TESTED)
+	$(CC) $(TEST_CFLAGS) $(INPUTS) -o $@ -lbpf -lelf -lz
+
+# The agent library against a scripted monitor on loopback (no root needed).
+$(BUILD)/test_agent: tests/unit/test_agent.c libagent/libagent.c
+	$(CC) $(TEST_CFLAGS) $(INPUTS) -o $@ -lpthread
+
 # BPF programs that exist only for tests (e.g. SipHash vectors in the kernel).
-$(BUILD)/%.test.bpf.o: tests/prog/%.bpf.c tests/prog/auth_vectors.h $(HDRS) vmlinux.h | $(BUILD)
+$(BUILD)/%.test.bpf.o: tests/prog/%.bpf.c vmlinux.h
 	$(BPF_CLANG) $(BPF_CFLAGS) -c $< -o $@
 
 $(BUILD)/%.test.skel.h: $(BUILD)/%.test.bpf.o
 	$(BPFTOOL) gen skeleton $< name $(subst -,_,$*)_test > $@
 
-$(BUILD)/test_auth: tests/unit/test_auth.c tests/unit/check.h tests/prog/auth_vectors.h $(HDRS) | $(BUILD)
-	$(CC) $(TEST_CFLAGS) $< -o $@
+# BPF_PROG_TEST_RUN tables and the differential test, against the daemon's parts.
+$(BUILD)/test_prog: tests/prog/test_prog.c $(LIB_OBJS) $(BUILD)/siphash.test.skel.h
+	$(CC) $(USER_CFLAGS) $< $(LIB_OBJS) -o $@ $(LIBS)
 
-$(BUILD)/test_policy: tests/unit/test_policy.c user/policy.c user/policy.h user/u64map.c | $(BUILD)
-	$(CC) $(TEST_CFLAGS) $< user/policy.c user/u64map.c -o $@ -lm
-
-$(BUILD)/test_prog: tests/prog/test_prog.c tests/prog/*.h $(USER_OBJS) $(HDRS) $(BUILD)/vigil.skel.h \
-		$(BUILD)/siphash.test.skel.h
-	$(CC) $(USER_CFLAGS) $< $(USER_OBJS) -o $@ $(LIBS)
-
-$(BUILD)/test_diff: tests/prog/test_diff.c tests/prog/*.h $(USER_OBJS) $(HDRS) $(BUILD)/vigil.skel.h
-	$(CC) $(USER_CFLAGS) $< $(USER_OBJS) -o $@ $(LIBS)
+$(BUILD)/test_diff: tests/prog/test_diff.c $(LIB_OBJS)
+	$(CC) $(USER_CFLAGS) $< $(LIB_OBJS) -o $@ $(LIBS)
 
 # libFuzzer over the host build of the parser, verifier and replay window.
 FUZZ_SECONDS ?= 60
-$(BUILD)/fuzz_beat: tests/fuzz/fuzz_beat.c $(HDRS) | $(BUILD)
-	$(BPF_CLANG) -g -O1 -Iinclude -fsanitize=fuzzer,address,undefined \
+$(BUILD)/fuzz_beat: tests/fuzz/fuzz_beat.c
+	$(BPF_CLANG) -g -O1 -Iinclude -MMD -MP -fsanitize=fuzzer,address,undefined \
 		-fno-sanitize-recover=all $< -o $@
 
 fuzz: $(BUILD)/fuzz_beat
 	mkdir -p $(BUILD)/fuzz-corpus
 	$(BUILD)/fuzz_beat -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz-corpus tests/fuzz/seeds
 
-TEST_BINS := $(BUILD)/test_logic $(BUILD)/test_policy $(BUILD)/test_auth $(BUILD)/test_prog $(BUILD)/test_diff \
-	$(BUILD)/fuzz_beat
-
-# The e2e NATS test's stream reader (tests/e2e/90-nats.sh).
-$(BUILD)/nats_read: tests/e2e/nats_read.c | $(BUILD)
+# The e2e tests' helpers: the NATS stream reader (90-nats.sh); a lease
+# candidate built on the static library, a fenced resource and a no-op XDP
+# program for the veth peers that receive acknowledgements (85-leases.sh).
+$(BUILD)/nats_read: tests/e2e/nats_read.c
 	$(CC) $(USER_CFLAGS) $< -o $@ -lnats
 
-TEST_BINS += $(BUILD)/nats_read
+$(BUILD)/lease_candidate: tests/e2e/lease_candidate.c $(BUILD)/libvigil-agent.a
+	$(CC) $(USER_CFLAGS) $(INPUTS) -o $@ -lpthread
 
-test: deps-check $(BUILD)/vigil $(TEST_BINS)
+$(BUILD)/fence_resource: tests/e2e/fence_resource.c
+	$(CC) $(USER_CFLAGS) $< -o $@
+
+$(BUILD)/xdp_pass.bpf.o: tests/e2e/xdp_pass.bpf.c vmlinux.h
+	$(BPF_CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+E2E_HELPERS := $(BUILD)/nats_read $(BUILD)/lease_candidate $(BUILD)/fence_resource \
+	$(BUILD)/xdp_pass.bpf.o
+TEST_BINS := $(addprefix $(BUILD)/,test_logic test_policy test_common test_auth test_agent \
+	test_prog test_diff fuzz_beat)
+BENCH_BINS := $(addprefix $(BUILD)/,vigil-trafficgen vigil-bench vigil-baseline vigil-scale)
+all: $(E2E_HELPERS)
+
+# The flood test (40-flood.sh) and the benchmark smoke run (50-bench-smoke.sh)
+# need the benchmark tools.
+test: deps-check $(BUILD)/vigil $(AGENT_LIBS) $(TEST_BINS) $(E2E_HELPERS) $(BENCH_BINS)
 	@tests/run.sh
 
 deps-check:
@@ -118,19 +177,17 @@ vmlinux:
 clean:
 	rm -rf $(BUILD)
 
-# ------------------------------------------------------------------ bench
-# Benchmark tools link only the parts of user/ they use.
+# ------------------------------------------------------------------- bench
+# The benchmark tools link what they use of user/common/ only.
 BENCH_CFLAGS := $(USER_CFLAGS) -Ibench
-BENCH_HDRS := $(wildcard bench/*.h)
-BENCH_OBJS := $(addprefix $(BUILD)/,instance.o registry.o keys.o util.o log.o u64map.o) \
-	$(BUILD)/bench-common.o
-BENCH_LIBS := -lbpf -lelf -lz -lpthread -lm
+BENCH_OBJS := $(COMMON_OBJS) $(BUILD)/bench/common.o
+BENCH_LIBS := -lbpf -lelf -lz -lpthread -lm -lsqlite3
 
-$(BUILD)/vigil-scale: bench/scale.c $(BENCH_HDRS) $(BENCH_OBJS) $(HDRS) \
-		$(BUILD)/vigil.skel.h $(BUILD)/bench.skel.h
-	$(CC) $(BENCH_CFLAGS) $< $(BENCH_OBJS) -o $@ $(BENCH_LIBS)
+$(BUILD)/bench/%.o: bench/%.c | $(SKEL)
+	@mkdir -p $(@D)
+	$(CC) $(BENCH_CFLAGS) -c $< -o $@
 
-$(BUILD)/%.bench.bpf.o: bench/%.bpf.c bench/tg.h bench/bench.h $(HDRS) vmlinux.h | $(BUILD)
+$(BUILD)/%.bench.bpf.o: bench/%.bpf.c vmlinux.h
 	$(BPF_CLANG) $(BPF_CFLAGS) -Ibench -c $< -o $@
 
 $(BUILD)/trafficgen.skel.h: $(BUILD)/trafficgen.bench.bpf.o
@@ -139,63 +196,20 @@ $(BUILD)/trafficgen.skel.h: $(BUILD)/trafficgen.bench.bpf.o
 $(BUILD)/bench.skel.h: $(BUILD)/bench.bench.bpf.o
 	$(BPFTOOL) gen skeleton $< name bench_bpf > $@
 
-$(BUILD)/bench-common.o: bench/common.c $(BENCH_HDRS) | $(BUILD)
-	$(CC) $(BENCH_CFLAGS) -c $< -o $@
+$(BUILD)/bench/scale.o $(BUILD)/bench/bench.o $(BUILD)/bench/fastpath.o: $(BUILD)/bench.skel.h
+$(BUILD)/bench/trafficgen.o: $(BUILD)/trafficgen.skel.h
 
-$(BUILD)/vigil-trafficgen: bench/trafficgen.c $(BENCH_HDRS) $(BENCH_OBJS) $(HDRS) \
-		$(BUILD)/trafficgen.skel.h
-	$(CC) $(BENCH_CFLAGS) $< $(BENCH_OBJS) -o $@ $(BENCH_LIBS)
+$(BUILD)/vigil-scale: $(BUILD)/bench/scale.o $(BENCH_OBJS)
+	$(CC) $(BENCH_CFLAGS) $(INPUTS) -o $@ $(BENCH_LIBS)
 
-$(BUILD)/vigil-bench: bench/bench.c bench/fastpath.c $(BENCH_HDRS) $(BENCH_OBJS) $(HDRS) \
-		$(BUILD)/vigil.skel.h $(BUILD)/bench.skel.h
-	$(CC) $(BENCH_CFLAGS) bench/bench.c bench/fastpath.c $(BENCH_OBJS) -o $@ $(BENCH_LIBS)
+$(BUILD)/vigil-trafficgen: $(BUILD)/bench/trafficgen.o $(BENCH_OBJS)
+	$(CC) $(BENCH_CFLAGS) $(INPUTS) -o $@ $(BENCH_LIBS)
 
-$(BUILD)/vigil-baseline: bench/baseline.c $(BENCH_HDRS) $(BENCH_OBJS) $(HDRS)
-	$(CC) $(BENCH_CFLAGS) $< $(BENCH_OBJS) -o $@ $(BENCH_LIBS)
+$(BUILD)/vigil-bench: $(BUILD)/bench/bench.o $(BUILD)/bench/fastpath.o $(BENCH_OBJS)
+	$(CC) $(BENCH_CFLAGS) $(INPUTS) -o $@ $(BENCH_LIBS)
 
-BENCH_BINS := $(addprefix $(BUILD)/,vigil-trafficgen vigil-bench vigil-baseline vigil-scale)
-
-# The flood test (tests/e2e/40-flood.sh) and the benchmark smoke run
-# (tests/e2e/50-bench-smoke.sh) need the benchmark tools.
-test: $(BENCH_BINS)
+$(BUILD)/vigil-baseline: $(BUILD)/bench/baseline.o $(BENCH_OBJS)
+	$(CC) $(BENCH_CFLAGS) $(INPUTS) -o $@ $(BENCH_LIBS)
 
 bench: deps-check $(BUILD)/vigil $(BENCH_BINS)
 	@bench/run.sh
-
-# ------------------------------------------------------------ agent library
-# include/vigil/agent.h: static and shared, from the same -fPIC object; only
-# the vigil_agent_* API is exported. `vigil beat` links user/libagent.c too.
-AGENT_LIBS := $(BUILD)/libvigil-agent.a $(BUILD)/libvigil-agent.so
-
-$(BUILD)/libagent.pic.o: user/libagent.c $(HDRS) | $(BUILD)
-	$(CC) $(USER_CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
-
-$(BUILD)/libvigil-agent.a: $(BUILD)/libagent.pic.o
-	rm -f $@ && $(AR) rcs $@ $^
-
-$(BUILD)/libvigil-agent.so: $(BUILD)/libagent.pic.o
-	$(CC) -shared -Wl,-soname,libvigil-agent.so -o $@ $^ -lpthread
-
-# The lease proof's helpers (tests/e2e/85-leases.sh): a candidate built on
-# the static library, a fenced resource, and a no-op XDP program for the
-# veth peers that receive the monitor's XDP_TX acknowledgements.
-LEASE_TEST_BINS := $(BUILD)/lease_candidate $(BUILD)/fence_resource $(BUILD)/xdp_pass.bpf.o
-
-$(BUILD)/lease_candidate: tests/e2e/lease_candidate.c $(HDRS) $(BUILD)/libvigil-agent.a
-	$(CC) $(USER_CFLAGS) $< $(BUILD)/libvigil-agent.a -o $@ -lpthread
-
-$(BUILD)/fence_resource: tests/e2e/fence_resource.c | $(BUILD)
-	$(CC) $(USER_CFLAGS) $< -o $@
-
-$(BUILD)/xdp_pass.bpf.o: tests/e2e/xdp_pass.bpf.c vmlinux.h | $(BUILD)
-	$(BPF_CLANG) $(BPF_CFLAGS) -c $< -o $@
-
-all: $(AGENT_LIBS) $(LEASE_TEST_BINS)
-test: $(AGENT_LIBS) $(LEASE_TEST_BINS)
-
-# The agent library against a scripted monitor on loopback (no root needed).
-$(BUILD)/test_agent: tests/unit/test_agent.c user/libagent.c $(HDRS) | $(BUILD)
-	$(CC) $(TEST_CFLAGS) $< user/libagent.c -o $@ -lpthread
-
-TEST_BINS += $(BUILD)/test_agent
-test: $(BUILD)/test_agent

@@ -33,10 +33,10 @@
 #include "vigil/wire.h"
 #include "bench.h"
 #include "common.h"
-#include "keys.h"
-#include "log.h"
-#include "u64map.h"
-#include "util.h"
+#include "common/keys.h"
+#include "common/log.h"
+#include "common/u64map.h"
+#include "common/util.h"
 
 #define BATCH 64
 #define WHEEL 65536 /* buckets of 1 ms: as vigil's wheel */
@@ -100,7 +100,7 @@ static void file_slot(struct baseline *b, __u32 i, __u64 due)
 	s->in_wheel = 1;
 }
 
-/* The sweeper: as sweep_tick in bpf/vigil.bpf.c, one bucket per elapsed tick. */
+/* The sweeper: as sweep_tick in bpf/wheel.bpf.h, one bucket per elapsed tick. */
 static void sweep(struct baseline *b, __u64 now)
 {
 	__u64 now_tick = now / TICK_NS;

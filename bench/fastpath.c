@@ -34,10 +34,10 @@
 #include "bench.skel.h"
 #include "vigil.skel.h"
 #include "common.h"
-#include "instance.h"
-#include "log.h"
-#include "registry.h"
-#include "util.h"
+#include "common/instance.h"
+#include "common/log.h"
+#include "common/registry.h"
+#include "common/util.h"
 
 #define MAX_SOURCES 4096 /* distinct IPv4 sources: 16 agents each at 65,536 agents */
 

@@ -563,6 +563,14 @@ starve_load() { # SECONDS: the hog, the timer storm and the flood, in the backgr
 	ST_LOAD+=($!)
 	BG+=($!)
 }
+# help_default CMD OPTION: the default `vigil CMD --help` states for --OPTION.
+help_default() {
+	"$VIGIL" "$1" --help | awk -v o="--$2" '
+		/^(  -[A-Za-z], |      )--/ { on = index($0, o " ") || index($0, o "[") }
+		on { text = text " " $0 }
+		END { if (match(text, /\(default: [^)]*\)/)) print substr(text, RSTART + 10, RLENGTH - 11) }'
+}
+
 starve_vigil() { # HOLD_MS
 	local hold=$1 name=st-vigil-$1 victims_lo=$((ST_AGENTS * 95 / 100 + 1)) prio=() pa=() k lo hi
 	local per=$(((victims_lo - 1 + 4) / 5)) t_start t_kill t_end
@@ -571,7 +579,7 @@ starve_vigil() { # HOLD_MS
 		taskset -c "$RX_CPU"
 	set_threaded 1
 	pin_napi_normal || die "no NAPI thread for $IFR"
-	log "   receive queue: $(for p in $(pgrep "^napi/$IFR"); do echo "$(cat /proc/$p/comm) on CPU $(taskset -pc "$p" | awk '{ print $NF }'), $(chrt -p "$p" | head -1 | sed 's/.*: //')"; done | paste -sd';')"
+	log "   receive queue: $(for p in $(pgrep "^napi/$IFR"); do echo "$(cat "/proc/$p/comm") on CPU $(taskset -pc "$p" | awk '{ print $NF }'), $(chrt -p "$p" | head -1 | sed 's/.*: //')"; done | paste -sd';')"
 	chrt -f 10 true 2>/dev/null && prio=(chrt -f 10)
 	local logs=$TMP/$name-send
 	mkdir -p "$logs"
@@ -709,7 +717,7 @@ starve_bfd() {
 }
 section_starve() {
 	make_fleet "$ST_AGENTS" 5 1000 3
-	starve_vigil "$(( $(grep -o 'VIGIL_DEFAULT_HOLD_MAX_MS [0-9]*' "$ROOT/user/instance.h" | awk '{ print $2 }') ))"
+	starve_vigil "$(help_default run hold-max-ms)"
 	starve_vigil 0
 	starve_bfd
 }

@@ -38,10 +38,11 @@
 #include "bench.skel.h"
 #include "vigil.skel.h"
 #include "common.h"
-#include "instance.h"
-#include "log.h"
-#include "registry.h"
-#include "util.h"
+#include "common/instance.h"
+#include "common/log.h"
+#include "common/registry.h"
+#include "common/event.h"
+#include "common/util.h"
 
 struct agent_seen {
 	__u64 suspect_late_ns; /* detected - deadline; valid when n_suspect */

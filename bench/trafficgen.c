@@ -35,9 +35,9 @@
 #include "tg.h"
 #include "trafficgen.skel.h"
 #include "common.h"
-#include "keys.h"
-#include "log.h"
-#include "util.h"
+#include "common/keys.h"
+#include "common/log.h"
+#include "common/util.h"
 
 static const char *mode_names[TG_NMODES] = { "valid", "forged", "random", "replay", "malformed" };
 

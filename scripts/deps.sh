@@ -27,7 +27,7 @@ BUILD_PACKAGES=(
 	libsqlite3-dev  # the durable event log
 	libmicrohttpd-dev # Prometheus metrics endpoint
 	libcurl4-openssl-dev # webhook alert sink
-	libnats-dev     # NATS JetStream export (user/export.c)
+	libnats-dev     # NATS JetStream export (user/daemon/export.c)
 )
 PACKAGES=(
 	"${BUILD_PACKAGES[@]}"

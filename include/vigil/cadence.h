@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
 /*
  * Adaptive cadence: the pure decision behind the agent library's beat
- * interval (user/libagent.c, docs/leases.md#adaptive-cadence). No clocks, no
+ * interval (libagent/libagent.c, docs/leases.md#adaptive-cadence). No clocks, no
  * I/O: the caller passes the time in, so every rule below is unit-tested
  * step by step (tests/unit/test_agent.c).
  *

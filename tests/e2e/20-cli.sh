@@ -114,7 +114,7 @@ keys_case "the same key slot twice" 3 "agent 1 key 0 is given twice" \
 expect_fail "agents file that does not exist" 2 "$E2E_TMP/none.conf: cannot open agents file" \
 	"$VIGIL" run "${RUN_SAFE[@]}" --config "$E2E_TMP/none.conf"
 
-expect_fail "vigil beat without --id" 2 "--id and --target are required" \
+expect_fail "vigil beat without --id" 2 "--id is required for 'vigil beat'" \
 	"$VIGIL" beat --target 127.0.0.1 --count 1
 expect_fail "vigil beat --target not-an-address" 2 "--target: 'not-an-address' is not an IPv4 or IPv6 address" \
 	"$VIGIL" beat --id 1 --target not-an-address --count 1
@@ -228,7 +228,7 @@ expect_fail_running "vigil agent add with a bad --key" "--key: must be 32 hex di
 	"$VIGIL" agent add --id 5 --key 12345 --pin-root "$PIN"
 expect_fail_running "vigil agent add without --id" "--id is required" \
 	"$VIGIL" agent add --name x --pin-root "$PIN"
-expect_fail_running "vigil agent frob" "unknown action 'frob'" \
+expect_fail_running "vigil agent frob" "unknown verb 'agent frob'" \
 	"$VIGIL" agent frob --pin-root "$PIN"
 check "agent 1 is still ALIVE and keeps its settings after the refused add" \
 	[ "$(agent_field "$(status_json "$PIN")" 1 interval_max_ms)" = 1000 ]

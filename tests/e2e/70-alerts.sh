@@ -308,7 +308,7 @@ expect_fail_cli "vigil dlq replay --id of no dead letter" 'no alert with id 9999
 expect_fail_cli "vigil dlq replay --id abc" "--id: 'abc' is not" "$VIGIL" dlq replay --db "$DB" --id abc
 expect_fail_cli "vigil dlq list on a missing event log" 'cannot open event log' \
 	"$VIGIL" dlq list --db "$E2E_TMP/none/vigil.db"
-expect_fail_cli "vigil dlq frob" "unknown action 'frob'" "$VIGIL" dlq frob
+expect_fail_cli "vigil dlq frob" "unknown verb 'dlq frob'" "$VIGIL" dlq frob
 check "the failed replays changed nothing (2 dead letters)" [ "$(dlq_n)" -eq 2 ]
 
 first_id=$(jq -rs 'sort_by(.id) | .[0].id' <<<"$dlq_json")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
 #
-# The daemon's alert policy end to end (user/policy.c, user/escalate.c):
+# The daemon's alert policy end to end (user/daemon/policy.c, user/daemon/escalate.c):
 #   1. flap damping (--flap-half-life-s 2, default thresholds): an agent
 #      whose beater is killed and restarted over and over is suppressed once
 #      its penalty passes 5000 (one `suppressed` notice, at the event the

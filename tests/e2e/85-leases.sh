@@ -284,9 +284,9 @@ expect_err() {
 	fi
 }
 expect_err "vigil lease show of an unknown lease" 1 "no such lease" "$VIGIL" lease show nosuch "${LEASE[@]}"
-expect_err "vigil lease transfer without --to" 2 "--to AGENT is required" "$VIGIL" lease transfer primary "${LEASE[@]}"
+expect_err "vigil lease transfer without --to" 2 "--to is required" "$VIGIL" lease transfer primary "${LEASE[@]}"
 expect_err "vigil lease transfer to an unregistered agent" 1 "not registered" "$VIGIL" lease transfer primary --to 99 "${LEASE[@]}"
-expect_err "vigil lease with an unknown subcommand" 2 "unknown subcommand" "$VIGIL" lease steal primary "${LEASE[@]}"
+expect_err "vigil lease with an unknown subcommand" 2 "unknown verb 'lease steal'" "$VIGIL" lease steal primary "${LEASE[@]}"
 expect_err "vigil lease list without an instance" 1 "" "$VIGIL" lease list --pin-root "$E2E_TMP/none"
 
 # Transfer to the lowest-priority candidate that does not hold it.

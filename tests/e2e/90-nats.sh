@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
 #
-# Export of the event log to NATS JetStream (user/export.c, docs/fleet.md),
+# Export of the event log to NATS JetStream (user/daemon/export.c, docs/fleet.md),
 # against a real 3-node nats-server cluster with JetStream that the test
 # starts on 127.0.0.1 inside a network namespace of its own (client ports
 # 14222-14224, cluster ports 16222-16224, one store directory per node).
@@ -203,10 +203,13 @@ churn 5
 current() { [ "$(nats_read --info 2>/dev/null | jq '[.peers[] | select(.current)] | length')" -eq 2 ]; }
 check "node n$victim rejoins the stream as a current replica" wait_for 20 current
 LATE_KEY=8000000000000001-7
+# Its name is hostile (quotes, backslash, newline, tab, a control byte, a
+# byte that is not UTF-8): the payload must still be valid JSON.
+LATE_NAME_HEX=6C22615C740A65097401FF65
 sqlite3 -cmd ".timeout 5000" "$DB" "INSERT INTO events (instance_id, event_seq, agent_id, kind,
 	state, prev_state, name, grp, slot, seq, incarnation, interval_ms, last_seen_ns, detected_ns,
 	detected_wall_ns, recorded_wall_ns) VALUES (-9223372036854775807, 7, 1, 'up', 'alive', 'new',
-	'late', 'nats', 0, 1, 1, 100, 1, 1, $(date +%s%N), $(date +%s%N))" ||
+	CAST(X'$LATE_NAME_HEX' AS TEXT), 'nats', 0, 1, 1, 100, 1, 1, $(date +%s%N), $(date +%s%N))" ||
 	not_ok "adding a row below the export cursor"
 late() { grep -q "export: instance 8000000000000001 event 7 appeared below the export cursor" "$E2E_TMP/daemon2.err"; }
 check "a row that appears below the cursor (instance 8000000000000001 event 7) is published late" \
@@ -278,6 +281,14 @@ if cmp -s "$E2E_TMP/stream.json" "$E2E_TMP/log.json"; then
 else
 	diff "$E2E_TMP/log.json" "$E2E_TMP/stream.json" | head -n 6 | sed 's/^/# /'
 	not_ok "the payloads are the log's events as 'vigil log query --json' prints them"
+fi
+if grep -F -- "-$LATE_KEY	" "$STREAM_OUT" | cut -f5 | python3 -c '
+import json, sys
+want = bytes.fromhex(sys.argv[1]).decode("utf-8", "replace")
+sys.exit(0 if json.loads(sys.stdin.read())["name"] == want else 1)' "$LATE_NAME_HEX"; then
+	ok "the late row's hostile name (quotes, newline, a control and a non-UTF-8 byte) is valid JSON in the stream"
+else
+	not_ok "the late row's hostile name (quotes, newline, a control and a non-UTF-8 byte) is valid JSON in the stream"
 fi
 # How long an event took from its commit to the log to its place in the
 # stream (outages included: they make the tail).

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
 #
 # Adaptive cadence and storm control end to end (include/vigil/cadence.h,
-# docs/leases.md#adaptive-cadence, user/daemon.c storm_control):
+# docs/leases.md#adaptive-cadence, user/daemon/storm.c):
 #   1. step load: an agent (`vigil beat --adaptive 20,320`, queue depth read
 #      from a file) whose queue depth steps 0 -> 1000 -> 0 changes its cadence
 #      exactly 8 times (20, 40, 80, 160, 320 and back; printed), the monitor

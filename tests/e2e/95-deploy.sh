@@ -105,8 +105,8 @@ def run_spec():
     pat = re.compile(r"(--[a-z][a-z0-9-]*)(\[=[^\]]*\])?"
                      r"(?: ((?:[A-Z][A-Za-z0-9_:,.\[\]]*)|(?:[a-z]+(?:\|[a-z]+)+)))?")
     for line in help_text("run").split("Examples:")[0].splitlines():
-        if not line.lstrip().startswith("-"):
-            continue
+        if not re.match(r"(  -[A-Za-z], |      )--", line):
+            continue  # an option's line, not its help or the command's text
         for name, opt, arg in pat.findall(line):
             spec.setdefault(name, "opt" if opt else "req" if arg else "none")
     return spec

@@ -11,7 +11,7 @@ and appends one JSON line per request to --log, at arrival:
 How it answers is read from --mode-file on every request (default "ok"):
 
     ok     200
-    fail   500
+    fail   500, with --fail-body's bytes as the body if given
     hang   answers nothing while the mode file says "hang" (at most 120 s),
            then 503: the client's timeout is what ends the request
 
@@ -42,7 +42,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
     def _answer(self, code, text):
-        body = (text + "\n").encode()
+        body = text if isinstance(text, bytes) else (text + "\n").encode()
         self.send_response(code)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
@@ -51,7 +51,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length).decode("utf-8", "replace")
+        raw = self.rfile.read(length)
+        try:
+            body, utf8 = raw.decode("utf-8"), True
+        except UnicodeDecodeError:
+            body, utf8 = raw.decode("utf-8", "replace"), False
         mode = read_mode(self.server.mode_file)
         rec = {
             "time": time.time(),
@@ -60,12 +64,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             "path": self.path,
             "content_type": self.headers.get("Content-Type", ""),
             "body": body,
+            "utf8": utf8,
         }
         with LOCK:
             with open(self.server.log_file, "a", encoding="utf-8") as f:
                 f.write(json.dumps(rec) + "\n")
         if mode == "fail":
-            self._answer(500, "receiver told to fail")
+            fail_body = self.server.fail_body
+            self._answer(500, fail_body if fail_body is not None else "receiver told to fail")
         elif mode == "hang":
             end = time.time() + 120
             while time.time() < end and read_mode(self.server.mode_file) == "hang":
@@ -86,12 +92,17 @@ def main():
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--log", required=True)
     ap.add_argument("--mode-file", required=True)
+    ap.add_argument("--fail-body", help="file whose bytes a failing answer carries")
     args = ap.parse_args()
 
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     srv.daemon_threads = True
     srv.log_file = args.log
     srv.mode_file = args.mode_file
+    srv.fail_body = None
+    if args.fail_body:
+        with open(args.fail_body, "rb") as f:
+            srv.fail_body = f.read()
     tmp = args.port_file + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(f"{srv.server_address[1]}\n")

@@ -43,10 +43,11 @@
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
 #include "vigil.skel.h"
-#include "instance.h"
-#include "log.h"
-#include "registry.h"
-#include "util.h"
+#include "common/instance.h"
+#include "common/log.h"
+#include "common/registry.h"
+#include "common/event.h"
+#include "common/util.h"
 #include "vigil/wire.h"
 #include "vigil/maps.h"
 #include "vigil/logic.h"

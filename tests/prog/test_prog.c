@@ -31,11 +31,12 @@
 #include <bpf/libbpf.h>
 #include "vigil.skel.h"
 #include "siphash.test.skel.h"
-#include "instance.h"
-#include "keys.h"
-#include "log.h"
-#include "registry.h"
-#include "util.h"
+#include "common/instance.h"
+#include "common/keys.h"
+#include "common/log.h"
+#include "common/registry.h"
+#include "common/event.h"
+#include "common/util.h"
 #include "vigil/auth.h"
 #include "vigil/logic.h"
 #include "vigil/maps.h"
@@ -1559,7 +1560,7 @@ static void run_agent_rate_cases(void)
 			  "looked at");
 
 	/* Adaptive cadence: an agent that shortens its interval is limited by
-	 * what it now announces (bpf/vigil.bpf.c, check_replay). */
+	 * what it now announces (bpf/checks.bpf.h, check_replay). */
 	if (!tap_result(!add_agent(AG_RATE2, 10, PKT_MAX_MS, PKT_MULT, NULL),
 			"agent rate: second agent registered"))
 		return;
@@ -1794,7 +1795,7 @@ static int write_file(const char *path, const char *text, mode_t mode)
 	return ok ? 0 : -1;
 }
 
-/* user/keys.c, linked into this program with the rest of user/: the key
+/* user/common/keys.c, linked into this program with the rest of user/: the key
  * file format, and that its byte order is the one the SipHash reference
  * uses (key bytes 00 01 .. 0f). */
 static void run_keyfile_cases(void)

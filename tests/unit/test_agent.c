@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
 /*
- * Host tests of the agent library (user/libagent.c, include/vigil/agent.h)
+ * Host tests of the agent library (libagent/libagent.c, include/vigil/agent.h)
  * against a scripted monitor: a UDP socket on 127.0.0.1 that reads the
  * agent's beats and answers with acknowledgements of its choosing — right,
  * late, reordered, forged, for beats never sent. They pin down the lease

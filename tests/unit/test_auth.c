@@ -7,7 +7,7 @@
  *
  * The SipHash reference vectors and the anti-replay script live in
  * tests/prog/auth_vectors.h, shared with test_prog, which holds the kernel
- * to the same tables. The key file parser (user/keys.c) is tested in
+ * to the same tables. The key file parser (user/common/keys.c) is tested in
  * test_prog, which links user/.
  *
  * Output is TAP-like, one line per case: "ok N - what it proves" or

@@ -684,7 +684,7 @@ static void test_wheel_due(void)
 /* ============================================================= simulation */
 
 /*
- * A plain-C model of the sweeper in bpf/vigil.bpf.c (cursor, buckets modulo
+ * A plain-C model of the sweeper in bpf/wheel.bpf.h (cursor, buckets modulo
  * the wheel size, inbox, file_slot's clamp to the cursor) driven only by the
  * pure functions, with one agent: it registers, beats with random jitter and
  * random interval changes (always keeping its promise "the next beat comes

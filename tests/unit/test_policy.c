@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
 /* Host tests of the daemon's alert policy: flap damping and remediation
- * backoff (user/policy.c), with the clock and the jitter source controlled. */
+ * backoff (user/daemon/policy.c), with the clock and the jitter source controlled. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include "vigil/maps.h"
-#include "policy.h"
+#include "daemon/policy.h"
 
 static int n, failed;
 

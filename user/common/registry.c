@@ -1,0 +1,194 @@
+// SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include "common/log.h"
+#include "common/registry.h"
+#include "common/util.h"
+
+void vg_agent_def_default(struct vg_agent_def *d, __u64 id)
+{
+	memset(d, 0, sizeof(*d));
+	d->id = id;
+	d->interval_min_ms = 10;
+	d->interval_max_ms = 10000;
+	d->multiplier = 3;
+	snprintf(d->name, sizeof(d->name), "agent-%llu", (unsigned long long)id);
+	vg_strlcpy(d->group, "default", sizeof(d->group));
+}
+
+/* A slot can be reused once it is FREE and the sweeper has dropped it, so a
+ * stale wheel entry never meets a new agent. */
+static int slot_is_free(const struct vg_maps *m, __u32 i)
+{
+	struct agent_slot s;
+	struct wheel_link l;
+
+	if (bpf_map_lookup_elem(m->agents, &i, &s) || s.state != VIGIL_AGENT_FREE)
+		return 0;
+	return bpf_map_lookup_elem(m->links, &i, &l) == 0 && !l.in_wheel;
+}
+
+__u32 vg_group_flags(const struct vg_maps *m, const char *group)
+{
+	__u32 id = vigil_group_id(group, VIGIL_GROUP_LEN);
+	struct group_policy p;
+
+	return bpf_map_lookup_elem(m->groups, &id, &p) ? 0 : p.flags;
+}
+
+int vg_agent_set_auth(const struct vg_maps *m, __u32 slot, const struct agent_auth *a)
+{
+	return bpf_map_update_elem(m->auth, &slot, a, BPF_ANY) ? -errno : 0;
+}
+
+int vg_agent_add(const struct vg_maps *m, const struct vg_agent_def *d, __u32 *hint)
+{
+	struct agent_guard guard = {};
+	struct agent_auth auth = d->auth;
+	struct agent_slot s = {};
+	__u32 start = hint ? *hint : 0, slot = 0, existing;
+	__u32 n = m->max_agents;
+	int found = 0;
+
+	if (bpf_map_lookup_elem(m->index, &d->id, &existing) == 0)
+		return -EEXIST;
+	for (__u32 k = 0; k < n; k++) {
+		slot = (start + k) % n;
+		if (slot_is_free(m, slot)) {
+			found = 1;
+			break;
+		}
+	}
+	if (!found)
+		return -ENOSPC;
+
+	s.agent_id = d->id;
+	s.state = VIGIL_AGENT_NEW;
+	/* The first deadline runs from registration, at the slowest cadence
+	 * the agent may announce. */
+	s.last_seen_ns = vg_mono_ns();
+	s.state_since_ns = s.last_seen_ns;
+	s.interval_min_ms = d->interval_min_ms;
+	s.interval_max_ms = d->interval_max_ms;
+	s.interval_ms = d->interval_max_ms;
+	s.multiplier = d->multiplier;
+	vg_strlcpy(s.name, d->name, sizeof(s.name));
+	vg_strlcpy(s.group, d->group, sizeof(s.group));
+	auth.group_id = vigil_group_id(s.group, sizeof(s.group));
+	/* Keys and a fresh replay window first: the slot is unreachable until
+	 * the index names it, so no beat can see a half-registered agent. */
+	if (bpf_map_update_elem(m->auth, &slot, &auth, BPF_ANY) ||
+	    bpf_map_update_elem(m->guard, &slot, &guard, BPF_ANY) ||
+	    bpf_map_update_elem(m->agents, &slot, &s, BPF_ANY))
+		return -errno;
+	if (bpf_map_update_elem(m->index, &d->id, &slot, BPF_NOEXIST)) {
+		int err = -errno;
+
+		memset(&s, 0, sizeof(s));
+		bpf_map_update_elem(m->agents, &slot, &s, BPF_ANY);
+		return err == -E2BIG ? -ENOSPC : err;
+	}
+	if (bpf_map_update_elem(m->inbox, NULL, &slot, BPF_ANY))
+		pr_warn("agent %llu: handing slot %u to the sweeper failed: %s\n",
+			(unsigned long long)d->id, slot, strerror(errno));
+	if (hint)
+		*hint = slot + 1;
+	return 0;
+}
+
+int vg_agent_remove(const struct vg_maps *m, __u64 id)
+{
+	struct agent_slot s = {};
+	__u32 slot;
+
+	if (bpf_map_lookup_elem(m->index, &id, &slot))
+		return -ENOENT;
+	if (bpf_map_delete_elem(m->index, &id))
+		return -errno;
+	/* FREE: the sweeper drops it on its next visit. */
+	if (bpf_map_update_elem(m->agents, &slot, &s, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+int vg_agent_get(const struct vg_maps *m, __u64 id, __u32 *slot, struct agent_slot *out)
+{
+	__u32 i;
+
+	if (bpf_map_lookup_elem(m->index, &id, &i) || bpf_map_lookup_elem(m->agents, &i, out))
+		return -ENOENT;
+	if (slot)
+		*slot = i;
+	return 0;
+}
+
+int vg_agent_foreach(const struct vg_maps *m,
+		     int (*cb)(__u32 slot, const struct agent_slot *s, void *ctx), void *ctx)
+{
+	__u64 key, next;
+	__u64 *prev = NULL;
+	struct agent_slot s;
+	__u32 slot;
+	int ret;
+
+	while (bpf_map_get_next_key(m->index, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(m->index, &key, &slot) ||
+		    bpf_map_lookup_elem(m->agents, &slot, &s))
+			continue; /* removed while we walked */
+		ret = cb(slot, &s, ctx);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+int vg_stats_read(const struct vg_maps *m, struct vigil_stats *out)
+{
+	size_t nf = sizeof(struct vigil_stats) / sizeof(__u64);
+	struct vigil_stats *percpu = calloc(m->ncpus, sizeof(*percpu));
+	__u32 zero = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (!percpu)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(m->stats, &zero, percpu)) {
+		free(percpu);
+		return -errno;
+	}
+	for (int c = 0; c < m->ncpus; c++)
+		for (size_t f = 0; f < nf; f++)
+			((__u64 *)out)[f] += ((__u64 *)&percpu[c])[f];
+	/* A maximum, not a sum. */
+	out->held_max_ns = 0;
+	for (int c = 0; c < m->ncpus; c++)
+		if (percpu[c].held_max_ns > out->held_max_ns)
+			out->held_max_ns = percpu[c].held_max_ns;
+	free(percpu);
+	return 0;
+}
+
+int vg_registry_lock(const char *pin_root)
+{
+	int fd = open(pin_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	if (flock(fd, LOCK_EX)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+void vg_registry_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+}

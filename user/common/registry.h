@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
+/* The agent registry as the maps hold it: add, remove, read, count. */
+#ifndef VIGIL_REGISTRY_H
+#define VIGIL_REGISTRY_H
+
+#include <linux/types.h>
+#include "vigil/maps.h"
+#include "common/instance.h"
+
+/* One agent as declared in the config file or by `vigil agent add`. */
+struct vg_agent_def {
+	__u64 id;
+	__u32 interval_min_ms;
+	__u32 interval_max_ms;
+	__u32 multiplier;
+	char name[VIGIL_NAME_LEN];
+	char group[VIGIL_GROUP_LEN];
+	/* Keys and policy; group_id is filled in from `group` by vg_agent_add. */
+	struct agent_auth auth;
+};
+
+void vg_agent_def_default(struct vg_agent_def *d, __u64 id);
+/* Register an agent: claim a free slot, publish it in the index and hand it
+ * to the sweeper. *hint (may be NULL) is where the search for a free slot
+ * starts and is advanced, which makes bulk registration linear.
+ * Returns 0, -EEXIST, -ENOSPC, or another -errno. */
+int vg_agent_add(const struct vg_maps *m, const struct vg_agent_def *d, __u32 *hint);
+/* Replace an agent's keys and policy (key rotation, allowlist changes). */
+int vg_agent_set_auth(const struct vg_maps *m, __u32 slot, const struct agent_auth *a);
+/* The policy flags the daemon recorded for a group (0 when none). */
+__u32 vg_group_flags(const struct vg_maps *m, const char *group);
+/* Unregister: the index entry goes first so no new beat finds the slot. */
+int vg_agent_remove(const struct vg_maps *m, __u64 id);
+/* Read an agent's slot. Returns 0 or -ENOENT. */
+int vg_agent_get(const struct vg_maps *m, __u64 id, __u32 *slot, struct agent_slot *out);
+/* Visit every registered agent (in index order). Stops when cb returns non-zero. */
+int vg_agent_foreach(const struct vg_maps *m,
+		     int (*cb)(__u32 slot, const struct agent_slot *s, void *ctx), void *ctx);
+/* Sum the per-CPU counters. */
+int vg_stats_read(const struct vg_maps *m, struct vigil_stats *out);
+
+/* Serialise registry changes between processes (daemon, CLI): an flock on
+ * the pin directory. Returns an fd to pass to vg_registry_unlock, or -1. */
+int vg_registry_lock(const char *pin_root);
+void vg_registry_unlock(int fd);
+
+#endif
