@@ -193,90 +193,47 @@ static void handle(struct baseline *b, const __u8 *p, __u32 len, __u64 now)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "port", required_argument, NULL, 'p' },
-		{ "keys", required_argument, NULL, 'k' },
-		{ "agents", required_argument, NULL, 'n' },
-		{ "first-id", required_argument, NULL, 'f' },
-		{ "interval-min-ms", required_argument, NULL, 'm' },
-		{ "interval-max-ms", required_argument, NULL, 'M' },
-		{ "multiplier", required_argument, NULL, 'x' },
-		{ "stats", required_argument, NULL, 's' },
-		{ "cpu", required_argument, NULL, 'c' },
-		{ "rcvbuf", required_argument, NULL, 'b' },
-		{ "events", no_argument, NULL, 'e' },
-		{ "help", no_argument, NULL, 'h' },
-		{}
-	};
 	struct baseline b = { .dead_misses = 2 };
 	const char *keys_path = NULL, *stats_path = NULL;
-	__u32 port = VIGIL_DEFAULT_PORT, n = 1000, imin = 10, imax = 1000, mult = 3, v32;
+	__u32 port = VIGIL_DEFAULT_PORT, n = 1000, imin = 10, imax = 1000, mult = 3;
 	__u32 rcvbuf = 4u << 20;
 	__u64 first = 1;
+	int opt, fd, sfd, cpu = -1;
+	const struct bc_opt opts[] = {
+		BC_U32("port", 'p', &port, 1, 65535),
+		BC_STR("keys", 'k', &keys_path),
+		BC_U32("agents", 'n', &n, 1, 16u << 20),
+		BC_U64("first-id", 'f', &first, 1, UINT64_MAX / 2),
+		BC_U32("interval-min-ms", 'm', &imin, 1, 3600000),
+		BC_U32("interval-max-ms", 'M', &imax, 1, 3600000),
+		BC_U32("multiplier", 'x', &mult, 1, 1000),
+		BC_STR("stats", 's', &stats_path),
+		BC_INT("cpu", 'c', &cpu, 0, 4095),
+		BC_U32("rcvbuf", 'b', &rcvbuf, 4096, 1u << 30),
+		BC_FLAG("events", 'e', &b.print_events),
+		BC_OTHER("help", 'h', no_argument),
+		{}
+	};
 	struct vg_keyfile kf = {};
 	struct mmsghdr msgs[BATCH];
 	struct iovec iov[BATCH];
 	static __u8 bufs[BATCH][128];
 	struct sockaddr_in addr = { .sin_family = AF_INET };
 	struct timeval tv = { .tv_usec = 1000 };
-	int opt, fd, sfd, cpu = -1;
 	__u64 now;
 
-	while ((opt = getopt_long(argc, argv, "p:k:n:h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'p':
-			if (vg_parse_u32(optarg, "--port", 1, 65535, &port))
-				return 2;
-			break;
-		case 'k':
-			keys_path = optarg;
-			break;
-		case 'n':
-			if (vg_parse_u32(optarg, "--agents", 1, 16u << 20, &n))
-				return 2;
-			break;
-		case 'f':
-			if (vg_parse_u64(optarg, "--first-id", 1, UINT64_MAX / 2, &first))
-				return 2;
-			break;
-		case 'm':
-			if (vg_parse_u32(optarg, "--interval-min-ms", 1, 3600000, &imin))
-				return 2;
-			break;
-		case 'M':
-			if (vg_parse_u32(optarg, "--interval-max-ms", 1, 3600000, &imax))
-				return 2;
-			break;
-		case 'x':
-			if (vg_parse_u32(optarg, "--multiplier", 1, 1000, &mult))
-				return 2;
-			break;
-		case 's':
-			stats_path = optarg;
-			break;
-		case 'c':
-			if (vg_parse_u32(optarg, "--cpu", 0, 4095, &v32))
-				return 2;
-			cpu = (int)v32;
-			break;
-		case 'b':
-			if (vg_parse_u32(optarg, "--rcvbuf", 4096, 1u << 30, &rcvbuf))
-				return 2;
-			break;
-		case 'e':
-			b.print_events = true;
-			break;
-		default:
-			fprintf(opt == 'h' ? stdout : stderr,
-				"Usage: vigil-baseline --keys FILE --stats FILE [--agents N] [--first-id ID]\n"
-				"        [--port P] [--interval-min-ms N] [--interval-max-ms N]\n"
-				"        [--multiplier N] [--cpu N] [--rcvbuf BYTES] [--events]\n"
-				"vigil's beat handling in one userspace process (UDP, recvmmsg x%d).\n"
-				"Stats file: struct baseline_stats (bench/bench.h); accepted at offset %d,\n"
-				"receive-buffer drops at offset %d.\n", BATCH, BASELINE_OFF_ACCEPTED,
-				BASELINE_OFF_RCVBUF_DROPS);
-			return opt == 'h' ? 0 : 2;
-		}
+	while ((opt = bc_getopt(argc, argv, "p:k:n:h", opts)) != -1) {
+		if (opt == BC_BAD)
+			return 2;
+		fprintf(opt == 'h' ? stdout : stderr,
+			"Usage: vigil-baseline --keys FILE --stats FILE [--agents N] [--first-id ID]\n"
+			"        [--port P] [--interval-min-ms N] [--interval-max-ms N]\n"
+			"        [--multiplier N] [--cpu N] [--rcvbuf BYTES] [--events]\n"
+			"vigil's beat handling in one userspace process (UDP, recvmmsg x%d).\n"
+			"Stats file: struct baseline_stats (bench/bench.h); accepted at offset %d,\n"
+			"receive-buffer drops at offset %d.\n", BATCH, BASELINE_OFF_ACCEPTED,
+			BASELINE_OFF_RCVBUF_DROPS);
+		return opt == 'h' ? 0 : 2;
 	}
 	if (!keys_path || !stats_path) {
 		fprintf(stderr, "vigil-baseline: --keys and --stats are required (see --help)\n");

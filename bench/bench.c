@@ -120,20 +120,46 @@ out:
 	return ret;
 }
 
+/* ------------------------------------------------- fields by name */
+
+/* A field of a map value's struct, for the commands that take its name. */
+struct field {
+	const char *name;
+	size_t off;
+};
+
+#define FIELDS_END { NULL, 0 }
+
+/* The field called by the first len bytes of name, or NULL. */
+static const struct field *field_named(const struct field *fs, const char *name, size_t len)
+{
+	for (; fs->name; fs++)
+		if (strlen(fs->name) == len && !strncmp(name, fs->name, len))
+			return fs;
+	return NULL;
+}
+
+#define F(x) { #x, offsetof(struct vigil_config, x) }
+static const struct field config_fields[] = {
+	F(dead_misses), F(pass_beats), F(reject_events_per_sec), F(sweep_budget),
+	F(auth_required), F(replay_window), F(rate_multiple), F(rate_burst),
+	F(source_pps), F(source_burst), FIELDS_END
+};
+#undef F
+
+#define F(x) { #x, offsetof(struct vigil_stats, x) }
+static const struct field stats_fields[] = {
+	F(packets), F(beats), F(passed), F(malformed), F(bad_version), F(unknown_agent),
+	F(duplicates), F(reordered), F(restarts), F(events), F(ringbuf_full),
+	F(queue_full), F(stale_slot), F(not_allowed), F(unauthenticated), F(bad_tag),
+	F(replayed), F(over_rate_agent), F(over_rate_source), FIELDS_END
+};
+#undef F
+
 /* ----------------------------------------------------------- config */
 
 static int cmd_config(int argc, char **argv)
 {
-	static const struct {
-		const char *name;
-		size_t off;
-	} fields[] = {
-#define F(x) { #x, offsetof(struct vigil_config, x) }
-		F(dead_misses), F(pass_beats), F(reject_events_per_sec), F(sweep_budget),
-		F(auth_required), F(replay_window), F(rate_multiple), F(rate_burst),
-		F(source_pps), F(source_burst),
-#undef F
-	};
 	const char *pin_root = NULL;
 	struct vigil_config cfg;
 	struct vigil_meta meta;
@@ -158,24 +184,20 @@ static int cmd_config(int argc, char **argv)
 	}
 	for (; i < argc; i++) {
 		char *eq = strchr(argv[i], '=');
-		size_t f;
+		const struct field *f = eq ? field_named(config_fields, argv[i], eq - argv[i]) : NULL;
 		__u32 v;
 
-		for (f = 0; f < sizeof(fields) / sizeof(fields[0]); f++)
-			if (eq && (size_t)(eq - argv[i]) == strlen(fields[f].name) &&
-			    !strncmp(argv[i], fields[f].name, eq - argv[i]))
-				break;
-		if (!eq || f == sizeof(fields) / sizeof(fields[0])) {
+		if (!f) {
 			fprintf(stderr, "config: '%s' is not FIELD=VALUE of struct vigil_config\n",
 				argv[i]);
 			vg_maps_close(&m);
 			return 2;
 		}
-		if (vg_parse_u32(eq + 1, fields[f].name, 0, UINT32_MAX, &v)) {
+		if (vg_parse_u32(eq + 1, f->name, 0, UINT32_MAX, &v)) {
 			vg_maps_close(&m);
 			return 2;
 		}
-		memcpy((char *)&cfg + fields[f].off, &v, sizeof(v));
+		memcpy((char *)&cfg + f->off, &v, sizeof(v));
 	}
 	if (bpf_map_update_elem(m.config, &zero, &cfg, BPF_ANY)) {
 		fprintf(stderr, "config: writing vigil_config failed: %s\n", strerror(errno));
@@ -190,29 +212,14 @@ static int cmd_config(int argc, char **argv)
  * (vigil-trafficgen --count map:PIN/vigil_stats:OFFSETS). */
 static int cmd_stats_offset(int argc, char **argv)
 {
-	static const struct {
-		const char *name;
-		size_t off;
-	} fields[] = {
-#define F(x) { #x, offsetof(struct vigil_stats, x) }
-		F(packets), F(beats), F(passed), F(malformed), F(bad_version), F(unknown_agent),
-		F(duplicates), F(reordered), F(restarts), F(events), F(ringbuf_full),
-		F(queue_full), F(stale_slot), F(not_allowed), F(unauthenticated), F(bad_tag),
-		F(replayed), F(over_rate_agent), F(over_rate_source),
-#undef F
-	};
-
 	for (int i = 1; i < argc; i++) {
-		size_t f;
+		const struct field *f = field_named(stats_fields, argv[i], strlen(argv[i]));
 
-		for (f = 0; f < sizeof(fields) / sizeof(fields[0]); f++)
-			if (!strcmp(argv[i], fields[f].name))
-				break;
-		if (f == sizeof(fields) / sizeof(fields[0])) {
+		if (!f) {
 			fprintf(stderr, "stats-offset: no field '%s' in struct vigil_stats\n", argv[i]);
 			return 2;
 		}
-		printf("%s%zu", i > 1 ? "+" : "", fields[f].off);
+		printf("%s%zu", i > 1 ? "+" : "", f->off);
 	}
 	printf("\n");
 	return argc > 1 ? 0 : 2;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -16,6 +17,7 @@
 #include <bpf/libbpf.h>
 #include "common.h"
 #include "tg.h"
+#include "common/util.h"
 
 int bc_pin_cpu(int cpu)
 {
@@ -227,26 +229,31 @@ static int cmp_d(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-__u64 bc_quantile(__u64 *v, size_t n, double q)
+/* Sort v (n elements of size bytes) and point at its q-quantile, nearest
+ * rank; NULL when there is none. */
+static const void *quantile_of(void *v, size_t n, size_t size,
+			       int (*cmp)(const void *, const void *), double q)
 {
-	size_t i;
+	size_t i = (size_t)(q * (double)n);
 
 	if (!n)
-		return 0;
-	qsort(v, n, sizeof(*v), cmp_u64);
-	i = (size_t)(q * (double)n);
-	return v[i >= n ? n - 1 : i];
+		return NULL;
+	qsort(v, n, size, cmp);
+	return (const char *)v + (i >= n ? n - 1 : i) * size;
+}
+
+__u64 bc_quantile(__u64 *v, size_t n, double q)
+{
+	const __u64 *x = quantile_of(v, n, sizeof(*v), cmp_u64, q);
+
+	return x ? *x : 0;
 }
 
 double bc_quantile_d(double *v, size_t n, double q)
 {
-	size_t i;
+	const double *x = quantile_of(v, n, sizeof(*v), cmp_d, q);
 
-	if (!n)
-		return 0;
-	qsort(v, n, sizeof(*v), cmp_d);
-	i = (size_t)(q * (double)n);
-	return v[i >= n ? n - 1 : i];
+	return x ? *x : 0;
 }
 
 int bc_parse_seconds(const char *s, const char *what, __u64 *ns)
@@ -297,4 +304,62 @@ void bc_frame_template(__u8 *p, __u32 saddr, __u32 daddr, __u16 port)
 	udp[2] = port >> 8;
 	udp[3] = port & 0xff;
 	udp[5] = 8 + 64;
+}
+
+int bc_getopt(int argc, char **argv, const char *shortopts, const struct bc_opt *opts)
+{
+	struct option lo[BC_MAX_OPTS + 1] = {};
+	const struct bc_opt *o;
+	char what[64];
+	size_t n = 0;
+	__u32 v32;
+	int opt;
+
+	for (o = opts; o->name; o++) {
+		if (n == BC_MAX_OPTS) {
+			fprintf(stderr, "bc_getopt: more than %d options\n", BC_MAX_OPTS);
+			return BC_BAD;
+		}
+		lo[n++] = (struct option){
+			.name = o->name,
+			.has_arg = o->kind == BC_OPT_OTHER ? o->has_arg :
+				   o->kind == BC_OPT_FLAG  ? no_argument : required_argument,
+			.val = o->val,
+		};
+	}
+	while ((opt = getopt_long(argc, argv, shortopts, lo, NULL)) != -1) {
+		for (o = opts; o->name && o->val != opt; o++)
+			;
+		if (!o->name || o->kind == BC_OPT_OTHER)
+			return opt;
+		snprintf(what, sizeof(what), "--%s", o->name);
+		switch (o->kind) {
+		case BC_OPT_FLAG:
+			*(bool *)o->dst = true;
+			break;
+		case BC_OPT_STR:
+			*(const char **)o->dst = optarg;
+			break;
+		case BC_OPT_U32:
+			if (vg_parse_u32(optarg, what, (__u32)o->min, (__u32)o->max, o->dst))
+				return BC_BAD;
+			break;
+		case BC_OPT_U64:
+			if (vg_parse_u64(optarg, what, o->min, o->max, o->dst))
+				return BC_BAD;
+			break;
+		case BC_OPT_INT:
+			if (vg_parse_u32(optarg, what, (__u32)o->min, (__u32)o->max, &v32))
+				return BC_BAD;
+			*(int *)o->dst = (int)v32;
+			break;
+		case BC_OPT_SECONDS:
+			if (bc_parse_seconds(optarg, what, o->dst))
+				return BC_BAD;
+			break;
+		case BC_OPT_OTHER:
+			break;
+		}
+	}
+	return -1;
 }

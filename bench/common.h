@@ -7,6 +7,7 @@
 #ifndef VIGIL_BENCH_COMMON_H
 #define VIGIL_BENCH_COMMON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <linux/types.h>
 
@@ -58,5 +59,62 @@ __u16 bc_ip_csum(const __u8 *ip);
 
 /* Seconds as a decimal ("2.5") into ns. Returns 0 or -1 (message printed). */
 int bc_parse_seconds(const char *s, const char *what, __u64 *ns);
+
+/*
+ * A tool's command-line options, each written once: its getopt_long entry
+ * and, for the common kinds, where its value goes and its bounds. The table
+ * ends with {}. bc_getopt() stores those values itself; the rest (BC_OTHER:
+ * checks of their own, --help) it returns to the tool's switch.
+ *
+ *   const struct bc_opt opts[] = {
+ *           BC_U32("port", 'p', &port, 1, 65535),
+ *           BC_STR("keys", 'k', &keys_path),
+ *           BC_OTHER("help", 'h', no_argument),
+ *           {}
+ *   };
+ *   while ((opt = bc_getopt(argc, argv, "p:k:h", opts)) != -1)
+ *           switch (opt) { case BC_BAD: return 2; case 'h': ...; default: usage; }
+ */
+enum bc_opt_kind {
+	BC_OPT_OTHER,   /* returned to the tool */
+	BC_OPT_FLAG,    /* bool = true */
+	BC_OPT_STR,     /* const char * = the argument */
+	BC_OPT_U32,     /* __u32 in [min, max] (vg_parse_u32) */
+	BC_OPT_U64,     /* __u64 in [min, max] (vg_parse_u64) */
+	BC_OPT_INT,     /* int in [min, max] (a CPU number) */
+	BC_OPT_SECONDS, /* __u64 ns (bc_parse_seconds) */
+};
+
+struct bc_opt {
+	const char *name; /* without the leading "--" */
+	int val;          /* getopt_long's value: a short option's letter, or >= 256 */
+	enum bc_opt_kind kind;
+	int has_arg;      /* BC_OPT_OTHER: no_argument or required_argument */
+	void *dst;
+	__u64 min, max;
+};
+
+/* The pointer, if it is one to type T (else the build fails). */
+#define BC_PTR(T, p) ((void *)(1 ? (p) : (T *)0))
+#define BC_OTHER(n, v, arg) { .name = n, .val = v, .kind = BC_OPT_OTHER, .has_arg = arg }
+#define BC_FLAG(n, v, p) { .name = n, .val = v, .kind = BC_OPT_FLAG, .dst = BC_PTR(bool, p) }
+#define BC_STR(n, v, p) { .name = n, .val = v, .kind = BC_OPT_STR, .dst = BC_PTR(const char *, p) }
+#define BC_SECONDS(n, v, p) { .name = n, .val = v, .kind = BC_OPT_SECONDS, .dst = BC_PTR(__u64, p) }
+#define BC_U32(n, v, p, lo, hi) \
+	{ .name = n, .val = v, .kind = BC_OPT_U32, .dst = BC_PTR(__u32, p), .min = lo, .max = hi }
+#define BC_U64(n, v, p, lo, hi) \
+	{ .name = n, .val = v, .kind = BC_OPT_U64, .dst = BC_PTR(__u64, p), .min = lo, .max = hi }
+#define BC_INT(n, v, p, lo, hi) \
+	{ .name = n, .val = v, .kind = BC_OPT_INT, .dst = BC_PTR(int, p), .min = lo, .max = hi }
+
+/* bc_getopt() returns this for a bad value (its message printed). */
+#define BC_BAD (-2)
+#define BC_MAX_OPTS 48
+
+/* getopt_long(argc, argv, shortopts) over the table: stores the values of
+ * the options with a kind, and returns the next one without (BC_OPT_OTHER),
+ * '?' as getopt_long does (an unknown option, a missing argument), BC_BAD,
+ * or -1 at the end. */
+int bc_getopt(int argc, char **argv, const char *shortopts, const struct bc_opt *opts);
 
 #endif

@@ -150,18 +150,25 @@ set_threaded() {
 	[ "$(ip netns exec "$NSR" cat "/sys/class/net/$IFR/threaded")" = "$1" ] ||
 		die "cannot set threaded NAPI to $1 on $IFR"
 }
-# The thread also runs SCHED_FIFO: the ring holds 256 frames, about 1 ms at
-# 250 kpps, and any other runnable task on that CPU could otherwise hold the
-# thread off that long and make the ring overflow at a fraction of capacity.
-pin_napi() {
+# pin_napi_as CHRT_POLICY...: the receiver's NAPI thread(s) onto RX_CPU, under
+# `chrt CHRT_POLICY... PID`; waits up to 2 s for one to appear (it is made
+# anew with every attach). Returns 1 if there is none.
+pin_napi_as() {
 	local p n=0
 	for _ in $(seq 20); do
 		for p in $(pgrep "^napi/$IFR"); do
-			taskset -pc "$RX_CPU" "$p" >/dev/null && chrt -f -p 50 "$p" && n=$((n + 1))
+			taskset -pc "$RX_CPU" "$p" >/dev/null && chrt "$@" "$p" && n=$((n + 1))
 		done
 		[ "$n" -gt 0 ] && return 0
 		sleep 0.1
 	done
+	return 1
+}
+# The thread also runs SCHED_FIFO: the ring holds 256 frames, about 1 ms at
+# 250 kpps, and any other runnable task on that CPU could otherwise hold the
+# thread off that long and make the ring overflow at a fraction of capacity.
+pin_napi() {
+	pin_napi_as -f -p 50 && return 0
 	echo "bench/run.sh: no NAPI thread for $IFR found to pin" >&2
 	return 1
 }
@@ -206,6 +213,37 @@ stop_vigil() {
 # Paced frames go in bursts of 16 (XDP's bulk-flush size; a NIC's interrupt
 # moderation batches likewise): one receiver wake-up per burst, not per frame.
 TG=("$BIN/vigil-trafficgen" --iface "$IFG" --dst-mac "$MAC_R" --cpu "$GEN_CPU" --burst 16)
+
+# Beaters: `vigil beat` in the generator's namespace on GEN_CPU, every 10 ms,
+# at a real-time priority when the system allows it, each with its send log
+# (when every beat really went out: excuse.py tells an agent that did not
+# send, held off its CPU, from a monitor that missed beats sent in time).
+BEAT_PRIO=()
+chrt -f 10 true 2>/dev/null && BEAT_PRIO=(chrt -f 10)
+# beater IDS KEYS SEND_LOG ERR: one beater for agents IDS (N or A-B), its
+# stderr appended to ERR; its pid in BEATER (and in BG).
+beater() {
+	"${NS_G[@]}" "${BEAT_PRIO[@]}" taskset -c "$GEN_CPU" "$VIGIL" beat --id "$1" \
+		--target 198.18.0.1 --interval-ms 10 --keys "$2" \
+		--send-log "$3" >/dev/null 2>>"$4" &
+	BEATER=$!
+	BG+=("$BEATER")
+}
+# beater_groups GROUPS LAST GAP KEYS LOGDIR ERR: agents 1..LAST beating from
+# GROUPS beaters (ranges of equal size) started GAP s apart, with send logs
+# LOGDIR/send.aK.jsonl; their pids in BEATERS.
+beater_groups() {
+	local groups=$1 last=$2 gap=$3 per=$((($2 + $1 - 1) / $1)) k lo hi
+	BEATERS=()
+	for ((k = 0; k < groups; k++)); do
+		lo=$((1 + k * per)) hi=$(((k + 1) * per))
+		[ "$hi" -gt "$last" ] && hi=$last
+		[ "$lo" -le "$hi" ] || continue
+		beater "$lo-$hi" "$4" "$5/send.a$k.jsonl" "$6"
+		BEATERS+=("$BEATER")
+		sleep "$gap"
+	done
+}
 
 # sql DB QUERY: one value (or row, |-separated).
 sql() {
@@ -265,24 +303,22 @@ section_throughput() {
 	# Beats announce 10 ms; a multiplier of 100 puts the deadline at 1 s, so
 	# no agent goes SUSPECT at any rate the search tries (>= 100k pps).
 	make_fleet "$TP_AGENTS" 10 1000 100
+	# sink_search NAME [SINK_OPTION]: the search against a no-op receiver
+	# (vigil-bench sink SINK_OPTION), into tp-NAME.json and tp-NAME.log.
+	sink_search() {
+		in_r "$BIN/vigil-bench" sink --iface "$IFR" --pin "$PIN_SINK" "${@:2}" || die "sink${2:+ $2}"
+		set_threaded 1
+		pin_napi
+		in_g "${TG[@]}" "${search[@]}" --count "map:$PIN_SINK/count:0" \
+			>"$RES/tp-$1.json" 2>"$RES/tp-$1.log" || die "generator ($1)"
+		rm -rf "$PIN_SINK"
+		sleep 0.3
+	}
 
 	log "2a ceiling: no-op XDP_DROP"
-	in_r "$BIN/vigil-bench" sink --iface "$IFR" --pin "$PIN_SINK" || die "sink"
-	set_threaded 1
-	pin_napi
-	in_g "${TG[@]}" "${search[@]}" --count "map:$PIN_SINK/count:0" \
-		>"$RES/tp-ceiling.json" 2>"$RES/tp-ceiling.log" || die "generator (ceiling)"
-	rm -rf "$PIN_SINK"
-	sleep 0.3
-
+	sink_search ceiling
 	log "2a' reference: a no-op that reads the whole frame before dropping it"
-	in_r "$BIN/vigil-bench" sink --iface "$IFR" --pin "$PIN_SINK" --touch || die "sink --touch"
-	set_threaded 1
-	pin_napi
-	in_g "${TG[@]}" "${search[@]}" --count "map:$PIN_SINK/count:0" \
-		>"$RES/tp-touch.json" 2>"$RES/tp-touch.log" || die "generator (touch)"
-	rm -rf "$PIN_SINK"
-	sleep 0.3
+	sink_search touch --touch
 
 	log "2b vigil (native XDP, vigil run with keys, daemon on CPU $RX_CPU)"
 	start_vigil tp "$TP_AGENTS" taskset -c "$RX_CPU"
@@ -411,7 +447,7 @@ section_massfail() {
 # the receive softirq runs on the generator's CPU) or threaded.
 mono() { python3 -c 'import time; print(time.clock_gettime_ns(time.CLOCK_MONOTONIC))'; }
 flood() {
-	local mode=$1 rate=$2 name=ov-$1-$2 victims_lo=$((OV_AGENTS * 95 / 100 + 1)) prio=()
+	local mode=$1 rate=$2 name=ov-$1-$2 victims_lo=$((OV_AGENTS * 95 / 100 + 1))
 	local pa pb tg st0 st1 drop0 drop1 t_start t_kill t_end flood_count
 	log "5/5 overload ($mode, rate $rate): $OV_AGENTS agents every 10 ms + flood for $OV_SEC s"
 	VIGIL_EXTRA="--events-file $TMP/$name.jsonl" start_vigil "$name" "$OV_AGENTS"
@@ -424,31 +460,15 @@ flood() {
 	else
 		set_threaded 0
 	fi
-	chrt -f 10 true 2>/dev/null && prio=(chrt -f 10)
-	# Each beater writes its send log: excuse.py tells an agent that did not
-	# send (held off its CPU) from a monitor that missed beats sent in time.
 	rm -f "$TMP"/send.*.jsonl
 	# The survivors beat from 10 processes started 1 ms apart, so their beats
 	# arrive in bursts of ~100, not one burst of 950 every 10 ms (which alone
 	# could overflow the 256-frame ring when the receiver is on another CPU).
-	pa=()
-	local lo hi k per=$(((victims_lo - 1 + 9) / 10))
-	for ((k = 0; k < 10; k++)); do
-		lo=$((1 + k * per)) hi=$(((k + 1) * per))
-		[ "$hi" -ge "$victims_lo" ] && hi=$((victims_lo - 1))
-		[ "$lo" -le "$hi" ] || continue
-		"${NS_G[@]}" "${prio[@]}" taskset -c "$GEN_CPU" "$VIGIL" beat --id "$lo-$hi" \
-			--target 198.18.0.1 --interval-ms 10 --keys "$TMP/keys-$OV_AGENTS" \
-			--send-log "$TMP/send.a$k.jsonl" >/dev/null 2>>"$TMP/beat-a.err" &
-		pa+=($!)
-		BG+=($!)
-		sleep 0.001
-	done
-	"${NS_G[@]}" "${prio[@]}" taskset -c "$GEN_CPU" "$VIGIL" beat --id "$victims_lo-$OV_AGENTS" \
-		--target 198.18.0.1 --interval-ms 10 --keys "$TMP/keys-$OV_AGENTS" \
-		--send-log "$TMP/send.b.jsonl" >/dev/null 2>"$TMP/beat-b.err" &
-	pb=$!
-	BG+=("$pb")
+	beater_groups 10 $((victims_lo - 1)) 0.001 "$TMP/keys-$OV_AGENTS" "$TMP" "$TMP/beat-a.err"
+	pa=("${BEATERS[@]}")
+	: >"$TMP/beat-b.err"
+	beater "$victims_lo-$OV_AGENTS" "$TMP/keys-$OV_AGENTS" "$TMP/send.b.jsonl" "$TMP/beat-b.err"
+	pb=$BEATER
 	sleep 1.5
 	local gen=("${TG[@]}" --mix "forged=1,random=1,replay=1" --agents "$OV_AGENTS" --capture "$IFG"
 		--capture-count 4096 --src 198.19.0.0 --src-random-bits 16 --json)
@@ -532,15 +552,7 @@ section_overload() {
 # --hold-max-ms 0 (evidence ignored: what an unaware monitor does) and FRR's
 # bfdd (10 ms x 3) under the same load.
 pin_napi_normal() {
-	local p n=0
-	for _ in $(seq 20); do
-		for p in $(pgrep "^napi/$IFR"); do
-			taskset -pc "$RX_CPU" "$p" >/dev/null && chrt -o -p 0 "$p" && n=$((n + 1))
-		done
-		[ "$n" -gt 0 ] && return 0
-		sleep 0.1
-	done
-	return 1
+	pin_napi_as -o -p 0
 }
 ST_LOAD=()
 # The hog runs in bursts at a real-time priority (ST_BURST_MS of every
@@ -572,36 +584,23 @@ help_default() {
 }
 
 starve_vigil() { # HOLD_MS
-	local hold=$1 name=st-vigil-$1 victims_lo=$((ST_AGENTS * 95 / 100 + 1)) prio=() pa=() k lo hi
-	local per=$(((victims_lo - 1 + 4) / 5)) t_start t_kill t_end
+	local hold=$1 name=st-vigil-$1 victims_lo=$((ST_AGENTS * 95 / 100 + 1)) pa=() k
+	local t_start t_kill t_end
 	log "6/6 starvation: vigil, --hold-max-ms $hold: $ST_AGENTS agents every 10 ms, receive path starved for $ST_SEC s"
 	VIGIL_EXTRA="--events-file $TMP/$name.jsonl --hold-max-ms $hold" start_vigil "$name" "$ST_AGENTS" \
 		taskset -c "$RX_CPU"
 	set_threaded 1
 	pin_napi_normal || die "no NAPI thread for $IFR"
 	log "   receive queue: $(for p in $(pgrep "^napi/$IFR"); do echo "$(cat "/proc/$p/comm") on CPU $(taskset -pc "$p" | awk '{ print $NF }'), $(chrt -p "$p" | head -1 | sed 's/.*: //')"; done | paste -sd';')"
-	chrt -f 10 true 2>/dev/null && prio=(chrt -f 10)
 	local logs=$TMP/$name-send
 	mkdir -p "$logs"
-	for ((k = 0; k < 5; k++)); do
-		lo=$((1 + k * per)) hi=$(((k + 1) * per))
-		[ "$hi" -ge "$victims_lo" ] && hi=$((victims_lo - 1))
-		[ "$lo" -le "$hi" ] || continue
-		"${NS_G[@]}" "${prio[@]}" taskset -c "$GEN_CPU" "$VIGIL" beat --id "$lo-$hi" \
-			--target 198.18.0.1 --interval-ms 10 --keys "$TMP/keys-$ST_AGENTS" \
-			--send-log "$logs/send.a$k.jsonl" >/dev/null 2>>"$TMP/st-beat.err" &
-		pa+=($!)
-		BG+=($!)
-		sleep 0.002
-	done
+	beater_groups 5 $((victims_lo - 1)) 0.002 "$TMP/keys-$ST_AGENTS" "$logs" "$TMP/st-beat.err"
+	pa=("${BEATERS[@]}")
 	# Each victim beats alone, and is killed at its own moment of the run.
 	local vpids=() vkill=() id
 	for ((id = victims_lo; id <= ST_AGENTS; id++)); do
-		"${NS_G[@]}" "${prio[@]}" taskset -c "$GEN_CPU" "$VIGIL" beat --id "$id" \
-			--target 198.18.0.1 --interval-ms 10 --keys "$TMP/keys-$ST_AGENTS" \
-			--send-log "$logs/send.v$id.jsonl" >/dev/null 2>>"$TMP/st-beat.err" &
-		vpids+=($!)
-		BG+=($!)
+		beater "$id" "$TMP/keys-$ST_AGENTS" "$logs/send.v$id.jsonl" "$TMP/st-beat.err"
+		vpids+=("$BEATER")
 	done
 	sleep 1.5
 	"$VIGIL" status --json --pin-root "$PIN_V" | jq -c '.stats' >"$TMP/$name-st0.json"

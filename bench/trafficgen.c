@@ -88,39 +88,17 @@ static __u32 sum16(const __u8 *p, size_t len)
 	return s;
 }
 
-static __u16 fold(__u32 s)
-{
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	return (__u16)~s;
-}
-
 static void build_frame(struct gen *g, const __u8 dmac[6], const __u8 smac[6], __u32 saddr,
 			__u32 daddr, __u16 port, const struct vigil_beat *beat)
 {
-	__u8 *f = g->frame, *ip = f + TG_IP_OFF, *udp = f + TG_UDP_OFF;
+	__u8 *f = g->frame, *ip = f + TG_IP_OFF;
 	__u8 hdr[20];
 
-	memset(f, 0, sizeof(g->frame));
+	/* The shared template (UDP checksum 0: none, allowed over IPv4), with
+	 * the interfaces' MACs and the beat. */
+	bc_frame_template(f, saddr, daddr, port);
 	memcpy(f, dmac, 6);
 	memcpy(f + 6, smac, 6);
-	f[12] = 0x08;
-	f[13] = 0x00;
-	ip[0] = 0x45;
-	ip[2] = 0;
-	ip[3] = 20 + 8 + 64;
-	ip[6] = 0x40; /* DF */
-	ip[8] = 64;
-	ip[9] = 17;
-	memcpy(ip + 12, &saddr, 4);
-	memcpy(ip + 16, &daddr, 4);
-	ip[10] = fold(sum16(ip, 20)) >> 8;
-	ip[11] = fold(sum16(ip, 20)) & 0xff;
-	udp[0] = 40001 >> 8;
-	udp[1] = 40001 & 0xff;
-	udp[2] = port >> 8;
-	udp[3] = port & 0xff;
-	udp[5] = 8 + 64; /* checksum 0: none, allowed for UDP over IPv4 */
 	memcpy(f + TG_BEAT_OFF, beat, 64);
 
 	/* Sum of the header with neither source nor checksum, for spoofing. */

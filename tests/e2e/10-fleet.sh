@@ -53,10 +53,8 @@ DAEMON_ARGS=(--iface "$IF_MON" --mode native --config "$CONF" --keys "$KEYS" --d
 	--dead-misses "$DEAD_MISSES" --tick-us "$TICK_US" --quiet)
 
 # ------------------------------------------------------------ phase 1: fleet
-if ! start_daemon daemon "$NS_MON" "$PIN" "${DAEMON_ARGS[@]}"; then
-	show_file "vigil run stderr" "$E2E_TMP/daemon.err"
-	die "vigil run attaches XDP in native mode to veth $IF_MON"
-fi
+start_daemon_or_die "vigil run attaches XDP in native mode to veth $IF_MON" \
+	daemon "$NS_MON" "$PIN" "${DAEMON_ARGS[@]}"
 ok "vigil run attaches XDP in native mode to veth $IF_MON"
 
 xdp_line=$(ip -n "$NS_MON" -d link show "$IF_MON")
@@ -230,10 +228,8 @@ check "while no daemon runs, the 44 beating agents stay ALIVE in the maps" wait_
 check "nothing was written to the log while no daemon ran" [ "$(wc -l <"$EV")" -eq "$lines_before" ]
 nap 1
 
-if ! start_daemon daemon2 "$NS_MON" "$PIN" "${DAEMON_ARGS[@]}"; then
-	show_file "vigil run stderr" "$E2E_TMP/daemon2.err"
-	die "a restarted vigil run adopts the pinned instance"
-fi
+start_daemon_or_die "a restarted vigil run adopts the pinned instance" \
+	daemon2 "$NS_MON" "$PIN" "${DAEMON_ARGS[@]}"
 if grep -q 'adopted the running instance' "$E2E_TMP/daemon2.err"; then
 	ok "a restarted vigil run adopts the pinned instance"
 else
@@ -301,12 +297,7 @@ else
 	show_file "vigil log gaps" "$E2E_TMP/gaps.out"
 	not_ok "vigil log gaps finds no missing event"
 fi
-if "$VIGIL" log replay --check --db "$DB" --pin-root "$PIN" >"$E2E_TMP/replay.out" 2>&1; then
-	ok "vigil log replay --check: $(tail -n 1 "$E2E_TMP/replay.out")"
-else
-	show_file "vigil log replay --check" "$E2E_TMP/replay.out"
-	not_ok "vigil log replay --check: the log agrees with the maps"
-fi
+check_replay "$DB" "$PIN" "vigil log replay --check" "vigil log replay --check: the log agrees with the maps"
 
 kill_bg daemon2 TERM
 check "the adopting daemon stops cleanly on SIGTERM (exit $LAST_RC)" [ "$LAST_RC" -eq 0 ]

@@ -14,12 +14,7 @@
 . "$(dirname "$0")/lib.sh"
 e2e_init
 
-NS=vg$$c
-setup_lo_ns "$NS" || die "creating namespace $NS"
-new_pin_root PIN cli
-EV=$E2E_TMP/events.jsonl # JSON-lines export of the log, for jq
-DB=$E2E_TMP/vigil.db      # the durable event log
-KEYS=$E2E_TMP/keys
+setup_lo_test "vg$$c" cli
 make_keys "$KEYS" 1-2 || die "vigil key gen --id 1-2"
 RUN_SAFE=(--iface lo --mode skb --keys "$KEYS" --pin-root "$PIN" --db "$DB" --events-file "$EV")
 
@@ -28,32 +23,18 @@ RUN_SAFE=(--iface lo --mode skb --keys "$KEYS" --pin-root "$PIN" --db "$DB" --ev
 # nothing on stdout, and leaves no pin directory and no event log (SQLite or
 # JSON lines).
 expect_fail() {
-	local what=$1 want=$2 re=$3 rc lines problems=()
+	local what=$1 want=$2 re=$3
 	shift 3
-	timeout 10 nsenter --net="/run/netns/$NS" "$@" >"$E2E_TMP/out" 2>"$E2E_TMP/err" </dev/null
-	rc=$?
-	lines=$(wc -l <"$E2E_TMP/err")
-	if [ "$want" = nz ]; then
-		[ "$rc" -ne 0 ] || problems+=("exit 0")
-	else
-		[ "$rc" -eq "$want" ] || problems+=("exit $rc, expected $want")
-	fi
-	[ "$rc" -eq 124 ] && problems+=("still running after 10 s")
-	[ "$lines" -eq 1 ] || problems+=("$lines lines on stderr")
-	grep -qE -- "$re" "$E2E_TMP/err" || problems+=("stderr does not match /$re/")
-	[ -s "$E2E_TMP/out" ] && problems+=("printed on stdout")
-	[ -e "$PIN" ] && problems+=("$PIN exists afterwards")
-	[ -e "$EV" ] && problems+=("$EV exists afterwards")
-	[ -e "$DB" ] && problems+=("$DB exists afterwards")
-	if [ ${#problems[@]} -eq 0 ]; then
-		ok "$what: exit $rc, \"$(head -c 150 "$E2E_TMP/err")\""
-	else
-		not_ok "$what ($(IFS=';'; echo "${problems[*]}"))"
-		show_file stderr "$E2E_TMP/err" 5
+	run_refused "$NS" "$want" "$re" "$@"
+	[ -s "$E2E_TMP/out" ] && PROBLEMS+=("printed on stdout")
+	[ -e "$PIN" ] && PROBLEMS+=("$PIN exists afterwards")
+	[ -e "$EV" ] && PROBLEMS+=("$EV exists afterwards")
+	[ -e "$DB" ] && PROBLEMS+=("$DB exists afterwards")
+	refusal_result "$what" 150 || {
 		# Do not let one failure spoil the next cases.
 		"$VIGIL" detach --pin-root "$PIN" >/dev/null 2>&1
 		rm -rf -- "$PIN" "$EV" "$DB"
-	fi
+	}
 }
 
 # ------------------------------------------------------------- bad input
@@ -174,17 +155,13 @@ expect_undone "vigil run with more agents than --max-agents" "registering agent 
 rm -f -- "$EV" "$DB" "$DB"-*
 
 # ------------------------------------------------------ a running instance
-CONF=$E2E_TMP/agents.conf
 cat >"$CONF" <<EOF
 defaults interval-min-ms=5 interval-max-ms=1000 multiplier=3
 agent 1 name=steady
 agent 2 name=to-remove
 EOF
-if ! start_daemon daemon "$NS" "$PIN" --iface lo --mode skb --config "$CONF" \
-	--keys "$KEYS" --db "$DB" --events-file "$EV" --quiet; then
-	show_file "vigil run stderr" "$E2E_TMP/daemon.err"
-	die "vigil run --mode skb on lo in $NS starts"
-fi
+start_daemon_or_die "vigil run --mode skb on lo in $NS starts" daemon "$NS" "$PIN" --iface lo \
+	--mode skb --config "$CONF" --keys "$KEYS" --db "$DB" --events-file "$EV" --quiet
 ok "vigil run --mode skb on lo in $NS starts"
 start_beater beat-1 "$NS" --id 1 --target 127.0.0.1 --interval-ms 20 --keys "$KEYS"
 start_beater beat-2 "$NS" --id 2 --target 127.0.0.1 --interval-ms 100 --keys "$KEYS"

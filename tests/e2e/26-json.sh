@@ -19,31 +19,17 @@
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 e2e_init
-for tool in python3 bpftool; do
-	command -v "$tool" >/dev/null || die "$tool is missing (scripts/deps.sh installs it)"
-done
+need_tools python3 bpftool
 
-NS=vg$$js
-setup_lo_ns "$NS" || die "creating namespace $NS"
-new_pin_root PIN json
-DB=$E2E_TMP/vigil.db
-EV=$E2E_TMP/events.jsonl
-CONF=$E2E_TMP/agents.conf
-RLOG=$E2E_TMP/receiver.jsonl
-MODE=$E2E_TMP/receiver.mode
+setup_lo_test "vg$$js" json
 FAIL_BODY=$E2E_TMP/fail-body
 printf 'agent 1 name=json-1\nagent 2 name=json-2\n' >"$CONF"
 # 17 bytes: a " b \ c LF d TAB e ^A f DEL g 0xff h é
 NAME=$'a"b\\c\nd\te\x01f\x7fg\xffh\xc3\xa9'
 printf '%s' "$NAME" >"$E2E_TMP/name"
 printf 'no "way"\\ \n\t\x02\xfe end' >"$FAIL_BODY"
-echo fail >"$MODE"
-: >"$RLOG"
 
-start_bg receiver "$NS" python3 "$E2E_ROOT/tests/e2e/http_receiver.py" \
-	--port-file "$E2E_TMP/receiver.port" --log "$RLOG" --mode-file "$MODE" --fail-body "$FAIL_BODY"
-wait_for 10 test -s "$E2E_TMP/receiver.port" || die "the HTTP receiver starts in $NS"
-URL="http://127.0.0.1:$(cat "$E2E_TMP/receiver.port")/hook"
+start_http_receiver "$NS" "the HTTP receiver starts in $NS" fail --fail-body "$FAIL_BODY"
 DAEMON_ARGS=(--iface lo --mode skb --no-auth --config "$CONF" --db "$DB" --events-file "$EV"
 	--quiet --metrics off --alert-webhook "$URL" --alert-max-attempts 1)
 start_daemon daemon "$NS" "$PIN" "${DAEMON_ARGS[@]}" || die "vigil run starts"

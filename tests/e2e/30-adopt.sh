@@ -38,10 +38,8 @@ KEYS=$E2E_TMP/keys
 make_keys "$KEYS" 1-4 || die "vigil key gen --id 1-4"
 DAEMON_ARGS=(--iface "$IF_MON" --mode skb --config "$CONF" --keys "$KEYS" --db "$DB" --events-file "$EV" --quiet)
 
-if ! start_daemon d1 "$NS_MON" "$PIN" "${DAEMON_ARGS[@]}"; then
-	show_file "vigil run stderr" "$E2E_TMP/d1.err"
-	die "vigil run attaches in skb mode to $IF_MON"
-fi
+start_daemon_or_die "vigil run attaches in skb mode to $IF_MON" \
+	d1 "$NS_MON" "$PIN" "${DAEMON_ARGS[@]}"
 ok "vigil run attaches in skb mode to $IF_MON"
 start_beater beat-1-3 "$NS_AGENT" --id 1-3 --target 198.18.0.1 --interval-ms 20 --keys "$KEYS"
 start_beater beat-4 "$NS_AGENT" --id 4 --target 198.18.0.1 --interval-ms 20 --keys "$KEYS"
@@ -114,10 +112,7 @@ else
 	not_ok "vigil run --iface lo refuses to adopt the instance on $IF_MON and leaves it attached (exit $rc)"
 fi
 
-if ! start_daemon d2 "$NS_MON" "$PIN" "${DAEMON_ARGS[@]}"; then
-	show_file "vigil run stderr" "$E2E_TMP/d2.err"
-	die "a new vigil run adopts the instance"
-fi
+start_daemon_or_die "a new vigil run adopts the instance" d2 "$NS_MON" "$PIN" "${DAEMON_ARGS[@]}"
 check "a new vigil run adopts the instance" grep -q 'adopted the running instance' "$E2E_TMP/d2.err"
 check "it registers nothing anew (4 agents already watched)" \
 	grep -q 'agents: 0 registered, 4 already watched' "$E2E_TMP/d2.err"
@@ -164,12 +159,7 @@ else
 fi
 
 check "the durable log (SQLite) holds the same events as the JSON-lines export" same_events "$EV" "$DB"
-if "$VIGIL" log replay --check --db "$DB" --pin-root "$PIN" >"$E2E_TMP/replay.out" 2>&1; then
-	ok "vigil log replay --check: $(tail -n 1 "$E2E_TMP/replay.out")"
-else
-	show_file "vigil log replay --check" "$E2E_TMP/replay.out"
-	not_ok "vigil log replay --check: the log agrees with the maps"
-fi
+check_replay "$DB" "$PIN" "vigil log replay --check" "vigil log replay --check: the log agrees with the maps"
 
 # ------------------------------------------------------------------ detach
 if "$VIGIL" detach --pin-root "$PIN" >"$E2E_TMP/detach.out" 2>"$E2E_TMP/detach.err"; then

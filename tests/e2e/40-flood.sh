@@ -72,11 +72,9 @@ make_keys "$KEYS" "1-$N"
 	for i in $(seq 1 $N); do echo "agent $i"; done
 } >"$CONF"
 
-if ! start_daemon daemon "$NS_MON" "$PIN" --iface "$IF_MON" --mode native --config "$CONF" \
-	--keys "$KEYS" --db "$DB" --events-file "$EV" --dead-misses 2 --quiet; then
-	show_file "vigil run stderr" "$E2E_TMP/daemon.err"
-	die "vigil run attaches in native mode with a key file"
-fi
+start_daemon_or_die "vigil run attaches in native mode with a key file" \
+	daemon "$NS_MON" "$PIN" --iface "$IF_MON" --mode native --config "$CONF" \
+	--keys "$KEYS" --db "$DB" --events-file "$EV" --dead-misses 2 --quiet
 ok "vigil run attaches in native mode to $IF_MON with keys for $N agents"
 
 # The beater at real-time priority (as start_beater, with its send log), on

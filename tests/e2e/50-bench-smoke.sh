@@ -16,7 +16,7 @@ e2e_init
 for b in vigil-trafficgen vigil-bench vigil-baseline vigil-scale; do
 	[ -x "$E2E_ROOT/build/$b" ] || die "build/$b is not built (make test builds it)"
 done
-command -v gnuplot >/dev/null || die "gnuplot is missing (scripts/deps.sh installs it)"
+need_tools gnuplot
 
 OUT=$E2E_TMP/out
 t0=$(now)

@@ -31,21 +31,11 @@
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 e2e_init
-for tool in python3 sqlite3; do
-	command -v "$tool" >/dev/null || die "$tool is missing (scripts/deps.sh installs it)"
-done
+need_tools python3 sqlite3
 
-NS=vg$$al
-setup_lo_ns "$NS" || die "creating namespace $NS"
-new_pin_root PIN alerts
-DB=$E2E_TMP/vigil.db
-RLOG=$E2E_TMP/receiver.jsonl
-MODE=$E2E_TMP/receiver.mode
+setup_lo_test "vg$$al" alerts
 EXECD=$E2E_TMP/exec
-CONF=$E2E_TMP/agents.conf
 mkdir -p "$EXECD"
-echo ok >"$MODE"
-: >"$RLOG"
 
 INTERVAL_MS=100
 MAX_ATTEMPTS=5
@@ -61,13 +51,7 @@ LATE_MAX_US=50000 # the SUSPECT under a hanging webhook: two ticks plus scheduli
 	done
 } >"$CONF"
 
-start_bg receiver "$NS" python3 "$E2E_ROOT/tests/e2e/http_receiver.py" \
-	--port-file "$E2E_TMP/receiver.port" --log "$RLOG" --mode-file "$MODE"
-if ! wait_for 10 test -s "$E2E_TMP/receiver.port"; then
-	show_file "receiver stderr" "$E2E_TMP/receiver.err"
-	die "the HTTP receiver starts on 127.0.0.1 in $NS"
-fi
-URL="http://127.0.0.1:$(cat "$E2E_TMP/receiver.port")/hook"
+start_http_receiver "$NS" "the HTTP receiver starts on 127.0.0.1 in $NS" ok
 
 # The exec sink writes the event's variables and its stdin, named by event
 # sequence; the JSON appears last (mv), so a file that exists is complete.
@@ -79,10 +63,8 @@ if "$VIGIL" run --help | grep -q -- '--metrics '; then
 	DAEMON_ARGS+=(--metrics off)
 fi
 
-if ! start_daemon daemon "$NS" "$PIN" "${DAEMON_ARGS[@]}"; then
-	show_file "vigil run stderr" "$E2E_TMP/daemon.err"
-	die "vigil run starts with --alert-webhook and --alert-exec"
-fi
+start_daemon_or_die "vigil run starts with --alert-webhook and --alert-exec" \
+	daemon "$NS" "$PIN" "${DAEMON_ARGS[@]}"
 ok "vigil run starts with --alert-webhook and --alert-exec"
 
 # beat ID INCARNATION: agent ID beats every INTERVAL_MS from its own process.
@@ -389,10 +371,8 @@ agent6_dead() {
 }
 wait_for 3 agent6_dead
 echo ok >"$MODE"
-if ! start_daemon daemon2 "$NS" "$PIN" "${DAEMON_ARGS[@]}"; then
-	show_file "vigil run stderr" "$E2E_TMP/daemon2.err"
-	die "a new daemon adopts the instance after the SIGKILL"
-fi
+start_daemon_or_die "a new daemon adopts the instance after the SIGKILL" \
+	daemon2 "$NS" "$PIN" "${DAEMON_ARGS[@]}"
 wait_for 5 has_event 6 dead
 S6=$(ev_seq 6 suspect)
 D6=$(ev_seq 6 dead)

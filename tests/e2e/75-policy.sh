@@ -29,17 +29,10 @@
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 e2e_init
-for tool in python3 sqlite3; do
-	command -v "$tool" >/dev/null || die "$tool is missing (scripts/deps.sh installs it)"
-done
+need_tools python3 sqlite3
 
-NS=vg$$p
-setup_lo_ns "$NS" || die "creating namespace $NS"
-new_pin_root PIN policy
+setup_lo_test "vg$$p" policy
 T=$E2E_TMP
-DB=$T/vigil.db
-KEYS=$T/keys
-CONF=$T/agents.conf
 ALERTS=$T/alerts.jsonl
 REMEDY=$T/remedy.log
 HUNG=$T/hung.log
@@ -148,10 +141,8 @@ expect_bad "--remediate-timeout-s 0" 'remediate-timeout-s: 0 is out of range' \
 # The exec sink appends each alert's JSON (one line each).
 COMMON=(--iface lo --mode skb --keys "$KEYS" --config "$CONF" --db "$DB" --metrics off
 	--alert-exec "cat >> $ALERTS; echo >> $ALERTS")
-if ! start_daemon daemon "$NS" "$PIN" "${COMMON[@]}" --flap-half-life-s "$HALF_LIFE_S"; then
-	show_file "vigil run stderr" "$T/daemon.err"
-	die "vigil run starts with --flap-half-life-s $HALF_LIFE_S"
-fi
+start_daemon_or_die "vigil run starts with --flap-half-life-s $HALF_LIFE_S" \
+	daemon "$NS" "$PIN" "${COMMON[@]}" --flap-half-life-s "$HALF_LIFE_S"
 ok "vigil run starts with --flap-half-life-s $HALF_LIFE_S and an exec sink"
 for i in $FLAPPER $STABLE $R_FAIL $R_OK $R_RECOVER $R_HANG $R_WITNESS $R_AGAIN; do beat "$i" 1; done
 wait_for 5 all_alive || die "all 8 agents are ALIVE after their first beats"
@@ -310,11 +301,9 @@ esac
 exit 1
 EOF
 HOOK="echo \"\$VIGIL_AGENT_ID \$VIGIL_ATTEMPT\" >> $REMEDY; . $T/hook.sh"
-if ! start_daemon daemon2 "$NS" "$PIN" "${COMMON[@]}" --remediate "$HOOK" --remediate-max "$REM_MAX" \
-	--remediate-backoff-ms "$BACKOFF_BASE,$BACKOFF_CAP" --remediate-timeout-s "$HOOK_TIMEOUT_S"; then
-	show_file "vigil run stderr" "$T/daemon2.err"
-	die "vigil run starts (adopting) with --remediate"
-fi
+start_daemon_or_die "vigil run starts (adopting) with --remediate" daemon2 "$NS" "$PIN" "${COMMON[@]}" \
+	--remediate "$HOOK" --remediate-max "$REM_MAX" --remediate-backoff-ms "$BACKOFF_BASE,$BACKOFF_CAP" \
+	--remediate-timeout-s "$HOOK_TIMEOUT_S"
 ok "vigil run adopts the instance with --remediate, --remediate-max $REM_MAX, --remediate-backoff-ms $BACKOFF_BASE,$BACKOFF_CAP, --remediate-timeout-s $HOOK_TIMEOUT_S"
 
 for i in $R_FAIL $R_OK $R_RECOVER $R_HANG $R_AGAIN; do kill_bg "beat-$i" KILL; done

@@ -65,17 +65,9 @@ SEED=${CRASH_SEED:-$(($(date +%s%N) % 1000000000))}
 RANDOM=$SEED
 note "seed $SEED (CRASH_SEED=$SEED reproduces the random choices)"
 
-for tool in sqlite3 python3 bpftool; do
-	command -v "$tool" >/dev/null || die "$tool is missing (scripts/deps.sh installs it)"
-done
+need_tools sqlite3 python3 bpftool
 
-NS=vg$$c
-setup_lo_ns "$NS" || die "creating namespace $NS"
-new_pin_root PIN crash
-DB=$E2E_TMP/vigil.db
-EV=$E2E_TMP/events.jsonl
-CONF=$E2E_TMP/agents.conf
-KEYS=$E2E_TMP/keys
+setup_lo_test "vg$$c" crash
 DERR=$E2E_TMP/daemon.err
 make_keys "$KEYS" "1-$N" || die "vigil key gen --id 1-$N"
 {
@@ -284,12 +276,7 @@ RECON=$(vq .reconciled)
 [ "$RECON" -gt 0 ] && note "$RECON event(s) were reconciled from the maps ($(vq .late_reconciled) of the late ones): $(vq '.reconciled_rows | join("; ")')"
 
 # 5. replay
-if "$VIGIL" log replay --check --db "$DB" --pin-root "$PIN" >"$E2E_TMP/replay.out" 2>&1; then
-	ok "vigil log replay --check: $(tail -n 1 "$E2E_TMP/replay.out")"
-else
-	show_file "vigil log replay --check" "$E2E_TMP/replay.out"
-	not_ok "vigil log replay --check (log state == maps state)"
-fi
+check_replay "$DB" "$PIN" "vigil log replay --check" "vigil log replay --check (log state == maps state)"
 
 note "kills: $kills SIGKILLs of the daemon ($early during start-up) over ${LOOP_S}s (down ${downtime_ms} ms in total), $STARTS starts"
 note "events recorded: $ROWS ($(vq '.kinds | to_entries | map("\(.key) \(.value)") | join(", ")'))"
@@ -351,12 +338,7 @@ if [ "$(jq length <<<"$LOST_LAST")" -gt 0 ]; then
 else
 	ok "the lost latest transitions are back, reconciled from the maps # SKIP the cut frame had been checkpointed: nothing was lost"
 fi
-if "$VIGIL" log replay --check --db "$DB" --pin-root "$PIN" >"$E2E_TMP/replay2.out" 2>&1; then
-	ok "vigil log replay --check after the torn WAL: $(tail -n 1 "$E2E_TMP/replay2.out")"
-else
-	show_file "vigil log replay --check" "$E2E_TMP/replay2.out"
-	not_ok "vigil log replay --check after the torn WAL"
-fi
+check_replay "$DB" "$PIN" "vigil log replay --check after the torn WAL"
 note "after the torn WAL: $(last_err | grep -c 'reconciled') reconcile message(s): $(last_err | grep 'reconciled' | head -n 1)"
 
 # ------------------------------------ 6b. garbage in the middle of vigil.db
@@ -405,12 +387,7 @@ R=$("${CHECK[@]}" rows "$DB")
 REC=$(sqlite3 -readonly "$DB" 'SELECT count(*) FROM events WHERE reconciled = 1')
 check_sh "the new log holds the current state of all $N agents, reconciled from the maps ($REC reconciled rows of $(jq .rows <<<"$R"), $(jq .bad <<<"$R") bad; $ROWS_BEFORE rows before)" \
 	'[ "$REC" = "$N" ] && jq -e ".bad == 0" <<<"$R" >/dev/null'
-if "$VIGIL" log replay --check --db "$DB" --pin-root "$PIN" >"$E2E_TMP/replay3.out" 2>&1; then
-	ok "vigil log replay --check on the new log: $(tail -n 1 "$E2E_TMP/replay3.out")"
-else
-	show_file "vigil log replay --check" "$E2E_TMP/replay3.out"
-	not_ok "vigil log replay --check on the new log"
-fi
+check_replay "$DB" "$PIN" "vigil log replay --check on the new log"
 
 # ------------------- 7. a log another writer keeps locked past the timeout
 # SQLite waits 5 s for a lock (busy timeout); past that, appends fail. No

@@ -36,9 +36,7 @@
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 e2e_init
-for tool in python3 sqlite3 nm; do
-	command -v "$tool" >/dev/null || die "$tool is missing (scripts/deps.sh installs it)"
-done
+need_tools python3 sqlite3 nm
 B=$(dirname "$VIGIL") # the helpers are built next to vigil
 for f in lease_candidate fence_resource xdp_pass.bpf.o libvigil-agent.a libvigil-agent.so; do
 	[ -e "$B/$f" ] || die "$B/$f is not built (run make)"

@@ -30,21 +30,14 @@
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 e2e_init
-for tool in nats-server sqlite3; do
-	command -v "$tool" >/dev/null || die "$tool is missing (scripts/deps.sh installs it)"
-done
+need_tools nats-server sqlite3
 NATS_READ=$E2E_ROOT/build/nats_read
 if [ ! -x "$NATS_READ" ]; then
 	make -s -C "$E2E_ROOT" build/nats_read >/dev/null 2>&1 ||
 		die "building build/nats_read (make build/nats_read)"
 fi
 
-NS=vg$$n
-setup_lo_ns "$NS" || die "creating namespace $NS"
-new_pin_root PIN nats
-DB=$E2E_TMP/vigil.db
-CONF=$E2E_TMP/agents.conf
-KEYS=$E2E_TMP/keys
+setup_lo_test "vg$$n" nats
 HOST=host-a
 STREAM=VIGIL_EVENTS
 SUBJECT=vigil.events.$HOST
@@ -144,20 +137,13 @@ churn() {
 # --------------------------------------------------------------- phase 1
 DAEMON_ARGS=(--iface lo --mode skb --keys "$KEYS" --config "$CONF" --db "$DB" --metrics off
 	--export-nats "$URLS" --export-replicas 3 --export-host "$HOST")
-if ! start_daemon daemon "$NS" "$PIN" "${DAEMON_ARGS[@]}"; then
-	show_file "vigil run stderr" "$E2E_TMP/daemon.err"
-	die "vigil run starts with --export-nats (3 URLs) --export-replicas 3"
-fi
+start_daemon_or_die "vigil run starts with --export-nats (3 URLs) --export-replicas 3" \
+	daemon "$NS" "$PIN" "${DAEMON_ARGS[@]}"
 ok "vigil run starts with --export-nats (3 URLs) --export-replicas 3 --export-host $HOST"
 for i in $(seq 1 "$AGENTS"); do beat "$i"; done
 
-created() { grep -q "export: created stream $STREAM" "$E2E_TMP/daemon.err"; }
-if wait_for 30 created; then
-	ok "the exporter creates stream $STREAM once the cluster has a JetStream leader"
-else
-	show_file "vigil run stderr" "$E2E_TMP/daemon.err"
-	die "the exporter creates stream $STREAM once the cluster has a JetStream leader"
-fi
+check_daemon_says "the exporter creates stream $STREAM once the cluster has a JetStream leader" \
+	daemon 30 "export: created stream $STREAM" || exit 1
 info=$(nats_read --info)
 check "the stream: 3 replicas on n1-n3, duplicate window 120 s ($info)" \
 	[ "$(jq -c '[.replicas, .duplicates_ns, ([.leader] + [.peers[].name] | sort)]' <<<"$info")" = \
@@ -183,17 +169,10 @@ note "killed the daemon (SIGKILL) at cursor $(cursor); events wait in the ring b
 sqlite3 "$DB" "UPDATE export_cursor SET event_seq = event_seq - 1" ||
 	not_ok "moving the export cursor one event back"
 churn 3
-if ! start_daemon daemon2 "$NS" "$PIN" "${DAEMON_ARGS[@]}"; then
-	show_file "vigil run stderr" "$E2E_TMP/daemon2.err"
-	die "a new daemon adopts the instance and starts the exporter again"
-fi
-resumed() { grep -q "export: the stream already holds instance .* resuming after it" "$E2E_TMP/daemon2.err"; }
-if wait_for 20 resumed; then
-	ok "a new daemon adopts the instance; its exporter finds the stream ahead of its cursor and resumes after the stream's last message"
-else
-	show_file "vigil run stderr" "$E2E_TMP/daemon2.err"
-	not_ok "a new daemon adopts the instance; its exporter finds the stream ahead of its cursor and resumes after the stream's last message"
-fi
+start_daemon_or_die "a new daemon adopts the instance and starts the exporter again" \
+	daemon2 "$NS" "$PIN" "${DAEMON_ARGS[@]}"
+check_daemon_says "a new daemon adopts the instance; its exporter finds the stream ahead of its cursor and resumes after the stream's last message" \
+	daemon2 20 "export: the stream already holds instance .* resuming after it"
 churn 5
 
 # --------------------------------------------------------------- phase 4

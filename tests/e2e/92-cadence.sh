@@ -26,15 +26,10 @@
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 e2e_init
-command -v sqlite3 >/dev/null || die "sqlite3 is missing (scripts/deps.sh installs it)"
+need_tools sqlite3
 
-NS=vg$$k
-setup_lo_ns "$NS" || die "creating namespace $NS"
-new_pin_root PIN cadence
+setup_lo_test "vg$$k" cadence
 T=$E2E_TMP
-DB=$T/vigil.db
-KEYS=$T/keys
-CONF=$T/agents.conf
 QFILE=$T/queue-depth
 
 BUDGET=1000     # --storm-beats-per-sec
@@ -51,11 +46,9 @@ make_keys "$KEYS" 1-60 || die "vigil key gen --id 1-60"
 	echo "ack cad"
 } >"$CONF"
 
-start_daemon daemon "$NS" "$PIN" --iface lo --mode skb --config "$CONF" --keys "$KEYS" --db "$DB" \
-	--metrics off --storm-beats-per-sec "$BUDGET" --storm-interval-ms "$STORM_IV" || {
-	show_file "vigil run stderr" "$T/daemon.err"
-	die "vigil run attaches in skb mode to lo"
-}
+start_daemon_or_die "vigil run attaches in skb mode to lo" daemon "$NS" "$PIN" --iface lo --mode skb \
+	--config "$CONF" --keys "$KEYS" --db "$DB" --metrics off --storm-beats-per-sec "$BUDGET" \
+	--storm-interval-ms "$STORM_IV"
 [ ${#BEAT_PRIO[@]} -eq 0 ] || chrt -f -p 10 "${PIDS[daemon]}" >/dev/null 2>&1
 ok "vigil run attaches (skb mode on lo, storm budget $BUDGET beats/s, ack group)"
 
@@ -77,6 +70,14 @@ rate() {
 # cadence LOG: the intervals announced, in order, from --print-cadence lines.
 cadence_seq() { jq -r '.interval_ms' "$1" 2>/dev/null | paste -sd, -; }
 set_depth() { echo "$1" >"$QFILE.tmp" && mv "$QFILE.tmp" "$QFILE"; }
+# hover_depth LO HI: for 5 s, a random queue depth in [LO, HI] every 50 ms.
+hover_depth() {
+	local end=$(($(date +%s) + 5))
+	while [ "$(date +%s)" -lt "$end" ]; do
+		set_depth $(($1 + RANDOM % ($2 - $1 + 1)))
+		sleep 0.05
+	done
+}
 # unexcused_misses A B SINCE_NS: MISSES := SUSPECT/DEAD of agents A..B
 # detected after SINCE_NS (monotonic) that the agents' send logs do not explain.
 unexcused_misses() {
@@ -116,17 +117,9 @@ check_sh "the monitor followed the agent to 320 ms at the deep queue (saw $iv_to
 # Noise around the first threshold (64): 48..80 every 50 ms for 5 s, then
 # around the way back (16): 12..20.
 n_before=$n_steps
-end=$(($(date +%s) + 5))
-while [ "$(date +%s)" -lt "$end" ]; do
-	set_depth $((48 + RANDOM % 33))
-	sleep 0.05
-done
+hover_depth 48 80
 n_up=$(($(grep -c . "$T/step.out") - n_before))
-end=$(($(date +%s) + 5))
-while [ "$(date +%s)" -lt "$end" ]; do
-	set_depth $((12 + RANDOM % 9))
-	sleep 0.05
-done
+hover_depth 12 20
 n_all=$(($(grep -c . "$T/step.out") - n_before))
 note "noisy depth around 64 for 5 s: $n_up change(s); then around 16 for 5 s: $((n_all - n_up)) more ($(jq -r .interval_ms "$T/step.out" | tail -n +$((n_before + 1)) | paste -sd, -))"
 check_sh "a queue depth hovering around a threshold does not make it oscillate (at most one change each way: $n_up up, $((n_all - n_up)) down)" \

@@ -27,7 +27,7 @@
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 e2e_init
-command -v sqlite3 >/dev/null || die "sqlite3 is missing (scripts/deps.sh installs it)"
+need_tools sqlite3
 
 T=$E2E_TMP
 KEYS=$T/keys
@@ -35,8 +35,7 @@ make_keys "$KEYS" 1-30 || die "vigil key gen --id 1-30"
 
 # ------------------------------------------------------------ 1. probe mode
 NS=vg$$q
-setup_lo_ns "$NS" || die "creating namespace $NS"
-new_pin_root PIN probe
+new_lo_monitor "$NS" PIN probe
 DB=$T/probe.db
 CONF=$T/probe.conf
 IV=100     # probe agents' interval
@@ -168,16 +167,7 @@ check_sh "once the check passes the agent beats again within about one interval 
 nap 0.3
 check_sh "no check process is left behind ($(pgrep -fc "sleep $MARK"))" '[ "$(pgrep -fc "sleep $MARK")" -eq 0 ]'
 expect_beat_bad() { # DESCRIPTION REGEX ARGS...
-	local what=$1 re=$2 rc
-	shift 2
-	"$VIGIL" beat --target 127.0.0.1 "$@" >"$T/bad.out" 2>"$T/bad.err"
-	rc=$?
-	if [ "$rc" -eq 2 ] && [ "$(wc -l <"$T/bad.err")" -eq 1 ] && grep -qE -- "$re" "$T/bad.err"; then
-		ok "$what: exit 2, \"$(cat "$T/bad.err")\""
-	else
-		show_file stderr "$T/bad.err" 5
-		not_ok "$what (exit $rc)"
-	fi
+	expect_usage_error "$1" "$2" "$VIGIL" beat --target 127.0.0.1 "${@:3}"
 }
 expect_beat_bad "--probe-tcp without a port" "is not HOST:PORT" --id 9 --probe-tcp 127.0.0.1
 expect_beat_bad "--probe-http https://" "must start with http://" --id 9 --probe-http https://x/
@@ -205,17 +195,8 @@ check_sh "it kept the newest events (the highest event_seq, $newest_before, is s
 	'[ "$newest" = "$newest_before" ]'
 kill_bg daemon2 TERM
 expect_run_bad() { # DESCRIPTION REGEX ARGS...
-	local what=$1 re=$2 rc
-	shift 2
-	in_ns "$NS" "$VIGIL" run --iface lo --mode skb --config "$CONF" --keys "$KEYS" --db "$DB" \
-		--pin-root "$PIN" --metrics off "$@" >"$T/bad.out" 2>"$T/bad.err"
-	rc=$?
-	if [ "$rc" -eq 2 ] && [ "$(wc -l <"$T/bad.err")" -eq 1 ] && grep -qE -- "$re" "$T/bad.err"; then
-		ok "$what: exit 2, \"$(cat "$T/bad.err")\""
-	else
-		show_file stderr "$T/bad.err" 5
-		not_ok "$what (exit $rc)"
-	fi
+	expect_usage_error "$1" "$2" in_ns "$NS" "$VIGIL" run --iface lo --mode skb --config "$CONF" \
+		--keys "$KEYS" --db "$DB" --pin-root "$PIN" --metrics off "${@:3}"
 }
 expect_run_bad "--retain-days 0" "retain-days: 0 is out of range" --retain-days 0
 expect_run_bad "--retain-events 0" "retain-events: 0 is out of range" --retain-events 0
@@ -224,8 +205,7 @@ check_sh "the refused runs left the log alone ($(q "$DB" "SELECT count(*) FROM e
 
 # ------------------------------------------------------------ 2. shadow mode
 NS2=vg$$s
-setup_lo_ns "$NS2" || die "creating namespace $NS2"
-new_pin_root PIN2 shadow
+new_lo_monitor "$NS2" PIN2 shadow
 DB2=$T/shadow.db
 CONF2=$T/shadow.conf
 SINK=$T/sink.jsonl

@@ -9,10 +9,14 @@
 # It gives:
 #   ok / not_ok / check / check_sh / note   TAP-like result lines ("ok N - what") and a count
 #   e2e_init                     root check, bpffs, temp dir $E2E_TMP, cleanup trap
+#   need_tools TOOL...           the test dies unless every TOOL is installed
 #   setup_veth_pair              namespaces $NS_MON and $NS_AGENT joined by veth
 #                                $IF_MON (198.18.0.1/24, fd00::1/64) <->
 #                                $IF_AGENT (198.18.0.2/24, fd00::2/64)
 #   setup_lo_ns NAME             a namespace with only loopback, up
+#   new_lo_monitor NS VAR SUFFIX such a namespace and a pin root VAR for its monitor
+#   setup_lo_test NS SUFFIX      the same as NS and PIN, and the usual file names
+#                                under $E2E_TMP: DB, EV, CONF, KEYS
 #   in_ns NS CMD...              run CMD in NS's network namespace only (keeps
 #                                the host's /sys/fs/bpf, unlike `ip netns exec`)
 #   start_bg NAME NS CMD...      start CMD in the background in NS, remember its
@@ -27,6 +31,13 @@
 #   wait_for SECONDS CMD...      poll CMD every 50 ms until it succeeds
 #   make_keys FILE A-B           agent keys for `vigil run --keys` / `vigil beat --keys`
 #   start_daemon NAME NS PIN ARGS `vigil run` in the background, waits until pinned
+#   start_daemon_or_die WHAT NAME NS PIN ARGS  the same; if it fails, its stderr and die WHAT
+#   check_daemon_says WHAT NAME SECONDS RE  its stderr has a line matching RE in time
+#   start_http_receiver NS WHAT MODE ARGS  http_receiver.py in NS; sets URL, RLOG, MODE
+#   check_replay DB PIN WHAT [FAIL]  `vigil log replay --check` as one result line
+#   run_refused NS WANT RE CMD... / refusal_result WHAT CHARS
+#                                a command that must refuse with one line on stderr
+#   expect_usage_error WHAT RE CMD...  CMD exits 2 with one line on stderr matching RE
 #   status_json PIN, log_json DB, events_where LOG FILTER, count_state, agent_field
 #   e2e_finish                   exit status: non-zero if any check failed
 #
@@ -131,6 +142,14 @@ e2e_init() {
 	trap 'exit 143' TERM
 }
 
+# need_tools TOOL...: die (one result line) unless every TOOL is on PATH.
+need_tools() {
+	local tool
+	for tool in "$@"; do
+		command -v "$tool" >/dev/null || die "$tool is missing (scripts/deps.sh installs it)"
+	done
+}
+
 e2e_cleanup() {
 	local rc=$? name pid ns pin pids
 	trap - EXIT INT TERM
@@ -205,6 +224,28 @@ setup_veth_pair() {
 # A namespace with only loopback (up).
 setup_lo_ns() {
 	new_netns "$1"
+}
+
+# new_lo_monitor NS VAR SUFFIX: the namespace NS with only loopback (the test
+# dies if it cannot be made) and a pin root for the monitor in it
+# (new_pin_root VAR SUFFIX).
+new_lo_monitor() {
+	setup_lo_ns "$1" || die "creating namespace $1"
+	new_pin_root "$2" "$3"
+}
+
+# setup_lo_test NS SUFFIX: the layout of a test with one monitor on a
+# loopback-only namespace: NS (new_lo_monitor NS PIN SUFFIX), and under
+# $E2E_TMP the files most tests give it: DB (vigil.db, the durable event
+# log), EV (events.jsonl, its JSON-lines export), CONF (agents.conf) and
+# KEYS (keys). Nothing creates the files; a test uses those it needs.
+setup_lo_test() {
+	NS=$1
+	new_lo_monitor "$NS" PIN "$2"
+	DB=$E2E_TMP/vigil.db
+	EV=$E2E_TMP/events.jsonl
+	CONF=$E2E_TMP/agents.conf
+	KEYS=$E2E_TMP/keys
 }
 
 # Run a command in a namespace's network namespace only. The mount namespace
@@ -382,6 +423,125 @@ start_daemon() {
 	start_bg "$name" "$ns" "$VIGIL" run --pin-root "$pin" "${db[@]}" "$@"
 	wait_for 20 sh -c "[ -e '$pin/link' ] && grep -qE 'attached to|adopted' '$E2E_TMP/$name.err' || ! kill -0 ${PIDS[$name]}"
 	alive "$name" && [ -e "$pin/link" ]
+}
+
+# start_daemon_or_die WHAT NAME NS PIN_ROOT ARGS...: start_daemon NAME NS
+# PIN_ROOT ARGS; when the daemon does not start, show its stderr and die
+# with WHAT (a test that cannot go on without it).
+start_daemon_or_die() {
+	local what=$1 name=$2
+	shift
+	start_daemon "$@" && return 0
+	show_file "vigil run stderr" "$E2E_TMP/$name.err"
+	die "$what"
+}
+
+# check_daemon_says WHAT NAME SECONDS REGEX: the daemon NAME (start_daemon)
+# prints a line matching REGEX (grep) on stderr within SECONDS: "ok - WHAT",
+# or its stderr and "not ok - WHAT", and it returns 1.
+check_daemon_says() {
+	local what=$1 err=$E2E_TMP/$2.err
+	if wait_for "$3" grep -q -- "$4" "$err"; then
+		ok "$what"
+		return 0
+	fi
+	show_file "vigil run stderr" "$err"
+	not_ok "$what"
+	return 1
+}
+
+# start_http_receiver NS WHAT MODE [ARGS...]: the webhook receiver
+# (http_receiver.py, as "receiver") on 127.0.0.1 in NS, answering as MODE
+# says (ok, fail, hang), with any further ARGS (--fail-body FILE). Waits
+# until it listens, and sets URL (its webhook address), RLOG (its log, empty
+# at the start: a JSON line per request) and MODE (the file the test writes
+# to switch how it answers). When it does not start: its stderr, and the
+# test dies with WHAT.
+start_http_receiver() {
+	local ns=$1 what=$2
+	RLOG=$E2E_TMP/receiver.jsonl
+	MODE=$E2E_TMP/receiver.mode
+	echo "$3" >"$MODE"
+	: >"$RLOG"
+	shift 3
+	start_bg receiver "$ns" python3 "$E2E_ROOT/tests/e2e/http_receiver.py" \
+		--port-file "$E2E_TMP/receiver.port" --log "$RLOG" --mode-file "$MODE" "$@"
+	if ! wait_for 10 test -s "$E2E_TMP/receiver.port"; then
+		show_file "receiver stderr" "$E2E_TMP/receiver.err"
+		die "$what"
+	fi
+	URL="http://127.0.0.1:$(cat "$E2E_TMP/receiver.port")/hook"
+}
+
+# check_replay DB PIN_ROOT WHAT [FAIL_WHAT]: one result line for `vigil log
+# replay --check` (the durable log agrees with the maps): "WHAT: <its last
+# line>", or its output and FAIL_WHAT (default WHAT) when it disagrees.
+E2E_REPLAYS=0
+check_replay() {
+	local out
+	E2E_REPLAYS=$((E2E_REPLAYS + 1))
+	out=$E2E_TMP/replay$E2E_REPLAYS.out
+	if "$VIGIL" log replay --check --db "$1" --pin-root "$2" >"$out" 2>&1; then
+		ok "$3: $(tail -n 1 "$out")"
+	else
+		show_file "vigil log replay --check" "$out"
+		not_ok "${4:-$3}"
+	fi
+}
+
+# run_refused NS WANT REGEX CMD...: run CMD in NS (stdin /dev/null, killed
+# after 10 s; stdout in $E2E_TMP/out, stderr in $E2E_TMP/err) as a command
+# that must refuse, and list in PROBLEMS what is wrong with its refusal: an
+# exit status other than WANT ("nz": any but 0), still running after 10 s,
+# not exactly one line on stderr, or one that does not match REGEX. Its exit
+# status is in REFUSED_RC. The caller adds its own problems, then calls
+# refusal_result.
+run_refused() {
+	local ns=$1 want=$2 re=$3 lines
+	shift 3
+	PROBLEMS=()
+	timeout 10 nsenter --net="/run/netns/$ns" "$@" >"$E2E_TMP/out" 2>"$E2E_TMP/err" </dev/null
+	REFUSED_RC=$?
+	lines=$(wc -l <"$E2E_TMP/err")
+	if [ "$want" = nz ]; then
+		[ "$REFUSED_RC" -ne 0 ] || PROBLEMS+=("exit 0")
+	else
+		[ "$REFUSED_RC" -eq "$want" ] || PROBLEMS+=("exit $REFUSED_RC, expected $want")
+	fi
+	[ "$REFUSED_RC" -eq 124 ] && PROBLEMS+=("still running after 10 s")
+	[ "$lines" -eq 1 ] || PROBLEMS+=("$lines lines on stderr")
+	grep -qE -- "$re" "$E2E_TMP/err" || PROBLEMS+=("stderr does not match /$re/")
+}
+
+# refusal_result WHAT CHARS: the result line of the last run_refused: "WHAT:
+# exit RC, "<the first CHARS bytes of its stderr>"" when PROBLEMS is empty;
+# otherwise "WHAT (the problems)" and its stderr, and it returns 1 (for the
+# caller to clean up what the refused command left).
+refusal_result() {
+	if [ ${#PROBLEMS[@]} -eq 0 ]; then
+		ok "$1: exit $REFUSED_RC, \"$(head -c "$2" "$E2E_TMP/err")\""
+		return 0
+	fi
+	not_ok "$1 ($(IFS=';'; echo "${PROBLEMS[*]}"))"
+	show_file stderr "$E2E_TMP/err" 5
+	return 1
+}
+
+# expect_usage_error WHAT REGEX CMD...: CMD exits 2 with one line on stderr
+# that matches REGEX: "WHAT: exit 2, "<the line>"", or its stderr and
+# "WHAT (exit RC)".
+expect_usage_error() {
+	local what=$1 re=$2 rc
+	shift 2
+	"$@" >"$E2E_TMP/usage.out" 2>"$E2E_TMP/usage.err"
+	rc=$?
+	if [ "$rc" -eq 2 ] && [ "$(wc -l <"$E2E_TMP/usage.err")" -eq 1 ] &&
+		grep -qE -- "$re" "$E2E_TMP/usage.err"; then
+		ok "$what: exit 2, \"$(cat "$E2E_TMP/usage.err")\""
+	else
+		show_file stderr "$E2E_TMP/usage.err" 5
+		not_ok "$what (exit $rc)"
+	fi
 }
 
 # make_keys FILE IDS: a monitor key file (root-owned, mode 0600) with one

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
 /*
- * The host unit tests' harness: one TAP-like line per case ("ok N - what it
- * proves" / "not ok N - ..."), "#" diagnostics collected with diag() and
- * printed only when the case fails, and a deterministic PRNG (splitmix64)
- * whose seed the test sets (VIGIL_TEST_SEED).
+ * The host unit tests' harness, on tests/prog/tap.h: one TAP-like line per
+ * case ("ok N - what it proves" / "not ok N - ..."; tap_count cases so far,
+ * tap_failed of them failed), "#" diagnostics collected with diag() and
+ * printed only when the case fails, the plan and a summary at the end
+ * (check_finish), and a deterministic PRNG (splitmix64) whose seed the test
+ * sets (VIGIL_TEST_SEED).
  */
 #ifndef VIGIL_TEST_CHECK_H
 #define VIGIL_TEST_CHECK_H
@@ -13,13 +15,13 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "../prog/tap.h"
 
-static unsigned n_cases, n_failed;
 static char diag_buf[4096];
 static size_t diag_len;
 
 /* Remember a diagnostic line; printed only if the current case fails. */
-__attribute__((format(printf, 1, 2))) static void diag(const char *fmt, ...)
+__attribute__((format(printf, 1, 2))) static inline void diag(const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -46,30 +48,42 @@ __attribute__((format(printf, 1, 2))) static void diag(const char *fmt, ...)
 	diag_buf[diag_len] = '\0';
 }
 
-__attribute__((format(printf, 5, 6))) static bool check_(bool ok, const char *expr,
-							  const char *file, int line,
-							  const char *fmt, ...)
+/* One case: its line, counted, then (if it failed) the condition that did
+ * not hold, when there is one, and the diagnostics collected for it.
+ * Flushed, so that a crash later loses no line. */
+__attribute__((format(printf, 5, 6))) static inline bool check_(bool ok, const char *expr,
+								 const char *file, int line,
+								 const char *fmt, ...)
 {
 	va_list ap;
 
-	n_cases++;
-	printf("%sok %u - ", ok ? "" : "not ", n_cases);
 	va_start(ap, fmt);
-	vprintf(fmt, ap);
+	tap_vresult(ok, fmt, ap);
 	va_end(ap);
-	putchar('\n');
 	if (!ok) {
-		n_failed++;
-		printf("#   failed: %s (%s:%d)\n", expr, file, line);
+		if (expr)
+			printf("#   failed: %s (%s:%d)\n", expr, file, line);
 		fputs(diag_buf, stdout);
 	}
 	diag_len = 0;
 	diag_buf[0] = '\0';
+	fflush(stdout);
 	return ok;
 }
 
 /* CHECK(condition, "what it proves", ...): one case, one output line. */
 #define CHECK(cond, ...) check_(!!(cond), #cond, __FILE__, __LINE__, __VA_ARGS__)
+/* result(ok, "what it proves", ...): the same for an outcome the test worked
+ * out step by step (no single condition to show when it fails). */
+#define result(ok, ...) check_(!!(ok), NULL, NULL, 0, __VA_ARGS__)
+
+/* The plan ("1..N") and a summary line; the process's exit status. */
+static inline int check_finish(void)
+{
+	printf("1..%u\n", tap_count);
+	printf("# %u passed, %u failed\n", tap_count - tap_failed, tap_failed);
+	return tap_failed ? 1 : 0;
+}
 
 /* Deterministic PRNG (splitmix64). */
 static uint64_t rng_state;

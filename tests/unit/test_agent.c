@@ -47,22 +47,7 @@
 #include "vigil/maps.h"
 #include "vigil/wire.h"
 
-static unsigned n_cases, n_failed;
-
-static void result(bool ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	n_cases++;
-	if (!ok)
-		n_failed++;
-	printf("%s %u - ", ok ? "ok" : "not ok", n_cases);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	fflush(stdout);
-}
+#include "check.h"
 
 static uint64_t now_ns(void)
 {
@@ -180,6 +165,22 @@ static void held_ack(struct monitor *m, const struct beat *b, uint64_t holder, u
 	ack(m, b, &o);
 }
 
+/* The monitor grants us the lease (token, 200 ms) in answer to a fresh beat. */
+static void grant_on_fresh_beat(struct monitor *m, struct beat *b, uint64_t token)
+{
+	fresh_beat(m, b);
+	held_ack(m, b, AGENT, token, 200);
+}
+
+/* The agent hands a grant back: a DRAINING beat among its next `beats`. */
+static bool drains_within(struct monitor *m, struct beat *b, int beats)
+{
+	for (int i = 0; i < beats; i++)
+		if (next_beat(m, b, 1000) == 0 && b->info.status == VIGIL_STATUS_DRAINING)
+			return true;
+	return false;
+}
+
 /* ---------------------------------------------------------- the callback */
 
 struct change {
@@ -261,14 +262,15 @@ static struct vigil_agent *start(struct monitor *m, int inherit)
 
 #define MS(x) ((uint64_t)(x) * 1000000ull)
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+/* The simulations' own PRNG (xorshift64, fixed seed), apart from check.h's. */
+static uint64_t sim_rng = 0x9e3779b97f4a7c15ull;
 
-static uint32_t rnd(uint32_t n) /* 0..n-1, deterministic */
+static uint32_t sim_rnd(uint32_t n) /* 0..n-1, deterministic */
 {
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return n ? (uint32_t)(rng_state % n) : 0;
+	sim_rng ^= sim_rng << 13;
+	sim_rng ^= sim_rng >> 7;
+	sim_rng ^= sim_rng << 17;
+	return n ? (uint32_t)(sim_rng % n) : 0;
 }
 
 /* One simulated agent: beats at the due time, depth from a function. */
@@ -406,7 +408,7 @@ static void test_cadence_pure(void)
 	/* Noise around a threshold: no oscillation. */
 	sim_init(&m, 20, 320, 1);
 	while (m.t < MS(1000 + 60000))
-		sim_beat(&m, (uint16_t)(48 + rnd(33)), 0, 0); /* 48..80 around 64 */
+		sim_beat(&m, (uint16_t)(48 + sim_rnd(33)), 0, 0); /* 48..80 around 64 */
 	result(m.s.level_changes == 1 && m.s.level == 1 && m.reversals == 0,
 	       "cadence: a depth hovering around the first threshold (48..80 around 64) for 60 s "
 	       "moves it once (%u level changes): %s ms", m.s.level_changes, fmt_values(&m));
@@ -414,7 +416,7 @@ static void test_cadence_pure(void)
 		uint32_t before = m.s.level_changes;
 
 		while (m.t < MS(1000 + 120000))
-			sim_beat(&m, (uint16_t)(12 + rnd(9)), 0, 0); /* 12..20 around 16 */
+			sim_beat(&m, (uint16_t)(12 + sim_rnd(9)), 0, 0); /* 12..20 around 16 */
 		result(m.s.level_changes - before == 1 && m.s.level == 0,
 		       "cadence: then hovering around the way back (12..20 around 16) for 60 s moves "
 		       "it once more (%u), back to %u ms", m.s.level_changes - before, m.last_p);
@@ -426,13 +428,13 @@ static void test_cadence_pure(void)
 
 		sim_init(&m, 10, 5000, 1);
 		for (int h = 0; h < 40; h++) {
-			uint32_t base = 4 + rnd(4000), rev0;
+			uint32_t base = 4 + sim_rnd(4000), rev0;
 			uint64_t end = m.t + MS(20000);
 
 			m.last_dir = 0;
 			rev0 = m.reversals;
 			while (m.t < end) {
-				uint32_t d = base * (75 + rnd(51)) / 100;
+				uint32_t d = base * (75 + sim_rnd(51)) / 100;
 
 				sim_beat(&m, (uint16_t)(d > 65535 ? 65535 : d), 0, 0);
 			}
@@ -458,20 +460,20 @@ static void test_cadence_pure(void)
 
 		vigil_cadence_cfg_fix(&c);
 		for (n = 0; n < 200000; n++) {
-			uint32_t p, kind = rnd(100);
+			uint32_t p, kind = sim_rnd(100);
 			int was_late = 0;
 
-			if (rnd(50) == 0)
-				depth = (uint16_t)rnd(3000);
-			if (rnd(200) == 0)
-				rec = rnd(3) ? 0 : rnd(4000);
-			if (rnd(300) == 0)
-				cap = rnd(2) ? 0 : rnd(1000);
+			if (sim_rnd(50) == 0)
+				depth = (uint16_t)sim_rnd(3000);
+			if (sim_rnd(200) == 0)
+				rec = sim_rnd(3) ? 0 : sim_rnd(4000);
+			if (sim_rnd(300) == 0)
+				cap = sim_rnd(2) ? 0 : sim_rnd(1000);
 			if (s.next_ns && kind < 5 && s.next_ns > last_t + 1) {
-				t = last_t + 1 + rnd((uint32_t)(s.next_ns - last_t - 1)); /* early */
+				t = last_t + 1 + sim_rnd((uint32_t)(s.next_ns - last_t - 1)); /* early */
 				early++;
 			} else if (s.next_ns && kind < 7) {
-				t = s.next_ns + MS(rnd(3 * last_p + 1)); /* held off (late) */
+				t = s.next_ns + MS(sim_rnd(3 * last_p + 1)); /* held off (late) */
 				was_late = 1;
 				late++;
 			} else if (s.next_ns) {
@@ -824,8 +826,7 @@ int main(void)
 	/* The first answer: someone else holds it. Then a grant to us. */
 	fresh_beat(&m, &b);
 	held_ack(&m, &b, 99, 4, 150);
-	fresh_beat(&m, &b);
-	held_ack(&m, &b, AGENT, 5, 200);
+	grant_on_fresh_beat(&m, &b, 5);
 	ok = wait_holder(a, 1, &v);
 	{
 		/* deadline = send time + 200 ms x (1 - 0.001) = + 199.8 ms; the
@@ -863,7 +864,7 @@ int main(void)
 	       "without renewal the holding ends at the deadline (callback %.2f ms after it, "
 	       "reason deadline)",
 	       nc ? ((double)changes[nc - 1].at - (double)t0) / 1e6 : -1.0);
-	if (n_failed) {
+	if (tap_failed) {
 		vigil_agent_lease(a, &v);
 		printf("#   now %+.3f ms: holder %d token %llu reason %s monitor holder %llu token %llu "
 		       "state %u rem %u acks ok %llu stale %llu rejected %llu\n",
@@ -873,7 +874,7 @@ int main(void)
 		       (unsigned long long)v.acks_ok, (unsigned long long)v.acks_stale,
 		       (unsigned long long)v.acks_rejected);
 	}
-	if (n_failed)
+	if (tap_failed)
 		for (unsigned i = 0; i < nc; i++)
 			printf("#   change %u: %s token %llu reason %s at %+.3f ms, monitor holder %llu "
 			       "token %llu state %u\n", i, vigil_lease_change_name(changes[i].what),
@@ -884,11 +885,9 @@ int main(void)
 			       (unsigned long long)changes[i].v.monitor_token, changes[i].v.monitor_state);
 
 	/* Renewals move the deadline; a higher token for us is a TOKEN change. */
-	fresh_beat(&m, &b);
-	held_ack(&m, &b, AGENT, 5, 200);
+	grant_on_fresh_beat(&m, &b, 5);
 	wait_holder(a, 1, &v);
-	fresh_beat(&m, &b);
-	held_ack(&m, &b, AGENT, 6, 200);
+	grant_on_fresh_beat(&m, &b, 6);
 	wait_last(VIGIL_LEASE_TOKEN);
 	vigil_agent_lease(a, &v);
 	nc = changes_seen();
@@ -910,12 +909,10 @@ int main(void)
 	       "another holder ends the holding at once; an older answer arriving later is "
 	       "ignored as stale (%llu stale)", (unsigned long long)v.acks_stale);
 	/* A lower token naming us, after a higher one was seen: refused. */
-	fresh_beat(&m, &b);
-	held_ack(&m, &b, AGENT, 6, 200);
+	grant_on_fresh_beat(&m, &b, 6);
 	sleep_ms(15);
 	result(!vigil_agent_holds(a, NULL), "a grant below the highest token seen (6 < 7) is not taken");
-	fresh_beat(&m, &b);
-	held_ack(&m, &b, AGENT, 8, 200);
+	grant_on_fresh_beat(&m, &b, 8);
 	result(wait_holder(a, 1, &v) && v.token == 8, "the next grant (token 8) is taken");
 	{
 		struct ack_opts exp = { .state = VIGIL_LEASE_EXPIRED, .holder = AGENT, .token = 8 };
@@ -929,8 +926,7 @@ int main(void)
 
 	/* DRAINING: lost before set_status returns; answers to earlier beats
 	 * cannot bring it back; the same grant is handed back if still held. */
-	fresh_beat(&m, &b);
-	held_ack(&m, &b, AGENT, 9, 200);
+	grant_on_fresh_beat(&m, &b, 9);
 	wait_holder(a, 1, &v);
 	fresh_beat(&m, &b); /* sent while not draining */
 	vigil_agent_set_status(a, VIGIL_AGENT_STATUS_DRAINING);
@@ -943,16 +939,11 @@ int main(void)
 	       "set_status(DRAINING): not the holder when it returns, a DRAINING beat at once, "
 	       "and an answer to an earlier beat does not bring the grant back");
 	vigil_agent_set_status(a, VIGIL_AGENT_STATUS_OK);
-	fresh_beat(&m, &b);
-	held_ack(&m, &b, AGENT, 9, 200); /* the monitor missed the DRAINING beat */
-	ok = false;
-	for (int i = 0; i < 5 && !ok; i++)
-		ok = next_beat(&m, &b2, 1000) == 0 && b2.info.status == VIGIL_STATUS_DRAINING;
-	result(ok && !vigil_agent_holds(a, NULL),
+	grant_on_fresh_beat(&m, &b, 9); /* the monitor missed the DRAINING beat */
+	result(drains_within(&m, &b2, 5) && !vigil_agent_holds(a, NULL),
 	       "back to OK, a grant it gave up (token 9) is not taken again but handed back with "
 	       "another DRAINING beat");
-	fresh_beat(&m, &b);
-	held_ack(&m, &b, AGENT, 10, 200);
+	grant_on_fresh_beat(&m, &b, 10);
 	result(wait_holder(a, 1, &v) && v.token == 10 && b.info.status == VIGIL_STATUS_OK,
 	       "a fresh grant (token 10) is taken");
 
@@ -970,14 +961,10 @@ int main(void)
 	a = start(&m, 0);
 	next_beat(&m, &b, 1000);
 	held_ack(&m, &b, AGENT, 10, 200);
-	ok = false;
-	for (int i = 0; i < 5 && !ok; i++)
-		ok = next_beat(&m, &b2, 1000) == 0 && b2.info.status == VIGIL_STATUS_DRAINING;
-	result(ok && !vigil_agent_holds(a, NULL),
+	result(drains_within(&m, &b2, 5) && !vigil_agent_holds(a, NULL),
 	       "a grant held before the process started (token 10) is not adopted but handed "
 	       "back with a DRAINING beat");
-	fresh_beat(&m, &b);
-	held_ack(&m, &b, AGENT, 11, 200);
+	grant_on_fresh_beat(&m, &b, 11);
 	result(wait_holder(a, 1, &v) && v.token == 11, "the grant that follows (token 11) is taken");
 	vigil_agent_stop(a, 0);
 	while (next_beat(&m, &b, 50) == 0)
@@ -1021,6 +1008,6 @@ int main(void)
 	test_cadence_agent(&m);
 
 	close(m.fd);
-	printf("# %u of %u cases failed\n", n_failed, n_cases);
-	return n_failed ? 1 : 0;
+	printf("# %u of %u cases failed\n", tap_failed, tap_count);
+	return tap_failed ? 1 : 0;
 }

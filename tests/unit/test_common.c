@@ -64,6 +64,34 @@ static const char *write_file(const char *name, const char *text, mode_t mode)
 	return path;
 }
 
+/* A file its loader must refuse: the text, and what the one line on stderr
+ * says after "vigil: PATH". */
+struct bad_file {
+	const char *text, *err;
+};
+
+/* Each of bad[] written to NAME (mode MODE) and given to load, which must
+ * refuse it with exactly that line on stderr: one case each, named "WHAT
+ * error I:ERR". */
+static void check_bad_files(const char *what, const char *name, mode_t mode,
+			    int (*load)(const char *path), const struct bad_file *bad, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *path = write_file(name, bad[i].text, mode);
+		char want[512];
+		int lines, ret;
+
+		snprintf(want, sizeof(want), "vigil: %s%s\n", path, bad[i].err);
+		capture_begin();
+		ret = load(path);
+		lines = capture_end();
+		diag("stderr: %s", err_line);
+		diag("wanted: %s", want);
+		CHECK(ret == -1 && lines == 1 && !strcmp(err_line, want), "%s error %zu:%s", what, i,
+		      bad[i].err);
+	}
+}
+
 /* ------------------------------------------------------------ options */
 
 struct topts {
@@ -336,6 +364,17 @@ static void test_json(void)
 
 /* -------------------------------------------------------------- config */
 
+static int load_config(const char *path)
+{
+	struct vg_config c;
+	int ret;
+
+	memset(&c, 0, sizeof(c));
+	ret = vg_config_load(path, &c);
+	vg_config_free(&c);
+	return ret;
+}
+
 static void test_config(void)
 {
 	struct vg_config c = {};
@@ -372,9 +411,7 @@ static void test_config(void)
 	vg_config_free(&c);
 
 	/* The errors docs/config.md lists, each "FILE:LINE: problem". */
-	static const struct {
-		const char *text, *err;
-	} bad[] = {
+	static const struct bad_file bad[] = {
 		{ "agents 1\n", ":1: unknown directive 'agents' (expected agent, defaults, allow, ack or lease)" },
 		{ "agent 0\n", ":1: 'agent' needs an id from 1 to 2^64-1 first, got '0'" },
 		{ "agent 1\nagent 1\n", ":2: agent 1 is declared twice" },
@@ -394,21 +431,7 @@ static void test_config(void)
 		{ "lease p id=1 duration-ms=10 candidates=x\n", ":1: candidates: expected up to 16 AGENT-ID[:PRIORITY] separated by commas" },
 		{ "lease p id=1 duration-ms=10 candidates=1\nlease q id=1 duration-ms=10 candidates=1\n", ":2: lease q (id 1) is declared twice" },
 	};
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		char want[512];
-
-		path = write_file("bad.conf", bad[i].text, 0644);
-		snprintf(want, sizeof(want), "vigil: %s%s\n", path, bad[i].err);
-		memset(&c, 0, sizeof(c));
-		capture_begin();
-		ret = vg_config_load(path, &c);
-		lines = capture_end();
-		diag("stderr: %s", err_line);
-		diag("wanted: %s", want);
-		CHECK(ret == -1 && lines == 1 && !strcmp(err_line, want), "agents file error %zu:%s",
-		      i, bad[i].err);
-		vg_config_free(&c);
-	}
+	check_bad_files("agents file", "bad.conf", 0644, load_config, bad, sizeof(bad) / sizeof(bad[0]));
 	capture_begin();
 	ret = vg_config_load("/nonexistent/agents.conf", &c);
 	lines = capture_end();
@@ -428,6 +451,17 @@ static void test_config(void)
 }
 
 /* ---------------------------------------------------------------- keys */
+
+static int load_keyfile(const char *path)
+{
+	struct vg_keyfile kf;
+	int ret;
+
+	memset(&kf, 0, sizeof(kf));
+	ret = vg_keyfile_load(path, false, &kf);
+	vg_keyfile_free(&kf);
+	return ret;
+}
 
 static void test_keys(void)
 {
@@ -458,30 +492,14 @@ static void test_keys(void)
 	      "a key file: both keys of agent 7, key 1 of agent 9, comments, upper-case hex");
 	vg_keyfile_free(&kf);
 
-	static const struct {
-		const char *text, *err;
-	} bad[] = {
+	static const struct bad_file bad[] = {
 		{ "7 0\n", ":1: expected 'AGENT-ID KEY-ID KEY' (3 fields), got 2" },
 		{ "7 2 00112233445566778899aabbccddeeff\n", ":1: key id '2' must be 0 or 1" },
 		{ "7 0 0011\n", ":1: key must be 32 hex digits (128 bits)" },
 		{ "1 0 00112233445566778899aabbccddeeff\n1 0 00112233445566778899aabbccddeeff\n",
 		  ":2: agent 1 key 0 is given twice" },
 	};
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		char want[512];
-
-		path = write_file("badkeys", bad[i].text, 0600);
-		snprintf(want, sizeof(want), "vigil: %s%s\n", path, bad[i].err);
-		memset(&kf, 0, sizeof(kf));
-		capture_begin();
-		ret = vg_keyfile_load(path, false, &kf);
-		lines = capture_end();
-		diag("stderr: %s", err_line);
-		diag("wanted: %s", want);
-		CHECK(ret == -1 && lines == 1 && !strcmp(err_line, want), "key file error %zu:%s", i,
-		      bad[i].err);
-		vg_keyfile_free(&kf);
-	}
+	check_bad_files("key file", "badkeys", 0600, load_keyfile, bad, sizeof(bad) / sizeof(bad[0]));
 	if (geteuid() == 0) {
 		path = write_file("loose", "7 0 00112233445566778899aabbccddeeff\n", 0644);
 		memset(&kf, 0, sizeof(kf));
@@ -517,6 +535,6 @@ int main(void)
 		if (system(cmd))
 			perror("removing the temporary directory");
 	}
-	printf("# %u passed, %u failed\n", n_cases - n_failed, n_failed);
-	return n_failed ? 1 : 0;
+	printf("# %u passed, %u failed\n", tap_count - tap_failed, tap_failed);
+	return tap_failed ? 1 : 0;
 }

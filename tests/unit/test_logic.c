@@ -1221,7 +1221,5 @@ int main(void)
 	test_evidence();
 	test_simulation();
 
-	printf("1..%u\n", n_cases);
-	printf("# %u passed, %u failed\n", n_cases - n_failed, n_failed);
-	return n_failed ? 1 : 0;
+	return check_finish();
 }
