@@ -323,10 +323,14 @@ wait_for 3 hanging || not_ok "the webhook request for event $S3 reaches the hang
 kill_bg beat-4 KILL
 if wait_for 3 has_event 4 suspect; then
 	S4=$(ev_seq 4 suspect)
-	late=$(ev_json 4 suspect | jq .late_us)
+	# A verdict the sweeper reached on time may still wait for evidence
+	# that the receive path is not behind (docs/design.md, "held"): that
+	# wait is reported in held_us and bounded by --hold-max-ms (200), so
+	# it is counted apart from the lateness.
+	read -r late held <<<"$(ev_json 4 suspect | jq -r '"\(.late_us) \(.held_us // 0)"')"
 	lag_ms=$(sqlite3 "$DB" "SELECT (recorded_wall_ns - detected_wall_ns) / 1000000 FROM events WHERE event_seq = $S4")
-	check_sh "while the webhook hangs, agent 4's SUSPECT is detected on time (late_us $late <= $LATE_MAX_US) and logged $lag_ms ms after detection (< 300)" \
-		'[ "$late" -ge 0 ] && [ "$late" -le "$LATE_MAX_US" ] && [ "$lag_ms" -lt 300 ]'
+	check_sh "while the webhook hangs, agent 4's SUSPECT is detected on time (late_us $late - held_us $held <= $LATE_MAX_US, held <= 200 ms) and logged $lag_ms ms after detection (< 300)" \
+		'[ "$late" -ge 0 ] && [ $((late - held)) -le "$LATE_MAX_US" ] && [ "$held" -le 200000 ] && [ "$lag_ms" -lt 300 ]'
 	check "... and the exec sink delivers it meanwhile" wait_for 2 test -s "$EXECD/$S4.json"
 else
 	not_ok "while the webhook hangs, agent 4's SUSPECT is detected and logged"
