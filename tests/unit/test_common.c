@@ -496,6 +496,9 @@ static void test_keys(void)
 		{ "7 0\n", ":1: expected 'AGENT-ID KEY-ID KEY' (3 fields), got 2" },
 		{ "7 2 00112233445566778899aabbccddeeff\n", ":1: key id '2' must be 0 or 1" },
 		{ "7 0 0011\n", ":1: key must be 32 hex digits (128 bits)" },
+		/* A 32-digit id with no key id: once read as agent 7, key 1. */
+		{ "00000000000000000000000000000071 00112233445566778899aabbccddeeff\n",
+		  ":1: expected 'AGENT-ID KEY-ID KEY' (3 fields), got 2" },
 		{ "1 0 00112233445566778899aabbccddeeff\n1 0 00112233445566778899aabbccddeeff\n",
 		  ":2: agent 1 key 0 is given twice" },
 	};

@@ -46,21 +46,27 @@ void vg_key_format(const struct vigil_key *k, char out[33])
 static int key_line(void *ctx, char *line, const char *path, int lineno)
 {
 	struct vg_keyfile *kf = ctx;
-	char id_s[32], kid_s[8], hex[40], extra[2], *end;
+	char *f[4], *save = NULL, *end, *id_s, *kid_s, *hex;
 	struct agent_auth *e;
 	struct vigil_key k;
 	unsigned long long id;
-	int n = sscanf(line, "%31s %7s %39s %1s", id_s, kid_s, hex, extra);
+	int n = 0;
 
+	/* Whole fields, whatever their length: a width-limited scanf would
+	 * split an over-long id into an id and a key id, silently. */
+	for (char *t = strtok_r(line, " \t\r\n", &save); t && n < 4;
+	     t = strtok_r(NULL, " \t\r\n", &save))
+		f[n++] = t;
 	if (n != 3) {
 		pr_warn("%s:%d: expected 'AGENT-ID KEY-ID KEY' (3 fields), got %d\n", path, lineno,
 			n);
 		return -1;
 	}
+	id_s = f[0], kid_s = f[1], hex = f[2];
 	errno = 0;
 	id = strtoull(id_s, &end, 10);
 	if (!isdigit((unsigned char)id_s[0]) || *end || errno || id == 0) {
-		pr_warn("%s:%d: agent id '%s' is not a whole number from 1 to 2^64-1\n", path,
+		pr_warn("%s:%d: agent id '%.40s' is not a whole number from 1 to 2^64-1\n", path,
 			lineno, id_s);
 		return -1;
 	}
