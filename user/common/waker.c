@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
 /* A worker thread's stop flag and wake-up (common/waker.h). */
+#include <signal.h>
 #include <time.h>
 #include "common/util.h"
 #include "common/waker.h"
@@ -39,4 +40,16 @@ void vg_waker_stop(struct vg_waker *w)
 	atomic_store(&w->stop, true);
 	pthread_cond_broadcast(&w->wake);
 	pthread_mutex_unlock(&w->lock);
+}
+
+int vg_worker_start(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+	sigset_t all, old;
+	int err;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	err = pthread_create(t, NULL, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return err;
 }

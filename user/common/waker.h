@@ -28,5 +28,10 @@ static inline bool vg_waker_stopping(struct vg_waker *w)
 /* Sleep up to ms, or until woken or stopped. */
 void vg_waker_nap(struct vg_waker *w, __u64 ms);
 void vg_waker_stop(struct vg_waker *w);
+/* pthread_create with every signal blocked in the new thread (and in the
+ * threads it starts): the daemon's handlers run in its main thread, and a
+ * peer that closes a pipe early gives EPIPE, not a SIGPIPE that ends the
+ * process. Returns pthread_create's result. */
+int vg_worker_start(pthread_t *t, void *(*fn)(void *), void *arg);
 
 #endif

@@ -834,7 +834,6 @@ int vg_alerter_start(const char *db_path, const struct vg_alert_cfg *cfg,
 		     struct vg_daemon_stats *ds, struct vg_alerter **out)
 {
 	struct vg_alerter *a;
-	sigset_t all, old;
 	__u64 seed = 0;
 	sqlite3 *db;
 
@@ -873,11 +872,8 @@ int vg_alerter_start(const char *db_path, const struct vg_alert_cfg *cfg,
 
 	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
 		seed = vg_mono_ns();
-	/* Workers block every signal: the daemon's handlers run in its own
-	 * thread, and a sink that closes its stdin early gives EPIPE, not a
-	 * SIGPIPE that would end the process. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
+	/* Workers block every signal (vg_worker_start): an exec sink that
+	 * closes its stdin early gives EPIPE. */
 	for (int i = 0; i < N_SINKS; i++) {
 		struct sink_worker *w = &a->w[i];
 
@@ -888,14 +884,12 @@ int vg_alerter_start(const char *db_path, const struct vg_alert_cfg *cfg,
 		w->rng = seed + (__u64)i * 0x632be59bd9b4e019ULL;
 		w->db = open_db(db_path);
 		if (!w->db || (i == SINK_WEBHOOK && !(w->multi = curl_multi_init())) ||
-		    pthread_create(&w->thread, NULL, worker_main, w)) {
-			pthread_sigmask(SIG_SETMASK, &old, NULL);
+		    vg_worker_start(&w->thread, worker_main, w)) {
 			pr_warn("alerts: cannot start the %s worker\n", sink_names[i]);
 			goto fail;
 		}
 		w->running = true;
 	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pr_info("alerts: %s%s%s%s%s; up to %u attempts, backoff %llu..%llu ms, timeout %llu ms\n",
 		cfg->exec_cmd ? "exec" : "", cfg->exec_cmd && cfg->webhook_url ? ", " : "",
 		cfg->webhook_url ? (cfg->alertmanager ? "webhook (alertmanager)" : "webhook (json)") : "",

@@ -32,7 +32,6 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -874,7 +873,6 @@ int vg_exporter_start(const char *db_path, const struct vg_export_cfg *cfg,
 		      struct vg_daemon_stats *ds, struct vg_exporter **out)
 {
 	struct vg_exporter *x;
-	sigset_t all, old;
 	char *save = NULL;
 	__u64 seed = 0;
 
@@ -919,15 +917,11 @@ int vg_exporter_start(const char *db_path, const struct vg_export_cfg *cfg,
 		(unsigned long long)waiting_rows(x), x->subject, cfg->stream, cfg->nats_urls);
 
 	/* The worker and the threads libnats starts from it block every
-	 * signal: the daemon's handlers run in its own thread. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	if (pthread_create(&x->thread, NULL, worker_main, x)) {
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	 * signal (vg_worker_start). */
+	if (vg_worker_start(&x->thread, worker_main, x)) {
 		pr_warn("export: cannot start the exporter thread\n");
 		goto fail;
 	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	x->running = true;
 	*out = x;
 	return 0;
