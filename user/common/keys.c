@@ -54,8 +54,8 @@ static int key_line(void *ctx, char *line, const char *path, int lineno)
 
 	/* Whole fields, whatever their length: a width-limited scanf would
 	 * split an over-long id into an id and a key id, silently. */
-	for (char *t = strtok_r(line, " \t\r\n", &save); t && n < 4;
-	     t = strtok_r(NULL, " \t\r\n", &save))
+	for (char *t = strtok_r(line, " \t", &save); t && n < 4;
+	     t = strtok_r(NULL, " \t", &save))
 		f[n++] = t;
 	if (n != 3) {
 		pr_warn("%s:%d: expected 'AGENT-ID KEY-ID KEY' (3 fields), got %d\n", path, lineno,
