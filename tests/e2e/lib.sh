@@ -62,6 +62,7 @@ E2E_TMP=
 declare -A PIDS=()
 E2E_NETNS=()
 E2E_PINS=()
+E2E_MOUNTS=() # mount points (e2e_mount), unmounted at exit
 
 ok() {
 	E2E_N=$((E2E_N + 1))
@@ -174,6 +175,9 @@ e2e_cleanup() {
 		[ -n "$pids" ] && kill -KILL $pids 2>/dev/null
 		ip netns del "$ns" 2>/dev/null
 	done
+	for pin in "${E2E_MOUNTS[@]}"; do
+		umount -l "$pin" 2>/dev/null
+	done
 	if [ -n "$E2E_TMP" ]; then
 		# E2E_KEEP=1 keeps the logs (event logs, daemon output) for a look.
 		if [ -n "${E2E_KEEP:-}" ]; then
@@ -183,6 +187,13 @@ e2e_cleanup() {
 		fi
 	fi
 	exit "$rc"
+}
+
+# e2e_mount ARGS... DIR: mount(8) ARGS on DIR (the last argument), which the
+# cleanup unmounts however the test ends.
+e2e_mount() {
+	mount "$@" || return 1
+	E2E_MOUNTS+=("${!#}")
 }
 
 e2e_finish() {

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,10 +64,16 @@ const char vg_lease_schema[] =
 	"CREATE TABLE IF NOT EXISTS lease_requests (lease_id INTEGER PRIMARY KEY,"
 	"  to_agent INTEGER, wall_ns INTEGER);";
 
-static int mkdir_parents(const char *path)
+/* The directories up to path's, creating what is missing: its own
+ * directory 0700 (the log holds agent names, alert payloads and the lease
+ * history), the ones above it 0755. An existing directory that others may
+ * write could swap the database or plant its -wal/-shm: refused, unless
+ * it is sticky (like /tmp: others cannot rename or remove our files). */
+static int log_dir(const char *path)
 {
 	char *dup = strdup(path), *dir;
-	int ret = 0;
+	struct stat sb;
+	int ret = -1;
 
 	if (!dup)
 		return -1;
@@ -76,13 +83,48 @@ static int mkdir_parents(const char *path)
 			continue;
 		*p = '\0';
 		if (mkdir(dir, 0755) && errno != EEXIST)
-			ret = -1;
+			goto out;
 		*p = '/';
 	}
-	if (mkdir(dir, 0755) && errno != EEXIST)
-		ret = -1;
+	if (mkdir(dir, 0700) && errno != EEXIST)
+		goto out;
+	if (stat(dir, &sb))
+		goto out;
+	if ((sb.st_mode & (S_IWGRP | S_IWOTH)) && !(sb.st_mode & S_ISVTX)) {
+		pr_warn("%s: its directory %s is writable by others (mode %04o), who could "
+			"replace the event log; chmod go-w it or use another --db\n", path, dir,
+			(unsigned)(sb.st_mode & 07777));
+		errno = EPERM;
+		goto out;
+	}
+	ret = 0;
+out:
+	if (ret && errno != EPERM)
+		pr_warn("%s: cannot create its directory %s: %s\n", path, dir, strerror(errno));
 	free(dup);
 	return ret;
+}
+
+/* Create path 0600 if it does not exist (SQLite gives its -wal and -shm
+ * the database's mode), or take group and world access away from an
+ * existing log made by an older version. */
+static int private_file(const char *path, bool say)
+{
+	struct stat sb;
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+	if (fd >= 0)
+		return close(fd);
+	if (errno != EEXIST)
+		return -1;
+	if (stat(path, &sb))
+		return errno == ENOENT ? 0 : -1;
+	if (!(sb.st_mode & 077))
+		return 0;
+	if (say)
+		pr_info("%s: mode %04o gave others access to the event log; now 0600\n", path,
+			(unsigned)(sb.st_mode & 07777));
+	return chmod(path, sb.st_mode & 07700);
 }
 
 static int exec_sql(sqlite3 *db, const char *sql, const char *what)
@@ -114,22 +156,78 @@ static __u32 state_from_name(const char *s)
 	return VIGIL_AGENT_FREE;
 }
 
+/* What is at path before SQLite opens it: nothing or an empty file (a
+ * new log), an SQLite database, or something else, which is refused with
+ * nothing touched (--db pointing at the wrong file). */
+static int looks_like_sqlite(const char *path)
+{
+	static const char magic[16] = "SQLite format 3";
+	char head[16];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		pr_warn("%s: cannot read the event log: %s\n", path, strerror(errno));
+		return -1;
+	}
+	n = read(fd, head, sizeof(head));
+	close(fd);
+	if (n == 0 || (n == (ssize_t)sizeof(head) && !memcmp(head, magic, sizeof(magic))))
+		return 0;
+	pr_warn("%s: not an SQLite database (nothing was changed); point --db at the event "
+		"log, or at a new file\n", path);
+	return -1;
+}
+
+/* The log must be writable and ours to write before its health is judged:
+ * a read-only file system or another writer holding the lock past the
+ * busy timeout is an error with nothing touched, never "damage". */
+static int writable(sqlite3 *db, const char *path)
+{
+	if (sqlite3_db_readonly(db, "main") == 1) {
+		pr_warn("%s: the event log is read-only (%s); vigil run needs to write it\n", path,
+			access(path, W_OK) ? strerror(errno) : "opened read-only");
+		return -1;
+	}
+	if (vg_sql_exec(db, "BEGIN IMMEDIATE") && vg_sql_exec(db, "ROLLBACK"))
+		return 0;
+	if (sqlite3_errcode(db) == SQLITE_CORRUPT || sqlite3_errcode(db) == SQLITE_NOTADB)
+		return 0; /* for check_integrity to judge */
+	pr_warn("%s: cannot write the event log: %s%s\n", path, sqlite3_errmsg(db),
+		sqlite3_errcode(db) == SQLITE_BUSY ?
+			" (another process holds its lock: a second vigil run on this --db?)" :
+			"");
+	return -1;
+}
+
 /* A database whose pages are damaged (a torn or truncated file) is moved
  * aside, never trusted: the daemon starts a new one and reconciles the
  * current state from the maps. SQLite itself drops a torn WAL tail, whose
- * frames fail their checksums. */
+ * frames fail their checksums. Only a check that ran and found damage, or
+ * SQLite's own verdict of corruption, counts: any other failure (I/O, a
+ * lock, no memory) is an error that leaves the file alone. */
 static int check_integrity(sqlite3 **db, const char *path)
 {
 	sqlite3_stmt *st = NULL;
 	char aside[4096];
-	int ok = 0;
+	int rc, err;
 
-	if (sqlite3_prepare_v2(*db, "PRAGMA quick_check", -1, &st, NULL) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW)
-		ok = !strcmp((const char *)sqlite3_column_text(st, 0), "ok");
-	sqlite3_finalize(st);
-	if (ok)
+	rc = sqlite3_prepare_v2(*db, "PRAGMA quick_check", -1, &st, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && !strcmp(vg_col_text(st, 0), "ok")) {
+		sqlite3_finalize(st);
 		return 0;
+	}
+	sqlite3_finalize(st);
+	err = sqlite3_extended_errcode(*db) & 0xff;
+	if (rc != SQLITE_ROW && err != SQLITE_CORRUPT && err != SQLITE_NOTADB) {
+		pr_warn("%s: checking the event log failed: %s (nothing was changed)\n", path,
+			sqlite3_errmsg(*db));
+		return -1;
+	}
 	snprintf(aside, sizeof(aside), "%s.corrupt-%llu", path, (unsigned long long)vg_wall_ns());
 	pr_warn("event log %s is damaged; moving it to %s and starting a new one (current state "
 		"is reconciled from the maps)\n", path, aside);
@@ -144,6 +242,8 @@ static int check_integrity(sqlite3 **db, const char *path)
 		snprintf(b, sizeof(b), "%s%s", aside, sfx);
 		rename(a, b);
 	}
+	if (private_file(path, false))
+		return -1;
 	return sqlite3_open(path, db) == SQLITE_OK ? 0 : -1;
 }
 
@@ -230,32 +330,61 @@ static int load_jsonl(struct vg_eventlog *log, const char *path)
 	return 0;
 }
 
+/* The database file, checked and open: see log_dir, looks_like_sqlite,
+ * private_file, writable and check_integrity for what is refused. */
+static int open_db(struct vg_eventlog *log, const char *db_path)
+{
+	if (log_dir(db_path) || looks_like_sqlite(db_path))
+		return -1;
+	if (private_file(db_path, true)) {
+		pr_warn("%s: cannot create the event log: %s\n", db_path, strerror(errno));
+		return -1;
+	}
+	for (const char *sfx = "-wal"; sfx; sfx = strcmp(sfx, "-wal") ? NULL : "-shm") {
+		char side[4200];
+
+		snprintf(side, sizeof(side), "%s%s", db_path, sfx);
+		if (!access(side, F_OK) && private_file(side, true)) {
+			pr_warn("%s: cannot make it private: %s\n", side, strerror(errno));
+			return -1;
+		}
+	}
+	if (sqlite3_open_v2(db_path, &log->db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+		pr_warn("%s: cannot open event log: %s\n", db_path, sqlite3_errmsg(log->db));
+		return -1;
+	}
+	sqlite3_busy_timeout(log->db, 5000);
+	return writable(log->db, db_path) || check_integrity(&log->db, db_path) ? -1 : 0;
+}
+
+/* The export, created 0600 like the database. */
+static FILE *open_jsonl(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	FILE *f = fd < 0 ? NULL : fdopen(fd, "a");
+
+	if (fd >= 0 && !f)
+		close(fd);
+	return f;
+}
+
 int vg_eventlog_open(struct vg_eventlog *log, const char *db_path, const char *jsonl_path,
 		     __u64 instance_id)
 {
 	memset(log, 0, sizeof(*log));
 	log->path = db_path;
 	log->instance_id = instance_id;
-	if (mkdir_parents(db_path)) {
-		pr_warn("%s: cannot create its directory: %s\n", db_path, strerror(errno));
-		return -1;
-	}
-	if (sqlite3_open(db_path, &log->db) != SQLITE_OK) {
-		pr_warn("%s: cannot open event log: %s\n", db_path, sqlite3_errmsg(log->db));
+	if (open_db(log, db_path))
 		goto fail;
-	}
-	sqlite3_busy_timeout(log->db, 5000);
-	if (check_integrity(&log->db, db_path) ||
-	    exec_sql(log->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", "setting WAL") ||
+	if (exec_sql(log->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", "setting WAL") ||
 	    exec_sql(log->db, schema, "creating the schema") || add_columns(log->db) ||
 	    load(log)) {
-		pr_warn("%s: cannot use event log: %s\n", db_path,
-			log->db ? sqlite3_errmsg(log->db) : "reopen failed");
+		pr_warn("%s: cannot use event log: %s\n", db_path, sqlite3_errmsg(log->db));
 		goto fail;
 	}
 	if (jsonl_path) {
-		if (mkdir_parents(jsonl_path) || load_jsonl(log, jsonl_path) ||
-		    !(log->jsonl = fopen(jsonl_path, "a"))) {
+		if (log_dir(jsonl_path) || load_jsonl(log, jsonl_path) ||
+		    !(log->jsonl = open_jsonl(jsonl_path))) {
 			pr_warn("%s: cannot open the JSON-lines export: %s\n", jsonl_path,
 				strerror(errno));
 			goto fail;
