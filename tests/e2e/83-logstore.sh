@@ -10,6 +10,9 @@
 #   2. modes: under umask 022 the log, its -wal and -shm and the JSON-lines
 #      export are created 0600, the directory vigil creates 0700; an old
 #      0644 log is made 0600.
+#   3. (item 14) a reconcile whose commit fails (an SQLite trigger fails the
+#      reconciled rows) is counted in vigil_log_errors_total and retried;
+#      once writes succeed the row lands exactly once.
 #
 # Network: one namespace vg$$l with only loopback (skb-mode XDP on lo).
 # check_sh evaluates its single-quoted condition later (SC2016); small
@@ -119,6 +122,49 @@ start_daemon_or_die "vigil run on a 0644 log" daemon "$NS" "$PIN" "${RUN[@]:0:8}
 	--metrics off
 check "an existing 0644 log is made 0600 (now $(mode "$D/v.db")), and says so" \
 	sh -c "[ \"\$(stat -c %a '$D/v.db')\" = 600 ] && grep -q 'now 0600' '$E2E_TMP/daemon.err'"
+kill_bg daemon TERM
+cleanup_pin
+
+# ------------------------------------------- 3. a reconcile that cannot commit
+# Agent 2 dies while a daemon records it; with the daemon stopped (the
+# instance stays), its rows are deleted, as if its event had been lost, and a
+# trigger makes every reconciled row fail while the table inject has a row.
+# The next daemon reconciles agent 2 at start: the commit fails, which must be
+# counted and retried, and once the fault is gone the row lands exactly once.
+R=$E2E_TMP/reconcile.db
+PORT=19783
+metric() {
+	in_ns "$NS" curl -sS --max-time 2 "http://127.0.0.1:$PORT/metrics" 2>/dev/null |
+		awk -v s="$1" '$1 == s { print $2 }'
+}
+rows2() { q "$R" "SELECT count(*) || '/' || ifnull(sum(reconciled), 0) FROM events WHERE agent_id = 2"; }
+start_daemon_or_die "vigil run (reconcile)" daemon "$NS" "$PIN" "${RUN[@]:0:8}" --db "$R" --metrics off
+for a in 1 2; do
+	start_beater "beat$a" "$NS" --id "$a" --target 127.0.0.1 --interval-ms 100 --keys "$KEYS"
+done
+dead_logged() { [ "$(q "$R" "SELECT count(*) FROM events WHERE agent_id = 2 AND state = 'dead'")" -ge 1 ]; }
+both_alive() { [ "$(q "$R" "SELECT count(DISTINCT agent_id) FROM events WHERE state = 'alive'")" -ge 2 ]; }
+wait_for 10 both_alive || die "agents 1 and 2 never logged alive"
+kill_bg beat2 KILL
+wait_for 10 dead_logged || die "agent 2 never logged dead ($(rows2))"
+kill_bg daemon TERM
+q "$R" "DELETE FROM events WHERE agent_id = 2; CREATE TABLE inject(x); INSERT INTO inject VALUES (1);
+	CREATE TRIGGER inject_fail BEFORE INSERT ON events WHEN NEW.reconciled = 1 AND
+	EXISTS (SELECT 1 FROM inject) BEGIN SELECT RAISE(ABORT, 'injected write failure'); END;"
+start_daemon_or_die "vigil run (reconcile, failing)" daemon "$NS" "$PIN" "${RUN[@]:0:8}" --db "$R" \
+	--metrics "127.0.0.1:$PORT"
+failing() { [ "$(metric vigil_log_errors_total)" -ge 2 ] 2>/dev/null; }
+wait_for 10 failing
+check_sh "a reconcile whose commit fails is counted and retried (vigil_log_errors_total $(metric vigil_log_errors_total), rows of agent 2 $(rows2), \"$(grep -o 'recording .* retrying' "$E2E_TMP/daemon.err" | head -n 1)\")" \
+	'[ "$(rows2)" = 0/0 ] && failing && grep -q "reconciled transition(s) failed (start); retrying" "$E2E_TMP/daemon.err"'
+q "$R" "DELETE FROM inject"
+landed() { [ "$(rows2)" = 1/1 ]; }
+wait_for 10 landed
+check "once writes succeed the retry records agent 2 exactly once, reconciled (rows/reconciled $(rows2))" landed
+sleep 1.5
+check_sh "and not again (rows/reconciled $(rows2); vigil_events_reconciled_total $(metric vigil_events_reconciled_total))" \
+	'[ "$(rows2)" = 1/1 ] && [ "$(metric vigil_events_reconciled_total)" = 1 ]'
+kill_bg beat1
 kill_bg daemon TERM
 cleanup_pin
 

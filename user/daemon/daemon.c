@@ -253,6 +253,8 @@ static int housekeeping(struct daemon *d)
 	if (st.ringbuf_full != d->ringbuf_full_seen) {
 		d->ringbuf_full_seen = st.ringbuf_full;
 		vg_daemon_reconcile(d, "ring buffer was full");
+	} else if (d->reconcile_due) {
+		vg_daemon_reconcile(d, "retry after a failed commit");
 	}
 	vg_daemon_storm(d, &st);
 	retention(d, vg_mono_ns());

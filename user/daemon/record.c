@@ -173,7 +173,6 @@ static int reconcile_one(__u32 slot, const struct agent_slot *s, void *ctx)
 	v.reconciled = true;
 	record(d, &v);
 	d->reconciled++;
-	atomic_fetch_add(&d->ds.events_reconciled, 1);
 	return 0;
 }
 
@@ -181,6 +180,7 @@ void vg_daemon_reconcile(struct daemon *d, const char *why)
 {
 	struct vigil_globals g;
 	__u64 before = d->reconciled;
+	bool retry = d->reconcile_due;
 	__u32 zero = 0;
 
 	/* Only transitions the ring buffer has had its chance to deliver: read
@@ -188,12 +188,24 @@ void vg_daemon_reconcile(struct daemon *d, const char *why)
 	 * that is still on its way through the ring and must not be recorded
 	 * here (it would be mislabelled reconciled, or land out of order). */
 	d->reconcile_upto = bpf_map_lookup_elem(d->maps.globals, &zero, &g) ? 0 : g.event_seq;
+	d->reconcile_due = true;
 	if (vg_daemon_drain(d))
 		return;
 	vg_agent_foreach(&d->maps, reconcile_one, d);
+	/* A failed commit rolled the reconciled rows back: nothing else would
+	 * bring them back before the next ring-buffer overflow or restart, so
+	 * housekeeping retries until one commits. */
+	if (vg_eventlog_sync(&d->log)) {
+		atomic_fetch_add(&d->ds.log_errors, 1);
+		if (!retry) /* said once; log_errors counts every attempt */
+			pr_warn("recording %llu reconciled transition(s) failed (%s); retrying\n",
+				(unsigned long long)(d->reconciled - before), why);
+		d->reconciled = before;
+		return;
+	}
+	d->reconcile_due = false;
+	atomic_fetch_add(&d->ds.events_reconciled, d->reconciled - before);
 	if (d->reconciled != before)
 		pr_info("reconciled %llu transition(s) from the maps (%s)\n",
 			(unsigned long long)(d->reconciled - before), why);
-	vg_eventlog_sync(&d->log);
 }
-

@@ -40,6 +40,7 @@ struct daemon {
 	__u64 ringbuf_full_seen;
 	__u64 reconciled;
 	__u64 reconcile_upto;       /* reconcile transitions up to this event_seq */
+	bool reconcile_due;         /* the last reconcile did not commit: retry */
 	/* Storm control (storm.c): over budget, acknowledgements recommend a
 	 * slower interval; hysteresis keeps it from flapping. */
 	struct {
