@@ -5,7 +5,8 @@
 #   - /metrics passes `promtool check metrics`, is served as text format
 #     0.0.4, shows two beating agents alive and a killed one dead (one-hot),
 #     counts beats, and every histogram is cumulative and ends with
-#     +Inf == _count; /healthz and /readyz answer 200, other paths 404.
+#     +Inf == _count; /healthz and /readyz answer 200, other paths 404;
+#     100 idle connections neither lock /healthz out nor stay open long.
 #   - A malformed --metrics address and a port already taken each fail with
 #     one line on stderr and a non-zero exit, before anything is pinned; the
 #     running daemon keeps serving.
@@ -217,6 +218,33 @@ check "GET /healthz answers 200 while the sweeper runs ($r: $(head -c 80 "$E2E_T
 	grep -q '^200 ' <<<"$r"
 r=$(fetch /readyz "$E2E_TMP/readyz")
 check "GET /readyz answers 200 after the initial drain ($r)" grep -q '^200 ' <<<"$r"
+
+# Any process on the node may connect: IDLE connections that never send a
+# request must neither lock the liveness probe out nor be held for long.
+IDLE=100
+start_bg idle "$NS" python3 -c '
+import socket, sys, time
+n, port = int(sys.argv[1]), int(sys.argv[2])
+socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(n)]
+print("open", len(socks), flush=True)
+t0 = time.monotonic()
+for s in socks:
+	s.settimeout(max(0.1, 20 - (time.monotonic() - t0)))
+	try:
+		s.recv(1)
+	except OSError:
+		pass
+print("closed after %.1f s" % (time.monotonic() - t0), flush=True)
+' "$IDLE" "$PORT"
+wait_for 10 grep -q '^open' "$E2E_TMP/idle.out"
+r=$(in_ns "$NS" curl -sS -g --max-time 1 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/healthz" 2>&1)
+check "GET /healthz answers 200 within 1 s beside $IDLE idle connections ($(head -c 40 "$E2E_TMP/idle.out"); $r)" \
+	[ "$r" = 200 ]
+wait_for 20 grep -q '^closed' "$E2E_TMP/idle.out"
+closed=$(awk '/^closed/ { print $3 }' "$E2E_TMP/idle.out")
+check "the server closes idle connections within 10 s (after ${closed:-more than 20} s)" \
+	awk -v t="${closed:-99}" 'BEGIN { exit !(t <= 10) }'
+kill_bg idle
 r=$(fetch /nope "$E2E_TMP/nope")
 check "GET /nope answers 404 ($r)" grep -q '^404 ' <<<"$r"
 r=$(fetch /metrics/ "$E2E_TMP/nope")

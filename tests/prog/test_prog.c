@@ -1923,6 +1923,9 @@ static void run_packet_tests(void)
 			"maximum interval; their keys in vigil_auth, a fresh vigil_guard",
 			N_PKT_AGENTS))
 		return;
+	tap_result(add_agent(0, PKT_MIN_MS, PKT_MAX_MS, PKT_MULT, NULL) == -EINVAL &&
+			   vg_agent_get(&maps, 0, NULL, &s) == -ENOENT,
+		   "registration: agent id 0 (\"no agent\") is refused with EINVAL, nothing added");
 
 	for (size_t i = 0; i < sizeof(pkt_cases) / sizeof(pkt_cases[0]); i++)
 		run_pkt_case(&pkt_cases[i]);

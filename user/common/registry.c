@@ -55,6 +55,10 @@ int vg_agent_add(const struct vg_maps *m, const struct vg_agent_def *d, __u32 *h
 	__u32 n = m->max_agents;
 	int found = 0;
 
+	/* Id 0 is "no agent" on the wire and in the maps (a lease's holder,
+	 * an empty slot): registering it would make "nobody" an agent. */
+	if (d->id == 0)
+		return -EINVAL;
 	if (bpf_map_lookup_elem(m->index, &d->id, &existing) == 0)
 		return -EEXIST;
 	for (__u32 k = 0; k < n; k++) {

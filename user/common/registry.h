@@ -23,7 +23,8 @@ void vg_agent_def_default(struct vg_agent_def *d, __u64 id);
 /* Register an agent: claim a free slot, publish it in the index and hand it
  * to the sweeper. *hint (may be NULL) is where the search for a free slot
  * starts and is advanced, which makes bulk registration linear.
- * Returns 0, -EEXIST, -ENOSPC, or another -errno. */
+ * Returns 0, -EINVAL (id 0, never registered), -EEXIST, -ENOSPC, or another
+ * -errno. */
 int vg_agent_add(const struct vg_maps *m, const struct vg_agent_def *d, __u32 *hint);
 /* Replace an agent's keys and policy (key rotation, allowlist changes). */
 int vg_agent_set_auth(const struct vg_maps *m, __u32 slot, const struct agent_auth *a);

@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
@@ -855,6 +856,26 @@ fail:
 	return err;
 }
 
+/* Any process on the node can connect to the health port, and the kubelet's
+ * liveness probe must still get in: idle connections are closed after a few
+ * seconds (a scrape or a probe takes milliseconds), and the limit is far above
+ * what the scrapers and probes of one node hold, bounded by what the
+ * process may open beside its maps, log and sockets. */
+#define HTTP_IDLE_S 5
+#define HTTP_MAX_CONNECTIONS 512
+#define HTTP_FDS_KEPT 128
+
+static unsigned int connection_limit(void)
+{
+	struct rlimit rl;
+	rlim_t n = HTTP_MAX_CONNECTIONS;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur < n + HTTP_FDS_KEPT)
+		n = rl.rlim_cur > 2 * HTTP_FDS_KEPT ? rl.rlim_cur - HTTP_FDS_KEPT : HTTP_FDS_KEPT;
+	return (unsigned int)n;
+}
+
 int vg_metrics_serve(struct vg_metrics *mt, const struct vg_maps *m, struct vg_daemon_stats *ds,
 		     __u32 max_agents)
 {
@@ -874,8 +895,8 @@ int vg_metrics_serve(struct vg_metrics *mt, const struct vg_maps *m, struct vg_d
 				     MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, mt,
 				     MHD_OPTION_LISTEN_SOCKET, mt->fd,
 				     MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-				     MHD_OPTION_CONNECTION_LIMIT, (unsigned int)32,
-				     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30,
+				     MHD_OPTION_CONNECTION_LIMIT, connection_limit(),
+				     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)HTTP_IDLE_S,
 				     MHD_OPTION_END);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	/* From here libmicrohttpd owns the socket (MHD_stop_daemon closes it).

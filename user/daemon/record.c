@@ -67,7 +67,9 @@ static void learn(struct daemon *d, __u64 agent_id)
 	struct vg_agent_def def;
 	int lock, err;
 
-	if (d->learned >= d->o->learn_cap)
+	/* Id 0 is never registered (docs/wire-format.md): its beats stay
+	 * counted as unknown_agent. */
+	if (agent_id == 0 || d->learned >= d->o->learn_cap)
 		return;
 	vg_agent_def_default(&def, agent_id);
 	vg_auth_for(&d->maps, NULL, agent_id, "learned", &def.auth);
