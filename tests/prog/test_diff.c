@@ -143,16 +143,17 @@ static void wr32(__u8 *p, __u32 v)
 
 /* ---------------------------------------------------------------- agents */
 
-/* The registered fleet. id 0 is there on purpose: a beat too short to name
- * its agent must never be counted against agent 0. Key bits: which of
- * key[0], key[1] are valid (0: none, every beat is refused). */
+/* The registered fleet. Id 0 is not in it: the registry refuses it (it is
+ * "no agent"), so a beat naming it, or too short to name any agent, is an
+ * unknown agent's. Key bits: which of key[0], key[1] are valid (0: none,
+ * every beat is refused). */
 static const struct agent_spec {
 	__u64 id;
 	__u32 valid;
 	int fenced; /* in group "fenced", whose allowlist is below */
 	__u32 min_ms, max_ms;
 } specs[N_AGENTS] = {
-	{ 0, 1, 0, 600000, 3600000 },
+	{ 3, 1, 0, 600000, 3600000 },
 	{ 1, 2, 0, 600000, 3600000 },
 	{ 2, 3, 0, 900000, 7200000 },
 	{ 0x0123456789abcdefULL, 3, 0, 600000, 600000 }, /* min == max */
