@@ -100,7 +100,7 @@ $(BUILD)/test_policy: tests/unit/test_policy.c user/daemon/policy.c user/common/
 	$(CC) $(TEST_CFLAGS) $(INPUTS) -o $@ -lm
 
 # The option tables, the JSON writer, the agents file and key file parsers.
-COMMON_TESTED := $(addprefix user/common/,options.c json.c config.c keys.c registry.c util.c \
+COMMON_TESTED := $(addprefix user/common/,options.c json.c config.c keys.c registry.c util.c secret.c \
 	log.c u64map.c event.c)
 $(BUILD)/test_common: tests/unit/test_common.c $(COMMON_TESTED)
 	$(CC) $(TEST_CFLAGS) $(INPUTS) -o $@ -lbpf -lelf -lz

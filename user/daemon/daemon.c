@@ -40,6 +40,8 @@ void vg_run_opts_free(struct vg_run_opts *o)
 {
 	vg_config_free(&o->config);
 	vg_keyfile_free(&o->keys);
+	for (size_t i = 0; i < sizeof(o->owned) / sizeof(o->owned[0]); i++)
+		free(o->owned[i]);
 }
 
 static volatile sig_atomic_t stop_requested, reload_requested;

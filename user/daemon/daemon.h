@@ -38,6 +38,10 @@ struct vg_run_opts {
 	__u32 storm_beats_per_sec, storm_events_per_sec, storm_interval_ms;
 	struct vg_alert_cfg acfg;
 	struct vg_export_cfg xcfg;
+	/* --alert-webhook-file, --export-nats-file; what they and the
+	 * environment gave, and URLs moved off argv, are held in owned[]. */
+	const char *webhook_file, *nats_file;
+	char *owned[2];
 	struct vg_escalation esc; /* its configuration part */
 };
 
