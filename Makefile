@@ -31,6 +31,7 @@ INPUTS = $(filter-out %.h,$^)
 LIBS := -lbpf -lelf -lz -lpthread -lsqlite3 -lm -lmicrohttpd
 LIBS += -lcurl # alert webhooks (user/daemon/alert.c)
 LIBS += -lnats # NATS JetStream export (user/daemon/export.c)
+LIBS += -lcrypto # an nkey seed's public key (user/daemon/natsauth.c)
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-Iinclude -Ibpf -I. -MMD -MP
 

@@ -28,6 +28,7 @@ BUILD_PACKAGES=(
 	libmicrohttpd-dev # Prometheus metrics endpoint
 	libcurl4-openssl-dev # webhook alert sink
 	libnats-dev     # NATS JetStream export (user/daemon/export.c)
+	libssl-dev      # libcrypto: an nkey seed's public key (user/daemon/natsauth.c)
 )
 PACKAGES=(
 	"${BUILD_PACKAGES[@]}"
@@ -41,6 +42,7 @@ PACKAGES=(
 	sqlite3         # inspecting the event log in tests
 	prometheus      # promtool validates the metrics output (no service is started)
 	nats-server     # the 3-node JetStream cluster of tests/e2e/90-nats.sh
+	openssl         # tests/e2e/91-nats-auth.sh: a test CA, certificates, an nkey
 	curl            # tests/e2e/60-metrics.sh fetches /metrics, /healthz, /readyz
 	strace          # tests/e2e/95-deploy.sh checks vigil's syscalls against the unit's filter
 	systemd         # systemd-analyze verifies the unit (tests/e2e/95-deploy.sh)

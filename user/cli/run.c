@@ -122,6 +122,18 @@ static const struct vg_opt opts[] = {
 	{ VG_OPT_STR(0, "export-nats-file", RUN, nats_file, "FILE",
 		     "the NATS URLs from FILE, private to you (mode 0600), kept off the command "
 		     "line; or set " URL_ENV_NATS) },
+	{ VG_OPT_STR(0, "export-nats-creds", RUN, xcfg.creds_file, "FILE",
+		     "authenticate with a user credentials file (JWT and nkey seed; mode 0600)") },
+	{ VG_OPT_STR(0, "export-nats-nkey", RUN, xcfg.nkey_file, "FILE",
+		     "authenticate with the user nkey seed (SU...) in FILE (mode 0600)") },
+	{ VG_OPT_STR(0, "export-nats-user-file", RUN, xcfg.user_file, "FILE",
+		     "authenticate with USER:PASSWORD, or a token, from FILE (mode 0600)") },
+	{ VG_OPT_STR(0, "export-nats-ca", RUN, xcfg.ca_file, "FILE",
+		     "TLS: trust the CA certificates in FILE (PEM) to sign the servers'") },
+	{ VG_OPT_STR(0, "export-nats-cert", RUN, xcfg.cert_file, "FILE",
+		     "TLS: present the client certificate chain in FILE (PEM)") },
+	{ VG_OPT_STR(0, "export-nats-key", RUN, xcfg.key_file, "FILE",
+		     "TLS: the client certificate's private key (PEM, mode 0600)") },
 	{ VG_OPT_STR(0, "export-stream", RUN, xcfg.stream, "NAME", "JetStream stream") },
 	{ VG_OPT_STR(0, "export-host", RUN, xcfg.host, "NAME",
 		     "subject token and message-id prefix"),
@@ -208,7 +220,8 @@ static int check(struct vg_run_opts *ro)
 	if (url_from(&ro->acfg.webhook_url, ro->webhook_file, URL_ENV_WEBHOOK, &ro->owned[0],
 		     "alert-webhook", "--alert-webhook-file or " URL_ENV_WEBHOOK) ||
 	    url_from(&ro->xcfg.nats_urls, ro->nats_file, URL_ENV_NATS, &ro->owned[1],
-		     "export-nats", "--export-nats-file or " URL_ENV_NATS) ||
+		     "export-nats", "--export-nats-file, " URL_ENV_NATS " or the "
+		     "--export-nats-creds, -nkey and -user-file options") ||
 	    vg_alert_cfg_check(&ro->acfg) || vg_export_cfg_check(&ro->xcfg))
 		return 2;
 	if (ro->config_path && vg_config_load(ro->config_path, &ro->config))

@@ -45,7 +45,9 @@
 #include "daemon/dstats.h"
 #include "common/eventlog.h"
 #include "daemon/export.h"
+#include "daemon/natsauth.h"
 #include "common/log.h"
+#include "common/secret.h"
 #include "common/sql.h"
 #include "common/waker.h"
 #include "common/util.h"
@@ -114,8 +116,19 @@ static int check_urls(const char *arg)
 
 int vg_export_cfg_check(const struct vg_export_cfg *cfg)
 {
+	struct vg_nats_auth a;
+
 	if (cfg->nats_urls && check_urls(cfg->nats_urls))
 		return -1;
+	if (!cfg->nats_urls && (cfg->creds_file || cfg->nkey_file || cfg->user_file ||
+				cfg->ca_file || cfg->cert_file || cfg->key_file)) {
+		pr_warn("--export-nats-creds, -nkey, -user-file, -ca, -cert and -key need "
+			"--export-nats\n");
+		return -1;
+	}
+	if (vg_nats_auth_load(cfg, &a))
+		return -1;
+	vg_nats_auth_free(&a);
 	if (!token_ok(cfg->stream)) {
 		pr_warn("--export-stream: '%s' is not a stream name (1-%d of A-Z a-z 0-9 _ -)\n",
 			cfg->stream, NAME_MAX_LEN);
@@ -171,9 +184,12 @@ struct vg_exporter {
 	char host[NAME_MAX_LEN + 1];
 	char subject[sizeof(VG_EXPORT_SUBJECT_PREFIX) + NAME_MAX_LEN];
 	char target[2 * NAME_MAX_LEN + sizeof(VG_EXPORT_SUBJECT_PREFIX) + 2];
-	char *urls_buf;
+	char *urls_buf;         /* the URLs, split */
+	size_t urls_len;
 	const char *urls[MAX_URLS];
 	int n_urls;
+	char urls_shown[1024];  /* the URLs without credentials, for messages */
+	struct vg_nats_auth auth;
 	struct vg_daemon_stats *ds;
 	struct vg_waker w; /* its lock guards nc against vg_exporter_stop's close */
 	pthread_t thread;
@@ -467,13 +483,23 @@ static void on_disconnected(natsConnection *nc, void *closure)
 			"event log)\n");
 }
 
+/* The server a connection is on, without credentials. */
+static const char *connected_url(natsConnection *nc, char *buf, size_t len)
+{
+	char url[1024] = "";
+
+	natsConnection_GetConnectedUrl(nc, url, sizeof(url));
+	vg_url_redact(url, buf, len);
+	explicit_bzero(url, sizeof(url));
+	return buf;
+}
+
 static void on_reconnected(natsConnection *nc, void *closure)
 {
-	char url[256] = "";
+	char url[256];
 
 	(void)closure;
-	natsConnection_GetConnectedUrl(nc, url, sizeof(url));
-	pr_info("export: reconnected to NATS at %s\n", url);
+	pr_info("export: reconnected to NATS at %s\n", connected_url(nc, url, sizeof(url)));
 }
 
 static int connect_nats(struct vg_exporter *x)
@@ -482,7 +508,7 @@ static int connect_nats(struct vg_exporter *x)
 	natsOptions *o = NULL;
 	jsCtx *js = NULL;
 	jsOptions jo;
-	char name[NAME_MAX_LEN + 16], url[256] = "";
+	char name[NAME_MAX_LEN + 16], url[256];
 	natsStatus s;
 
 	snprintf(name, sizeof(name), "vigil-export %s", x->host);
@@ -513,12 +539,14 @@ static int connect_nats(struct vg_exporter *x)
 	if (s == NATS_OK)
 		s = natsOptions_SetReconnectedCB(o, on_reconnected, x);
 	if (s == NATS_OK)
+		s = vg_nats_auth_apply(o, &x->cfg, &x->auth);
+	if (s == NATS_OK)
 		s = natsConnection_Connect(&nc, o);
 	natsOptions_Destroy(o);
 	if (s != NATS_OK) {
 		char step[64 + 256];
 
-		snprintf(step, sizeof(step), "connecting to NATS (%.256s)", x->cfg.nats_urls);
+		snprintf(step, sizeof(step), "connecting to NATS (%.256s)", x->urls_shown);
 		return failed(x, step, nats_why(s));
 	}
 	jsOptions_Init(&jo);
@@ -534,8 +562,7 @@ static int connect_nats(struct vg_exporter *x)
 	if (stopping(x))
 		natsConnection_Close(nc); /* stop raced with the connect */
 	pthread_mutex_unlock(&x->w.lock);
-	natsConnection_GetConnectedUrl(nc, url, sizeof(url));
-	pr_info("export: connected to NATS at %s\n", url);
+	pr_info("export: connected to NATS at %s\n", connected_url(nc, url, sizeof(url)));
 	return 0;
 }
 
@@ -893,6 +920,7 @@ int vg_exporter_start(const char *db_path, const struct vg_export_cfg *cfg,
 		default_host(x->host, sizeof(x->host));
 	snprintf(x->subject, sizeof(x->subject), VG_EXPORT_SUBJECT_PREFIX "%s", x->host);
 	snprintf(x->target, sizeof(x->target), "nats:%s:%s", cfg->stream, x->subject);
+	x->urls_len = strlen(cfg->nats_urls);
 	x->urls_buf = strdup(cfg->nats_urls);
 	if (!x->urls_buf) {
 		pr_warn("export: out of memory\n");
@@ -901,6 +929,9 @@ int vg_exporter_start(const char *db_path, const struct vg_export_cfg *cfg,
 	for (char *u = strtok_r(x->urls_buf, ",", &save); u && x->n_urls < MAX_URLS;
 	     u = strtok_r(NULL, ",", &save))
 		x->urls[x->n_urls++] = u;
+	vg_urls_redact(cfg->nats_urls, x->urls_shown, sizeof(x->urls_shown));
+	if (vg_nats_auth_load(cfg, &x->auth))
+		goto fail;
 
 	x->db = open_db(db_path);
 	if (!x->db)
@@ -914,7 +945,7 @@ int vg_exporter_start(const char *db_path, const struct vg_export_cfg *cfg,
 		seed = vg_mono_ns();
 	x->rng = seed;
 	pr_info("export: %llu event(s) of the log to publish to %s, stream %s, via %s\n",
-		(unsigned long long)waiting_rows(x), x->subject, cfg->stream, cfg->nats_urls);
+		(unsigned long long)waiting_rows(x), x->subject, cfg->stream, x->urls_shown);
 
 	/* The worker and the threads libnats starts from it block every
 	 * signal (vg_worker_start). */
@@ -951,6 +982,9 @@ void vg_exporter_stop(struct vg_exporter *x)
 	}
 	sqlite3_close(x->db);
 	vg_waker_destroy(&x->w);
+	vg_nats_auth_free(&x->auth);
+	if (x->urls_buf)
+		explicit_bzero(x->urls_buf, x->urls_len);
 	free(x->urls_buf);
 	free(x);
 }
