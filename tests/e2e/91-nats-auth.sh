@@ -16,6 +16,9 @@
 #      /proc/PID/cmdline, and still working;
 #   4. a wrong password, and no CA: the connection is refused, said once;
 #   5. bad files and combinations are refused at start (exit 2, one line).
+# Forged beats while the first daemon runs are one row of rejections in the
+# log, exported whole (the cursor reaches its last event_seq), and `vigil
+# log gaps` finds nothing missing.
 # No password, token or seed ever appears in the daemon's output or logs,
 # which show URLs as nats://***@host:port.
 #
@@ -114,8 +117,8 @@ ok "nats-server with JetStream, TLS (client certificates required) and two users
 cursor() {
 	sqlite3 "$DB" "SELECT printf('%016x-%d', instance_id, event_seq) FROM export_cursor" 2>/dev/null
 }
-last_key() {
-	sqlite3 "$DB" "SELECT printf('%016x-%d', instance_id, event_seq) FROM events ORDER BY instance_id DESC, event_seq DESC LIMIT 1"
+last_key() { # the last event_seq the log covers (a row of rejections covers several)
+	sqlite3 "$DB" "SELECT printf('%016x-%d', instance_id, coalesce(event_seq_last, event_seq)) FROM events ORDER BY instance_id DESC, event_seq DESC LIMIT 1"
 }
 caught_up() { [ -n "$(cursor)" ] && [ "$(cursor)" = "$(last_key)" ]; }
 TLS=(--export-nats-ca "$P/ca.pem" --export-nats-cert "$P/client.pem" --export-nats-key "$P/client.key")
@@ -141,7 +144,15 @@ exports() {
 run_daemon d-user --export-nats "$URL" --export-nats-user-file "$T/user" "${TLS[@]}"
 for i in 1 2; do start_beater "beat-$i" "$NS" --id "$i" --target 127.0.0.1 --interval-ms 50 --keys "$KEYS"; done
 exports d-user "--export-nats-user-file with a CA and a client certificate"
+# Forged beats (a wrong key): rejections, recorded as one row of them,
+# which the stop closes and the next daemon exports.
+VIGIL_KEY=00000000000000000000000000000000 in_ns "$NS" "$VIGIL" beat --id 1 --target 127.0.0.1 \
+	--count 5 --interval-ms 20 --incarnation 1
+nap 0.5
 kill_bg d-user TERM
+rej=$(log_json "$DB" | jq -sc '[.[] | select(.kind == "rejected") | [.event_seq, .event_seq_last, .count, .reason]]')
+check_sh "5 forged beats are one row of rejections ($rej)" \
+	'[ "$(jq "length" <<<"$rej")" -eq 1 ] && [ "$(jq ".[0][2]" <<<"$rej")" -eq 5 ] && [ "$(jq -r ".[0][3]" <<<"$rej")" = bad_tag ]'
 
 # ------------------------------------------------------------ 2. nkey
 kill_bg beat-2 KILL # SUSPECT and DEAD, for the next daemon to record and export
@@ -149,6 +160,12 @@ nap 1
 run_daemon d-nkey --export-nats "$URL" --export-nats-nkey "$T/nkey.seed" "${TLS[@]}"
 exports d-nkey "--export-nats-nkey (the public key derived from the seed)"
 kill_bg d-nkey TERM
+if "$VIGIL" log gaps --db "$DB" >"$T/gaps.out" 2>&1; then
+	ok "vigil log gaps: no event_seq missing, the rejections' row counted whole ($(tail -n 1 "$T/gaps.out"))"
+else
+	show_file "vigil log gaps" "$T/gaps.out"
+	not_ok "vigil log gaps: no event_seq missing"
+fi
 
 # ---------------------------------------------- 3. password on argv
 start_beater beat-2 "$NS" --id 2 --target 127.0.0.1 --interval-ms 50 --keys "$KEYS"

@@ -70,6 +70,9 @@ static const struct vg_opt opts[] = {
 	{ VG_OPT_UINT(0, "retain-events", RUN, retain_events, 1, UINT64_MAX >> 2, "N",
 		      "keep the newest N events, pruning at start and hourly"),
 	  .zero = "keep all" },
+	{ VG_OPT_UINT(0, "retain-rejections-days", RUN, retain_rejections_days, 1, 36500, "N",
+		      "prune the breakdown of rejections (by window, reason and source) older than "
+		      "N days, at start and hourly") },
 
 	{ VG_OPT_SECTION("Alerts (docs/operations.md)") },
 	{ VG_OPT_STR(0, "alert-exec", RUN, acfg.exec_cmd, "CMD",

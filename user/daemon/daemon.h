@@ -32,6 +32,7 @@ struct vg_run_opts {
 	const char *metrics_addr; /* NULL: --metrics off */
 	__u32 metrics_max_agents;
 	__u64 retain_days, retain_events; /* 0: keep everything */
+	__u64 retain_rejections_days;     /* the breakdown of rejections */
 	__u32 duration_s;         /* 0: until SIGTERM */
 	bool no_auth, shadow, quiet, learn;
 	__u32 learn_cap;

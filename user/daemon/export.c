@@ -174,7 +174,7 @@ static struct key key_pred(struct key k)
 /* ----------------------------------------------------------- exporter */
 
 struct row {
-	struct key k;
+	struct key k, end; /* the row's key, and the last event_seq it covers (rejections) */
 	char *payload;
 	size_t len;
 };
@@ -332,30 +332,31 @@ static int commit_or_roll_back(struct vg_exporter *x, bool ok)
 	return -1;
 }
 
-/* Row k was acknowledged in export order: move the cursor to it, and record
- * what the order stepped over as a gap. */
-static int advance(struct vg_exporter *x, struct key k)
+/* The row k .. end (end = k but for a row of rejections) was acknowledged
+ * in export order: move the cursor to its end, and record what the order
+ * stepped over as a gap. */
+static int advance(struct vg_exporter *x, struct key k, struct key end)
 {
 	struct key lo = x->have_cursor ? key_succ(x->cursor) : key_min;
 	bool ok = vg_sql_exec(x->db, "BEGIN IMMEDIATE") && add_gap(x, lo, key_pred(k)) &&
-		  run4(x, "INSERT OR REPLACE INTO export_cursor VALUES (?1, ?2, ?3)", 2, k.inst,
-		       k.seq, 0, 0);
+		  run4(x, "INSERT OR REPLACE INTO export_cursor VALUES (?1, ?2, ?3)", 2, end.inst,
+		       end.seq, 0, 0);
 
 	if (commit_or_roll_back(x, ok))
 		return failed(x, "recording the export cursor", sqlite3_errmsg(x->db));
-	x->cursor = k;
+	x->cursor = end;
 	x->have_cursor = true;
 	x->cursor_dirty = true;
 	return 0;
 }
 
-/* Row k, inside the gap [lo, hi], was acknowledged: split the gap. */
-static int fill(struct vg_exporter *x, struct key lo, struct key hi, struct key k)
+/* The row k .. end, inside the gap [lo, hi], was acknowledged: split the gap. */
+static int fill(struct vg_exporter *x, struct key lo, struct key hi, struct key k, struct key end)
 {
 	bool ok = vg_sql_exec(x->db, "BEGIN IMMEDIATE") &&
 		  run4(x, "DELETE FROM export_gaps WHERE target = ?1 AND lo_instance = ?2 AND "
 			  "lo_seq = ?3", 2, lo.inst, lo.seq, 0, 0) &&
-		  add_gap(x, lo, key_pred(k)) && add_gap(x, key_succ(k), hi);
+		  add_gap(x, lo, key_pred(k)) && add_gap(x, key_succ(end), hi);
 
 	if (commit_or_roll_back(x, ok))
 		return failed(x, "recording a late event as exported", sqlite3_errmsg(x->db));
@@ -407,12 +408,17 @@ static int row_of(sqlite3_stmt *st, struct row *r)
 	vg_event_from_row(st, &e, &v);
 	r->k.inst = sqlite3_column_int64(st, 0);
 	r->k.seq = sqlite3_column_int64(st, 1);
+	r->end = r->k;
+	if (v.seq_last)
+		r->end.seq = (sqlite3_int64)v.seq_last;
 	r->payload = vg_event_json_line(&v, &r->len);
 	return r->payload ? 0 : -1;
 }
 
 /* Read up to max rows with keys in [lo, hi] (or above the cursor when lo is
- * NULL), in export order, into memory. Returns how many, -1 on error. */
+ * NULL), in export order, into memory; not a row of rejections that may
+ * still grow (it is the log's last: nothing waits behind it). Returns how
+ * many, -1 on error. */
 static int read_rows(struct vg_exporter *x, const struct key *lo, const struct key *hi,
 		     struct row *rows, int max)
 {
@@ -420,10 +426,10 @@ static int read_rows(struct vg_exporter *x, const struct key *lo, const struct k
 	int n = 0, rc = SQLITE_DONE;
 	const char *sql =
 		lo ? "SELECT " VG_EVENT_COLS " FROM events WHERE (instance_id, event_seq) >= (?1, ?2)"
-		     " AND (instance_id, event_seq) <= (?3, ?4) ORDER BY instance_id, event_seq"
-		     " LIMIT ?5"
+		     " AND (instance_id, event_seq) <= (?3, ?4) AND open IS NULL"
+		     " ORDER BY instance_id, event_seq LIMIT ?5"
 		   : "SELECT " VG_EVENT_COLS " FROM events WHERE (instance_id, event_seq) > (?1, ?2)"
-		     " ORDER BY instance_id, event_seq LIMIT ?5";
+		     " AND open IS NULL ORDER BY instance_id, event_seq LIMIT ?5";
 	struct key after = x->have_cursor ? x->cursor : key_min;
 
 	if (sqlite3_prepare_v2(x->db, sql, -1, &st, NULL) != SQLITE_OK)
@@ -636,7 +642,8 @@ static int resume(struct vg_exporter *x)
 	jsErrCode jerr = 0;
 	const char *id = NULL;
 	char step[200];
-	struct key k;
+	unsigned long long first;
+	struct key k, start;
 	natsStatus s;
 
 	s = js_GetLastMsg(&m, x->js, x->cfg.stream, x->subject, NULL, &jerr);
@@ -654,13 +661,20 @@ static int resume(struct vg_exporter *x)
 		natsMsg_Destroy(m);
 		return 0;
 	}
+	/* The message id names the last event_seq it covers; the payload
+	 * begins with the first. */
+	start = k;
+	if (natsMsg_GetDataLength(m) > 0 &&
+	    sscanf(natsMsg_GetData(m), "{\"event_seq\":%llu", &first) == 1 &&
+	    (sqlite3_int64)first <= k.seq)
+		start.seq = (sqlite3_int64)first;
 	natsMsg_Destroy(m);
 	if (x->have_cursor && key_cmp(k, x->cursor) <= 0)
 		return 0;
 	pr_info("export: the stream already holds instance %016llx event %llu (acknowledged, "
 		"not yet recorded); resuming after it\n", (unsigned long long)k.inst,
 		(unsigned long long)k.seq);
-	if (advance(x, k))
+	if (advance(x, start, k))
 		return -1;
 	sync_cursor(x);
 	return 0;
@@ -674,8 +688,10 @@ static int publish(struct vg_exporter *x, const struct row *r)
 	jsPubOptions po;
 	natsStatus s;
 
-	snprintf(id, sizeof(id), "%s-%016llx-%llu", x->host, (unsigned long long)r->k.inst,
-		 (unsigned long long)r->k.seq);
+	/* A row of rejections is named by its last event_seq: resume() moves
+	 * the cursor to the end of what the stream holds. */
+	snprintf(id, sizeof(id), "%s-%016llx-%llu", x->host, (unsigned long long)r->end.inst,
+		 (unsigned long long)r->end.seq);
 	jsPubOptions_Init(&po);
 	po.MsgId = id;
 	po.ExpectStream = x->cfg.stream;
@@ -734,7 +750,7 @@ static int scan_gaps(struct vg_exporter *x)
 			"publishing it now\n", (unsigned long long)r.k.inst, (unsigned long long)r.k.seq);
 		rc = publish(x, &r);
 		free(r.payload);
-		if (rc || fill(x, lo, hi, r.k))
+		if (rc || fill(x, lo, hi, r.k, r.end))
 			return -1;
 		done++;
 	}
@@ -774,7 +790,7 @@ static int pass(struct vg_exporter *x)
 				break;
 		}
 		x->holding = false;
-		if (publish(x, &rows[i]) || advance(x, k)) {
+		if (publish(x, &rows[i]) || advance(x, k, rows[i].end)) {
 			ret = -1;
 			break;
 		}
