@@ -610,6 +610,7 @@ static int build_metrics(struct vg_metrics *mt, struct text *t, const char **why
 	struct scrape sc = { .mt = mt };
 	struct wheel_state ws = {};
 	struct vigil_meta meta = {};
+	struct vigil_config cfg = {};
 	struct vigil_stats st;
 	__u32 zero = 0;
 	__u64 now;
@@ -625,6 +626,10 @@ static int build_metrics(struct vg_metrics *mt, struct text *t, const char **why
 		*why = "reading the sweeper state failed";
 		return -errno;
 	}
+	if (bpf_map_lookup_elem(m->config, &zero, &cfg)) {
+		*why = "reading vigil_config failed";
+		return -errno;
+	}
 	err = vg_agent_foreach(m, collect, &sc);
 	if (err) {
 		*why = "reading the agents failed";
@@ -634,6 +639,9 @@ static int build_metrics(struct vg_metrics *mt, struct text *t, const char **why
 	text_reserve(t, mt->last_len + mt->last_len / 8 + 1);
 
 	one_u64(t, "vigil_up", "gauge", "1: the daemon is serving metrics.", 1);
+	one_u64(t, "vigil_auth_required", "gauge",
+		"1: beats without a valid tag are refused; 0: the instance runs with --no-auth "
+		"and accepts unsigned beats.", cfg.auth_required != 0);
 	emit_stats(t, &st);
 	emit_sweeper(t, &ws, &meta, now);
 	emit_health(t, m, &ws, now);
