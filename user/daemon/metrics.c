@@ -558,6 +558,12 @@ static const struct {
 	  DS(alerts_dead_lettered) },
 	{ "vigil_alerts_suppressed_total", "Alerts withheld by flap damping.",
 	  DS(alerts_suppressed) },
+	{ "vigil_alerts_resent_total",
+	  "Firing alerts re-sent to Alertmanager (every --alert-resend-s) and accepted.",
+	  DS(alerts_resent) },
+	{ "vigil_alert_resends_failed_total",
+	  "Re-send requests to Alertmanager that failed (tried again the next period).",
+	  DS(alert_resends_failed) },
 	{ "vigil_remediations_run_total", "Remediation hooks run.", DS(remediations_run) },
 	{ "vigil_learned_agents_total", "Unknown agents registered by --learn.", DS(learned) },
 	{ "vigil_events_exported_total", "Events NATS JetStream acknowledged.",
@@ -594,6 +600,15 @@ static void emit_daemon(struct text *t, struct vg_daemon_stats *ds)
 		one_u64(t, daemon_counters[k].name, "counter", daemon_counters[k].help,
 			atomic_load((atomic_ullong *)((char *)ds + daemon_counters[k].off)));
 	emit_lag(t, ds);
+	one_u64(t, "vigil_alerts_firing", "gauge",
+		"Alerts the last re-send kept firing in Alertmanager (agents still SUSPECT or DEAD).",
+		atomic_load(&ds->alerts_firing));
+	one_u64(t, "vigil_alerts_pending", "gauge",
+		"Alerts waiting in the outbox for delivery or a retry (counted every second while "
+		"a sink is configured).", atomic_load(&ds->alerts_pending));
+	one_u64(t, "vigil_alerts_dead_letter_queue", "gauge",
+		"Alerts in the dead-letter queue, waiting for 'vigil dlq replay' (counted every "
+		"second while a sink is configured).", atomic_load(&ds->alerts_dead_letter_queue));
 	one_seconds(t, "vigil_process_start_time_seconds", "gauge",
 		    "When the daemon started, in seconds since the Unix epoch.",
 		    atomic_load(&ds->started_wall_ns));
