@@ -24,7 +24,8 @@
 #   6. Alertmanager down: a dying agent's alerts are retried, then
 #      dead-lettered, and the re-sends fail; Alertmanager back (empty: it
 #      keeps no alerts across a restart): the re-send restores the alert it
-#      had accepted, and `vigil dlq replay --all` delivers the dead letters.
+#      had accepted; `vigil dlq replay` delivers the dead-lettered DEAD, and a
+#      SUSPECT replayed after it is not posted (it would fire what is over).
 #
 # One network namespace with only loopback; skb-mode XDP on its lo.
 # check_sh evaluates its single-quoted condition later (SC2016/SC2034); small
@@ -256,14 +257,24 @@ check "Alertmanager back (empty): within one re-send period, agent 2's VigilAgen
 check "... and the daemon says re-sending works again" \
 	grep -q 're-sending to Alertmanager works again' "$E2E_TMP/daemon2.err"
 check "agent 4's alerts, never accepted, are not re-sent: not in Alertmanager" am_lacks VigilAgentDead 4
-out=$("$VIGIL" dlq replay --db "$DB" --all)
-if wait_for 5 am_has VigilAgentDead 4 && [ "$(dlq_n)" -eq 0 ]; then
-	ok "vigil dlq replay --all (\"$out\"): agent 4's VigilAgentDead fires, the dead-letter queue is empty"
+# The DEAD first, then the rest: the SUSPECT, older than what Alertmanager
+# now has, must not fire again.
+dead_id=$("$VIGIL" dlq list --db "$DB" --json | jq -r 'select(.event.agent_id == 4 and .event.kind == "dead") | .id')
+out=$("$VIGIL" dlq replay --db "$DB" --id "$dead_id")
+if wait_for 5 am_has VigilAgentDead 4; then
+	ok "vigil dlq replay --id $dead_id (\"$out\"): agent 4's VigilAgentDead fires"
 else
-	not_ok "vigil dlq replay --all (\"$out\"): agent 4's VigilAgentDead fires"
+	not_ok "vigil dlq replay --id $dead_id (\"$out\"): agent 4's VigilAgentDead fires"
 fi
-check "the replayed SUSPECT came before its DEAD and is resolved by it (no VigilAgentSuspect for agent 4)" \
-	am_lacks VigilAgentSuspect 4
+S4=$(ev_seq 4 suspect)
+out=$("$VIGIL" dlq replay --db "$DB" --all)
+superseded() { grep -q "(webhook, event $S4): not sent, Alertmanager has the agent's newer event $(ev_seq 4 dead)" "$E2E_TMP/daemon2.err"; }
+if wait_for 5 superseded && [ "$(dlq_n)" -eq 0 ] && am_lacks VigilAgentSuspect 4; then
+	ok "vigil dlq replay --all (\"$out\"): the older SUSPECT (event $S4) is not posted (the daemon says so), none fires, the dead-letter queue is empty"
+else
+	show_file "vigil run stderr" "$E2E_TMP/daemon2.err" 10
+	not_ok "vigil dlq replay --all: the older SUSPECT (event $S4) is not posted"
+fi
 ends4=$(am_get VigilAgentDead 4 | jq -r .endsAt)
 renewed4() { [[ $(am_get VigilAgentDead 4 | jq -r .endsAt) > $ends4 ]]; }
 check "from then on agent 4's alert is re-sent too (endsAt renewed)" wait_for $((RESEND_S + 2)) renewed4

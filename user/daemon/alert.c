@@ -1088,8 +1088,13 @@ int vg_alerter_start(const char *db_path, const struct vg_alert_cfg *cfg,
 	if (!db)
 		goto fail;
 	vg_sql_exec(db, "CREATE INDEX IF NOT EXISTS outbox_due ON outbox(sink, next_attempt_wall_ns)");
-	if (cfg->alertmanager && !vg_sql_exec(db, am_schema)) {
-		pr_warn("%s: creating the table of Alertmanager's alerts failed: %s\n", db_path,
+	/* Alerts of an earlier instance (before a detach) are not re-sent: its
+	 * agents are gone; Alertmanager ends them at their endsAt. */
+	if (cfg->alertmanager &&
+	    (!vg_sql_exec(db, am_schema) ||
+	     !vg_sql_run(db, "DELETE FROM alertmanager_alerts WHERE instance_id != ?1", "i",
+			 (long long)instance_id))) {
+		pr_warn("%s: preparing the table of Alertmanager's alerts failed: %s\n", db_path,
 			sqlite3_errmsg(db));
 		sqlite3_close(db);
 		goto fail;
