@@ -12,7 +12,8 @@
 #      datasource variable, the rows the README promises.
 #   3. no drift: every metric the rules and the dashboard name exists on
 #      /metrics of a running daemon (with keys, a lease, a dead agent), with
-#      the labels they match on (promql_names.py).
+#      the labels they match on (promql_names.py, which is shown to catch a
+#      drifted rule); the lease series agree with `vigil lease list`.
 #   4. a real Prometheus (Debian's, 2.42), started by the test in its own
 #      network namespace, scrapes the daemon every second with the shipped
 #      rules: the target is up, VigilAgentDown fires for the agent that was
@@ -108,14 +109,21 @@ for i in 1 2 3 4; do
 done
 all_alive() { [ "$(count_state "$(status_json "$PIN")" alive)" -eq 4 ]; }
 wait_for 5 all_alive || die "agents 1-4 are ALIVE"
-held() { "$VIGIL" lease list --pin-root "$PIN" --db "$DB" 2>/dev/null | grep -q primary.*held; }
-wait_for 5 held || note "lease primary not held yet: $("$VIGIL" lease list --pin-root "$PIN" --db "$DB" 2>&1 | tail -n 1)"
+lease_json() { "$VIGIL" lease list --json --pin-root "$PIN" --db "$DB" 2>/dev/null; }
+held() { lease_json | grep -q '"state":"held"'; }
+wait_for 5 held || note "lease primary not held: $(lease_json)"
 kill_bg beat-2 KILL
 agent2_dead() { [ "$(agent_field "$(status_json "$PIN")" 2 state)" = dead ]; }
 wait_for 5 agent2_dead || die "agent 2 is DEAD after its beater is killed"
 
 M=$E2E_TMP/metrics.txt
 in_ns "$NS" curl -sf "http://$METRICS/metrics" >"$M" || die "GET http://$METRICS/metrics"
+# The lease series say what `vigil lease list` says.
+want=$(lease_json | jq -r '.. | objects | select(.name? == "primary") | "\(.holder) \(.token)"' | head -n 1)
+got=$(awk '/^vigil_lease_(held|holder|token)\{lease_id="1",lease="primary"\}/ { v[$1] = $2 }
+	END { print v["vigil_lease_held{lease_id=\"1\",lease=\"primary\"}"], v["vigil_lease_holder{lease_id=\"1\",lease=\"primary\"}"], v["vigil_lease_token{lease_id=\"1\",lease=\"primary\"}"] }' "$M")
+check "vigil_lease_held, _holder, _token of lease primary: '$got', as vigil lease list says (holder, token '$want')" \
+	[ "$got" = "1 $want" ]
 if python3 "$NAMES" check --rules "$RULES" --dashboard "$DASH" --metrics "$M" >"$E2E_TMP/names.out" 2>&1; then
 	ok "no drift: $(cat "$E2E_TMP/names.out")"
 else
