@@ -120,7 +120,7 @@ dlq_n() { "$VIGIL" dlq list --db "$DB" --json | wc -l; }
 DAEMON_ARGS=(--iface lo --mode skb --no-auth --config "$CONF" --db "$DB" --quiet
 	--dead-misses 30 --metrics "$METRICS"
 	--alert-webhook "$AM/api/v2/alerts" --alert-format alertmanager
-	--alert-resend-s "$RESEND_S" --alert-max-attempts 3 --alert-backoff-ms 100,300
+	--alert-resend-s "$RESEND_S" --alert-max-attempts 3 --alert-backoff-ms "100,300"
 	--alert-timeout-ms 2000)
 start_daemon_or_die "vigil run --alert-format alertmanager --alert-resend-s $RESEND_S starts" \
 	daemon "$NS" "$PIN" "${DAEMON_ARGS[@]}"
@@ -181,11 +181,13 @@ notified_both() {
 check "one notification to receiver oncall names both dead web agents" wait_for 5 notified_both
 
 AMTOOL=(in_ns "$NS" amtool --alertmanager.url="$AM")
-"${AMTOOL[@]}" alert add alertname=VigilAgentSuspect agent_id=1 name=web-1 group=web severity=warning \
-	--annotation=summary="a late SUSPECT" --end="$(date -u -d '+2 min' +%Y-%m-%dT%H:%M:%SZ)" &&
-	"${AMTOOL[@]}" alert add alertname=VigilAgentSuspect agent_id=5 name=db-5 group=db severity=warning \
-		--annotation=summary="a SUSPECT of a live agent" --end="$(date -u -d '+2 min' +%Y-%m-%dT%H:%M:%SZ)" ||
+END=$(date -u -d '+2 min' +%Y-%m-%dT%H:%M:%SZ)
+if ! "${AMTOOL[@]}" alert add alertname=VigilAgentSuspect agent_id=1 name=web-1 group=web \
+	severity=warning --annotation=summary="a late SUSPECT" --end="$END" ||
+	! "${AMTOOL[@]}" alert add alertname=VigilAgentSuspect agent_id=5 name=db-5 group=db \
+		severity=warning --annotation=summary="a SUSPECT of a live agent" --end="$END"; then
 	not_ok "amtool alert add posts two VigilAgentSuspect alerts"
+fi
 inhibited() {
 	[ "$(am_get VigilAgentSuspect 1 | jq -r '"\(.status.state) \(.status.inhibitedBy | length)"')" = "suppressed 1" ] &&
 		[ "$(am_get VigilAgentSuspect 5 | jq -r '"\(.status.state) \(.status.inhibitedBy | length)"')" = "active 0" ]
