@@ -40,7 +40,8 @@ PACKAGES=(
 	python3-yaml    # tests/e2e/95-deploy.sh parses the Kubernetes manifests
 	jq              # checks on --json output
 	sqlite3         # inspecting the event log in tests
-	prometheus      # promtool validates the metrics output (no service is started)
+	prometheus      # promtool checks metrics and rules; tests/e2e/62-prometheus.sh runs a Prometheus
+	prometheus-alertmanager # tests/e2e/71-alertmanager.sh: a real Alertmanager, and amtool
 	nats-server     # the 3-node JetStream cluster of tests/e2e/90-nats.sh
 	openssl         # tests/e2e/91-nats-auth.sh: a test CA, certificates, an nkey
 	curl            # tests/e2e/60-metrics.sh fetches /metrics, /healthz, /readyz
