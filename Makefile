@@ -31,6 +31,7 @@ INPUTS = $(filter-out %.h,$^)
 LIBS := -lbpf -lelf -lz -lpthread -lsqlite3 -lm -lmicrohttpd
 LIBS += -lcurl # alert webhooks (user/daemon/alert.c)
 LIBS += -lnats # NATS JetStream export (user/daemon/export.c)
+LIBS += -lcrypto # an nkey seed's public key (user/daemon/natsauth.c)
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-Iinclude -Ibpf -I. -MMD -MP
 
@@ -100,10 +101,16 @@ $(BUILD)/test_policy: tests/unit/test_policy.c user/daemon/policy.c user/common/
 	$(CC) $(TEST_CFLAGS) $(INPUTS) -o $@ -lm
 
 # The option tables, the JSON writer, the agents file and key file parsers.
-COMMON_TESTED := $(addprefix user/common/,options.c json.c config.c keys.c registry.c util.c \
+COMMON_TESTED := $(addprefix user/common/,options.c json.c config.c keys.c registry.c util.c secret.c \
 	log.c u64map.c event.c)
 $(BUILD)/test_common: tests/unit/test_common.c $(COMMON_TESTED)
 	$(CC) $(TEST_CFLAGS) $(INPUTS) -o $@ -lbpf -lelf -lz
+
+# The event log under a flood of rejections: rows, size and resident memory
+# (without sanitizers, whose shadow memory would swamp the measurement).
+EVENTLOG_TESTED := $(addprefix user/common/,eventlog.c event.c json.c util.c log.c u64map.c sql.c)
+$(BUILD)/test_eventlog: tests/unit/test_eventlog.c $(EVENTLOG_TESTED)
+	$(CC) $(USER_CFLAGS) $(INPUTS) -o $@ -lsqlite3 -lbpf
 
 # The agent library against a scripted monitor on loopback (no root needed).
 $(BUILD)/test_agent: tests/unit/test_agent.c libagent/libagent.c
@@ -150,7 +157,7 @@ $(BUILD)/xdp_pass.bpf.o: tests/e2e/xdp_pass.bpf.c vmlinux.h
 
 E2E_HELPERS := $(BUILD)/nats_read $(BUILD)/lease_candidate $(BUILD)/fence_resource \
 	$(BUILD)/xdp_pass.bpf.o
-TEST_BINS := $(addprefix $(BUILD)/,test_logic test_policy test_common test_auth test_agent \
+TEST_BINS := $(addprefix $(BUILD)/,test_logic test_policy test_common test_auth test_agent test_eventlog \
 	test_prog test_diff fuzz_beat)
 BENCH_BINS := $(addprefix $(BUILD)/,vigil-trafficgen vigil-bench vigil-baseline vigil-scale)
 all: $(E2E_HELPERS)

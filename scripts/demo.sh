@@ -56,7 +56,7 @@ pids+=($victim)
 sleep 2
 
 say "a forger without the key claims to be agent 5: refused as bad_tag, state unchanged"
-$VIGIL beat --id 5 --target 127.0.0.1 --count 1 --key 00000000000000000000000000000000
+VIGIL_KEY=00000000000000000000000000000000 $VIGIL beat --id 5 --target 127.0.0.1 --count 1
 sleep 1
 
 say "agent 5 (db-2) stops beating: expect SUSPECT after 300 ms, DEAD 200 ms later (each waits, up to

@@ -28,6 +28,7 @@ BUILD_PACKAGES=(
 	libmicrohttpd-dev # Prometheus metrics endpoint
 	libcurl4-openssl-dev # webhook alert sink
 	libnats-dev     # NATS JetStream export (user/daemon/export.c)
+	libssl-dev      # libcrypto: an nkey seed's public key (user/daemon/natsauth.c)
 )
 PACKAGES=(
 	"${BUILD_PACKAGES[@]}"
@@ -42,6 +43,7 @@ PACKAGES=(
 	prometheus      # promtool checks metrics and rules; tests/e2e/62-prometheus.sh runs a Prometheus
 	prometheus-alertmanager # tests/e2e/71-alertmanager.sh: a real Alertmanager, and amtool
 	nats-server     # the 3-node JetStream cluster of tests/e2e/90-nats.sh
+	openssl         # tests/e2e/91-nats-auth.sh: a test CA, certificates, an nkey
 	curl            # tests/e2e/60-metrics.sh fetches /metrics, /healthz, /readyz
 	strace          # tests/e2e/95-deploy.sh checks vigil's syscalls against the unit's filter
 	systemd         # systemd-analyze verifies the unit (tests/e2e/95-deploy.sh)

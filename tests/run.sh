@@ -8,7 +8,8 @@
 #   tests/run.sh PATTERN    run only the programs whose path contains PATTERN
 #                           (e.g. "test_logic", "e2e", "e2e/20_")
 #
-# Runs, in order: build/test_logic, build/test_policy, build/test_common, build/test_auth, build/test_prog,
+# Runs, in order: build/test_logic, build/test_policy, build/test_common, build/test_auth,
+# build/test_agent, build/test_eventlog, build/test_prog,
 # build/test_diff, the fuzzer smoke pass, then every executable
 # tests/e2e/*.sh in sorted order, each from the repository root with stdin
 # from /dev/null, under `timeout` (TEST_TIMEOUT seconds, default 600).
@@ -115,7 +116,7 @@ remove_leftovers() {
 
 # --------------------------------------------------------------- programs
 
-programs=(build/test_logic build/test_policy build/test_common build/test_auth build/test_agent build/test_prog build/test_diff tests/fuzz/smoke.sh)
+programs=(build/test_logic build/test_policy build/test_common build/test_auth build/test_agent build/test_eventlog build/test_prog build/test_diff tests/fuzz/smoke.sh)
 for f in tests/e2e/*.sh; do
 	[ -e "$f" ] || continue
 	if [ -x "$f" ]; then

@@ -240,14 +240,57 @@ lateok=$(jq -s '[.[] | select(.agent_id == 7) | select(.late_us < 0 or .late_us 
 check "its SUSPECT/DEAD are not early, taken on evidence within the hold bound, and at most 4 ms late beyond the wait for it (late_us/held_us $late7)" [ "$lateok" -eq 0 ]
 
 # An added agent that beats (signed with the key given to agent add) comes up.
+# The key never on a command line: a private file for agent add, the
+# environment for the beater.
 KEY8=$("$VIGIL" key gen --id 8 | awk '{ print $3 }')
-in_ns "$NS" "$VIGIL" agent add --id 8 --key "$KEY8" --pin-root "$PIN"
-start_beater beat-8 "$NS" --id 8 --target 127.0.0.1 --interval-ms 20 --key "$KEY8"
+(umask 077 && echo "$KEY8" >"$E2E_TMP/key8")
+in_ns "$NS" "$VIGIL" agent add --id 8 --key-file "$E2E_TMP/key8" --pin-root "$PIN"
+export VIGIL_KEY=$KEY8
+start_beater beat-8 "$NS" --id 8 --target 127.0.0.1 --interval-ms 20
+unset VIGIL_KEY
 up8() { [ "$(events_where "$EV" '.agent_id == 8 and .kind == "up"')" -eq 1 ]; }
 agent8_up() {
 	wait_for 5 up8 && [ "$(state_of 8)" = alive ]
 }
 check "an added agent that beats gets an 'up' event and is ALIVE" agent8_up
+
+# Secrets on the command line (docs/security.md): a key given as --key HEX
+# is warned about and overwritten in /proc/PID/cmdline; --key - reads it
+# from stdin; key files must be private.
+start_bg beat-argv "$NS" "$VIGIL" beat --id 900 --target 127.0.0.1 --port 9 --interval-ms 100 \
+	--duration 10 --key "$KEY8"
+wait_for 3 grep -q "readable by every local user" "$E2E_TMP/beat-argv.err"
+cmdline=$(tr '\0' ' ' <"/proc/${PIDS[beat-argv]}/cmdline")
+check_sh "vigil beat --key HEX: warned on stderr, and the key is gone from /proc/PID/cmdline ($cmdline)" \
+	'grep -q -- "--key: a secret on the command line is readable by every local user" "$E2E_TMP/beat-argv.err" &&
+	 [[ $cmdline != *"$KEY8"* ]] && [[ $cmdline == *"--key xxxxxxxx"* ]]'
+kill_bg beat-argv
+if echo "$KEY8" | in_ns "$NS" "$VIGIL" agent add --id 12 --key - --pin-root "$PIN" 2>"$E2E_TMP/err" &&
+	[ ! -s "$E2E_TMP/err" ]; then
+	ok "vigil agent add --key - takes the key from stdin, with no warning"
+else
+	show_file stderr "$E2E_TMP/err" 5
+	not_ok "vigil agent add --key - takes the key from stdin, with no warning"
+fi
+in_ns "$NS" "$VIGIL" agent remove --id 12 --pin-root "$PIN"
+(umask 022 && echo "$KEY8" >"$E2E_TMP/key-loose" && make_keys "$E2E_TMP/keys-loose" 8 &&
+	chmod 644 "$E2E_TMP/keys-loose")
+expect_fail_running "vigil beat --key-file FILE that others can read" \
+	"key-loose: the file of --key-file must be owned by you or root and private \(it is uid 0, mode 0644\); fix with: chmod 600" \
+	"$VIGIL" beat --id 8 --target 127.0.0.1 --count 1 --key-file "$E2E_TMP/key-loose"
+expect_fail_running "vigil beat --keys FILE that others can read" \
+	"keys-loose: key file must be owned by you or root and private .*mode 0644" \
+	"$VIGIL" beat --id 8 --target 127.0.0.1 --count 1 --keys "$E2E_TMP/keys-loose"
+expect_fail_running "vigil agent add with --key and --key-file" "give --key or --key-file, not both" \
+	"$VIGIL" agent add --id 12 --key - --key-file "$E2E_TMP/key8" --pin-root "$PIN"
+(umask 022 && echo "http://127.0.0.1:9/hook" >"$E2E_TMP/url-loose")
+expect_fail_running "vigil run --alert-webhook-file FILE that others can read" \
+	"url-loose: the file of --alert-webhook-file must be owned by you or root and private" \
+	"$VIGIL" run --no-auth --pin-root "$PIN" --db "$E2E_TMP/never.db" --alert-webhook-file "$E2E_TMP/url-loose"
+expect_fail_running "vigil run with --export-nats and --export-nats-file" \
+	"give --export-nats or --export-nats-file, not both" \
+	"$VIGIL" run --no-auth --pin-root "$PIN" --db "$E2E_TMP/never.db" --export-nats nats://127.0.0.1:9 \
+	--export-nats-file "$E2E_TMP/key8"
 
 # Numbers on the command line are decimal, as in the agents file.
 in_ns "$NS" "$VIGIL" agent add --id 010 --pin-root "$PIN" 2>"$E2E_TMP/err"

@@ -30,8 +30,10 @@ printf '%s' "$NAME" >"$E2E_TMP/name"
 printf 'no "way"\\ \n\t\x02\xfe end' >"$FAIL_BODY"
 
 start_http_receiver "$NS" "the HTTP receiver starts in $NS" fail --fail-body "$FAIL_BODY"
+# The webhook URL from a private file (kept off the command line).
+(umask 077 && echo "$URL" >"$E2E_TMP/webhook-url")
 DAEMON_ARGS=(--iface lo --mode skb --no-auth --config "$CONF" --db "$DB" --events-file "$EV"
-	--quiet --metrics off --alert-webhook "$URL" --alert-max-attempts 1)
+	--quiet --metrics off --alert-webhook-file "$E2E_TMP/webhook-url" --alert-max-attempts 1)
 start_daemon daemon "$NS" "$PIN" "${DAEMON_ARGS[@]}" || die "vigil run starts"
 for i in 1 2; do
 	start_bg "beat-$i" "$NS" "$VIGIL" beat --id "$i" --target 127.0.0.1 --interval-ms 200

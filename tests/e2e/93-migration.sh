@@ -8,7 +8,10 @@
 #      200, then 500 (SUSPECT, DEAD), then 200 (RECOVERED); a check that hangs
 #      is killed with its process group within its budget (80 % of the
 #      interval), the check still runs once per interval, and the agent beats
-#      again within about one interval of the check passing.
+#      again within about one interval of the check passing; a probe by
+#      name keeps beating when its resolver stops answering (a DNS server
+#      started here, then stopped), and with no earlier answer the check
+#      fails within its budget instead of waiting for the resolver.
 #   2. shadow mode (`vigil run --shadow` with --alert-exec, --remediate and a
 #      lease): an agent dies, SUSPECT and DEAD are logged, the exec sink gets
 #      nothing, `vigil log notices` shows would_alert (and would_remediate)
@@ -51,6 +54,8 @@ agent 1 name=exec
 agent 2 name=tcp
 agent 3 name=http
 agent 4 name=hang
+agent 5 name=dns
+agent 6 name=dns-cold
 EOF
 start_daemon daemon "$NS" "$PIN" --iface lo --mode skb --config "$CONF" --keys "$KEYS" --db "$DB" \
 	--metrics off || {
@@ -166,6 +171,46 @@ check_sh "once the check passes the agent beats again within about one interval 
 	'[ -n "$rec_ns" ] && [ "$back_ms" -ge 0 ] && [ "$back_ms" -le $((HANG_IV + HANG_IV * 8 / 10 + 150)) ]'
 nap 0.3
 check_sh "no check process is left behind ($(pgrep -fc "sleep $MARK"))" '[ "$(pgrep -fc "sleep $MARK")" -eq 0 ]'
+# dns: --probe-tcp by name, resolved by a DNS server in the namespace, which
+# then stops answering. The beaters see it through a resolv.conf of their
+# own (bind-mounted in a private mount namespace: the host's stays as it is).
+DNS_NAME=svc.vigil.test
+DNS_PORT=18084
+echo "nameserver 127.0.0.1" >"$T/resolv.conf"
+start_bg dns "$NS" python3 "$E2E_ROOT/tests/e2e/dns_server.py" "$DNS_NAME" 127.0.0.1
+start_bg listener2 "$NS" python3 -c "
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', $DNS_PORT))
+s.listen(128)
+while True:
+    c, _ = s.accept()
+    c.close()
+"
+resolves() { in_ns "$NS" unshare --mount sh -c "mount --bind '$T/resolv.conf' /etc/resolv.conf && python3 -c 'import socket; socket.getaddrinfo(\"$DNS_NAME\", 1)'"; }
+wait_for 5 resolves || die "a DNS server in $NS answers for $DNS_NAME"
+dns_beater() { # NAME ID: a probe of $DNS_NAME:$DNS_PORT every $IV ms
+	start_bg "$1" "$NS" unshare --mount sh -c "mount --bind '$T/resolv.conf' /etc/resolv.conf &&
+		exec ${BEAT_PRIO[*]} '$VIGIL' beat --send-log '$T/send.$1.jsonl' --id $2 \
+		--target 127.0.0.1 --keys '$KEYS' --interval-ms $IV --probe-tcp $DNS_NAME:$DNS_PORT"
+}
+dns_beater p-dns 5
+check "--probe-tcp by name: the agent beats while the name resolves and the port opens" \
+	wait_for 5 is_state 5 alive
+kill -STOP "${PIDS[dns]}"
+nap 3
+check_sh "the resolver stops answering for 3 s: agent 5 is still alive, with no SUSPECT ($(n_ev 5 suspect)); the prober said it used the last answer" \
+	'is_state 5 alive && [ "$(n_ev 5 suspect)" -eq 0 ] && grep -q "resolving $DNS_NAME did not answer in time" "$T/p-dns.err"'
+dns_beater p-dns-cold 6
+wait_for 3 grep -q "probe failed after" "$T/p-dns-cold.err"
+budget=$(sed -n 's/.*probe failed after \([0-9.]*\) ms (budget \([0-9]*\) ms).*/\1 \2/p' "$T/p-dns-cold.err" | head -n 1)
+check_sh "with no answer yet, a lookup that hangs fails the check within its budget ($budget ms: after, budget)" \
+	'read -r took b <<<"$budget"; [ "$b" = $((IV * 8 / 10)) ] && awk -v t="$took" -v b="$b" "BEGIN { exit !(t >= b && t < b + 50) }"'
+kill -CONT "${PIDS[dns]}"
+check "the resolver answers again: the agent without an earlier answer beats" wait_for 20 is_state 6 alive
+for b in p-dns p-dns-cold dns listener2; do kill_bg "$b" KILL; done
+
 expect_beat_bad() { # DESCRIPTION REGEX ARGS...
 	expect_usage_error "$1" "$2" "$VIGIL" beat --target 127.0.0.1 "${@:3}"
 }
@@ -177,7 +222,7 @@ expect_beat_bad "a probe for a range of ids" "one agent id" --id 9-10 --probe-ex
 # ------------------------------------------------------------ 3. retention
 # (on the probe log, which now holds more than 5 events)
 for b in p-exec p-tcp p-http p-hang; do kill_bg "$b" KILL; done
-all_dead() { is_state 1 dead && is_state 3 dead && is_state 4 dead && is_state 2 dead; }
+all_dead() { is_state 1 dead && is_state 3 dead && is_state 4 dead && is_state 2 dead && is_state 5 dead && is_state 6 dead; }
 wait_for 5 all_dead
 nap 0.3
 kill_bg daemon TERM

@@ -49,6 +49,12 @@ def rows_of(path):
     return rows
 
 
+def span(r):
+    """The event_seqs a row covers: a row of rejections covers event_seq ..
+    event_seq_last."""
+    return range(r["event_seq"], (r.get("event_seq_last") or r["event_seq"]) + 1)
+
+
 def verify(db_path, jsonl_path=None):
     rows = rows_of(db_path)
     out = {"rows": len(rows)}
@@ -56,15 +62,16 @@ def verify(db_path, jsonl_path=None):
     out["instances"] = ["%016x" % (i & U64) for i in insts]
     inst = insts[-1] if insts else None
     cur = [r for r in rows if r["instance_id"] == inst]
-    seqs = [r["event_seq"] for r in cur]
+    seqs = [s for r in cur for s in span(r)]
     out["instance_rows"] = len(cur)
+    out["instance_events"] = len(seqs)
     out["min_seq"] = min(seqs) if seqs else 0
     out["max_seq"] = max(seqs) if seqs else 0
     out["duplicate_seqs"] = len(seqs) - len(set(seqs))
     out["missing_seqs"] = sorted(set(range(1, out["max_seq"] + 1)) - set(seqs))[:20]
     out["kinds"] = {}
     for r in cur:
-        out["kinds"][r["kind"]] = out["kinds"].get(r["kind"], 0) + 1
+        out["kinds"][r["kind"]] = out["kinds"].get(r["kind"], 0) + len(span(r))
 
     # Per agent, in event_seq order: every event starts from the state the
     # previous one left, and its kind is an edge that exists.
@@ -141,11 +148,13 @@ def verify(db_path, jsonl_path=None):
                 if inst is None or int(ev["instance"], 16) != inst & U64:
                     j["other_instance"] += 1
                     continue
-                s = ev["event_seq"]
-                if s in seen:
-                    j["duplicates"] += 1
-                seen[s] = ev
-        dbset, jset = set(seqs), set(seen)
+                for s in span(ev):
+                    if s in seen:
+                        j["duplicates"] += 1
+                    seen[s] = ev
+        # A row of rejections still open is exported when it closes.
+        dbset = {s for r in cur if not r.get("open") for s in span(r)}
+        jset = set(seen)
         j["missing"] = sorted(dbset - jset)[:20]
         j["missing_count"] = len(dbset - jset)
         j["extra"] = sorted(jset - dbset)[:20]
@@ -180,7 +189,8 @@ def rows_check(db_path):
 
 def seqs(db_path, rw=False):
     db = connect(db_path, rw)
-    s = [r[0] for r in db.execute("SELECT event_seq FROM events ORDER BY event_seq")]
+    s = [q for r in db.execute("SELECT event_seq, coalesce(event_seq_last, event_seq) FROM events"
+                               " ORDER BY event_seq") for q in range(r[0], r[1] + 1)]
     db.close()
     return s
 

@@ -1857,8 +1857,11 @@ static void run_keyfile_cases(void)
 	chmod(path, 0644);
 	tap_result(vg_keyfile_load(path, true, &kf) == -1,
 		   "keys: the monitor (strict) refuses the same file with mode 0644");
+	tap_result(vg_keyfile_load(path, false, &kf) == -1,
+		   "keys: an agent (not strict) refuses it too: others can read it");
+	chmod(path, 0600);
 	ok = !vg_keyfile_load(path, false, &kf);
-	tap_result(ok, "keys: an agent (not strict) reads it");
+	tap_result(ok, "keys: an agent (not strict) reads it at mode 0600");
 	if (ok)
 		vg_keyfile_free(&kf);
 	for (size_t i = 0; i < sizeof(bad_files) / sizeof(bad_files[0]); i++) {

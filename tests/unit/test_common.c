@@ -14,6 +14,7 @@
 #include "common/json.h"
 #include "common/keys.h"
 #include "common/options.h"
+#include "common/secret.h"
 
 /* ------------------------------------------------------------ harness */
 
@@ -521,6 +522,99 @@ static void test_keys(void)
 	}
 }
 
+/* ------------------------------------------------------------- secrets */
+
+static void test_secrets(void)
+{
+	static const char *const urls[][2] = {
+		{ "nats://alice:s3cret@127.0.0.1:4222", "nats://***@127.0.0.1:4222" },
+		{ "tls://t0ken@[fd00::1]:4222/", "tls://***@[fd00::1]:4222" },
+		{ "nats://127.0.0.1:4222", "nats://127.0.0.1:4222" },
+		{ "https://hooks.example/services/T0/B0/XYZ?k=1", "https://hooks.example/..." },
+		{ "http://u:p@h/?token=abc", "http://***@h/..." },
+		{ "alice:s3cret@host", "(not shown)" },
+	};
+	struct vigil_key k, want;
+	char buf[256];
+	bool all = true;
+	const char *path;
+	int lines, ret;
+
+	for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+		vg_url_redact(urls[i][0], buf, sizeof(buf));
+		diag("%s -> %s (want %s)", urls[i][0], buf, urls[i][1]);
+		all &= !strcmp(buf, urls[i][1]) && !strstr(buf, "s3cret") && !strstr(buf, "t0ken");
+	}
+	vg_urls_redact("nats://a:pw1@h1:4222,nats://h2:4222", buf, sizeof(buf));
+	diag("list -> %s", buf);
+	CHECK(all && !strcmp(buf, "nats://***@h1:4222,nats://h2:4222"),
+	      "URLs in logs: credentials become ***@, a path or query /..., a non-URL is not shown");
+	CHECK(vg_url_has_secret("nats://a:b@h") && vg_url_has_secret("https://h/x?token=1") &&
+		      !vg_url_has_secret("nats://h:4222") && !vg_url_has_secret("https://h/hook"),
+	      "a URL with credentials or a query counts as a secret");
+
+	vg_key_parse("00112233445566778899aabbccddeeff", &want);
+	path = write_file("key1", "  00112233445566778899aabbccddeeff \n", 0600);
+	capture_begin();
+	ret = vg_key_from_file(path, &k, "--key-file");
+	lines = capture_end();
+	CHECK(ret == 0 && !lines && k.k0 == want.k0 && k.k1 == want.k1,
+	      "--key-file: the key from a private file, blanks and line end around it ignored");
+	path = write_file("key2", "00112233445566778899aabbccddeeff\n", 0640);
+	capture_begin();
+	ret = vg_key_from_file(path, &k, "--key-file");
+	lines = capture_end();
+	diag("stderr: %s", err_line);
+	CHECK(ret == -1 && lines == 1 && strstr(err_line, "mode 0640") && strstr(err_line, "chmod 600"),
+	      "--key-file: a file the group can read is refused, with the fix");
+	path = write_file("key3", "\n", 0600);
+	capture_begin();
+	ret = vg_key_from_file(path, &k, "--key-file");
+	lines = capture_end();
+	diag("stderr: %s", err_line);
+	CHECK(ret == -1 && lines == 1 && strstr(err_line, "--key-file: nothing read from"),
+	      "--key-file: an empty file is refused");
+	path = write_file("agentkeys", "7 0 00112233445566778899aabbccddeeff\n", 0644);
+	capture_begin();
+	ret = load_keyfile(path);
+	lines = capture_end();
+	diag("stderr: %s", err_line);
+	CHECK(ret == -1 && lines == 1 && strstr(err_line, "key file must be owned by you or root and "
+							  "private (it is uid") &&
+		      strstr(err_line, "mode 0644"),
+	      "an agent's key file (vigil beat --keys) that others can read is refused");
+
+	struct vg_key_src ks = {};
+	struct vg_opt key_opt = { .name = "key" }, file_opt = { .name = "key-file" };
+	char hexarg[] = "00112233445566778899aabbccddeeff";
+
+	capture_begin();
+	ret = vg_key_opt(hexarg, &ks, &key_opt);
+	lines = capture_end();
+	CHECK(ret == 0 && ks.have && lines == 1 && strstr(err_line, "readable by every local user") &&
+		      !strcmp(hexarg, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+	      "--key HEX: taken, warned about, and overwritten where it was (argv)");
+	capture_begin();
+	ret = vg_key_opt(path, &ks, &file_opt);
+	lines = capture_end();
+	CHECK(ret == -1 && lines == 1 && strstr(err_line, "give --key or --key-file, not both"),
+	      "--key and --key-file together are refused, before either is read");
+	setenv(VG_KEY_ENV, "ffeeddccbbaa99887766554433221100", 1);
+	memset(&ks, 0, sizeof(ks));
+	ret = vg_key_choose(&ks);
+	vg_key_parse("ffeeddccbbaa99887766554433221100", &want);
+	CHECK(ret == 0 && ks.have && ks.key.k0 == want.k0 && ks.key.k1 == want.k1,
+	      "without --key or --key-file the key comes from " VG_KEY_ENV);
+	setenv(VG_KEY_ENV, "nothex", 1);
+	memset(&ks, 0, sizeof(ks));
+	capture_begin();
+	ret = vg_key_choose(&ks);
+	lines = capture_end();
+	unsetenv(VG_KEY_ENV);
+	CHECK(ret == -1 && lines == 1 && strstr(err_line, VG_KEY_ENV ": must be 32 hex digits"),
+	      "a bad " VG_KEY_ENV " is one line naming it");
+}
+
 int main(void)
 {
 	if (!mkdtemp(tmpdir)) {
@@ -531,6 +625,7 @@ int main(void)
 	test_json();
 	test_config();
 	test_keys();
+	test_secrets();
 	{
 		char cmd[300];
 

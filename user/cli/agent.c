@@ -13,13 +13,14 @@
 #include "common/log.h"
 #include "common/options.h"
 #include "common/registry.h"
+#include "common/secret.h"
 #include "common/util.h"
 
 struct agent_opts {
 	const char *pin_root;
 	__u64 id;
 	struct vg_agent_def def; /* add: set as the agents file's keys are */
-	struct vigil_key key;
+	struct vg_key_src key;     /* --key, --key-file, VIGIL_KEY */
 	__u32 key_id;
 	bool json;
 };
@@ -55,15 +56,6 @@ static void show_def_key(const void *field, const struct vg_opt *o, char *buf, s
 #define DEF_KEY(n, mv, h) \
 	VG_OPT_FUNC(0, n, struct agent_opts, def, set_def_key, mv, h), .show = show_def_key
 
-static int parse_key(const char *arg, void *field, const struct vg_opt *o)
-{
-	if (vg_key_parse(arg, field)) {
-		pr_warn("--%s: must be 32 hex digits (128 bits)\n", o->name);
-		return -1;
-	}
-	return 0;
-}
-
 #define AGENT struct agent_opts
 #define OPT_ID(h) VG_OPT_UINT(0, "id", AGENT, id, 1, UINT64_MAX, "ID", h), .required = true
 
@@ -74,9 +66,8 @@ static const struct vg_opt add_opts[] = {
 	{ DEF_KEY("interval-min-ms", "N", "the shortest interval it may announce") },
 	{ DEF_KEY("interval-max-ms", "N", "the longest interval it may announce") },
 	{ DEF_KEY("multiplier", "N", "missed intervals before SUSPECT") },
-	{ VG_OPT_FUNC(0, "key", AGENT, key, parse_key, "HEX",
-		      "its key, 32 hex digits (without one, and authentication required, its "
-		      "beats are refused until the key file names it)") },
+	VG_OPT_KEY(AGENT, key, "its key (without one, and authentication required, its beats "
+			       "are refused until the key file names it)"),
 	{ VG_OPT_UINT(0, "key-id", AGENT, key_id, 0, 1, "0|1", "which of its two keys --key is") },
 	{ VG_OPT_PIN_ROOT(AGENT, pin_root) },
 	{}
@@ -168,12 +159,15 @@ static void warn_keyless(const struct vg_maps *m, __u64 id)
 static int add_run(const struct vg_parsed *p)
 {
 	struct agent_opts *o = p->opts;
-	bool keyed = vg_opt_given(p, &o->key);
+	bool keyed;
 	struct vigil_meta meta;
 	struct vg_maps m;
 	const char *problem;
 	int lock, ret;
 
+	if (vg_key_choose(&o->key))
+		return 2;
+	keyed = o->key.have;
 	o->def.id = o->id;
 	if (!o->def.name[0])
 		snprintf(o->def.name, sizeof(o->def.name), "agent-%llu", (unsigned long long)o->id);
@@ -187,7 +181,7 @@ static int add_run(const struct vg_parsed *p)
 	lock = vg_registry_lock(o->pin_root);
 	vg_auth_for(&m, NULL, o->id, o->def.group, &o->def.auth);
 	if (keyed) {
-		o->def.auth.key[o->key_id] = o->key;
+		o->def.auth.key[o->key_id] = o->key.key;
 		o->def.auth.valid = 1u << o->key_id;
 	}
 	ret = report("add", vg_agent_add(&m, &o->def, NULL), o->id, &m);

@@ -28,6 +28,7 @@
 #include "common/keys.h"
 #include "common/log.h"
 #include "common/options.h"
+#include "common/secret.h"
 #include "common/util.h"
 
 /* The monitor's address: the round loop sends to ss, the agent library
@@ -48,7 +49,7 @@ struct beat_opts {
 	bool leave, print_acks;
 	const char *send_log_path;
 	const char *keys_path;
-	struct vigil_key key;        /* --key */
+	struct vg_key_src key;       /* --key, --key-file, VIGIL_KEY */
 	__u8 key_id;
 	__u32 max_interval_ms;
 	__u32 adaptive_min, adaptive_max;
@@ -59,7 +60,7 @@ struct beat_opts {
 	struct vg_probe probe;       /* kind VG_PROBE_NONE: no probe mode */
 
 	/* From check() and open_files(), released by close_files(). */
-	bool have_inc, have_key, adaptive;
+	bool have_inc, adaptive;
 	struct vg_keyfile kf;
 	FILE *send_log;
 };
@@ -96,15 +97,6 @@ static int parse_target(const char *arg, void *field, const struct vg_opt *o)
 	}
 	pr_warn("--%s: '%s' is not an IPv4 or IPv6 address\n", o->name, arg);
 	return -1;
-}
-
-static int parse_key(const char *arg, void *field, const struct vg_opt *o)
-{
-	if (vg_key_parse(arg, field)) {
-		pr_warn("--%s: must be 32 hex digits (128 bits)\n", o->name);
-		return -1;
-	}
-	return 0;
 }
 
 /* --queue-thresholds HIGH,LOW: HIGH in [1, 65535], LOW below it. */
@@ -167,8 +159,7 @@ static const struct vg_opt opts[] = {
 	{ VG_OPT_SECTION("Keys") },
 	{ VG_OPT_STR('k', "keys", BEAT, keys_path, "FILE",
 		     "sign with each agent's key from a key file (vigil key gen)") },
-	{ VG_OPT_FUNC(0, "key", BEAT, key, parse_key, "HEX",
-		      "sign with this key (32 hex digits; one agent or all in --id)") },
+	VG_OPT_KEY(BEAT, key, "sign with one key (one agent or all in --id)"),
 	{ VG_OPT_UINT(0, "key-id", BEAT, key_id, 0, 1, "0|1",
 		      "which of the agent's two keys to use") },
 
@@ -249,12 +240,11 @@ static int bad(const char *problem)
 static int check(struct beat_opts *o, const struct vg_parsed *p)
 {
 	o->have_inc = vg_opt_given(p, &o->info.incarnation);
-	o->have_key = vg_opt_given(p, &o->key);
 	o->adaptive = vg_opt_given(p, &o->adaptive_min);
 	if (o->id_hi - o->id_lo >= 1000000)
 		return bad("--id: at most 1000000 agents per process");
-	if (o->keys_path && o->have_key)
-		return bad("beat: give --keys or --key, not both");
+	if (o->keys_path && vg_opt_given(p, &o->key))
+		return bad("beat: give --keys or --key/--key-file, not both");
 	if (o->adaptive) {
 		if (vg_opt_given(p, &o->info.interval_ms) || vg_opt_given(p, &o->max_interval_ms))
 			return bad("beat: --adaptive MIN,MAX replaces --interval-ms and "
@@ -287,15 +277,18 @@ static const struct vigil_key *key_for(const struct beat_opts *o, __u64 id)
 	const struct agent_auth *a;
 
 	if (!o->keys_path)
-		return o->have_key ? &o->key : NULL;
+		return o->key.have ? &o->key.key : NULL;
 	a = vg_keyfile_get(&o->kf, id);
 	return a && (a->valid & (1u << o->key_id)) ? &a->key[o->key_id] : NULL;
 }
 
-/* The files the options name: the key file, with a key for every agent,
- * and the send log. Exit 2 when one cannot be used. */
+/* The files the options name: the key (--key-file, stdin, VIGIL_KEY) or
+ * the key file, with a key for every agent, and the send log. Exit 2 when
+ * one cannot be used. */
 static int open_files(struct beat_opts *o)
 {
+	if (!o->keys_path && vg_key_choose(&o->key))
+		return 2;
 	if (o->keys_path) {
 		if (vg_keyfile_load(o->keys_path, false, &o->kf))
 			return 2;

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -17,6 +18,101 @@
 #include "common/util.h"
 
 extern char **environ;
+
+/*
+ * Names in --probe-tcp/--probe-http are resolved off the beat thread: a
+ * resolver that does not answer (getaddrinfo() waits for it for seconds,
+ * and cannot be interrupted) must not hold back the beat or the agent's
+ * lease bookkeeping on that thread. One lookup thread per probe resolves
+ * on request; the check waits for the answer only within its own budget,
+ * and when none comes in time it probes the addresses of the last answer
+ * (stale rather than nothing, as a caching resolver would serve them).
+ */
+#define MAX_ADDRS 8
+
+struct vg_resolver {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;  /* CLOCK_MONOTONIC; a request, or a finished lookup */
+	bool numeric;       /* a numeric address: nothing to look up */
+	bool started;       /* the lookup thread runs */
+	__u64 asked, done;  /* lookups requested and finished, in order */
+	int n;              /* addresses of the last successful lookup */
+	struct sockaddr_storage addr[MAX_ADDRS];
+	socklen_t len[MAX_ADDRS];
+	__u64 answered_ns;  /* when that lookup finished */
+	bool said_stale;    /* "probing the last known address" said for this streak */
+	char host[256], port[8];
+};
+
+/* Keep the addresses of a successful lookup (all of them, in order). */
+static void keep_addrs(struct vg_resolver *r, const struct addrinfo *res)
+{
+	r->n = 0;
+	for (const struct addrinfo *ai = res; ai && r->n < MAX_ADDRS; ai = ai->ai_next) {
+		if (ai->ai_addrlen > sizeof(r->addr[0]))
+			continue;
+		memcpy(&r->addr[r->n], ai->ai_addr, ai->ai_addrlen);
+		r->len[r->n++] = ai->ai_addrlen;
+	}
+}
+
+static void *lookup_thread(void *arg)
+{
+	struct vg_resolver *r = arg;
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
+
+	pthread_mutex_lock(&r->mu);
+	for (;;) {
+		__u64 want;
+		int err;
+
+		while (r->done == r->asked)
+			pthread_cond_wait(&r->cv, &r->mu);
+		want = r->asked;
+		pthread_mutex_unlock(&r->mu);
+		err = getaddrinfo(r->host, r->port, &hints, &res);
+		pthread_mutex_lock(&r->mu);
+		if (!err) {
+			keep_addrs(r, res);
+			freeaddrinfo(res);
+			r->answered_ns = vg_mono_ns();
+			r->said_stale = false;
+		} else if (err != EAI_AGAIN && err != EAI_SYSTEM && err != EAI_MEMORY) {
+			r->n = 0; /* the name is gone: so is the service */
+		}
+		r->done = want;
+		pthread_cond_broadcast(&r->cv);
+	}
+	return NULL;
+}
+
+/* Numeric hosts need no lookup: their addresses are kept once, here. */
+static int resolver_new(struct vg_probe *p)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV }, *res;
+	struct vg_resolver *r = calloc(1, sizeof(*r));
+	pthread_condattr_t ca;
+
+	if (!r) {
+		pr_warn("probe: out of memory\n");
+		return -1;
+	}
+	snprintf(r->host, sizeof(r->host), "%s", p->host);
+	snprintf(r->port, sizeof(r->port), "%s", p->port);
+	if (!getaddrinfo(p->host, p->port, &hints, &res)) {
+		keep_addrs(r, res);
+		freeaddrinfo(res);
+		r->numeric = true;
+	}
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&r->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	p->res = r;
+	return 0;
+}
 
 /* HOST[:PORT] or [V6][:PORT], the first len bytes of s, into p->host and
  * p->port (default_port without one). */
@@ -66,7 +162,7 @@ int vg_probe_parse(struct vg_probe *p, const char *kind, const char *arg)
 			pr_warn("--probe-tcp: '%s' is not HOST:PORT\n", arg);
 			return -1;
 		}
-		return 0;
+		return resolver_new(p);
 	}
 	if (strcmp(kind, "http")) {
 		pr_warn("unknown probe kind '%s'\n", kind);
@@ -84,7 +180,7 @@ int vg_probe_parse(struct vg_probe *p, const char *kind, const char *arg)
 		pr_warn("--probe-http: '%s' has no host\n", arg);
 		return -1;
 	}
-	return 0;
+	return resolver_new(p);
 }
 
 static __u64 deadline_after(__u32 ms)
@@ -145,34 +241,84 @@ static bool run_exec(const struct vg_probe *p, __u32 timeout_ms)
 	}
 }
 
-/* Non-blocking connect bounded by the deadline; returns the fd or -1. */
-static int connect_by(const char *host, const char *port, __u64 deadline)
+static struct timespec mono_ts(__u64 ns)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
-	int fd = -1;
+	return (struct timespec){ .tv_sec = (time_t)(ns / 1000000000ull),
+				  .tv_nsec = (long)(ns % 1000000000ull) };
+}
 
-	if (getaddrinfo(host, port, &hints, &res))
-		return -1;
-	for (ai = res; ai && fd < 0; ai = ai->ai_next) {
+/* The probe's addresses, into addr/len (at most MAX_ADDRS): a fresh lookup
+ * if it answers by the deadline -- by half the time left when an earlier
+ * answer can stand in -- or else that earlier answer. Returns how many. */
+static int resolve_by(struct vg_resolver *r, __u64 deadline, struct sockaddr_storage *addr,
+		      socklen_t *len)
+{
+	__u64 now = vg_mono_ns(), until = deadline, want;
+	struct timespec ts;
+	int n;
+
+	pthread_mutex_lock(&r->mu);
+	if (!r->numeric && !r->started) {
+		pthread_t t;
+		pthread_attr_t a;
+
+		pthread_attr_init(&a);
+		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+		r->started = !pthread_create(&t, &a, lookup_thread, r);
+		pthread_attr_destroy(&a);
+		if (!r->started) {
+			pthread_mutex_unlock(&r->mu);
+			return 0;
+		}
+	}
+	if (!r->numeric && r->done == r->asked) {
+		r->asked++; /* a lookup still in flight is waited for instead */
+		pthread_cond_broadcast(&r->cv);
+	}
+	want = r->asked;
+	if (r->n && deadline > now)
+		until = now + (deadline - now) / 2;
+	ts = mono_ts(until);
+	while (r->done < want && pthread_cond_timedwait(&r->cv, &r->mu, &ts) != ETIMEDOUT)
+		;
+	if (r->done < want && r->n && !r->said_stale) {
+		pr_warn("probe: resolving %s did not answer in time; probing the address it had "
+			"%.1f s ago\n", r->host, (double)(now - r->answered_ns) / 1e9);
+		r->said_stale = true;
+	}
+	n = r->n;
+	memcpy(addr, r->addr, sizeof(r->addr[0]) * n);
+	memcpy(len, r->len, sizeof(r->len[0]) * n);
+	pthread_mutex_unlock(&r->mu);
+	return n;
+}
+
+/* Non-blocking connect bounded by the deadline; returns the fd or -1. */
+static int connect_by(const struct vg_probe *p, __u64 deadline)
+{
+	struct sockaddr_storage addr[MAX_ADDRS];
+	socklen_t len[MAX_ADDRS];
+	int n = resolve_by(p->res, deadline, addr, len), fd = -1;
+
+	for (int i = 0; i < n && fd < 0; i++) {
 		struct pollfd pfd;
 		int err = 0;
-		socklen_t len = sizeof(err);
+		socklen_t elen = sizeof(err);
 
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		fd = socket(addr[i].ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd < 0)
 			continue;
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) && errno != EINPROGRESS)
+		if (connect(fd, (struct sockaddr *)&addr[i], len[i]) && errno != EINPROGRESS)
 			goto next;
 		pfd = (struct pollfd){ .fd = fd, .events = POLLOUT };
 		if (poll(&pfd, 1, remaining_ms(deadline)) != 1 ||
-		    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) || err)
+		    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) || err)
 			goto next;
 		break;
 next:
 		close(fd);
 		fd = -1;
 	}
-	freeaddrinfo(res);
 	return fd;
 }
 
@@ -180,7 +326,7 @@ static bool run_http(const struct vg_probe *p, __u32 timeout_ms)
 {
 	__u64 deadline = deadline_after(timeout_ms);
 	char req[1024], resp[64];
-	int fd = connect_by(p->host, p->port, deadline), n, got = 0, status;
+	int fd = connect_by(p, deadline), n, got = 0, status;
 	bool ok = false;
 
 	if (fd < 0)
@@ -218,7 +364,7 @@ bool vg_probe_run(const struct vg_probe *p, __u32 timeout_ms)
 	case VG_PROBE_EXEC:
 		return run_exec(p, timeout_ms);
 	case VG_PROBE_TCP:
-		fd = connect_by(p->host, p->port, deadline_after(timeout_ms));
+		fd = connect_by(p, deadline_after(timeout_ms));
 		if (fd < 0)
 			return false;
 		close(fd);

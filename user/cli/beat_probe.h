@@ -3,7 +3,8 @@
  * Probe mode (docs/migration.md): `vigil beat` beats on behalf of a service
  * that cannot be changed, and only while a check of it passes. The check's
  * own timeout is bounded by the beat interval, so a hanging check can never
- * hold back a beat longer than a missed one would.
+ * hold back a beat longer than a missed one would; that includes resolving
+ * the host's name, which a thread of the probe's own does (beat_probe.c).
  */
 #ifndef VIGIL_PROBE_H
 #define VIGIL_PROBE_H
@@ -13,6 +14,8 @@
 
 enum vg_probe_kind { VG_PROBE_NONE = 0, VG_PROBE_EXEC, VG_PROBE_TCP, VG_PROBE_HTTP };
 
+struct vg_resolver;
+
 struct vg_probe {
 	enum vg_probe_kind kind;
 	const char *cmd;  /* EXEC: /bin/sh -c cmd, passes on exit 0 */
@@ -20,6 +23,7 @@ struct vg_probe {
 	char port[8];
 	char path[512];   /* HTTP: request path */
 	__u32 http_status_max; /* HTTP: passes on a status below this (default 400) */
+	struct vg_resolver *res; /* TCP/HTTP: the host's addresses (beat_probe.c) */
 };
 
 /* Parse --probe-exec CMD, --probe-tcp HOST:PORT, --probe-http URL

@@ -117,6 +117,9 @@ static int run_query(const struct vg_parsed *p)
 		 "SELECT " VG_EVENT_COLS " FROM events WHERE (?1 = 0 OR agent_id = ?1)"
 		 " AND (?2 IS NULL OR kind = ?2) AND detected_wall_ns >= ?3"
 		 " AND (?4 = 0 OR detected_wall_ns <= ?4) AND recorded_wall_ns >= ?5"
+		 /* Following: a row of rejections once it is final (its
+		  * recorded_wall_ns is then the time it closed). */
+		 " AND (?7 = 0 OR open IS NULL)"
 		 " ORDER BY detected_wall_ns, event_seq LIMIT ?6");
 	if (!q->json && !q->follow)
 		printf("%-24s %8s %-10s %-16s %-13s %-8s %s\n", "TIME", "EVENT", "AGENT", "NAME",
@@ -144,6 +147,7 @@ static int run_query(const struct vg_parsed *p)
 		sqlite3_bind_int64(st, 5, (sqlite3_int64)(after > VIGIL_NSEC_PER_SEC ?
 							    after - VIGIL_NSEC_PER_SEC : 0));
 		sqlite3_bind_int64(st, 6, q->limit ? (sqlite3_int64)q->limit : -1);
+		sqlite3_bind_int(st, 7, q->follow);
 		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 			__u64 key = ((__u64)sqlite3_column_int64(st, 0) * 0x9e3779b97f4a7c15ULL) ^
 				    (__u64)sqlite3_column_int64(st, 1);

@@ -127,7 +127,8 @@ static int log_gaps(const struct vg_parsed *p)
 
 	if (!db)
 		return 1;
-	if (sqlite3_prepare_v2(db, "SELECT instance_id, event_seq FROM events "
+	/* A row of rejections covers event_seq .. event_seq_last. */
+	if (sqlite3_prepare_v2(db, "SELECT instance_id, event_seq, " VG_EVENT_SEQ_END " FROM events "
 				   "ORDER BY instance_id, event_seq", -1, &st, NULL) != SQLITE_OK) {
 		pr_warn("%s: query failed: %s\n", db_path, sqlite3_errmsg(db));
 		sqlite3_close(db);
@@ -146,7 +147,7 @@ static int log_gaps(const struct vg_parsed *p)
 			       (unsigned long long)(prev + 1), (unsigned long long)(seq - 1));
 			missing += seq - prev - 1;
 		}
-		prev = seq;
+		prev = (__u64)sqlite3_column_int64(st, 2);
 	}
 	sqlite3_finalize(st);
 	sqlite3_close(db);
@@ -228,7 +229,7 @@ static const struct vg_cmd notices_cmd = {
 static const struct vg_opt prune_opts[] = {
 	{ VG_OPT_DB(struct log_opts, db_path) },
 	{ VG_OPT_UINT(0, "max-age-days", struct log_opts, max_age_days, 1, 1u << 20, "N",
-		      "remove events older than N days") },
+		      "remove events, and the breakdown of rejections, older than N days") },
 	{ VG_OPT_UINT(0, "max-events", struct log_opts, max_events, 1, UINT64_MAX >> 2, "N",
 		      "keep only the newest N events") },
 	{}
@@ -243,7 +244,8 @@ static int log_prune(const struct vg_parsed *p)
 		pr_warn("log prune: give --max-age-days and/or --max-events\n");
 		return 2;
 	}
-	if (vg_log_prune(o->db_path, o->max_age_days * 86400, o->max_events, &removed))
+	if (vg_log_prune(o->db_path, o->max_age_days * 86400, o->max_events,
+			 o->max_age_days * 86400, &removed))
 		return 1;
 	printf("removed %ld events\n", removed);
 	return 0;

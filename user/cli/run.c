@@ -10,6 +10,7 @@
 #include "common/eventlog.h"
 #include "common/log.h"
 #include "common/options.h"
+#include "common/secret.h"
 #include "common/util.h"
 #include "daemon/daemon.h"
 #include "daemon/metrics.h"
@@ -18,6 +19,10 @@
 
 static const char *const modes[] = { "native", "skb", NULL };
 static const char *const alert_formats[] = { "json", "alertmanager", NULL };
+
+/* The environment variables that can hold the URLs instead. */
+#define URL_ENV_WEBHOOK "VIGIL_ALERT_WEBHOOK"
+#define URL_ENV_NATS "VIGIL_EXPORT_NATS"
 
 static const struct vg_opt opts[] = {
 	{ VG_OPT_SECTION("Attaching (at a fresh load; an adopting daemon keeps the instance's)") },
@@ -65,6 +70,9 @@ static const struct vg_opt opts[] = {
 	{ VG_OPT_UINT(0, "retain-events", RUN, retain_events, 1, UINT64_MAX >> 2, "N",
 		      "keep the newest N events, pruning at start and hourly"),
 	  .zero = "keep all" },
+	{ VG_OPT_UINT(0, "retain-rejections-days", RUN, retain_rejections_days, 1, 36500, "N",
+		      "prune the breakdown of rejections (by window, reason and source) older than "
+		      "N days, at start and hourly") },
 
 	{ VG_OPT_SECTION("Alerts (docs/operations.md)") },
 	{ VG_OPT_STR(0, "alert-exec", RUN, acfg.exec_cmd, "CMD",
@@ -72,6 +80,9 @@ static const struct vg_opt opts[] = {
 		     "on stdin; delivered when it exits 0") },
 	{ VG_OPT_STR(0, "alert-webhook", RUN, acfg.webhook_url, "URL",
 		     "POST each alert (http:// or https://); delivered on HTTP 2xx") },
+	{ VG_OPT_STR(0, "alert-webhook-file", RUN, webhook_file, "FILE",
+		     "the webhook URL from FILE, private to you (mode 0600), kept off the command "
+		     "line; or set " URL_ENV_WEBHOOK) },
 	{ VG_OPT_CHOICE(0, "alert-format", RUN, acfg.alertmanager, alert_formats,
 			"json|alertmanager",
 			"webhook body: the event's JSON line, or an Alertmanager v2 /api/v2/alerts "
@@ -114,6 +125,21 @@ static const struct vg_opt opts[] = {
 	{ VG_OPT_SECTION("Export to NATS JetStream (docs/fleet.md)") },
 	{ VG_OPT_STR(0, "export-nats", RUN, xcfg.nats_urls, "URL[,URL...]",
 		     "publish every recorded event, subject vigil.events.HOST") },
+	{ VG_OPT_STR(0, "export-nats-file", RUN, nats_file, "FILE",
+		     "the NATS URLs from FILE, private to you (mode 0600), kept off the command "
+		     "line; or set " URL_ENV_NATS) },
+	{ VG_OPT_STR(0, "export-nats-creds", RUN, xcfg.creds_file, "FILE",
+		     "authenticate with a user credentials file (JWT and nkey seed; mode 0600)") },
+	{ VG_OPT_STR(0, "export-nats-nkey", RUN, xcfg.nkey_file, "FILE",
+		     "authenticate with the user nkey seed (SU...) in FILE (mode 0600)") },
+	{ VG_OPT_STR(0, "export-nats-user-file", RUN, xcfg.user_file, "FILE",
+		     "authenticate with USER:PASSWORD, or a token, from FILE (mode 0600)") },
+	{ VG_OPT_STR(0, "export-nats-ca", RUN, xcfg.ca_file, "FILE",
+		     "TLS: trust the CA certificates in FILE (PEM) to sign the servers'") },
+	{ VG_OPT_STR(0, "export-nats-cert", RUN, xcfg.cert_file, "FILE",
+		     "TLS: present the client certificate chain in FILE (PEM)") },
+	{ VG_OPT_STR(0, "export-nats-key", RUN, xcfg.key_file, "FILE",
+		     "TLS: the client certificate's private key (PEM, mode 0600)") },
 	{ VG_OPT_STR(0, "export-stream", RUN, xcfg.stream, "NAME", "JetStream stream") },
 	{ VG_OPT_STR(0, "export-host", RUN, xcfg.host, "NAME",
 		     "subject token and message-id prefix"),
@@ -153,6 +179,40 @@ static const struct vg_opt opts[] = {
 	{}
 };
 
+/* Where a URL option's value comes from: --NAME URL (a URL with
+ * credentials is moved off argv, and warned about), --NAME-file FILE, or
+ * the environment variable env. -1 after one line. */
+static int url_from(const char **url, const char *file, const char *env, char **owned,
+		    const char *opt, const char *instead)
+{
+	char what[64];
+
+	snprintf(what, sizeof(what), "--%s-file", opt);
+	if (*url && file) {
+		pr_warn("give --%s or --%s-file, not both\n", opt, opt);
+		return -1;
+	}
+	if (file) {
+		*url = *owned = vg_secret_read(file, what);
+		return *url ? 0 : -1;
+	}
+	if (!*url) {
+		*url = getenv(env);
+		return 0;
+	}
+	if (vg_url_has_secret(*url)) {
+		*owned = strdup(*url);
+		if (!*owned) {
+			pr_warn("--%s: out of memory\n", opt);
+			return -1;
+		}
+		snprintf(what, sizeof(what), "--%s", opt);
+		vg_secret_on_argv(*url, what, instead);
+		*url = *owned;
+	}
+	return 0;
+}
+
 /* Everything that can be judged before touching the kernel, so that a bad
  * option or file changes nothing: exit 2 with one line. */
 static int check(struct vg_run_opts *ro)
@@ -163,7 +223,12 @@ static int check(struct vg_run_opts *ro)
 		pr_warn("--ringbuf-mb: %u is not a power of two\n", ringbuf_mb);
 		return 2;
 	}
-	if (vg_alert_cfg_check(&ro->acfg) || vg_export_cfg_check(&ro->xcfg))
+	if (url_from(&ro->acfg.webhook_url, ro->webhook_file, URL_ENV_WEBHOOK, &ro->owned[0],
+		     "alert-webhook", "--alert-webhook-file or " URL_ENV_WEBHOOK) ||
+	    url_from(&ro->xcfg.nats_urls, ro->nats_file, URL_ENV_NATS, &ro->owned[1],
+		     "export-nats", "--export-nats-file, " URL_ENV_NATS " or the "
+		     "--export-nats-creds, -nkey and -user-file options") ||
+	    vg_alert_cfg_check(&ro->acfg) || vg_export_cfg_check(&ro->xcfg))
 		return 2;
 	if (ro->config_path && vg_config_load(ro->config_path, &ro->config))
 		return 2;

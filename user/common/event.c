@@ -187,6 +187,13 @@ void vg_event_json(struct vg_json *j, const struct vg_event_view *v)
 		vg_fmt_addr(e->src_addr, src, sizeof(src));
 		vg_json_str_field(j, "reason", vg_reason_name(e->reason));
 		vg_json_str_field(j, "source", src);
+		if (v->seq_last) {
+			vg_json_u64_field(j, "event_seq_last", v->seq_last);
+			vg_json_u64_field(j, "count", v->seq_last - e->event_seq + 1);
+			vg_json_u64_field(j, "last_detected_ns", e->aux_ns);
+			if (v->open)
+				vg_json_bool_field(j, "open", true);
+		}
 	}
 	if (vg_kind_is_lease(e->kind)) {
 		vg_json_u64_field(j, "lease_id", e->slot);

@@ -41,6 +41,10 @@ struct vg_event_view {
 	bool reconciled;   /* recovered from the maps, not from the ring buffer */
 	__u64 instance_id; /* printed so consumers can tell instances apart */
 	__u64 detected_wall_ns; /* printed as "time"; 0: derived from e->detected_ns now */
+	/* A row of rejections (REJECTED): the last event_seq it covers, 0 for
+	 * one event; still growing (the daemon may add to it). */
+	__u64 seq_last;
+	bool open;
 };
 
 struct vg_json;

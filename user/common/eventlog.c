@@ -29,9 +29,20 @@ static const char schema[] =
 	"  recorded_wall_ns INTEGER NOT NULL,"
 	"  reconciled INTEGER NOT NULL DEFAULT 0,"
 	"  flags INTEGER, aux_ns INTEGER,"
+	/* Rejections: the row covers event_seq .. event_seq_last; open while
+	 * the daemon may still add to it (the export waits for it). */
+	"  event_seq_last INTEGER, open INTEGER,"
 	"  PRIMARY KEY (instance_id, event_seq)) WITHOUT ROWID;"
 	"CREATE INDEX IF NOT EXISTS events_agent ON events(agent_id, detected_wall_ns);"
 	"CREATE INDEX IF NOT EXISTS events_time ON events(detected_wall_ns);"
+	/* Rejections by window, reason and source (at most VG_REJECT_SOURCES
+	 * sources per window; the rest as 'other'). */
+	"CREATE TABLE IF NOT EXISTS rejections ("
+	"  instance_id INTEGER NOT NULL, window_wall_ns INTEGER NOT NULL,"
+	"  reason TEXT NOT NULL, source TEXT NOT NULL, count INTEGER NOT NULL,"
+	"  agent_id INTEGER,"   /* the agent id the last of them claimed */
+	"  first_wall_ns INTEGER NOT NULL, last_wall_ns INTEGER NOT NULL,"
+	"  PRIMARY KEY (instance_id, window_wall_ns, reason, source)) WITHOUT ROWID;"
 	/* Alerts waiting for delivery, written in the same transaction as
 	 * their event (at-least-once), removed once a sink accepted them. */
 	"CREATE TABLE IF NOT EXISTS outbox ("
@@ -127,6 +138,67 @@ static int private_file(const char *path, bool say)
 	return chmod(path, sb.st_mode & 07700);
 }
 
+/* The statements an append may run, prepared once each (log->stmt). */
+enum stmt {
+	ST_INSERT,
+	ST_COVER,     /* the row at or before an event_seq, and where it ends */
+	ST_EXTEND,    /* a row of rejections grows by one */
+	ST_CLOSE,
+	ST_ROW,       /* one row, as the readers see it */
+	ST_SOURCES,   /* a window's (reason, source) keys so far, and whether one is there */
+	ST_COUNT,     /* one more rejection in the breakdown */
+	ST_MAX,
+};
+
+static const char *const stmt_sql[ST_MAX] = {
+	[ST_INSERT] =
+		"INSERT OR IGNORE INTO events (instance_id, event_seq, agent_id, kind, state,"
+		" prev_state, name, grp, slot, seq, incarnation, interval_ms, last_seen_ns,"
+		" detected_ns, deadline_ns, reason, source, detected_wall_ns, recorded_wall_ns,"
+		" reconciled, flags, aux_ns, event_seq_last, open)"
+		" VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+	[ST_COVER] = "SELECT " VG_EVENT_SEQ_END " FROM events WHERE instance_id = ?1 AND"
+		     " event_seq <= ?2 ORDER BY event_seq DESC LIMIT 1",
+	[ST_EXTEND] = "UPDATE events SET event_seq_last = ?3, aux_ns = ?4 WHERE instance_id = ?1"
+		      " AND event_seq = ?2",
+	[ST_CLOSE] = "UPDATE events SET open = NULL, recorded_wall_ns = ?3 WHERE instance_id = ?1"
+		     " AND event_seq = ?2",
+	[ST_ROW] = "SELECT " VG_EVENT_COLS " FROM events WHERE instance_id = ?1 AND event_seq = ?2",
+	[ST_SOURCES] = "SELECT count(*), coalesce(sum(reason = ?3 AND source = ?4), 0) FROM"
+		       " rejections WHERE instance_id = ?1 AND window_wall_ns = ?2 AND"
+		       " source != 'other'",
+	[ST_COUNT] = "INSERT INTO rejections VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?6) ON CONFLICT"
+		     " DO UPDATE SET count = count + 1, agent_id = excluded.agent_id,"
+		     " last_wall_ns = excluded.last_wall_ns",
+};
+
+/* Statement id, reset, its bindings cleared and ?1 bound to the instance;
+ * NULL if it cannot be prepared. */
+static sqlite3_stmt *stmt(struct vg_eventlog *log, enum stmt id)
+{
+	_Static_assert(ST_MAX <= sizeof(log->stmt) / sizeof(log->stmt[0]), "room for them");
+	sqlite3_stmt *st = log->stmt[id];
+
+	if (!st && sqlite3_prepare_v2(log->db, stmt_sql[id], -1, &log->stmt[id], NULL) != SQLITE_OK)
+		return NULL;
+	st = log->stmt[id];
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (id != ST_INSERT)
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)log->instance_id);
+	return st;
+}
+
+/* Step a statement that returns nothing; true when done. */
+static bool step_done(sqlite3_stmt *st)
+{
+	int rc = st ? sqlite3_step(st) : SQLITE_ERROR;
+
+	if (st)
+		sqlite3_reset(st);
+	return rc == SQLITE_DONE;
+}
+
 static int exec_sql(sqlite3 *db, const char *sql, const char *what)
 {
 	char said[96];
@@ -139,9 +211,6 @@ static void remember(struct vg_eventlog *log, __u64 seq, __u64 agent_id, __u32 s
 {
 	__u64 last;
 
-	u64map_put(&log->seen, seq, 1);
-	if (seq > log->max_seq)
-		log->max_seq = seq;
 	if (!agent_id || state == VIGIL_AGENT_FREE)
 		return;
 	if (!u64map_get(&log->agent_last, agent_id, &last) || (last >> 3) < seq)
@@ -254,68 +323,120 @@ static int add_columns(sqlite3 *db)
 	static const char *const cols[][2] = {
 		{ "flags", "ALTER TABLE events ADD COLUMN flags INTEGER" },
 		{ "aux_ns", "ALTER TABLE events ADD COLUMN aux_ns INTEGER" },
+		{ "event_seq_last", "ALTER TABLE events ADD COLUMN event_seq_last INTEGER" },
+		{ "open", "ALTER TABLE events ADD COLUMN open INTEGER" },
 	};
+	enum { N_COLS = sizeof(cols) / sizeof(cols[0]) };
 	sqlite3_stmt *st;
-	bool have[2] = {};
+	bool have[N_COLS] = {};
 
 	if (sqlite3_prepare_v2(db, "SELECT name FROM pragma_table_info('events')", -1, &st,
 			       NULL) != SQLITE_OK)
 		return -1;
 	while (sqlite3_step(st) == SQLITE_ROW)
-		for (size_t i = 0; i < 2; i++)
+		for (size_t i = 0; i < N_COLS; i++)
 			if (!strcmp(vg_col_text(st, 0), cols[i][0]))
 				have[i] = true;
 	sqlite3_finalize(st);
-	for (size_t i = 0; i < 2; i++)
+	for (size_t i = 0; i < N_COLS; i++)
 		if (!have[i] && exec_sql(db, cols[i][1], "adding a column to the event log"))
 			return -1;
 	return 0;
 }
 
+/* What the daemon keeps of the log in memory, read back: each agent's last
+ * transition (one row per agent, whatever the log holds), and the row of
+ * rejections that was still open (a daemon that stopped without closing
+ * it: this one carries on with it). Rows of other instances' that were
+ * left open can no longer grow: they are closed. */
 static int load(struct vg_eventlog *log)
 {
 	sqlite3_stmt *st;
 	int rc;
 
 	rc = sqlite3_prepare_v2(log->db,
-				"SELECT event_seq, agent_id, kind, state FROM events "
-				"WHERE instance_id = ?", -1, &st, NULL);
+				"SELECT agent_id, max(event_seq), state FROM events WHERE instance_id = ?"
+				" AND kind != 'rejected' AND kind NOT LIKE 'lease%'"
+				" AND kind NOT LIKE 'monitor%' GROUP BY agent_id", -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return -1;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)log->instance_id);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *kind = (const char *)sqlite3_column_text(st, 2);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		remember(log, (__u64)sqlite3_column_int64(st, 1), (__u64)sqlite3_column_int64(st, 0),
+			 state_from_name((const char *)sqlite3_column_text(st, 2)));
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return -1;
+	memset(&log->run, 0, sizeof(log->run));
+	rc = sqlite3_prepare_v2(log->db,
+				"SELECT event_seq, event_seq_last, detected_wall_ns FROM events WHERE"
+				" instance_id = ? AND open IS NOT NULL", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)log->instance_id);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		__u64 wall = (__u64)sqlite3_column_int64(st, 2);
 
-		remember(log, (__u64)sqlite3_column_int64(st, 0),
-			 kind && !vg_kind_changes_agent(vg_name_to(kind, vg_kind_name,
-								   VIGIL_EV_KIND_MAX)) ?
-				 0 : (__u64)sqlite3_column_int64(st, 1),
-			 state_from_name((const char *)sqlite3_column_text(st, 3)));
+		log->run = (struct vg_reject_run){
+			.open = true,
+			.first = (__u64)sqlite3_column_int64(st, 0),
+			.last = (__u64)sqlite3_column_int64(st, 1),
+			.window_ns = wall - wall % VG_REJECT_WINDOW_NS,
+		};
 	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return -1;
+	if (sqlite3_prepare_v2(log->db, "UPDATE events SET open = NULL WHERE open IS NOT NULL AND"
+					" instance_id != ?", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)log->instance_id);
+	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
-/* The export dedupes on its own (a crash can fall between writing a line and
- * committing the database): read back what this instance already wrote. */
+/* The meta key of the export's end of file at the last commit. */
+static void jsonl_end_key(const char *path, char *buf, size_t len)
+{
+	snprintf(buf, len, "jsonl_end:%s", path);
+}
+
+/* The export dedupes on its own: a crash can fall between writing a line
+ * and committing its event, which is then appended (and written) again.
+ * Only lines after the export's end at the last commit can be such lines:
+ * read those back (all of the file if it is shorter: replaced or rotated). */
 static int load_jsonl(struct vg_eventlog *log, const char *path)
 {
-	char *line = NULL;
+	char *line = NULL, key[4200];
 	size_t cap = 0;
 	ssize_t n;
 	int last = '\n';
+	long long end = 0;
+	sqlite3_stmt *st;
+	struct stat sb;
 	FILE *f = fopen(path, "r");
 
 	if (!f)
 		return errno == ENOENT ? 0 : -1;
+	jsonl_end_key(path, key, sizeof(key));
+	if (sqlite3_prepare_v2(log->db, "SELECT value FROM meta WHERE key = ?", -1, &st, NULL) ==
+	    SQLITE_OK) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			end = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	if (!fstat(fileno(f), &sb) && end > 0 && end <= sb.st_size && fseeko(f, end - 1, SEEK_SET) == 0)
+		last = fgetc(f); /* the character before: a line end, or a line torn there */
 	while ((n = getline(&line, &cap, f)) > 0) {
 		unsigned long long seq, inst;
 		char *p = strstr(line, "\"instance\":\"");
 
-		last = line[n - 1];
-		if (last == '\n' && p && sscanf(p + 12, "%llx", &inst) == 1 &&
+		if (last == '\n' && line[n - 1] == '\n' && p && sscanf(p + 12, "%llx", &inst) == 1 &&
 		    inst == log->instance_id && sscanf(line, "{\"event_seq\":%llu,", &seq) == 1)
 			u64map_put(&log->jsonl_seen, seq, 1);
+		last = line[n - 1];
 	}
 	free(line);
 	fclose(f);
@@ -328,6 +449,27 @@ static int load_jsonl(struct vg_eventlog *log, const char *path)
 		}
 	}
 	return 0;
+}
+
+/* In the transaction being committed: where the export ends now. */
+static int note_jsonl_end(struct vg_eventlog *log)
+{
+	char key[4200];
+	struct stat sb;
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!log->jsonl || fstat(fileno(log->jsonl), &sb))
+		return 0;
+	jsonl_end_key(log->jsonl_path, key, sizeof(key));
+	if (sqlite3_prepare_v2(log->db, "INSERT OR REPLACE INTO meta VALUES (?, ?)", -1, &st,
+			       NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)sb.st_size);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
 }
 
 /* The database file, checked and open: see log_dir, looks_like_sqlite,
@@ -383,6 +525,7 @@ int vg_eventlog_open(struct vg_eventlog *log, const char *db_path, const char *j
 		goto fail;
 	}
 	if (jsonl_path) {
+		log->jsonl_path = jsonl_path;
 		if (log_dir(jsonl_path) || load_jsonl(log, jsonl_path) ||
 		    !(log->jsonl = open_jsonl(jsonl_path))) {
 			pr_warn("%s: cannot open the JSON-lines export: %s\n", jsonl_path,
@@ -396,17 +539,25 @@ fail:
 	return -1;
 }
 
+static int close_run(struct vg_eventlog *log);
+static int begin(struct vg_eventlog *log);
+
 void vg_eventlog_close(struct vg_eventlog *log)
 {
 	if (log->db) {
+		/* Stopping: the row of rejections is final. */
 		vg_eventlog_sync(log);
-		sqlite3_finalize(log->insert_stmt);
-		log->insert_stmt = NULL;
+		if (log->run.open && !begin(log))
+			close_run(log);
+		vg_eventlog_sync(log);
+		for (size_t i = 0; i < sizeof(log->stmt) / sizeof(log->stmt[0]); i++) {
+			sqlite3_finalize(log->stmt[i]);
+			log->stmt[i] = NULL;
+		}
 		sqlite3_close(log->db);
 	}
 	if (log->jsonl)
 		fclose(log->jsonl);
-	u64map_free(&log->seen);
 	u64map_free(&log->agent_last);
 	u64map_free(&log->jsonl_seen);
 	log->db = NULL;
@@ -427,9 +578,30 @@ struct sqlite3 *vg_eventlog_open_ro(const char *db_path)
 	return db;
 }
 
-bool vg_eventlog_has(const struct vg_eventlog *log, __u64 event_seq)
+/* 1 if a row covers event_seq, 0 if none, -1 on a database error. */
+static int covered(struct vg_eventlog *log, __u64 event_seq)
 {
-	return u64map_get(&log->seen, event_seq, NULL);
+	sqlite3_stmt *st;
+	int rc;
+
+	if (log->run.open && event_seq >= log->run.first && event_seq <= log->run.last)
+		return 1;
+	st = stmt(log, ST_COVER);
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)event_seq);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		rc = (__u64)sqlite3_column_int64(st, 0) >= event_seq;
+	else
+		rc = rc == SQLITE_DONE ? 0 : -1;
+	sqlite3_reset(st);
+	return rc;
+}
+
+bool vg_eventlog_has(struct vg_eventlog *log, __u64 event_seq)
+{
+	return covered(log, event_seq) == 1;
 }
 
 bool vg_eventlog_agent_last(const struct vg_eventlog *log, __u64 agent_id, __u64 *seq, __u32 *state)
@@ -497,28 +669,22 @@ void vg_event_from_row(sqlite3_stmt *st, struct vigil_event *e, struct vg_event_
 	v->reconciled = sqlite3_column_int(st, 18);
 	e->flags = (__u16)sqlite3_column_int(st, 20);
 	e->aux_ns = (__u64)sqlite3_column_int64(st, 21);
+	v->seq_last = (__u64)sqlite3_column_int64(st, 22);
+	v->open = sqlite3_column_int(st, 23) != 0;
 }
 
+/* A new row: an event, or the first of a row of rejections (open). */
 static int insert(struct vg_eventlog *log, const struct vg_event_view *v)
 {
-	static const char sql[] =
-		"INSERT OR IGNORE INTO events (instance_id, event_seq, agent_id, kind, state,"
-		" prev_state, name, grp, slot, seq, incarnation, interval_ms, last_seen_ns,"
-		" detected_ns, deadline_ns, reason, source, detected_wall_ns, recorded_wall_ns,"
-		" reconciled, flags, aux_ns) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
 	const struct vigil_event *e = v->e;
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = stmt(log, ST_INSERT);
+	bool rejected = e->kind == VIGIL_EV_REJECTED;
 	char src[64] = "";
-	int rc, i = 1;
+	int i = 1;
 
-	/* Prepared once: a mass failure inserts a million rows. */
-	if (!log->insert_stmt &&
-	    sqlite3_prepare_v2(log->db, sql, -1, &log->insert_stmt, NULL) != SQLITE_OK)
+	if (!st)
 		return -1;
-	st = log->insert_stmt;
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	if (e->kind == VIGIL_EV_REJECTED)
+	if (rejected)
 		vg_fmt_addr(e->src_addr, src, sizeof(src));
 	sqlite3_bind_int64(st, i++, (sqlite3_int64)log->instance_id);
 	sqlite3_bind_int64(st, i++, (sqlite3_int64)e->event_seq);
@@ -538,7 +704,7 @@ static int insert(struct vg_eventlog *log, const struct vg_event_view *v)
 		sqlite3_bind_int64(st, i++, (sqlite3_int64)v->deadline_ns);
 	else
 		sqlite3_bind_null(st, i++);
-	if (e->kind == VIGIL_EV_REJECTED) {
+	if (rejected) {
 		sqlite3_bind_text(st, i++, vg_reason_name(e->reason), -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, i++, src, -1, SQLITE_TRANSIENT);
 	} else {
@@ -549,46 +715,172 @@ static int insert(struct vg_eventlog *log, const struct vg_event_view *v)
 	sqlite3_bind_int64(st, i++, (sqlite3_int64)vg_wall_ns());
 	sqlite3_bind_int(st, i++, v->reconciled);
 	sqlite3_bind_int(st, i++, e->flags);
-	sqlite3_bind_int64(st, i++, (sqlite3_int64)e->aux_ns);
-	rc = sqlite3_step(st);
+	/* A row of rejections: aux_ns is when its last one was detected. */
+	sqlite3_bind_int64(st, i++, (sqlite3_int64)(rejected ? e->detected_ns : e->aux_ns));
+	if (rejected) {
+		sqlite3_bind_int64(st, i++, (sqlite3_int64)e->event_seq);
+		sqlite3_bind_int(st, i++, 1);
+	}
+	return step_done(st) ? 0 : -1;
+}
+
+static int begin(struct vg_eventlog *log)
+{
+	if (log->in_txn)
+		return 0;
+	if (exec_sql(log->db, "BEGIN IMMEDIATE", "starting a transaction")) {
+		log->failed = true;
+		return -1;
+	}
+	log->in_txn = true;
+	return 0;
+}
+
+/* A recorded row to the JSON-lines export (once) and the on_recorded hook. */
+static void recorded(struct vg_eventlog *log, const struct vg_event_view *v)
+{
+	if (log->jsonl && !u64map_get(&log->jsonl_seen, v->e->event_seq, NULL)) {
+		vg_event_print_json(log->jsonl, v);
+		u64map_put(&log->jsonl_seen, v->e->event_seq, 1);
+	}
+	if (log->on_recorded)
+		log->on_recorded(log->on_recorded_ctx, v);
+}
+
+/* The row of rejections is final: mark it so (the export takes it now), and
+ * report it as recorded, as it reads back. */
+static int close_run(struct vg_eventlog *log)
+{
+	sqlite3_stmt *st = stmt(log, ST_CLOSE);
+	struct vigil_event e;
+	struct vg_event_view v;
+	int ret = -1;
+
+	log->run.open = false;
+	if (!st)
+		goto out;
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)log->run.first);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)vg_wall_ns());
+	if (!step_done(st) || !(st = stmt(log, ST_ROW)))
+		goto out;
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)log->run.first);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		vg_event_from_row(st, &e, &v);
+		recorded(log, &v);
+		ret = 0;
+	}
 	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? 0 : -1;
+out:
+	if (ret) {
+		pr_warn("event log: closing the rejections from event %llu failed: %s\n",
+			(unsigned long long)log->run.first, sqlite3_errmsg(log->db));
+		log->failed = true;
+	}
+	return ret;
+}
+
+/* One more rejection in the breakdown by window, reason and source: a new
+ * (reason, source) key while the window has VG_REJECT_SOURCES counts as
+ * source "other". */
+static int count_rejection(struct vg_eventlog *log, const struct vigil_event *e, __u64 window,
+			   __u64 wall)
+{
+	sqlite3_stmt *st = stmt(log, ST_SOURCES);
+	const char *reason = vg_reason_name(e->reason);
+	char src[64];
+	bool other = false;
+
+	vg_fmt_addr(e->src_addr, src, sizeof(src));
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)window);
+	sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, src, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return -1;
+	}
+	other = sqlite3_column_int64(st, 1) == 0 && sqlite3_column_int64(st, 0) >= VG_REJECT_SOURCES;
+	sqlite3_reset(st);
+	st = stmt(log, ST_COUNT);
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)window);
+	sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, other ? "other" : src, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)e->agent_id);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)wall);
+	return step_done(st) ? 0 : -1;
+}
+
+/* A rejection: the open row grows by it when it is the next event_seq in
+ * the same window; otherwise that row is closed and a new one starts. */
+static int append_rejected(struct vg_eventlog *log, const struct vg_event_view *v)
+{
+	const struct vigil_event *e = v->e;
+	__u64 wall = vg_mono_to_wall(e->detected_ns), window = wall - wall % VG_REJECT_WINDOW_NS;
+	struct vg_reject_run *r = &log->run;
+	sqlite3_stmt *st;
+
+	if (r->open && e->event_seq == r->last + 1 && window == r->window_ns) {
+		st = stmt(log, ST_EXTEND);
+		if (!st)
+			return -1;
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)r->first);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)e->event_seq);
+		sqlite3_bind_int64(st, 4, (sqlite3_int64)e->detected_ns);
+		if (!step_done(st))
+			return -1;
+		r->last = e->event_seq;
+	} else {
+		if ((r->open && close_run(log)) || insert(log, v))
+			return -1;
+		*r = (struct vg_reject_run){
+			.open = true, .first = e->event_seq, .last = e->event_seq, .window_ns = window
+		};
+	}
+	return count_rejection(log, e, window, wall);
 }
 
 int vg_eventlog_append(struct vg_eventlog *log, const struct vg_event_view *v)
 {
+	const struct vigil_event *e = v->e;
 	struct vg_event_view vi = *v;
-	int added = 0;
+	int known;
 
 	vi.instance_id = log->instance_id;
 	if (log->failed)
 		return -1; /* the transaction is lost anyway; do not wait on the lock again */
-	if (log->jsonl && !u64map_get(&log->jsonl_seen, v->e->event_seq, NULL)) {
-		vg_event_print_json(log->jsonl, &vi);
-		u64map_put(&log->jsonl_seen, v->e->event_seq, 1);
+	if (e->kind == VIGIL_EV_REJECTED) {
+		/* Inside a row of rejections, or not: the database knows. */
+		known = covered(log, e->event_seq);
+		if (known)
+			goto out;
+		if (begin(log) || append_rejected(log, &vi))
+			goto failed;
+	} else {
+		/* The row of rejections cannot grow past this event; the insert
+		 * itself tells whether the event was recorded before. */
+		if (begin(log) ||
+		    (log->run.open && e->event_seq > log->run.last && close_run(log)) ||
+		    insert(log, &vi))
+			goto failed;
+		if (!sqlite3_changes(log->db))
+			return 0;
+		remember(log, e->event_seq, vg_kind_changes_agent(e->kind) ? e->agent_id : 0,
+			 e->state);
+		recorded(log, &vi);
 	}
-	if (vg_eventlog_has(log, v->e->event_seq))
-		return 0;
-	if (!log->in_txn) {
-		if (exec_sql(log->db, "BEGIN IMMEDIATE", "starting a transaction")) {
-			log->failed = true;
-			return -1;
-		}
-		log->in_txn = true;
-	}
-	if (insert(log, &vi)) {
-		pr_warn("event log: recording event %llu failed: %s\n",
-			(unsigned long long)v->e->event_seq, sqlite3_errmsg(log->db));
-		log->failed = true;
-		return -1;
-	}
-	added = 1;
-	remember(log, v->e->event_seq, vg_kind_changes_agent(v->e->kind) ? v->e->agent_id : 0,
-		 v->e->state);
 	log->written++;
-	if (log->on_recorded)
-		log->on_recorded(log->on_recorded_ctx, &vi);
-	return added;
+	return 1;
+failed:
+	pr_warn("event log: recording event %llu failed: %s\n", (unsigned long long)e->event_seq,
+		sqlite3_errmsg(log->db));
+	known = -1;
+out:
+	if (known < 0)
+		log->failed = true;
+	return known < 0 ? -1 : 0;
 }
 
 int vg_eventlog_notice(struct vg_eventlog *log, __u64 agent_id, const char *kind,
@@ -597,15 +889,8 @@ int vg_eventlog_notice(struct vg_eventlog *log, __u64 agent_id, const char *kind
 	sqlite3_stmt *st;
 	int rc;
 
-	if (log->failed)
+	if (log->failed || begin(log))
 		return -1;
-	if (!log->in_txn) {
-		if (exec_sql(log->db, "BEGIN IMMEDIATE", "starting a transaction")) {
-			log->failed = true;
-			return -1;
-		}
-		log->in_txn = true;
-	}
 	if (sqlite3_prepare_v2(log->db, "INSERT INTO notices (agent_id, kind, detail, wall_ns) "
 					"VALUES (?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK) {
 		log->failed = true;
@@ -624,16 +909,15 @@ int vg_eventlog_notice(struct vg_eventlog *log, __u64 agent_id, const char *kind
 	return 0;
 }
 
-/* Undo what the failed transaction appended: roll it back and rebuild the
- * in-memory view (seen sequences, per-agent last state) from what the
- * database really holds, so that the same events are appended again. */
+/* Undo what the failed transaction appended: roll it back and read the
+ * in-memory view (per-agent last state, the open row of rejections) back
+ * from what the database really holds, so that the same events are
+ * appended again. */
 static void roll_back(struct vg_eventlog *log)
 {
 	if (!sqlite3_get_autocommit(log->db))
 		sqlite3_exec(log->db, "ROLLBACK", NULL, NULL, NULL);
-	u64map_free(&log->seen);
 	u64map_free(&log->agent_last);
-	log->max_seq = 0;
 	if (load(log))
 		pr_warn("event log: re-reading %s after a failed write failed: %s\n", log->path,
 			sqlite3_errmsg(log->db));
@@ -648,8 +932,12 @@ int vg_eventlog_sync(struct vg_eventlog *log)
 	log->failed = false;
 	if (log->in_txn) {
 		log->in_txn = false;
-		if (!failed && exec_sql(log->db, "COMMIT", "committing events") == 0)
+		if (!failed && !note_jsonl_end(log) &&
+		    exec_sql(log->db, "COMMIT", "committing events") == 0) {
+			/* Committed: the database dedupes these from now on. */
+			u64map_free(&log->jsonl_seen);
 			return 0;
+		}
 		failed = true;
 	}
 	if (failed)
@@ -657,9 +945,35 @@ int vg_eventlog_sync(struct vg_eventlog *log)
 	return failed ? -1 : 0;
 }
 
-int vg_log_prune(const char *db_path, unsigned long long max_age_s, unsigned long long max_events,
-		 long *removed)
+int vg_eventlog_tick(struct vg_eventlog *log)
 {
+	__u64 wall = vg_wall_ns();
+
+	if (!log->run.open || wall < log->run.window_ns + VG_REJECT_WINDOW_NS || log->failed)
+		return 0;
+	if (begin(log) || close_run(log)) {
+		vg_eventlog_sync(log);
+		return -1;
+	}
+	return vg_eventlog_sync(log);
+}
+
+int vg_log_prune(const char *db_path, unsigned long long max_age_s, unsigned long long max_events,
+		 unsigned long long rejections_age_s, long *removed)
+{
+	static const char *const sql[] = {
+		"DELETE FROM events WHERE detected_wall_ns < ?",
+		"DELETE FROM events WHERE recorded_wall_ns < (SELECT recorded_wall_ns FROM events"
+		" ORDER BY recorded_wall_ns DESC LIMIT 1 OFFSET ?)",
+		"DELETE FROM rejections WHERE last_wall_ns < ?",
+	};
+	__u64 now = vg_wall_ns();
+	sqlite3_int64 arg[] = {
+		(sqlite3_int64)(now - max_age_s * VIGIL_NSEC_PER_SEC),
+		(sqlite3_int64)max_events - 1,
+		(sqlite3_int64)(now - rejections_age_s * VIGIL_NSEC_PER_SEC),
+	};
+	bool on[] = { max_age_s, max_events, rejections_age_s };
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st;
 	int rc = -1;
@@ -668,28 +982,21 @@ int vg_log_prune(const char *db_path, unsigned long long max_age_s, unsigned lon
 		goto out;
 	sqlite3_busy_timeout(db, 5000);
 	*removed = 0;
-	if (max_age_s) {
-		if (sqlite3_prepare_v2(db, "DELETE FROM events WHERE detected_wall_ns < ?", -1, &st,
-				       NULL) != SQLITE_OK)
+	for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
+		if (!on[i])
+			continue;
+		/* The breakdown of rejections is not events: not counted. */
+		if (sqlite3_prepare_v2(db, sql[i], -1, &st, NULL) != SQLITE_OK)
 			goto out;
-		sqlite3_bind_int64(st, 1, (sqlite3_int64)(vg_wall_ns() - max_age_s * VIGIL_NSEC_PER_SEC));
+		sqlite3_bind_int64(st, 1, arg[i]);
 		rc = sqlite3_step(st);
 		sqlite3_finalize(st);
-		if (rc != SQLITE_DONE)
+		if (rc != SQLITE_DONE) {
+			rc = -1;
 			goto out;
-		*removed += sqlite3_changes(db);
-	}
-	if (max_events) {
-		if (sqlite3_prepare_v2(db, "DELETE FROM events WHERE recorded_wall_ns < (SELECT "
-				       "recorded_wall_ns FROM events ORDER BY recorded_wall_ns DESC "
-				       "LIMIT 1 OFFSET ?)", -1, &st, NULL) != SQLITE_OK)
-			goto out;
-		sqlite3_bind_int64(st, 1, (sqlite3_int64)max_events - 1);
-		rc = sqlite3_step(st);
-		sqlite3_finalize(st);
-		if (rc != SQLITE_DONE)
-			goto out;
-		*removed += sqlite3_changes(db);
+		}
+		if (i < 2)
+			*removed += sqlite3_changes(db);
 	}
 	rc = 0;
 out:

@@ -9,6 +9,7 @@
 #include "common/keys.h"
 #include "common/log.h"
 #include "common/registry.h"
+#include "common/secret.h"
 #include "common/util.h"
 
 int vg_key_parse(const char *hex, struct vigil_key *k)
@@ -110,7 +111,7 @@ int vg_keyfile_load(const char *path, bool strict, struct vg_keyfile *kf)
 		pr_warn("%s: key file must be owned by root with mode 0600 (it is uid %u, mode %04o); "
 			"fix with: chown root %s && chmod 600 %s\n", path, (unsigned)st.st_uid,
 			(unsigned)(st.st_mode & 07777), path, path);
-	else
+	else if (strict || !vg_private_file_check(fileno(f), path, "key file"))
 		ret = vg_each_line(f, path, key_line, kf) ? -1 : 0;
 	fclose(f);
 	if (ret)

@@ -23,7 +23,8 @@ struct vg_keyfile {
 };
 
 /* Load a key file. With `strict`, refuse one not owned by root with mode
- * 0600 (the monitor); agents may keep theirs as they like. Errors print
+ * 0600 (the monitor); without, one that is not private to its user (an
+ * agent's: vg_private_file_check). Errors print
  * "FILE:LINE: problem" or "FILE: problem" and return -1. */
 int vg_keyfile_load(const char *path, bool strict, struct vg_keyfile *kf);
 void vg_keyfile_free(struct vg_keyfile *kf);

@@ -36,6 +36,7 @@
 #include "common/eventlog.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/secret.h"
 #include "common/sql.h"
 #include "common/waker.h"
 #include "common/util.h"
@@ -75,7 +76,10 @@ int vg_alert_cfg_check(const struct vg_alert_cfg *cfg)
 	}
 	if (cfg->webhook_url && strncmp(cfg->webhook_url, "http://", 7) &&
 	    strncmp(cfg->webhook_url, "https://", 8)) {
-		pr_warn("--alert-webhook: '%s' is not an http:// or https:// URL\n", cfg->webhook_url);
+		char shown[128];
+
+		pr_warn("--alert-webhook: '%s' is not an http:// or https:// URL\n",
+			vg_url_redact(cfg->webhook_url, shown, sizeof(shown)));
 		return -1;
 	}
 	return 0;

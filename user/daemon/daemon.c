@@ -30,6 +30,7 @@ void vg_run_opts_default(struct vg_run_opts *o)
 	vg_alert_cfg_default(&o->acfg);
 	vg_export_cfg_default(&o->xcfg);
 	o->db_path = VIGIL_DEFAULT_DB;
+	o->retain_rejections_days = VG_REJECT_RETAIN_DAYS;
 	o->metrics_addr = VG_METRICS_DEFAULT_LISTEN;
 	o->metrics_max_agents = VG_METRICS_DEFAULT_MAX_AGENTS;
 	o->storm_interval_ms = 1000;
@@ -40,6 +41,8 @@ void vg_run_opts_free(struct vg_run_opts *o)
 {
 	vg_config_free(&o->config);
 	vg_keyfile_free(&o->keys);
+	for (size_t i = 0; i < sizeof(o->owned) / sizeof(o->owned[0]); i++)
+		free(o->owned[i]);
 }
 
 static volatile sig_atomic_t stop_requested, reload_requested;
@@ -184,11 +187,11 @@ static void retention(struct daemon *d, __u64 now)
 	const struct vg_run_opts *o = d->o;
 	long removed = 0;
 
-	if ((!o->retain_days && !o->retain_events) ||
-	    (d->last_prune_ns && now - d->last_prune_ns < 3600 * VIGIL_NSEC_PER_SEC))
+	if (d->last_prune_ns && now - d->last_prune_ns < 3600 * VIGIL_NSEC_PER_SEC)
 		return;
 	d->last_prune_ns = now;
-	if (vg_log_prune(o->db_path, o->retain_days * 86400, o->retain_events, &removed) == 0 &&
+	if (vg_log_prune(o->db_path, o->retain_days * 86400, o->retain_events,
+			 o->retain_rejections_days * 86400, &removed) == 0 &&
 	    removed)
 		pr_info("retention: removed %ld events from the log\n", removed);
 }
@@ -240,7 +243,7 @@ static int catch_up(struct daemon *d)
 /* ----------------------------------------------------------------- serve */
 
 /* Once a second: the instance still exists; ring buffer losses; storm
- * control; retention. */
+ * control; the row of rejections at the end of its window; retention. */
 static int housekeeping(struct daemon *d)
 {
 	struct vigil_stats st;
@@ -258,6 +261,8 @@ static int housekeeping(struct daemon *d)
 		vg_daemon_reconcile(d, "retry after a failed commit");
 	}
 	vg_daemon_storm(d, &st);
+	if (vg_eventlog_tick(&d->log))
+		atomic_fetch_add(&d->ds.log_errors, 1);
 	retention(d, vg_mono_ns());
 	return 0;
 }

@@ -32,12 +32,17 @@ struct vg_run_opts {
 	const char *metrics_addr; /* NULL: --metrics off */
 	__u32 metrics_max_agents;
 	__u64 retain_days, retain_events; /* 0: keep everything */
+	__u64 retain_rejections_days;     /* the breakdown of rejections */
 	__u32 duration_s;         /* 0: until SIGTERM */
 	bool no_auth, shadow, quiet, learn;
 	__u32 learn_cap;
 	__u32 storm_beats_per_sec, storm_events_per_sec, storm_interval_ms;
 	struct vg_alert_cfg acfg;
 	struct vg_export_cfg xcfg;
+	/* --alert-webhook-file, --export-nats-file; what they and the
+	 * environment gave, and URLs moved off argv, are held in owned[]. */
+	const char *webhook_file, *nats_file;
+	char *owned[2];
 	struct vg_escalation esc; /* its configuration part */
 };
 

@@ -45,7 +45,9 @@
 #include "daemon/dstats.h"
 #include "common/eventlog.h"
 #include "daemon/export.h"
+#include "daemon/natsauth.h"
 #include "common/log.h"
+#include "common/secret.h"
 #include "common/sql.h"
 #include "common/waker.h"
 #include "common/util.h"
@@ -114,8 +116,19 @@ static int check_urls(const char *arg)
 
 int vg_export_cfg_check(const struct vg_export_cfg *cfg)
 {
+	struct vg_nats_auth a;
+
 	if (cfg->nats_urls && check_urls(cfg->nats_urls))
 		return -1;
+	if (!cfg->nats_urls && (cfg->creds_file || cfg->nkey_file || cfg->user_file ||
+				cfg->ca_file || cfg->cert_file || cfg->key_file)) {
+		pr_warn("--export-nats-creds, -nkey, -user-file, -ca, -cert and -key need "
+			"--export-nats\n");
+		return -1;
+	}
+	if (vg_nats_auth_load(cfg, &a))
+		return -1;
+	vg_nats_auth_free(&a);
 	if (!token_ok(cfg->stream)) {
 		pr_warn("--export-stream: '%s' is not a stream name (1-%d of A-Z a-z 0-9 _ -)\n",
 			cfg->stream, NAME_MAX_LEN);
@@ -161,7 +174,7 @@ static struct key key_pred(struct key k)
 /* ----------------------------------------------------------- exporter */
 
 struct row {
-	struct key k;
+	struct key k, end; /* the row's key, and the last event_seq it covers (rejections) */
 	char *payload;
 	size_t len;
 };
@@ -171,9 +184,12 @@ struct vg_exporter {
 	char host[NAME_MAX_LEN + 1];
 	char subject[sizeof(VG_EXPORT_SUBJECT_PREFIX) + NAME_MAX_LEN];
 	char target[2 * NAME_MAX_LEN + sizeof(VG_EXPORT_SUBJECT_PREFIX) + 2];
-	char *urls_buf;
+	char *urls_buf;         /* the URLs, split */
+	size_t urls_len;
 	const char *urls[MAX_URLS];
 	int n_urls;
+	char urls_shown[1024];  /* the URLs without credentials, for messages */
+	struct vg_nats_auth auth;
 	struct vg_daemon_stats *ds;
 	struct vg_waker w; /* its lock guards nc against vg_exporter_stop's close */
 	pthread_t thread;
@@ -316,30 +332,31 @@ static int commit_or_roll_back(struct vg_exporter *x, bool ok)
 	return -1;
 }
 
-/* Row k was acknowledged in export order: move the cursor to it, and record
- * what the order stepped over as a gap. */
-static int advance(struct vg_exporter *x, struct key k)
+/* The row k .. end (end = k but for a row of rejections) was acknowledged
+ * in export order: move the cursor to its end, and record what the order
+ * stepped over as a gap. */
+static int advance(struct vg_exporter *x, struct key k, struct key end)
 {
 	struct key lo = x->have_cursor ? key_succ(x->cursor) : key_min;
 	bool ok = vg_sql_exec(x->db, "BEGIN IMMEDIATE") && add_gap(x, lo, key_pred(k)) &&
-		  run4(x, "INSERT OR REPLACE INTO export_cursor VALUES (?1, ?2, ?3)", 2, k.inst,
-		       k.seq, 0, 0);
+		  run4(x, "INSERT OR REPLACE INTO export_cursor VALUES (?1, ?2, ?3)", 2, end.inst,
+		       end.seq, 0, 0);
 
 	if (commit_or_roll_back(x, ok))
 		return failed(x, "recording the export cursor", sqlite3_errmsg(x->db));
-	x->cursor = k;
+	x->cursor = end;
 	x->have_cursor = true;
 	x->cursor_dirty = true;
 	return 0;
 }
 
-/* Row k, inside the gap [lo, hi], was acknowledged: split the gap. */
-static int fill(struct vg_exporter *x, struct key lo, struct key hi, struct key k)
+/* The row k .. end, inside the gap [lo, hi], was acknowledged: split the gap. */
+static int fill(struct vg_exporter *x, struct key lo, struct key hi, struct key k, struct key end)
 {
 	bool ok = vg_sql_exec(x->db, "BEGIN IMMEDIATE") &&
 		  run4(x, "DELETE FROM export_gaps WHERE target = ?1 AND lo_instance = ?2 AND "
 			  "lo_seq = ?3", 2, lo.inst, lo.seq, 0, 0) &&
-		  add_gap(x, lo, key_pred(k)) && add_gap(x, key_succ(k), hi);
+		  add_gap(x, lo, key_pred(k)) && add_gap(x, key_succ(end), hi);
 
 	if (commit_or_roll_back(x, ok))
 		return failed(x, "recording a late event as exported", sqlite3_errmsg(x->db));
@@ -391,12 +408,17 @@ static int row_of(sqlite3_stmt *st, struct row *r)
 	vg_event_from_row(st, &e, &v);
 	r->k.inst = sqlite3_column_int64(st, 0);
 	r->k.seq = sqlite3_column_int64(st, 1);
+	r->end = r->k;
+	if (v.seq_last)
+		r->end.seq = (sqlite3_int64)v.seq_last;
 	r->payload = vg_event_json_line(&v, &r->len);
 	return r->payload ? 0 : -1;
 }
 
 /* Read up to max rows with keys in [lo, hi] (or above the cursor when lo is
- * NULL), in export order, into memory. Returns how many, -1 on error. */
+ * NULL), in export order, into memory; not a row of rejections that may
+ * still grow (it is the log's last: nothing waits behind it). Returns how
+ * many, -1 on error. */
 static int read_rows(struct vg_exporter *x, const struct key *lo, const struct key *hi,
 		     struct row *rows, int max)
 {
@@ -404,10 +426,10 @@ static int read_rows(struct vg_exporter *x, const struct key *lo, const struct k
 	int n = 0, rc = SQLITE_DONE;
 	const char *sql =
 		lo ? "SELECT " VG_EVENT_COLS " FROM events WHERE (instance_id, event_seq) >= (?1, ?2)"
-		     " AND (instance_id, event_seq) <= (?3, ?4) ORDER BY instance_id, event_seq"
-		     " LIMIT ?5"
+		     " AND (instance_id, event_seq) <= (?3, ?4) AND open IS NULL"
+		     " ORDER BY instance_id, event_seq LIMIT ?5"
 		   : "SELECT " VG_EVENT_COLS " FROM events WHERE (instance_id, event_seq) > (?1, ?2)"
-		     " ORDER BY instance_id, event_seq LIMIT ?5";
+		     " AND open IS NULL ORDER BY instance_id, event_seq LIMIT ?5";
 	struct key after = x->have_cursor ? x->cursor : key_min;
 
 	if (sqlite3_prepare_v2(x->db, sql, -1, &st, NULL) != SQLITE_OK)
@@ -467,13 +489,23 @@ static void on_disconnected(natsConnection *nc, void *closure)
 			"event log)\n");
 }
 
+/* The server a connection is on, without credentials. */
+static const char *connected_url(natsConnection *nc, char *buf, size_t len)
+{
+	char url[1024] = "";
+
+	natsConnection_GetConnectedUrl(nc, url, sizeof(url));
+	vg_url_redact(url, buf, len);
+	explicit_bzero(url, sizeof(url));
+	return buf;
+}
+
 static void on_reconnected(natsConnection *nc, void *closure)
 {
-	char url[256] = "";
+	char url[256];
 
 	(void)closure;
-	natsConnection_GetConnectedUrl(nc, url, sizeof(url));
-	pr_info("export: reconnected to NATS at %s\n", url);
+	pr_info("export: reconnected to NATS at %s\n", connected_url(nc, url, sizeof(url)));
 }
 
 static int connect_nats(struct vg_exporter *x)
@@ -482,7 +514,7 @@ static int connect_nats(struct vg_exporter *x)
 	natsOptions *o = NULL;
 	jsCtx *js = NULL;
 	jsOptions jo;
-	char name[NAME_MAX_LEN + 16], url[256] = "";
+	char name[NAME_MAX_LEN + 16], url[256];
 	natsStatus s;
 
 	snprintf(name, sizeof(name), "vigil-export %s", x->host);
@@ -513,12 +545,14 @@ static int connect_nats(struct vg_exporter *x)
 	if (s == NATS_OK)
 		s = natsOptions_SetReconnectedCB(o, on_reconnected, x);
 	if (s == NATS_OK)
+		s = vg_nats_auth_apply(o, &x->cfg, &x->auth);
+	if (s == NATS_OK)
 		s = natsConnection_Connect(&nc, o);
 	natsOptions_Destroy(o);
 	if (s != NATS_OK) {
 		char step[64 + 256];
 
-		snprintf(step, sizeof(step), "connecting to NATS (%.256s)", x->cfg.nats_urls);
+		snprintf(step, sizeof(step), "connecting to NATS (%.256s)", x->urls_shown);
 		return failed(x, step, nats_why(s));
 	}
 	jsOptions_Init(&jo);
@@ -534,8 +568,7 @@ static int connect_nats(struct vg_exporter *x)
 	if (stopping(x))
 		natsConnection_Close(nc); /* stop raced with the connect */
 	pthread_mutex_unlock(&x->w.lock);
-	natsConnection_GetConnectedUrl(nc, url, sizeof(url));
-	pr_info("export: connected to NATS at %s\n", url);
+	pr_info("export: connected to NATS at %s\n", connected_url(nc, url, sizeof(url)));
 	return 0;
 }
 
@@ -609,7 +642,8 @@ static int resume(struct vg_exporter *x)
 	jsErrCode jerr = 0;
 	const char *id = NULL;
 	char step[200];
-	struct key k;
+	unsigned long long first;
+	struct key k, start;
 	natsStatus s;
 
 	s = js_GetLastMsg(&m, x->js, x->cfg.stream, x->subject, NULL, &jerr);
@@ -627,13 +661,20 @@ static int resume(struct vg_exporter *x)
 		natsMsg_Destroy(m);
 		return 0;
 	}
+	/* The message id names the last event_seq it covers; the payload
+	 * begins with the first. */
+	start = k;
+	if (natsMsg_GetDataLength(m) > 0 &&
+	    sscanf(natsMsg_GetData(m), "{\"event_seq\":%llu", &first) == 1 &&
+	    (sqlite3_int64)first <= k.seq)
+		start.seq = (sqlite3_int64)first;
 	natsMsg_Destroy(m);
 	if (x->have_cursor && key_cmp(k, x->cursor) <= 0)
 		return 0;
 	pr_info("export: the stream already holds instance %016llx event %llu (acknowledged, "
 		"not yet recorded); resuming after it\n", (unsigned long long)k.inst,
 		(unsigned long long)k.seq);
-	if (advance(x, k))
+	if (advance(x, start, k))
 		return -1;
 	sync_cursor(x);
 	return 0;
@@ -647,8 +688,10 @@ static int publish(struct vg_exporter *x, const struct row *r)
 	jsPubOptions po;
 	natsStatus s;
 
-	snprintf(id, sizeof(id), "%s-%016llx-%llu", x->host, (unsigned long long)r->k.inst,
-		 (unsigned long long)r->k.seq);
+	/* A row of rejections is named by its last event_seq: resume() moves
+	 * the cursor to the end of what the stream holds. */
+	snprintf(id, sizeof(id), "%s-%016llx-%llu", x->host, (unsigned long long)r->end.inst,
+		 (unsigned long long)r->end.seq);
 	jsPubOptions_Init(&po);
 	po.MsgId = id;
 	po.ExpectStream = x->cfg.stream;
@@ -707,7 +750,7 @@ static int scan_gaps(struct vg_exporter *x)
 			"publishing it now\n", (unsigned long long)r.k.inst, (unsigned long long)r.k.seq);
 		rc = publish(x, &r);
 		free(r.payload);
-		if (rc || fill(x, lo, hi, r.k))
+		if (rc || fill(x, lo, hi, r.k, r.end))
 			return -1;
 		done++;
 	}
@@ -747,7 +790,7 @@ static int pass(struct vg_exporter *x)
 				break;
 		}
 		x->holding = false;
-		if (publish(x, &rows[i]) || advance(x, k)) {
+		if (publish(x, &rows[i]) || advance(x, k, rows[i].end)) {
 			ret = -1;
 			break;
 		}
@@ -893,6 +936,7 @@ int vg_exporter_start(const char *db_path, const struct vg_export_cfg *cfg,
 		default_host(x->host, sizeof(x->host));
 	snprintf(x->subject, sizeof(x->subject), VG_EXPORT_SUBJECT_PREFIX "%s", x->host);
 	snprintf(x->target, sizeof(x->target), "nats:%s:%s", cfg->stream, x->subject);
+	x->urls_len = strlen(cfg->nats_urls);
 	x->urls_buf = strdup(cfg->nats_urls);
 	if (!x->urls_buf) {
 		pr_warn("export: out of memory\n");
@@ -901,6 +945,9 @@ int vg_exporter_start(const char *db_path, const struct vg_export_cfg *cfg,
 	for (char *u = strtok_r(x->urls_buf, ",", &save); u && x->n_urls < MAX_URLS;
 	     u = strtok_r(NULL, ",", &save))
 		x->urls[x->n_urls++] = u;
+	vg_urls_redact(cfg->nats_urls, x->urls_shown, sizeof(x->urls_shown));
+	if (vg_nats_auth_load(cfg, &x->auth))
+		goto fail;
 
 	x->db = open_db(db_path);
 	if (!x->db)
@@ -914,7 +961,7 @@ int vg_exporter_start(const char *db_path, const struct vg_export_cfg *cfg,
 		seed = vg_mono_ns();
 	x->rng = seed;
 	pr_info("export: %llu event(s) of the log to publish to %s, stream %s, via %s\n",
-		(unsigned long long)waiting_rows(x), x->subject, cfg->stream, cfg->nats_urls);
+		(unsigned long long)waiting_rows(x), x->subject, cfg->stream, x->urls_shown);
 
 	/* The worker and the threads libnats starts from it block every
 	 * signal (vg_worker_start). */
@@ -951,6 +998,9 @@ void vg_exporter_stop(struct vg_exporter *x)
 	}
 	sqlite3_close(x->db);
 	vg_waker_destroy(&x->w);
+	vg_nats_auth_free(&x->auth);
+	if (x->urls_buf)
+		explicit_bzero(x->urls_buf, x->urls_len);
 	free(x->urls_buf);
 	free(x);
 }

@@ -34,6 +34,9 @@ struct vg_export_cfg {
 	const char *host;      /* subject token and message-id prefix; NULL: the host name */
 	__u32 replicas;        /* of the stream, when the exporter creates it */
 	bool no_create;        /* the operator manages the stream */
+	/* Authentication and TLS, each a file (daemon/natsauth.h); NULL: none. */
+	const char *creds_file, *nkey_file, *user_file;
+	const char *ca_file, *cert_file, *key_file;
 };
 
 #define VG_EXPORT_STREAM "VIGIL_EVENTS"
@@ -42,8 +45,8 @@ struct vg_export_cfg {
 
 void vg_export_cfg_default(struct vg_export_cfg *cfg);
 
-/* The settings a table cannot check: the URL list, the stream name and the
- * host token. One line and -1 if wrong. */
+/* The settings a table cannot check: the URL list, the stream name, the
+ * host token and the credential files. One line and -1 if wrong. */
 int vg_export_cfg_check(const struct vg_export_cfg *cfg);
 
 struct vg_exporter;

@@ -50,7 +50,10 @@ void vg_daemon_recorded(void *ctx, const struct vg_event_view *v)
 	__u64 now = vg_mono_ns();
 
 	atomic_fetch_add(&d->ds.events_recorded, 1);
-	vg_dstats_lag(&d->ds, now > v->e->detected_ns ? now - v->e->detected_ns : 0);
+	/* A row of rejections is recorded when it closes, up to a window after
+	 * its first: not a recording lag. */
+	if (v->e->kind != VIGIL_EV_REJECTED)
+		vg_dstats_lag(&d->ds, now > v->e->detected_ns ? now - v->e->detected_ns : 0);
 	vg_escalation_on_event(&d->esc, v);
 	if (!d->o->quiet)
 		vg_event_print_json(stdout, v);
@@ -152,11 +155,14 @@ static int reconcile_one(__u32 slot, const struct agent_slot *s, void *ctx)
 	__u64 rec_seq = 0;
 	__u32 rec_state = VIGIL_AGENT_NEW;
 
-	if (!s->last_event_seq || s->last_event_seq > d->reconcile_upto ||
-	    vg_eventlog_has(&d->log, s->last_event_seq))
+	/* The agent's last recorded transition first (in memory); the database
+	 * only for those whose transition may be missing. */
+	if (!s->last_event_seq || s->last_event_seq > d->reconcile_upto)
 		return 0;
 	if (vg_eventlog_agent_last(&d->log, s->agent_id, &rec_seq, &rec_state) &&
 	    rec_seq >= s->last_event_seq)
+		return 0;
+	if (vg_eventlog_has(&d->log, s->last_event_seq))
 		return 0;
 	e.event_seq = s->last_event_seq;
 	e.agent_id = s->agent_id;
