@@ -135,28 +135,28 @@ static __always_inline int source_ok(const struct vigil_config *cfg, const struc
 	return rate_ok(tat, now, emission, cfg->source_burst);
 }
 
-/* Decode the datagram into *b, however short it is. */
+/* Decode the datagram into *b, however short it is. `avail` is how much of
+ * its payload there is (within the IP packet's length and the frame);
+ * `truncated`: the IP packet runs past the frame. A datagram that is not
+ * all there is judged on what is, and is never a valid beat. */
 static __always_inline enum vigil_beat_verdict decode_beat(struct xdp_md *ctx, void *payload,
-							   void *data_end, int plen,
-							   struct vigil_beat_info *b)
+							   void *data_end, int plen, __u32 avail,
+							   __u32 truncated, struct vigil_beat_info *b)
 {
 	enum vigil_beat_verdict v;
 
-	if (payload + sizeof(struct vigil_beat) <= data_end) {
-		v = vigil_beat_decode(payload, plen, b);
-	} else {
-		/* Short: decode from a zero-padded copy of what is really there. */
-		struct vigil_beat tmp = {};
-		__u32 avail = data_end - payload;
-		__u32 n = (__u32)plen < avail ? (__u32)plen : avail;
+	if (!truncated && (__u32)plen <= avail && payload + sizeof(struct vigil_beat) <= data_end)
+		return vigil_beat_decode(payload, plen, b);
+	/* Decode from a zero-padded copy of what is really there. */
+	struct vigil_beat tmp = {};
+	__u32 n = (__u32)plen < avail ? (__u32)plen : avail;
 
-		if (n > sizeof(tmp))
-			n = sizeof(tmp);
-		if (n > 0 && bpf_xdp_load_bytes(ctx, payload - (void *)(long)ctx->data, &tmp, n))
-			n = 0;
-		v = vigil_beat_decode(&tmp, n, b);
-	}
-	return v;
+	if (n > sizeof(tmp))
+		n = sizeof(tmp);
+	if (n > 0 && bpf_xdp_load_bytes(ctx, payload - (void *)(long)ctx->data, &tmp, n))
+		n = 0;
+	v = vigil_beat_decode(&tmp, n, b);
+	return v == VIGIL_BEAT_OK ? VIGIL_BEAT_MALFORMED : v;
 }
 
 /* Find the live slot of an agent, or NULL. */
@@ -180,7 +180,7 @@ static __always_inline struct agent_slot *find_slot(__u64 agent_id, __u32 *slot_
 /* Who sent it: within its source's rate, a well-formed beat of our version,
  * from an agent we know. Fills c->b, c->s and c->slot as far as it gets. */
 static __always_inline __u32 check_sender(struct xdp_md *ctx, struct beat_ctx *c, void *payload,
-					  void *data_end, int plen)
+					  void *data_end, int plen, __u32 avail, __u32 truncated)
 {
 	enum vigil_beat_verdict v;
 
@@ -188,7 +188,7 @@ static __always_inline __u32 check_sender(struct xdp_md *ctx, struct beat_ctx *c
 		return VIGIL_REJECT_OVER_RATE_SOURCE;
 	if (plen < 0)
 		return VIGIL_REJECT_MALFORMED;
-	v = decode_beat(ctx, payload, data_end, plen, &c->b);
+	v = decode_beat(ctx, payload, data_end, plen, avail, truncated, &c->b);
 	/* Looked up before the verdict is read: a beat that fails to
 	 * decode but names a known agent counts in that agent's slot too. */
 	c->s = c->b.has_agent_id ? find_slot(c->b.agent_id, &c->slot, c->st) : NULL;

@@ -676,6 +676,66 @@ static const struct pkt_case pkt_cases[] = {
 	{ "IPv6 with a hop-by-hop header (not parsed): PASS, nothing changes",
 	  .f = { .l3 = L3_IPV6, .ip6_hbh = 1 }, .b = BEAT(AG_B, 2, 1, 2000), .verdict = XDP_PASS,
 	  .sc = SC_NONE, .st = { .passed = 1 } },
+	/* Frames the stack would drop for their IP header go up untouched, so
+	 * it drops and counts them as it would without vigil (ip_rcv_core,
+	 * ipv6_rcv): a well-signed beat inside changes nothing. */
+	{ "IPv4 version nibble 0 on a signed beat: PASS, nothing changes",
+	  .f = { .ip_version = IPV_0 }, .b = BEAT(AG_A, 10, 2, 2000), .verdict = XDP_PASS,
+	  .sc = SC_NONE, .st = { .passed = 1 } },
+	{ "IPv4 version nibble 5: PASS, nothing changes",
+	  .f = { .ip_version = 5 }, .b = BEAT(AG_A, 10, 2, 2000), .verdict = XDP_PASS,
+	  .sc = SC_NONE, .st = { .passed = 1 } },
+	{ "IPv4 version nibble 6 (an IPv6 nibble under the IPv4 ethertype): PASS",
+	  .f = { .ip_version = 6 }, .b = BEAT(AG_A, 10, 2, 2000), .verdict = XDP_PASS,
+	  .sc = SC_NONE, .st = { .passed = 1 } },
+	{ "IPv4 version nibble 10: PASS, nothing changes",
+	  .f = { .ip_version = 10 }, .b = BEAT(AG_A, 10, 2, 2000), .verdict = XDP_PASS,
+	  .sc = SC_NONE, .st = { .passed = 1 } },
+	{ "IPv4 version nibble 15: PASS, nothing changes",
+	  .f = { .ip_version = 15 }, .b = BEAT(AG_A, 10, 2, 2000), .verdict = XDP_PASS,
+	  .sc = SC_NONE, .st = { .passed = 1 } },
+	{ "IPv4 total length 19, shorter than its own header: PASS, nothing changes",
+	  .f = { .ip_len = 19 }, .b = BEAT(AG_A, 10, 2, 2000), .verdict = XDP_PASS,
+	  .sc = SC_NONE, .st = { .passed = 1 } },
+	{ "IPv4 total length 24, shorter than header + UDP header: PASS, nothing changes",
+	  .f = { .ip_len = 24 }, .b = BEAT(AG_A, 10, 2, 2000), .verdict = XDP_PASS,
+	  .sc = SC_NONE, .st = { .passed = 1 } },
+	{ "IPv4 total length one byte beyond the frame, the whole beat there: truncated, so "
+	  "malformed for the agent it names",
+	  .f = { .ip_len = 20 + 8 + 64 + 1 }, .b = BEAT(AG_A, 10, 2, 2000),
+	  REFUSE(AG_A, malformed, VIGIL_REJECT_MALFORMED), .st = { .malformed = 1 } },
+	{ "IPv4 total length 28 before a whole signed 64-byte beat (the stack keeps only the UDP "
+	  "header): malformed, no agent named, nothing else",
+	  .f = { .ip_len = 28 }, .b = BEAT(AG_A, 10, 2, 2000), .verdict = XDP_DROP, .sc = SC_NONE,
+	  .reason = VIGIL_REJECT_MALFORMED, .st = { .malformed = 1 } },
+	{ "IPv4 total length leaves 16 bytes of the beat: malformed for the agent they name",
+	  .f = { .ip_len = 20 + 8 + 16 }, .b = BEAT(AG_A, 10, 2, 2000),
+	  REFUSE(AG_A, malformed, VIGIL_REJECT_MALFORMED), .st = { .malformed = 1 } },
+	{ "IPv4 total length one byte short of the beat, the byte still in the frame: malformed",
+	  .f = { .ip_len = 20 + 8 + 63 }, .b = BEAT(AG_A, 10, 2, 2000),
+	  REFUSE(AG_A, malformed, VIGIL_REJECT_MALFORMED), .st = { .malformed = 1 } },
+	{ "IPv4 with options, total length one byte short of the beat: malformed",
+	  .f = { .ip_opt_words = 2, .ip_len = 28 + 8 + 63 }, .b = BEAT(AG_A, 10, 2, 2000),
+	  REFUSE(AG_A, malformed, VIGIL_REJECT_MALFORMED), .st = { .malformed = 1 } },
+	{ "IPv6 version nibble 4 under the IPv6 ethertype: PASS, nothing changes",
+	  .f = { .l3 = L3_IPV6, .ip_version = 4 }, .b = BEAT(AG_B, 2, 1, 2000),
+	  .verdict = XDP_PASS, .sc = SC_NONE, .st = { .passed = 1 } },
+	{ "IPv6 version nibble 0: PASS, nothing changes",
+	  .f = { .l3 = L3_IPV6, .ip_version = IPV_0 }, .b = BEAT(AG_B, 2, 1, 2000),
+	  .verdict = XDP_PASS, .sc = SC_NONE, .st = { .passed = 1 } },
+	{ "IPv6 payload length one byte beyond the frame, the whole beat there: malformed",
+	  .f = { .l3 = L3_IPV6, .ip_len = 8 + 64 + 1 }, .b = BEAT(AG_B, 2, 1, 2000),
+	  REFUSE(AG_B, malformed, VIGIL_REJECT_MALFORMED), .st = { .malformed = 1 } },
+	{ "IPv6 payload length 4, shorter than the UDP header: PASS, nothing changes",
+	  .f = { .l3 = L3_IPV6, .ip_len = 4 }, .b = BEAT(AG_B, 2, 1, 2000),
+	  .verdict = XDP_PASS, .sc = SC_NONE, .st = { .passed = 1 } },
+	{ "IPv6 payload length 8 before a whole signed beat: malformed, no agent named",
+	  .f = { .l3 = L3_IPV6, .ip_len = 8 }, .b = BEAT(AG_B, 2, 1, 2000),
+	  .verdict = XDP_DROP, .sc = SC_NONE, .reason = VIGIL_REJECT_MALFORMED,
+	  .st = { .malformed = 1 } },
+	{ "IPv6 payload length one byte short of the beat: malformed for the agent",
+	  .f = { .l3 = L3_IPV6, .ip_len = 8 + 63 }, .b = BEAT(AG_B, 2, 1, 2000),
+	  REFUSE(AG_B, malformed, VIGIL_REJECT_MALFORMED), .st = { .malformed = 1 } },
 	{ "auth_required=0: an unsigned IPv6 beat is accepted",
 	  .f = { .l3 = L3_IPV6 }, .b = BEAT(AG_B, 2, 1, 2000), .sign = SIGN_NONE, .no_auth = 1,
 	  ACCEPT(AG_B, VIGIL_AGENT_ALIVE) },
@@ -703,16 +763,18 @@ static __u64 named_id(const __u8 *frame, size_t len, const struct frame_spec *f,
 {
 	size_t hdr = frame_hdr_len(f), avail, n;
 	const __u8 *p = frame + hdr;
-	int plen;
+	int plen, in_ip = frame_ip_payload(f);
 	__u64 id = 0;
 
-	if (reason == VIGIL_REJECT_OVER_RATE_SOURCE || len < hdr)
+	if (reason == VIGIL_REJECT_OVER_RATE_SOURCE || len < hdr || in_ip < 0)
 		return 0;
 	plen = (p[-4] << 8 | p[-3]) - 8;
 	if (plen < 0)
 		return 0;
-	avail = len - hdr;
-	n = avail >= sizeof(struct vigil_beat) ? (size_t)plen : ((size_t)plen < avail ? (size_t)plen : avail);
+	/* What the datagram holds: what is in the frame, within the IP
+	 * packet's own length. */
+	avail = len - hdr < (size_t)in_ip ? len - hdr : (size_t)in_ip;
+	n = (size_t)plen < avail ? (size_t)plen : avail;
 	if (n < VIGIL_BEAT_ID_END || (p[0] << 8 | p[1]) != VIGIL_MAGIC)
 		return 0;
 	for (int i = 0; i < 8; i++)
