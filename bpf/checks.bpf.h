@@ -51,6 +51,7 @@ static __always_inline void count_reject(struct vigil_stats *st, struct agent_sl
 #define SLOT(f) (s ? &s->f : NULL)
 	switch (reason) {
 	case VIGIL_REJECT_OVER_RATE_SOURCE: bump(&st->over_rate_source, NULL); break;
+	case VIGIL_REJECT_MAPPED_SOURCE: bump(&st->mapped_source, NULL); break;
 	case VIGIL_REJECT_MALFORMED: bump(&st->malformed, SLOT(malformed)); break;
 	case VIGIL_REJECT_BAD_VERSION: bump(&st->bad_version, SLOT(bad_version)); break;
 	case VIGIL_REJECT_UNKNOWN_AGENT: bump(&st->unknown_agent, NULL); break;
@@ -184,6 +185,10 @@ static __always_inline __u32 check_sender(struct xdp_md *ctx, struct beat_ctx *c
 {
 	enum vigil_beat_verdict v;
 
+	/* Before the source's rate: ::ffff:a.b.c.d is the key of IPv4 source
+	 * a.b.c.d, whose budget an IPv6 sender must not spend. */
+	if (c->src->v4mapped)
+		return VIGIL_REJECT_MAPPED_SOURCE;
 	if (!source_ok(c->cfg, c->src, c->now))
 		return VIGIL_REJECT_OVER_RATE_SOURCE;
 	if (plen < 0)
@@ -204,16 +209,23 @@ static __always_inline __u32 check_sender(struct xdp_md *ctx, struct beat_ctx *c
 /* ------------------------------------------------------------- the agent */
 
 /* A group with an allowlist takes beats only from its sources: the full
- * address, looked up in the group's prefixes. */
+ * address, looked up in the group's prefixes of its family. */
 static __always_inline int source_allowed(const struct agent_auth *a, const struct src_addr *src)
 {
-	struct allow_key key;
+	struct allow_key key = {};
 
 	if (!(a->flags & VIGIL_AUTH_ALLOWLIST))
 		return 1;
-	key.prefixlen = 32 + 128;
 	key.group_id = a->group_id;
-	__builtin_memcpy(key.addr, src->a, sizeof(key.addr));
+	if (src->v6) {
+		key.prefixlen = VIGIL_ALLOW_PREFIX_BASE + 128;
+		key.family = 6;
+		__builtin_memcpy(key.addr, src->a, sizeof(key.addr));
+	} else {
+		key.prefixlen = VIGIL_ALLOW_PREFIX_BASE + 32;
+		key.family = 4;
+		__builtin_memcpy(key.addr, &src->a[12], 4);
+	}
 	return bpf_map_lookup_elem(&vigil_allow, &key) != NULL;
 }
 

@@ -45,6 +45,8 @@ static __always_inline void set_left(struct hdr_cursor *c, void *data_end, __u32
 /* Source address of the datagram, IPv4 mapped into IPv6 (::ffff:a.b.c.d). */
 struct src_addr {
 	__u8 a[16];
+	__u8 v6;       /* from an IPv6 header */
+	__u8 v4mapped; /* an IPv6 source in ::ffff:0:0/96: it would read as IPv4 */
 };
 
 struct vlan_hdr_ {
@@ -102,6 +104,8 @@ static __always_inline int parse_iphdr(struct hdr_cursor *c, void *data_end, str
 	src->a[10] = 0xff;
 	src->a[11] = 0xff;
 	__builtin_memcpy(&src->a[12], &iph->saddr, 4);
+	src->v6 = 0;
+	src->v4mapped = 0;
 	return iph->protocol;
 }
 
@@ -120,6 +124,9 @@ static __always_inline int parse_ip6hdr(struct hdr_cursor *c, void *data_end, st
 	c->pos = ip6h + 1;
 	set_left(c, data_end, payload_len);
 	__builtin_memcpy(src->a, &ip6h->saddr, 16);
+	src->v6 = 1;
+	src->v4mapped = !ip6h->saddr.in6_u.u6_addr32[0] && !ip6h->saddr.in6_u.u6_addr32[1] &&
+			ip6h->saddr.in6_u.u6_addr32[2] == bpf_htonl(0xffff);
 	return ip6h->nexthdr;
 }
 

@@ -145,7 +145,8 @@ enum vigil_reject_reason {
 	VIGIL_REJECT_REPLAY = 7,           /* duplicate, older than the window, or older incarnation */
 	VIGIL_REJECT_OVER_RATE_AGENT = 8,
 	VIGIL_REJECT_OVER_RATE_SOURCE = 9,
-	VIGIL_REJECT_REASON_MAX = VIGIL_REJECT_OVER_RATE_SOURCE,
+	VIGIL_REJECT_MAPPED_SOURCE = 10,   /* IPv6 from ::ffff:0:0/96, which would pass for IPv4 */
+	VIGIL_REJECT_REASON_MAX = VIGIL_REJECT_MAPPED_SOURCE,
 };
 
 /* agent_auth.flags */
@@ -326,6 +327,7 @@ struct vigil_stats {
 	__u64 held_max_ns;         /* longest hold (take the max across CPUs) */
 	__u64 corrected;           /* RECOVERED with MONITOR_DELAY: a false verdict undone */
 	__u64 lost_beats;          /* beats proven lost by a sequence gap */
+	__u64 mapped_source;       /* IPv6 from an IPv4-mapped source (::ffff:0:0/96) */
 };
 
 /* vigil_guard: per-agent anti-replay window and rate state (ARRAY, same
@@ -356,18 +358,25 @@ struct group_policy {
 };
 
 /* vigil_sources: per-source-address rate state (LRU_HASH, preallocated, so
- * a flood of new sources evicts old entries and allocates nothing). */
+ * a flood of new sources evicts old entries and allocates nothing). IPv6
+ * sources in ::ffff:0:0/96 are refused before they get here, so an IPv4
+ * source's entry is its own. */
 struct source_key {
 	__u8 addr[16]; /* IPv6, or IPv4-mapped (::ffff:a.b.c.d) */
 };
 
 /* vigil_allow: per-group source allowlist (LPM_TRIE). The prefix covers
- * the 32-bit group id, then the address. */
+ * the 32-bit group id, the family, then the address: IPv4 and IPv6
+ * prefixes never match each other's sources (`::/0` admits no IPv4). */
 struct allow_key {
-	__u32 prefixlen; /* 32 + address prefix length in the IPv6 space */
+	__u32 prefixlen; /* VIGIL_ALLOW_PREFIX_BASE + the address prefix length */
 	__u32 group_id;
-	__u8 addr[16];
+	__u8 family;     /* 4 or 6 */
+	__u8 addr[16];   /* IPv4 in addr[0..3] */
+	__u8 pad[3];
 };
+
+#define VIGIL_ALLOW_PREFIX_BASE (32 + 8) /* group id and family */
 
 /* vigil_meta: what a pinned instance was started with, so a later daemon or
  * CLI can adopt it (ARRAY of 1, written once by the loading daemon). */
@@ -384,7 +393,7 @@ struct vigil_meta {
 
 /* Bump when a pinned map's layout changes: an instance pinned with another
  * layout is refused, never silently recreated (docs/maps.md). */
-#define VIGIL_LAYOUT_VERSION 5
+#define VIGIL_LAYOUT_VERSION 6
 
 /* One ring-buffer record: a state transition or a notable beat. */
 struct vigil_event {

@@ -167,13 +167,15 @@ static const struct agent_spec {
 
 #define FENCED_GROUP "fenced"
 
-/* The fenced group's allowlist: ::ffff:198.18.0.0/120 and fd00::/16. */
+/* The fenced group's allowlist: 198.18.0.0/24 and fd00::/16, each for
+ * sources of its own family only. */
 static const struct prefix {
-	__u8 addr[16];
+	int v6;
+	__u8 addr[16]; /* IPv4 in the first 4 bytes */
 	int bits;
 } allow_list[] = {
-	{ { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 18, 0, 0 }, 120 },
-	{ { 0xfd, 0x00 }, 16 },
+	{ 0, { 198, 18, 0, 0 }, 24 },
+	{ 1, { 0xfd, 0x00 }, 16 },
 };
 
 /* The model's copy of one agent. */
@@ -205,12 +207,12 @@ static bool prefix_match(const __u8 *a, const struct prefix *p)
 	return !rest || !((a[full] ^ p->addr[full]) & (0xff << (8 - rest)));
 }
 
-static bool source_allowed(const struct magent *a, const __u8 src[16])
+static bool source_allowed(const struct magent *a, const __u8 src[16], bool v6)
 {
 	if (!(a->flags & VIGIL_AUTH_ALLOWLIST))
 		return true;
 	for (size_t i = 0; i < sizeof(allow_list) / sizeof(allow_list[0]); i++)
-		if (prefix_match(src, &allow_list[i]))
+		if (allow_list[i].v6 == v6 && prefix_match(v6 ? src : src + 12, &allow_list[i]))
 			return true;
 	return false;
 }
@@ -225,6 +227,7 @@ enum outcome {
 	O_BAD_VERSION,
 	O_UNKNOWN,
 	O_NOT_ALLOWED,
+	O_MAPPED,   /* IPv6 from an IPv4-mapped source */
 	O_UNAUTH,
 	O_BAD_TAG,
 	O_DUPLICATE,
@@ -234,7 +237,7 @@ enum outcome {
 
 static const char *const outcome_name[O_N] = {
 	"einval", "pass", "accept", "malformed", "bad_version", "unknown",
-	"not_allowed", "unauth", "bad_tag", "duplicate", "replayed",
+	"not_allowed", "mapped", "unauth", "bad_tag", "duplicate", "replayed",
 };
 
 /* What the model says one frame does. */
@@ -270,6 +273,7 @@ struct l4info {
 	size_t end;             /* where the datagram's bytes end: the IP packet's
 				 * end by its length field, or the frame's if sooner */
 	bool truncated;         /* the IP packet's length runs past the frame */
+	bool v6;                /* an IPv6 packet */
 	__u8 src[16];           /* IPv6 source, or IPv4 mapped (::ffff:a.b.c.d) */
 };
 
@@ -314,6 +318,7 @@ static bool model_parse(const __u8 *f, size_t len, struct l4info *o)
 		if (len < off + 40 || f[off] >> 4 != 6)
 			return false;
 		memcpy(o->src, f + off + 8, 16);
+		o->v6 = true;
 		proto = f[off + 6];
 		ip_end = off + 40 + rd16(f + off + 4);
 		off += 40;
@@ -331,6 +336,8 @@ static bool model_parse(const __u8 *f, size_t len, struct l4info *o)
 	o->off = off + 8;
 	return true;
 }
+
+static const __u8 v4mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 
 static void refuse(struct expect *e, enum outcome out, __u32 reason, __u64 agent_id)
 {
@@ -384,6 +391,12 @@ static void model_frame(const __u8 *f, size_t len, struct expect *e)
 	}
 	e->verdict = XDP_DROP; /* pass_beats = 0: every beat-port datagram is consumed */
 	memcpy(e->src, p.src, 16);
+	if (p.v6 && !memcmp(p.src, v4mapped_prefix, sizeof(v4mapped_prefix))) {
+		/* It would pass for IPv4 source a.b.c.d: refused unread. */
+		e->d.mapped_source = 1;
+		refuse(e, O_MAPPED, VIGIL_REJECT_MAPPED_SOURCE, 0);
+		return;
+	}
 	if (p.plen < 0) {
 		e->d.malformed = 1;
 		refuse(e, O_MALFORMED, VIGIL_REJECT_MALFORMED, 0);
@@ -431,7 +444,7 @@ static void model_frame(const __u8 *f, size_t len, struct expect *e)
 		refuse(e, O_UNKNOWN, VIGIL_REJECT_UNKNOWN_AGENT, bi.agent_id);
 		return;
 	}
-	if (!source_allowed(a, p.src)) {
+	if (!source_allowed(a, p.src, p.v6)) {
 		e->d.not_allowed = 1;
 		refuse(e, O_NOT_ALLOWED, VIGIL_REJECT_NOT_ALLOWED, bi.agent_id);
 		return;
@@ -551,7 +564,7 @@ static const __u8 src_pool[][16] = {
 	{ 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2 },          /* default v6, allowed */
 	{ 0xfd, 0, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 },    /* allowed */
 	{ 0xfd, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2 },          /* not allowed */
-	{ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 18, 0, 9 },   /* mapped in IPv6: allowed */
+	{ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 18, 0, 9 },   /* in IPv6: mapped, refused */
 };
 
 static const __u8 dst4[4] = { 198, 18, 0, 1 };
@@ -1221,7 +1234,7 @@ static const struct field stat_fields[] = {
 	STAT_F(over_rate_agent), STAT_F(over_rate_source), STAT_F(verdicts_held),
 	STAT_F(held_decided), STAT_F(held_unverified), STAT_F(held_cancelled),
 	STAT_F(held_by_beat), STAT_F(held_ns), STAT_F(held_max_ns), STAT_F(corrected),
-	STAT_F(lost_beats),
+	STAT_F(lost_beats), STAT_F(mapped_source),
 };
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
@@ -1613,7 +1626,8 @@ static int setup_agents(void)
 	__u32 hint = 0, gid = vigil_group_id(FENCED_GROUP, VIGIL_GROUP_LEN);
 
 	for (size_t j = 0; j < N_OF(allow_list); j++) {
-		struct allow_key k = { .prefixlen = 32 + allow_list[j].bits, .group_id = gid };
+		struct allow_key k = { .prefixlen = VIGIL_ALLOW_PREFIX_BASE + allow_list[j].bits,
+				       .group_id = gid, .family = allow_list[j].v6 ? 6 : 4 };
 		__u32 one = 1;
 
 		memcpy(k.addr, allow_list[j].addr, 16);
@@ -1677,7 +1691,7 @@ static int env_u64(const char *name, __u64 *out)
 int main(void)
 {
 	static const __u32 reasons_expected[] = { O_ACCEPT, O_PASS, O_MALFORMED, O_BAD_VERSION,
-						  O_UNKNOWN, O_NOT_ALLOWED, O_UNAUTH, O_BAD_TAG,
+						  O_UNKNOWN, O_NOT_ALLOWED, O_MAPPED, O_UNAUTH, O_BAD_TAG,
 						  O_DUPLICATE, O_REPLAYED, O_EINVAL };
 	__u64 seed = vg_wall_ns() ^ ((__u64)getpid() << 32), n = DEFAULT_N, t_start, t_end;
 	struct vg_load_opts o;

@@ -375,7 +375,7 @@ static const char *const stat_names[] = {
 	"reordered", "restarts", "events", "ringbuf_full", "queue_full", "stale_slot",
 	"not_allowed", "unauthenticated", "bad_tag", "replayed", "over_rate_agent",
 	"over_rate_source", "verdicts_held", "held_decided", "held_unverified", "held_cancelled",
-	"held_by_beat", "held_ns", "held_max_ns", "corrected", "lost_beats",
+	"held_by_beat", "held_ns", "held_max_ns", "corrected", "lost_beats", "mapped_source",
 };
 _Static_assert(sizeof(stat_names) / sizeof(stat_names[0]) == sizeof(struct vigil_stats) / 8,
 	       "stat_names must name every counter of struct vigil_stats");
@@ -469,6 +469,7 @@ static bool guard_changed(const struct agent_guard *a, const struct agent_guard 
 #define AG_ALLOW 0x5a0001ULL
 #define AG_RATE 0x5a0002ULL
 #define AG_RATE2 0x5a0003ULL
+#define AG_ALLOW_V6 0x5a0004ULL
 #define AG_REPLAY 0x5b0000ULL /* + block number */
 static const __u64 pkt_agents[] = { AG_A, AG_B, AG_C, AG_D };
 #define N_PKT_AGENTS (sizeof(pkt_agents) / sizeof(pkt_agents[0]))
@@ -766,7 +767,9 @@ static __u64 named_id(const __u8 *frame, size_t len, const struct frame_spec *f,
 	int plen, in_ip = frame_ip_payload(f);
 	__u64 id = 0;
 
-	if (reason == VIGIL_REJECT_OVER_RATE_SOURCE || len < hdr || in_ip < 0)
+	/* Refused for its source before it is decoded. */
+	if (reason == VIGIL_REJECT_OVER_RATE_SOURCE || reason == VIGIL_REJECT_MAPPED_SOURCE ||
+	    len < hdr || in_ip < 0)
 		return 0;
 	plen = (p[-4] << 8 | p[-3]) - 8;
 	if (plen < 0)
@@ -1457,6 +1460,8 @@ static const __u8 allow_above4[4] = { 198, 18, 6, 0 };
 static const __u8 allow_other4[4] = { 198, 18, 6, 7 };
 static const __u8 allow_in6[16] = { 0xfd, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 7 };
 static const __u8 allow_out6[16] = { 0xfd, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0, 7 };
+static const __u8 allow_in4_mapped[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff,
+					   198, 18, 5, 7 };
 
 /* Allowlist agent: first beat gives UP. */
 static const struct pkt_case allow_cases[] = {
@@ -1500,6 +1505,18 @@ static const struct pkt_case allow_cases[] = {
 	  .f = { .l3 = L3_IPV6 }, .b = BEAT(AG_ALLOW, 5, 1, 2000), .verdict = XDP_DROP,
 	  .agent = AG_ALLOW, .sc = SC_NONE, .reason = VIGIL_REJECT_NOT_ALLOWED,
 	  .st = { .not_allowed = 1 } },
+	{ "allowlist: 198.18.5.7 (inside) mapped into IPv6, ::ffff:198.18.5.7: mapped_source, "
+	  "not accepted",
+	  .f = { .l3 = L3_IPV6, .saddr = allow_in4_mapped }, .b = BEAT(AG_ALLOW, 5, 1, 2000),
+	  .verdict = XDP_DROP, .sc = SC_NONE, .reason = VIGIL_REJECT_MAPPED_SOURCE,
+	  .st = { .mapped_source = 1 } },
+	{ "allowlist: group 'anyv6' (allow ::/0): an IPv6 source is accepted",
+	  .f = { .l3 = L3_IPV6, .saddr = allow_out6 }, .b = BEAT(AG_ALLOW_V6, 1, 1, 2000),
+	  ACCEPT(AG_ALLOW_V6, VIGIL_AGENT_ALIVE), .ev = { VIGIL_EV_UP } },
+	{ "allowlist: group 'anyv6' (allow ::/0): an IPv4 source is not_allowed (::/0 is all "
+	  "of IPv6, none of IPv4)",
+	  .b = BEAT(AG_ALLOW_V6, 2, 1, 2000), .verdict = XDP_DROP, .agent = AG_ALLOW_V6,
+	  .sc = SC_NONE, .reason = VIGIL_REJECT_NOT_ALLOWED, .st = { .not_allowed = 1 } },
 	{ "allowlist: an agent without the flag takes the same outside source: accepted",
 	  .f = { .saddr = allow_other4 }, .b = BEAT(AG_A, 20, 2, 2000),
 	  ACCEPT(AG_A, VIGIL_AGENT_ALIVE) },
@@ -1507,17 +1524,11 @@ static const struct pkt_case allow_cases[] = {
 
 static int allow_put(__u32 group_id, const __u8 *addr, int v6, __u32 plen)
 {
-	struct allow_key k = { .group_id = group_id };
+	struct allow_key k = { .group_id = group_id, .family = v6 ? 6 : 4,
+			       .prefixlen = VIGIL_ALLOW_PREFIX_BASE + plen };
 	__u32 one = 1;
 
-	if (v6) {
-		memcpy(k.addr, addr, 16);
-		k.prefixlen = 32 + plen;
-	} else {
-		k.addr[10] = k.addr[11] = 0xff;
-		memcpy(k.addr + 12, addr, 4);
-		k.prefixlen = 32 + 96 + plen;
-	}
+	memcpy(k.addr, addr, v6 ? 16 : 4);
 	return bpf_map_update_elem(maps.allow, &k, &one, BPF_ANY);
 }
 
@@ -1527,8 +1538,11 @@ static void run_allowlist_cases(void)
 	static const __u8 net6[16] = { 0xfd, 0, 0, 0, 0, 0, 0, 5 };
 	struct group_policy edge = { .flags = VIGIL_AUTH_ALLOWLIST, .name = "edge" };
 	struct group_policy other = { .flags = VIGIL_AUTH_ALLOWLIST, .name = "other" };
+	struct group_policy anyv6 = { .flags = VIGIL_AUTH_ALLOWLIST, .name = "anyv6" };
 	__u32 edge_id = vigil_group_id("edge", VIGIL_GROUP_LEN);
 	__u32 other_id = vigil_group_id("other", VIGIL_GROUP_LEN);
+	__u32 anyv6_id = vigil_group_id("anyv6", VIGIL_GROUP_LEN);
+	static const __u8 any6[16];
 	struct allow_key k, next;
 	struct agent_auth a;
 	struct agent_slot s;
@@ -1538,11 +1552,15 @@ static void run_allowlist_cases(void)
 	err = bpf_map_update_elem(maps.groups, &edge_id, &edge, BPF_ANY) ||
 	      bpf_map_update_elem(maps.groups, &other_id, &other, BPF_ANY) ||
 	      allow_put(edge_id, net4, 0, 24) || allow_put(edge_id, net6, 1, 64) ||
-	      allow_put(other_id, other4, 0, 24);
+	      allow_put(other_id, other4, 0, 24) ||
+	      bpf_map_update_elem(maps.groups, &anyv6_id, &anyv6, BPF_ANY) ||
+	      allow_put(anyv6_id, any6, 1, 0);
 	if (!err)
-		err = add_agent_keys(AG_ALLOW, PKT_MIN_MS, PKT_MAX_MS, PKT_MULT, NULL, 1, "edge");
+		err = add_agent_keys(AG_ALLOW, PKT_MIN_MS, PKT_MAX_MS, PKT_MULT, NULL, 1, "edge") ||
+		      add_agent_keys(AG_ALLOW_V6, PKT_MIN_MS, PKT_MAX_MS, PKT_MULT, NULL, 1, "anyv6");
 	if (!err) {
 		watch_add(AG_ALLOW);
+		watch_add(AG_ALLOW_V6);
 		err = vg_agent_get(&maps, AG_ALLOW, &slot, &s) ||
 		      bpf_map_lookup_elem(maps.auth, &slot, &a);
 	}
@@ -1561,6 +1579,7 @@ static void run_allowlist_cases(void)
 	}
 	bpf_map_delete_elem(maps.groups, &edge_id);
 	bpf_map_delete_elem(maps.groups, &other_id);
+	bpf_map_delete_elem(maps.groups, &anyv6_id);
 }
 
 /* The agent's own rate: rate_multiple x its advertised rate, rate_burst
@@ -1645,6 +1664,8 @@ static void run_agent_rate_cases(void)
 static void run_source_rate_cases(void)
 {
 	static const __u8 src1[4] = { 198, 18, 9, 1 }, src2[4] = { 198, 18, 9, 2 };
+	static const __u8 src3[4] = { 198, 18, 9, 3 };
+	static const __u8 mapped3[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 18, 9, 3 };
 	static const __u8 src6[16] = { 0xfd, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 1 };
 	struct vigil_config sc = table_cfg;
 	struct source_key k;
@@ -1695,12 +1716,41 @@ static void run_source_rate_cases(void)
 			  "sent again, it is accepted late; and a late LEAVING does not make an "
 			  "agent that beat since LEFT");
 
+
+	/* An IPv6 datagram from ::ffff:198.18.9.3 would read as IPv4 source
+	 * 198.18.9.3: same rate state, same allowlist entries. Refused first. */
+	for (int i = 1; i <= 5; i++) {
+		c = (struct pkt_case){ .f = { .l3 = L3_IPV6, .saddr = mapped3 },
+				       .b = BEAT(AG_A, 1000 + i, 2, 2000), .sign = SIGN_NONE,
+				       .verdict = XDP_DROP, .sc = SC_NONE,
+				       .reason = VIGIL_REJECT_MAPPED_SOURCE,
+				       .st = { .mapped_source = 1 }, .cfg = &sc };
+		run_pkt_case_desc(&c, d = xasprintf("IPv4-mapped source: unsigned IPv6 datagram %d "
+						    "from ::ffff:198.18.9.3: mapped_source +1, "
+						    "REJECTED without agent, nothing else", i));
+		free(d);
+	}
+	seq++;
+	c = (struct pkt_case){ .f = { .saddr = src3 }, .b = BEAT(AG_A, seq, 2, 2000),
+			       ACCEPT(AG_A, VIGIL_AGENT_ALIVE), .cfg = &sc };
+	run_pkt_case_desc(&c, "IPv4-mapped source: after those 5, the agent's signed beat from "
+			  "IPv4 198.18.9.3 is accepted (its source budget, 4 in a burst, is "
+			  "untouched)");
+	seq++;
+	c = (struct pkt_case){ .f = { .l3 = L3_IPV6, .saddr = mapped3 },
+			       .b = BEAT(AG_A, seq, 2, 2000), .verdict = XDP_DROP, .sc = SC_NONE,
+			       .reason = VIGIL_REJECT_MAPPED_SOURCE, .st = { .mapped_source = 1 } };
+	run_pkt_case_desc(&c, "IPv4-mapped source: a correctly signed beat over IPv6 from "
+			  "::ffff:198.18.9.3 is refused all the same");
+
 	/* These sources' rate state would outlive the test config. */
 	memset(&k, 0, sizeof(k));
 	k.addr[10] = k.addr[11] = 0xff;
 	memcpy(k.addr + 12, src1, 4);
 	bpf_map_delete_elem(maps.sources, &k);
 	memcpy(k.addr + 12, src2, 4);
+	bpf_map_delete_elem(maps.sources, &k);
+	memcpy(k.addr + 12, src3, 4);
 	bpf_map_delete_elem(maps.sources, &k);
 	memcpy(k.addr, src6, 16);
 	bpf_map_delete_elem(maps.sources, &k);

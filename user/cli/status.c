@@ -118,7 +118,7 @@ static void agent_json(struct vg_json *j, const struct agent_row *r, __u64 now)
 	X(stale_slot) X(not_allowed) X(unauthenticated) X(bad_tag) X(replayed)         \
 	X(over_rate_agent) X(over_rate_source) X(verdicts_held) X(held_decided)        \
 	X(held_unverified) X(held_cancelled) X(held_by_beat) X(held_ns) X(held_max_ns) \
-	X(corrected) X(lost_beats)
+	X(corrected) X(lost_beats) X(mapped_source)
 
 static void stats_json(struct vg_json *j, const struct vigil_stats *st,
 		       const struct wheel_state *ws)
@@ -300,12 +300,13 @@ static void print_text(const struct snapshot *sn)
 	       (unsigned long long)st->ringbuf_full);
 	printf("refused: %llu malformed, %llu bad version, %llu unknown agent, %llu not allowed, "
 	       "%llu unauthenticated, %llu bad tag, %llu duplicate, %llu replayed, "
-	       "%llu over agent rate, %llu over source rate\n",
+	       "%llu over agent rate, %llu over source rate, %llu IPv4-mapped IPv6 source\n",
 	       (unsigned long long)st->malformed, (unsigned long long)st->bad_version,
 	       (unsigned long long)st->unknown_agent, (unsigned long long)st->not_allowed,
 	       (unsigned long long)st->unauthenticated, (unsigned long long)st->bad_tag,
 	       (unsigned long long)st->duplicates, (unsigned long long)st->replayed,
-	       (unsigned long long)st->over_rate_agent, (unsigned long long)st->over_rate_source);
+	       (unsigned long long)st->over_rate_agent, (unsigned long long)st->over_rate_source,
+	       (unsigned long long)st->mapped_source);
 	printf("sweeper: %llu ticks, %u slots in the wheel, %llu visits, last ran %.1f ms ago, "
 	       "largest backlog %llu ticks\n",
 	       (unsigned long long)ws->runs, ws->filed, (unsigned long long)ws->visits,

@@ -442,6 +442,7 @@ static const struct {
 	{ "replayed", offsetof(struct vigil_stats, replayed) },
 	{ "over_rate_agent", offsetof(struct vigil_stats, over_rate_agent) },
 	{ "over_rate_source", offsetof(struct vigil_stats, over_rate_source) },
+	{ "mapped_source", offsetof(struct vigil_stats, mapped_source) },
 };
 
 static void emit_stats(struct text *t, const struct vigil_stats *st)
