@@ -262,6 +262,13 @@ static __always_inline __u32 check_replay(const struct vigil_config *cfg, struct
 	if (cfg->rate_burst && cfg->rate_multiple)
 		emission = (__u64)interval * VIGIL_NSEC_PER_MSEC / cfg->rate_multiple;
 	bpf_spin_lock(&g->lock);
+	/* Removed since find_slot looked: vg_agent_remove freed the slot, then
+	 * read this window under the lock as the id's floor. A beat judged
+	 * after that must not move a window nobody will read again. */
+	if (s->agent_id != b->agent_id) {
+		bpf_spin_unlock(&g->lock);
+		return VIGIL_REJECT_UNKNOWN_AGENT;
+	}
 	/* Judge on copies and commit both only when the beat passes both, so a
 	 * beat refused for its rate does not use up its sequence number. */
 	r = g->replay;
@@ -298,7 +305,12 @@ static __always_inline __u32 check_agent(struct beat_ctx *c, const struct vigil_
 	reason = check_auth(c->cfg, beat, c->b.flags, c->b.key_id, auth);
 	if (reason)
 		return reason;
-	return check_replay(c->cfg, c->s, c->slot, &c->b, c->now, &c->rv);
+	reason = check_replay(c->cfg, c->s, c->slot, &c->b, c->now, &c->rv);
+	if (reason == VIGIL_REJECT_UNKNOWN_AGENT) {
+		c->st->stale_slot++;
+		c->s = NULL; /* no longer its agent's */
+	}
+	return reason;
 }
 
 #endif /* VIGIL_CHECKS_BPF_H */

@@ -180,6 +180,15 @@ struct {
 	__uint(max_entries, 16 << 20);
 } vigil_events SEC(".maps");
 
+/* vigil_floors: an agent id's replay floor across registrations; written
+ * by userspace only (struct replay_floor). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, VIGIL_MAX_AGENTS);
+	__type(key, __u64);
+	__type(value, struct replay_floor);
+} vigil_floors SEC(".maps");
+
 /* The key of the one-entry maps: helpers take keys by address. */
 static const __u32 zero = 0;
 

@@ -350,6 +350,17 @@ struct agent_auth {
 	__u32 pad;
 };
 
+/* vigil_floors: where the replay window of an agent id stood when it was
+ * unregistered (LRU_HASH agent id -> floor, capacity max_agents). Written by
+ * userspace when an agent is removed and by the daemon from its event log
+ * at start; a registration of the id starts its window there. XDP does not
+ * read it. */
+struct replay_floor {
+	__u64 seq;         /* the newest accepted (incarnation, seq) */
+	__u32 incarnation;
+	__u32 pad;
+};
+
 /* vigil_groups: per-group policy for userspace (HASH group_id -> policy),
  * so `vigil agent add` gives a new agent its group's allowlist flag. */
 struct group_policy {
@@ -393,7 +404,7 @@ struct vigil_meta {
 
 /* Bump when a pinned map's layout changes: an instance pinned with another
  * layout is refused, never silently recreated (docs/maps.md). */
-#define VIGIL_LAYOUT_VERSION 6
+#define VIGIL_LAYOUT_VERSION 7
 
 /* One ring-buffer record: a state transition or a notable beat. */
 struct vigil_event {

@@ -470,6 +470,7 @@ static bool guard_changed(const struct agent_guard *a, const struct agent_guard 
 #define AG_RATE 0x5a0002ULL
 #define AG_RATE2 0x5a0003ULL
 #define AG_ALLOW_V6 0x5a0004ULL
+#define AG_FLOOR 0x5a0005ULL
 #define AG_REPLAY 0x5b0000ULL /* + block number */
 static const __u64 pkt_agents[] = { AG_A, AG_B, AG_C, AG_D };
 #define N_PKT_AGENTS (sizeof(pkt_agents) / sizeof(pkt_agents[0]))
@@ -1381,6 +1382,71 @@ static void run_bit_flips(void)
 	}
 }
 
+/* Beats recorded before an agent was removed are refused after it is added
+ * again (issue 14, item 1): the window's floor outlives the registration in
+ * vigil_floors, and a recorded LEAVING beat cannot make the new
+ * registration LEFT. */
+static void run_floor_cases(void)
+{
+	static const struct pkt_case sent[] = {
+		{ "floor: beat 5000 of a new agent: UP",
+		  .b = BEAT(AG_FLOOR, 5000, 3, 2000), ACCEPT(AG_FLOOR, VIGIL_AGENT_ALIVE),
+		  .ev = { VIGIL_EV_UP } },
+		{ "floor: beat 5001", .b = BEAT(AG_FLOOR, 5001, 3, 2000),
+		  ACCEPT(AG_FLOOR, VIGIL_AGENT_ALIVE) },
+		{ "floor: beat 5002, LEAVING: LEFT",
+		  .b = { .agent_id = AG_FLOOR, .seq = 5002, .incarnation = 3, .interval_ms = 2000,
+			 .status = VIGIL_STATUS_LEAVING },
+		  ACCEPT(AG_FLOOR, VIGIL_AGENT_LEFT), .ev = { VIGIL_EV_LEFT } },
+	};
+	struct replay_floor f = {};
+	struct agent_guard g = {};
+	struct pkt_case c;
+	__u32 slot;
+	int err;
+
+	err = add_agent_keys(AG_FLOOR, PKT_MIN_MS, PKT_MAX_MS, PKT_MULT, NULL, 1, NULL);
+	if (!tap_result(!err, "floor: agent registered"))
+		return;
+	watch_add(AG_FLOOR);
+	for (size_t i = 0; i < 3; i++)
+		run_pkt_case(&sent[i]);
+
+	err = vg_agent_remove(&maps, AG_FLOOR) ||
+	      bpf_map_lookup_elem(maps.floors, &(__u64){ AG_FLOOR }, &f);
+	tap_result(!err && f.incarnation == 3 && f.seq == 5002,
+		   "floor: vg_agent_remove leaves the window's top in vigil_floors: incarnation "
+		   "%u, seq %llu (want 3, 5002)", f.incarnation, (unsigned long long)f.seq);
+	err = add_agent_keys(AG_FLOOR, PKT_MIN_MS, PKT_MAX_MS, PKT_MULT, NULL, 1, NULL) ||
+	      vg_agent_get(&maps, AG_FLOOR, &slot, &(struct agent_slot){}) ||
+	      bpf_map_lookup_elem(maps.guard, &slot, &g);
+	tap_result(!err && g.replay.started && g.replay.incarnation == 3 &&
+			   g.replay.top == 5002 && g.replay.seen == ~0ULL &&
+			   bpf_map_lookup_elem(maps.floors, &(__u64){ AG_FLOOR }, &f) == -ENOENT,
+		   "floor: added again, its window starts at the floor (everything up to 5002 "
+		   "seen), and the floor is taken from vigil_floors");
+
+	/* The same frames, byte for byte: duplicates now, nothing changes. */
+	for (size_t i = 0; i < 3; i++) {
+		char *d = xasprintf("floor: after remove + add, the recorded beat %llu again: "
+				    "duplicate, stays NEW", (unsigned long long)sent[i].b.seq);
+
+		c = (struct pkt_case){ .b = sent[i].b, REFUSE(AG_FLOOR, duplicates, VIGIL_REJECT_REPLAY),
+				       .st = { .duplicates = 1 } };
+		run_pkt_case_desc(&c, d);
+		free(d);
+	}
+	c = (struct pkt_case){ .b = BEAT(AG_FLOOR, 4000, 3, 2000),
+			       REFUSE(AG_FLOOR, replayed, VIGIL_REJECT_REPLAY), .st = { .replayed = 1 } };
+	run_pkt_case_desc(&c, "floor: an older beat, below the window: replayed");
+	c = (struct pkt_case){ .b = BEAT(AG_FLOOR, 9000, 2, 2000),
+			       REFUSE(AG_FLOOR, replayed, VIGIL_REJECT_REPLAY), .st = { .replayed = 1 } };
+	run_pkt_case_desc(&c, "floor: a beat of an older incarnation: replayed");
+	c = (struct pkt_case){ .b = BEAT(AG_FLOOR, 5003, 3, 2000), ACCEPT(AG_FLOOR, VIGIL_AGENT_ALIVE),
+			       .ev = { VIGIL_EV_UP } };
+	run_pkt_case_desc(&c, "floor: the agent's next beat (5003) is accepted: UP");
+}
+
 /* The anti-replay script of auth_vectors.h, beat by beat, one new agent per
  * block, each step checked like a table case. The host runs the same script
  * against vigil_replay_check() in test_auth. */
@@ -2049,6 +2115,7 @@ static void run_packet_tests(void)
 	run_source_rate_cases();
 	run_agent_rate_cases();
 	run_replay_script();
+	run_floor_cases();
 	run_reject_cap();
 
 	unwatch_all();

@@ -46,10 +46,24 @@ int vg_agent_set_auth(const struct vg_maps *m, __u32 slot, const struct agent_au
 	return bpf_map_update_elem(m->auth, &slot, a, BPF_ANY) ? -errno : 0;
 }
 
+int vg_floor_raise(const struct vg_maps *m, __u64 id, __u32 incarnation, __u64 seq)
+{
+	struct replay_floor f = {};
+
+	if (bpf_map_lookup_elem(m->floors, &id, &f) == 0 &&
+	    !vigil_replay_after(incarnation, seq, f.incarnation, f.seq))
+		return 0;
+	f.incarnation = incarnation;
+	f.seq = seq;
+	return bpf_map_update_elem(m->floors, &id, &f, BPF_ANY) ? -errno : 0;
+}
+
 int vg_agent_add(const struct vg_maps *m, const struct vg_agent_def *d, __u32 *hint)
 {
 	struct agent_guard guard = {};
 	struct agent_auth auth = d->auth;
+	struct replay_floor floor;
+	bool floored;
 	struct agent_slot s = {};
 	__u32 start = hint ? *hint : 0, slot = 0, existing;
 	__u32 n = m->max_agents;
@@ -84,8 +98,13 @@ int vg_agent_add(const struct vg_maps *m, const struct vg_agent_def *d, __u32 *h
 	vg_strlcpy(s.name, d->name, sizeof(s.name));
 	vg_strlcpy(s.group, d->group, sizeof(s.group));
 	auth.group_id = vigil_group_id(s.group, sizeof(s.group));
-	/* Keys and a fresh replay window first: the slot is unreachable until
-	 * the index names it, so no beat can see a half-registered agent. */
+	/* The id beat before: its window starts where it stood, so none of the
+	 * beats accepted then is accepted again (docs/security.md). */
+	floored = bpf_map_lookup_elem(m->floors, &d->id, &floor) == 0;
+	if (floored)
+		vigil_replay_from_floor(&guard.replay, floor.incarnation, floor.seq);
+	/* Keys and the replay window first: the slot is unreachable until the
+	 * index names it, so no beat can see a half-registered agent. */
 	if (bpf_map_update_elem(m->auth, &slot, &auth, BPF_ANY) ||
 	    bpf_map_update_elem(m->guard, &slot, &guard, BPF_ANY) ||
 	    bpf_map_update_elem(m->agents, &slot, &s, BPF_ANY))
@@ -97,6 +116,8 @@ int vg_agent_add(const struct vg_maps *m, const struct vg_agent_def *d, __u32 *h
 		bpf_map_update_elem(m->agents, &slot, &s, BPF_ANY);
 		return err == -E2BIG ? -ENOSPC : err;
 	}
+	if (floored) /* the window holds it now; vg_agent_remove puts it back */
+		bpf_map_delete_elem(m->floors, &d->id);
 	if (bpf_map_update_elem(m->inbox, NULL, &slot, BPF_ANY))
 		pr_warn("agent %llu: handing slot %u to the sweeper failed: %s\n",
 			(unsigned long long)d->id, slot, strerror(errno));
@@ -108,7 +129,9 @@ int vg_agent_add(const struct vg_maps *m, const struct vg_agent_def *d, __u32 *h
 int vg_agent_remove(const struct vg_maps *m, __u64 id)
 {
 	struct agent_slot s = {};
+	struct agent_guard g;
 	__u32 slot;
+	int err;
 
 	if (bpf_map_lookup_elem(m->index, &id, &slot))
 		return -ENOENT;
@@ -117,6 +140,17 @@ int vg_agent_remove(const struct vg_maps *m, __u64 id)
 	/* FREE: the sweeper drops it on its next visit. */
 	if (bpf_map_update_elem(m->agents, &slot, &s, BPF_ANY))
 		return -errno;
+	/* The window outlives the registration, as the id's floor. Read under
+	 * the agent's lock after the slot is FREE: a beat that takes the lock
+	 * later sees the slot gone and moves nothing (check_replay), so the
+	 * floor holds every beat the window ever accepted. */
+	if (bpf_map_lookup_elem_flags(m->guard, &slot, &g, BPF_F_LOCK))
+		return -errno;
+	if (g.replay.started) {
+		err = vg_floor_raise(m, id, g.replay.incarnation, g.replay.top);
+		if (err)
+			return err;
+	}
 	return 0;
 }
 

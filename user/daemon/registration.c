@@ -89,7 +89,7 @@ int vg_daemon_register(struct daemon *d, const struct vg_config *c)
 		int err;
 
 		vg_auth_for(&d->maps, d->o->keys_path ? d->keys : NULL, def.id, def.group, &def.auth);
-		err = vg_agent_add(&d->maps, &def, &hint);
+		err = vg_floors_offer(&d->floors, def.id) ? -EIO : vg_agent_add(&d->maps, &def, &hint);
 
 		if (err == 0) {
 			added++;

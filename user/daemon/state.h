@@ -11,6 +11,7 @@
 #include "common/eventlog.h"
 #include "daemon/daemon.h"
 #include "daemon/dstats.h"
+#include "daemon/floors.h"
 #include "daemon/grants.h"
 #include "daemon/metrics.h"
 #include "daemon/ringbuf.h"
@@ -26,6 +27,7 @@ struct daemon {
 	struct vigil_config cfg;    /* as in force in the kernel */
 	struct vg_keyfile *keys;    /* o's, replaced on SIGHUP */
 	struct vg_eventlog log;
+	struct vg_floors floors;    /* the agents' replay floors in the log */
 	struct vg_alerter *alerter; /* NULL: no sink configured */
 	struct vg_exporter *exporter; /* NULL: no --export-nats */
 	struct vg_escalation esc;   /* what to alert, flap damping, remediation */
