@@ -72,9 +72,9 @@ static __always_inline int handle_beat(struct xdp_md *ctx, const struct beat_fra
 	reason = check_sender(ctx, &c, payload, data_end, plen, hc->left, hc->truncated);
 	if (reason)
 		goto refuse;
-	auth = bpf_map_lookup_elem(&vigil_auth, &c.slot);
+	auth = auth_of(c.slot);
 	if (!auth)
-		return XDP_PASS; /* cannot happen: same size as vigil_agents */
+		return XDP_PASS; /* cannot happen: twice the size of vigil_agents */
 	/* The decoder said OK, so all 64 bytes were in the packet: payload is
 	 * the beat. */
 	if (payload + sizeof(struct vigil_beat) > data_end)

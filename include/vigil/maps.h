@@ -118,7 +118,10 @@ enum vigil_lease_state {
 /* vigil_leases: one entry per lease id (ARRAY of VIGIL_MAX_LEASES). The
  * daemon writes a grant (after persisting its token) only while the lease is
  * not HELD; XDP extends expires_ns on the holder's beats and releases it;
- * the sweeper expires it. State changes are CAS, as for agents. */
+ * the sweeper expires it. Everyone reads and writes it under `lock`
+ * (userspace with BPF_F_LOCK), so no one sees half a grant: an ack for the
+ * new holder with the old token, a release of the new grant by the old
+ * holder's beat, an expiry of a grant just made (docs/security.md). */
 struct lease_slot {
 	__u64 holder;         /* agent id of the current grant, 0 = none */
 	__u64 token;          /* fencing token of the current grant; only rises */
@@ -128,7 +131,7 @@ struct lease_slot {
 	__u32 duration_ms;
 	__u32 state;          /* enum vigil_lease_state */
 	__u32 flags;          /* VIGIL_LEASE_* */
-	__u32 pad;
+	struct bpf_spin_lock lock;
 	char name[VIGIL_NAME_LEN];
 };
 
@@ -404,7 +407,7 @@ struct vigil_meta {
 
 /* Bump when a pinned map's layout changes: an instance pinned with another
  * layout is refused, never silently recreated (docs/maps.md). */
-#define VIGIL_LAYOUT_VERSION 7
+#define VIGIL_LAYOUT_VERSION 8
 
 /* One ring-buffer record: a state transition or a notable beat. */
 struct vigil_event {

@@ -274,7 +274,7 @@ static int set_valid_keys(__u64 id, __u32 valid)
 	struct agent_slot s;
 	__u32 slot;
 
-	if (vg_agent_get(&maps, id, &slot, &s) || bpf_map_lookup_elem(maps.auth, &slot, &a))
+	if (vg_agent_get(&maps, id, &slot, &s) || vg_agent_get_auth(&maps, slot, &a))
 		return -1;
 	a.valid = valid;
 	return vg_agent_set_auth(&maps, slot, &a);
@@ -1318,7 +1318,7 @@ static void expect_for_beat(struct pkt_case *c, const struct vigil_beat *beat)
 		c->st.bad_tag = 1;
 		/* A flip that still verifies would be a forgery: flag it. */
 		if (!vg_agent_get(&maps, id, &slot, &s) &&
-		    !bpf_map_lookup_elem(maps.auth, &slot, &a) &&
+		    !vg_agent_get_auth(&maps, slot, &a) &&
 		    (a.valid & (1u << bi.key_id)) && vigil_beat_tag_ok(beat, &a.key[bi.key_id]))
 			c->reason = VIGIL_REJECT_NONE;
 	}
@@ -1628,7 +1628,7 @@ static void run_allowlist_cases(void)
 		watch_add(AG_ALLOW);
 		watch_add(AG_ALLOW_V6);
 		err = vg_agent_get(&maps, AG_ALLOW, &slot, &s) ||
-		      bpf_map_lookup_elem(maps.auth, &slot, &a);
+		      vg_agent_get_auth(&maps, slot, &a);
 	}
 	if (!tap_result(!err && a.flags == VIGIL_AUTH_ALLOWLIST && a.group_id == edge_id,
 			"allowlist: group 'edge' (198.18.5.0/24, fd00:0:0:5::/64) and an agent "
@@ -2078,7 +2078,7 @@ static void run_packet_tests(void)
 		__u32 slot;
 
 		if (vg_agent_get(&maps, pkt_agents[i], &slot, &s) ||
-		    bpf_map_lookup_elem(maps.auth, &slot, &a) ||
+		    vg_agent_get_auth(&maps, slot, &a) ||
 		    bpf_map_lookup_elem(maps.guard, &slot, &g)) {
 			bad++, note("agent %llu not found", (unsigned long long)pkt_agents[i]);
 			continue;
@@ -2123,6 +2123,181 @@ static void run_packet_tests(void)
 		tap_result(false, "restoring the default config: %s", strerror(errno));
 }
 
+
+/* ------------------------------------------------------- torn values */
+
+/*
+ * Values the daemon rewrites while XDP reads them (issue 14, item 3): a
+ * writer thread swaps an agent's keys and re-grants a lease as fast as it
+ * can while beats run through vigil_xdp, for TORN_SECONDS. Every grant it
+ * writes pairs an odd token with holder AG_TORN and an even one with
+ * AG_TORN2; both key sets take the beats signed with TORN_KEY_SHARED (key 1),
+ * each has its own key 0. So:
+ *  - an acknowledgement always names a holder that matches its token's
+ *    parity (never the new holder with the old token);
+ *  - an acknowledgement always verifies with the key its beat was signed
+ *    with (the key set did not change under the beat);
+ *  - a beat signed with key 0 of set A is accepted only if set A was in
+ *    force, so never with set B's key 0 tag in its ack;
+ *  - a DRAINING beat of AG_TORN releases only a grant to AG_TORN (odd
+ *    token), never AG_TORN2's.
+ */
+#define AG_TORN 0x5c0001ULL
+#define AG_TORN2 0x5c0002ULL
+#define TORN_LEASE 9
+#define TORN_SECONDS 3
+
+static volatile int torn_stop;
+static __u64 torn_swaps, torn_grants;
+
+static struct agent_auth torn_set(int which)
+{
+	struct agent_auth a = { .valid = 3, .flags = VIGIL_AUTH_ACK,
+				.group_id = vigil_group_id("default", VIGIL_GROUP_LEN) };
+
+	a.key[0] = agent_key(AG_TORN, 10 + which);
+	a.key[1] = agent_key(AG_TORN, 1);
+	return a;
+}
+
+static void *torn_writer(void *arg)
+{
+	__u32 slot = *(__u32 *)arg, id = TORN_LEASE;
+
+	for (__u64 n = 1; !torn_stop; n++) {
+		struct lease_slot l = {
+			.holder = n & 1 ? AG_TORN : AG_TORN2, .token = n,
+			.expires_ns = vg_mono_ns() + 60 * VIGIL_NSEC_PER_SEC,
+			.granted_ns = vg_mono_ns(), .duration_ms = 60000,
+			.state = VIGIL_LEASE_HELD,
+		};
+		struct agent_auth a = torn_set((n >> 4) & 1);
+
+		/* As the daemon grants (grants.c) and reloads keys (keys.c). */
+		if (bpf_map_update_elem(maps.leases, &id, &l, BPF_F_LOCK) == 0)
+			torn_grants++;
+		if ((n & 15) == 0 && vg_agent_set_auth(&maps, slot, &a) == 0)
+			torn_swaps++;
+	}
+	return NULL;
+}
+
+/* Run a frame and keep what comes back (an acknowledgement, for XDP_TX). */
+static int xdp_run_out(const __u8 *frame, size_t len, __u8 *out, __u32 *out_len)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame, .data_size_in = len, .data_out = out,
+		    .data_size_out = PKT_MAX);
+	int err = bpf_prog_test_run_opts(xdp_fd, &o);
+
+	*out_len = o.data_size_out;
+	return err ? (err < 0 ? err : -errno) : (int)o.retval;
+}
+
+static void run_torn_value_tests(void)
+{
+	struct vigil_config hc = base_cfg;
+	struct vigil_key shared = agent_key(AG_TORN, 1), k0[2] = { agent_key(AG_TORN, 10),
+								       agent_key(AG_TORN, 11) };
+	__u64 beats = 0, acks = 0, bad_holder = 0, bad_tag = 0, wrong_set = 0, releases = 0;
+	__u64 bad_release = 0, run_errors = 0, seq = 1, until;
+	struct agent_auth a = torn_set(0);
+	size_t ev0;
+	pthread_t th;
+	__u32 slot;
+
+	hc.rate_burst = 0;
+	hc.source_pps = 0;
+	if (add_agent_keys(AG_TORN, PKT_MIN_MS, PKT_MAX_MS, PKT_MULT, NULL, 3, NULL) ||
+	    add_agent_keys(AG_TORN2, PKT_MIN_MS, PKT_MAX_MS, PKT_MULT, NULL, 3, NULL) ||
+	    vg_agent_get(&maps, AG_TORN, &slot, &(struct agent_slot){}) ||
+	    vg_agent_set_auth(&maps, slot, &a) || cfg_write(&hc)) {
+		tap_result(false, "torn values: setting up the agents failed: %s", strerror(errno));
+		return;
+	}
+	drain();
+	ev0 = ev_n;
+	torn_stop = 0;
+	if (pthread_create(&th, NULL, torn_writer, &slot)) {
+		tap_result(false, "torn values: starting the writer failed");
+		return;
+	}
+	until = vg_mono_ns() + TORN_SECONDS * VIGIL_NSEC_PER_SEC;
+	while (vg_mono_ns() < until) {
+		/* Mostly key 1 (in both sets), some key 0 of either set, and
+		 * now and then DRAINING, which gives up a grant to AG_TORN. */
+		int kind = (int)(seq % 8), kid = kind < 2 ? 0 : 1;
+		const struct vigil_key *k = kid ? &shared : &k0[kind & 1];
+		struct frame_spec f = { .key = k, .key_id = (__u8)kid };
+		struct vigil_beat_info b = {
+			.agent_id = AG_TORN, .seq = seq++, .incarnation = 1, .interval_ms = 2000,
+			.lease_id = TORN_LEASE,
+			.status = kind == 7 ? VIGIL_STATUS_DRAINING : VIGIL_STATUS_OK,
+		};
+		__u8 frame[PKT_MAX], out[PKT_MAX];
+		size_t len = build_frame(frame, &f, &b, NULL);
+		__u32 out_len = 0;
+		int v = xdp_run_out(frame, len, out, &out_len);
+		const struct vigil_ack *ack = (const void *)(out + frame_hdr_len(&f));
+
+		beats++;
+		if (v < 0) {
+			run_errors++;
+			continue;
+		}
+		if (v != XDP_TX)
+			continue;
+		acks++;
+		if (out_len < frame_hdr_len(&f) + sizeof(*ack) || !vigil_ack_tag_ok(ack, k))
+			bad_tag++;
+		else if (kid == 0 && memcmp(k, &k0[0], sizeof(*k)) && memcmp(k, &k0[1], sizeof(*k)))
+			wrong_set++;
+		if (ack->lease_state == VIGIL_LEASE_FREE && !ack->holder && !ack->token)
+			continue; /* before the writer's first grant */
+		if ((vg_be64(ack->holder) == AG_TORN) != (vg_be64(ack->token) & 1) ||
+		    (vg_be64(ack->holder) != AG_TORN && vg_be64(ack->holder) != AG_TORN2)) {
+			if (!bad_holder)
+				note("acknowledgement: lease state %u, holder %#llx, token %llu",
+				     ack->lease_state, (unsigned long long)vg_be64(ack->holder),
+				     (unsigned long long)vg_be64(ack->token));
+			bad_holder++;
+		}
+		if ((seq & 1023) == 0)
+			drain();
+	}
+	torn_stop = 1;
+	pthread_join(th, NULL);
+	drain();
+	for (size_t i = ev0; i < ev_n; i++) {
+		const struct vigil_event *e = &evlog[i];
+
+		if (e->kind != VIGIL_EV_LEASE_RELEASED || e->slot != TORN_LEASE)
+			continue;
+		releases++;
+		if (e->agent_id != AG_TORN || !(e->seq & 1))
+			bad_release++;
+	}
+	note("torn values: %llu beats, %llu acknowledged, %llu grants and %llu key swaps written "
+	     "meanwhile, %llu releases", (unsigned long long)beats, (unsigned long long)acks,
+	     (unsigned long long)torn_grants, (unsigned long long)torn_swaps,
+	     (unsigned long long)releases);
+	tap_result(!run_errors && acks > 1000 && torn_grants > 1000 && torn_swaps > 10,
+		   "torn values: beats ran while a writer re-granted a lease and swapped keys "
+		   "(%llu errors)", (unsigned long long)run_errors);
+	tap_result(!bad_holder, "torn values: every acknowledgement names the holder of the grant "
+		   "its token belongs to (%llu mixed of %llu)", (unsigned long long)bad_holder,
+		   (unsigned long long)acks);
+	tap_result(!bad_tag && !wrong_set, "torn values: every acknowledgement verifies with the "
+		   "key its beat was signed with (%llu do not, %llu from the wrong set)",
+		   (unsigned long long)bad_tag, (unsigned long long)wrong_set);
+	tap_result(releases && !bad_release, "torn values: DRAINING beats of %#llx released only "
+		   "its own grants (%llu of %llu releases were another holder's)",
+		   (unsigned long long)AG_TORN, (unsigned long long)bad_release,
+		   (unsigned long long)releases);
+	vg_agent_remove(&maps, AG_TORN);
+	vg_agent_remove(&maps, AG_TORN2);
+	bpf_map_update_elem(maps.leases, &(__u32){ TORN_LEASE }, &(struct lease_slot){}, BPF_F_LOCK);
+	cfg_write(&base_cfg);
+}
 
 /* ------------------------------------------------------ deadline tests */
 
@@ -3268,6 +3443,7 @@ int main(void)
 	run_siphash_vectors();
 	run_keyfile_cases();
 	run_packet_tests();
+	run_torn_value_tests();
 	run_deadline_tests();
 	run_bulk_test();
 	run_evidence_tests();

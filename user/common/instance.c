@@ -44,6 +44,7 @@ static const struct {
 	{ "vigil_events", offsetof(struct vg_maps, events), 0 },
 	{ "vigil_meta", offsetof(struct vg_maps, meta), sizeof(struct vigil_meta) },
 	{ "vigil_auth", offsetof(struct vg_maps, auth), sizeof(struct agent_auth) },
+	{ "vigil_auth_sel", offsetof(struct vg_maps, auth_sel), sizeof(__u32) },
 	{ "vigil_groups", offsetof(struct vg_maps, groups), sizeof(struct group_policy) },
 	{ "vigil_guard", offsetof(struct vg_maps, guard), sizeof(struct agent_guard) },
 	{ "vigil_sources", offsetof(struct vg_maps, sources), sizeof(__u64) },
@@ -111,6 +112,7 @@ void vg_maps_from_skel(struct vigil_bpf *skel, struct vg_maps *m)
 	m->events = bpf_map__fd(skel->maps.vigil_events);
 	m->meta = bpf_map__fd(skel->maps.vigil_meta);
 	m->auth = bpf_map__fd(skel->maps.vigil_auth);
+	m->auth_sel = bpf_map__fd(skel->maps.vigil_auth_sel);
 	m->groups = bpf_map__fd(skel->maps.vigil_groups);
 	m->guard = bpf_map__fd(skel->maps.vigil_guard);
 	m->sources = bpf_map__fd(skel->maps.vigil_sources);
@@ -299,7 +301,8 @@ int vg_instance_load(const struct vg_load_opts *o, struct vg_maps *m, struct vig
 	bpf_map__set_max_entries(skel->maps.vigil_index, o->max_agents);
 	/* Wheel slots: agents, then one per lease. */
 	bpf_map__set_max_entries(skel->maps.vigil_links, o->max_agents + VIGIL_MAX_LEASES);
-	bpf_map__set_max_entries(skel->maps.vigil_auth, o->max_agents);
+	bpf_map__set_max_entries(skel->maps.vigil_auth, 2 * o->max_agents); /* two copies */
+	bpf_map__set_max_entries(skel->maps.vigil_auth_sel, o->max_agents);
 	bpf_map__set_max_entries(skel->maps.vigil_guard, o->max_agents);
 	bpf_map__set_max_entries(skel->maps.vigil_floors, o->max_agents);
 	bpf_map__set_max_entries(skel->maps.vigil_inbox, 2 * (o->max_agents + VIGIL_MAX_LEASES));

@@ -27,8 +27,18 @@ void vg_agent_def_default(struct vg_agent_def *d, __u64 id);
  * Returns 0, -EINVAL (id 0, never registered), -EEXIST, -ENOSPC, or another
  * -errno. */
 int vg_agent_add(const struct vg_maps *m, const struct vg_agent_def *d, __u32 *hint);
-/* Replace an agent's keys and policy (key rotation, allowlist changes). */
+/* Replace the keys and policy of the agents in slots[0..n) (key rotation,
+ * allowlist changes), each at once: the copy of vigil_auth XDP does not read
+ * is written, then vigil_auth_sel flips to it. A copy that was in force is
+ * rewritten only after an RCU grace period (membarrier(2)), so no beat ever
+ * reads a key set half written; that wait (~15 ms) is once per call. Callers
+ * that may race hold the registry lock. Returns 0 or -errno. */
+int vg_auth_set(const struct vg_maps *m, size_t n, const __u32 *slots,
+		const struct agent_auth *auths);
+/* vg_auth_set for one agent. */
 int vg_agent_set_auth(const struct vg_maps *m, __u32 slot, const struct agent_auth *a);
+/* The keys and policy in force for a slot. Returns 0 or -errno. */
+int vg_agent_get_auth(const struct vg_maps *m, __u32 slot, struct agent_auth *out);
 /* The policy flags the daemon recorded for a group (0 when none). */
 __u32 vg_group_flags(const struct vg_maps *m, const char *group);
 /* Keep (incarnation, seq) as agent id's replay floor in vigil_floors unless

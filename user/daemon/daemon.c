@@ -222,10 +222,7 @@ static int publish(struct daemon *d)
 	if (o->config_path && (vg_daemon_publish_groups(d, &o->config) ||
 			       vg_daemon_register(d, &o->config)))
 		return -1;
-	if (o->keys_path)
-		pr_info("keys: %zu agents in %s, %ld registered agents keyed\n", d->keys->agents.n,
-			o->keys_path, vg_auth_apply(&d->maps, d->keys));
-	return 0;
+	return o->keys_path ? vg_daemon_apply_keys(d) : 0;
 }
 
 /* ----------------------------------------------------------------- start */

@@ -66,6 +66,9 @@ void vg_daemon_reconcile(struct daemon *d, const char *why);
 int vg_daemon_publish_groups(struct daemon *d, const struct vg_config *c);
 int vg_daemon_register(struct daemon *d, const struct vg_config *c);
 int vg_daemon_reload_keys(struct daemon *d);
+/* registration.c: every agent's keys and policy from d->keys, under the
+ * registry lock; -1 when they could not be written. */
+int vg_daemon_apply_keys(struct daemon *d);
 /* storm.c: once a second, with the beat path's counters. */
 void vg_daemon_storm(struct daemon *d, const struct vigil_stats *st);
 
