@@ -260,6 +260,7 @@ static void print_json(const struct snapshot *sn)
 	vg_json_str_field(&j, "mode", sn->meta.skb_mode ? "skb" : "native");
 	vg_json_u64_field(&j, "dead_misses", sn->cfg.dead_misses);
 	vg_json_u64_field(&j, "hold_max_ms", sn->cfg.hold_max_ms);
+	vg_json_bool_field(&j, "auth_required", sn->cfg.auth_required);
 	vg_json_end(&j);
 }
 
@@ -290,7 +291,10 @@ static void print_text(const struct snapshot *sn)
 	const __u32 *c = sn->counts;
 
 	print_agents_text(sn);
-	printf("\n%zu agents: %u new, %u alive, %u suspect, %u dead, %u left\n", sn->rows.n,
+	/* It outlives the daemon that set it: say so whoever looks. */
+	printf("\nauthentication: %s\n", sn->cfg.auth_required ? "required" :
+	       "OFF (--no-auth or --learn): beats without a tag are accepted");
+	printf("%zu agents: %u new, %u alive, %u suspect, %u dead, %u left\n", sn->rows.n,
 	       c[VIGIL_AGENT_NEW], c[VIGIL_AGENT_ALIVE], c[VIGIL_AGENT_SUSPECT], c[VIGIL_AGENT_DEAD],
 	       c[VIGIL_AGENT_LEFT]);
 	printf("beat path: %llu packets, %llu beats accepted (%llu late but in the window); "

@@ -611,6 +611,7 @@ static int build_metrics(struct vg_metrics *mt, struct text *t, const char **why
 	struct scrape sc = { .mt = mt };
 	struct wheel_state ws = {};
 	struct vigil_meta meta = {};
+	struct vigil_config cfg;
 	struct vigil_stats st;
 	__u32 zero = 0;
 	__u64 now;
@@ -635,6 +636,9 @@ static int build_metrics(struct vg_metrics *mt, struct text *t, const char **why
 	text_reserve(t, mt->last_len + mt->last_len / 8 + 1);
 
 	one_u64(t, "vigil_up", "gauge", "1: the daemon is serving metrics.", 1);
+	one_u64(t, "vigil_auth_required", "gauge",
+		"1: beats must carry a valid tag; 0: --no-auth or --learn, unsigned beats are "
+		"accepted.", bpf_map_lookup_elem(m->config, &zero, &cfg) == 0 && cfg.auth_required);
 	emit_stats(t, &st);
 	emit_sweeper(t, &ws, &meta, now);
 	emit_health(t, m, &ws, now);
