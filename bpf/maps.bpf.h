@@ -209,7 +209,8 @@ static const __u32 zero = 0;
  * lets an RCU grace period pass (every beat that read the old copy has
  * finished) before it writes that copy again (vg_auth_set). So a beat sees
  * one whole key set, the same from the tag check to its acknowledgement,
- * for the cost of one array lookup (docs/security.md, "Keys").
+ * for the cost of one array lookup (docs/security.md, "Why a swap cannot
+ * race with a beat").
  */
 static __always_inline struct agent_auth *auth_of(__u32 slot)
 {

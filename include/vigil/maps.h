@@ -342,9 +342,10 @@ struct agent_guard {
 	__u64 rate_tat; /* GCRA theoretical arrival time of the agent's next beat */
 };
 
-/* vigil_auth: an agent's keys and source policy (ARRAY, same index as
- * vigil_agents). Written whole by the daemon (registration, key reload);
- * only read by XDP, so rotating keys never races with the beat path. */
+/* vigil_auth: an agent's keys and source policy (ARRAY of two copies:
+ * slot, and max_agents + slot). Only read by XDP, in the copy that
+ * vigil_auth_sel[slot] (bit 0) names; userspace writes the other and flips
+ * it (vg_auth_set), so rotating keys never races with the beat path. */
 struct agent_auth {
 	struct vigil_key key[2]; /* current and next: keys roll without a missed beat */
 	__u32 valid;             /* bit i: key[i] is set */
