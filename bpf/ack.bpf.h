@@ -13,6 +13,7 @@
 #include "vigil/auth.h"
 #include "parse.bpf.h"
 #include "maps.bpf.h"
+#include "lease.bpf.h"
 
 /* Where the headers of the datagram start, for turning it into an ack. */
 struct beat_frame {
@@ -56,6 +57,7 @@ static __always_inline int send_ack(const struct beat_frame *f, void *data_end, 
 	struct ethhdr *eth = f->eth;
 	struct udphdr *uh = f->udp;
 	struct lease_slot *l = NULL;
+	struct lease_view v = { .state = VIGIL_LEASE_FREE };
 	__u32 id = b->lease_id, remaining = 0, rec = cfg->recommend_interval_ms;
 	__u8 kid = b->key_id & 1, mac[6];
 	__be16 port;
@@ -65,6 +67,11 @@ static __always_inline int send_ack(const struct beat_frame *f, void *data_end, 
 		return XDP_DROP;
 	if (id && id < VIGIL_MAX_LEASES)
 		l = bpf_map_lookup_elem(&vigil_leases, &id);
+	if (l) { /* one grant, whole: never a holder with another grant's token */
+		bpf_spin_lock(&l->lock);
+		lease_copy(l, &v);
+		bpf_spin_unlock(&l->lock);
+	}
 	a->magic = bpf_htons(VIGIL_MAGIC);
 	a->version = VIGIL_VERSION;
 	a->flags = VIGIL_F_ACK;
@@ -73,17 +80,11 @@ static __always_inline int send_ack(const struct beat_frame *f, void *data_end, 
 	a->agent_id = vg_be64(b->agent_id);
 	a->seq = vg_be64(b->seq);
 	a->lease_id = vg_be32(id);
-	if (l) {
-		if (l->state == VIGIL_LEASE_HELD && l->expires_ns > now)
-			remaining = (l->expires_ns - now) / VIGIL_NSEC_PER_MSEC;
-		a->lease_state = l->state;
-		a->token = vg_be64(l->token);
-		a->holder = vg_be64(l->holder);
-	} else {
-		a->lease_state = VIGIL_LEASE_FREE;
-		a->token = 0;
-		a->holder = 0;
-	}
+	if (v.state == VIGIL_LEASE_HELD && v.expires_ns > now)
+		remaining = (v.expires_ns - now) / VIGIL_NSEC_PER_MSEC;
+	a->lease_state = v.state;
+	a->token = vg_be64(v.token);
+	a->holder = vg_be64(v.holder);
 	a->remaining_ms = vg_be32(remaining);
 	if ((b->flags & VIGIL_F_MAC) && (auth->valid & (1u << kid)))
 		vigil_ack_sign(a, &auth->key[kid]);

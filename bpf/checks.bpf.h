@@ -51,6 +51,7 @@ static __always_inline void count_reject(struct vigil_stats *st, struct agent_sl
 #define SLOT(f) (s ? &s->f : NULL)
 	switch (reason) {
 	case VIGIL_REJECT_OVER_RATE_SOURCE: bump(&st->over_rate_source, NULL); break;
+	case VIGIL_REJECT_MAPPED_SOURCE: bump(&st->mapped_source, NULL); break;
 	case VIGIL_REJECT_MALFORMED: bump(&st->malformed, SLOT(malformed)); break;
 	case VIGIL_REJECT_BAD_VERSION: bump(&st->bad_version, SLOT(bad_version)); break;
 	case VIGIL_REJECT_UNKNOWN_AGENT: bump(&st->unknown_agent, NULL); break;
@@ -135,28 +136,28 @@ static __always_inline int source_ok(const struct vigil_config *cfg, const struc
 	return rate_ok(tat, now, emission, cfg->source_burst);
 }
 
-/* Decode the datagram into *b, however short it is. */
+/* Decode the datagram into *b, however short it is. `avail` is how much of
+ * its payload there is (within the IP packet's length and the frame);
+ * `truncated`: the IP packet runs past the frame. A datagram that is not
+ * all there is judged on what is, and is never a valid beat. */
 static __always_inline enum vigil_beat_verdict decode_beat(struct xdp_md *ctx, void *payload,
-							   void *data_end, int plen,
-							   struct vigil_beat_info *b)
+							   void *data_end, int plen, __u32 avail,
+							   __u32 truncated, struct vigil_beat_info *b)
 {
 	enum vigil_beat_verdict v;
 
-	if (payload + sizeof(struct vigil_beat) <= data_end) {
-		v = vigil_beat_decode(payload, plen, b);
-	} else {
-		/* Short: decode from a zero-padded copy of what is really there. */
-		struct vigil_beat tmp = {};
-		__u32 avail = data_end - payload;
-		__u32 n = (__u32)plen < avail ? (__u32)plen : avail;
+	if (!truncated && (__u32)plen <= avail && payload + sizeof(struct vigil_beat) <= data_end)
+		return vigil_beat_decode(payload, plen, b);
+	/* Decode from a zero-padded copy of what is really there. */
+	struct vigil_beat tmp = {};
+	__u32 n = (__u32)plen < avail ? (__u32)plen : avail;
 
-		if (n > sizeof(tmp))
-			n = sizeof(tmp);
-		if (n > 0 && bpf_xdp_load_bytes(ctx, payload - (void *)(long)ctx->data, &tmp, n))
-			n = 0;
-		v = vigil_beat_decode(&tmp, n, b);
-	}
-	return v;
+	if (n > sizeof(tmp))
+		n = sizeof(tmp);
+	if (n > 0 && bpf_xdp_load_bytes(ctx, payload - (void *)(long)ctx->data, &tmp, n))
+		n = 0;
+	v = vigil_beat_decode(&tmp, n, b);
+	return v == VIGIL_BEAT_OK ? VIGIL_BEAT_MALFORMED : v;
 }
 
 /* Find the live slot of an agent, or NULL. */
@@ -180,15 +181,19 @@ static __always_inline struct agent_slot *find_slot(__u64 agent_id, __u32 *slot_
 /* Who sent it: within its source's rate, a well-formed beat of our version,
  * from an agent we know. Fills c->b, c->s and c->slot as far as it gets. */
 static __always_inline __u32 check_sender(struct xdp_md *ctx, struct beat_ctx *c, void *payload,
-					  void *data_end, int plen)
+					  void *data_end, int plen, __u32 avail, __u32 truncated)
 {
 	enum vigil_beat_verdict v;
 
+	/* Before the source's rate: ::ffff:a.b.c.d is the key of IPv4 source
+	 * a.b.c.d, whose budget an IPv6 sender must not spend. */
+	if (c->src->v4mapped)
+		return VIGIL_REJECT_MAPPED_SOURCE;
 	if (!source_ok(c->cfg, c->src, c->now))
 		return VIGIL_REJECT_OVER_RATE_SOURCE;
 	if (plen < 0)
 		return VIGIL_REJECT_MALFORMED;
-	v = decode_beat(ctx, payload, data_end, plen, &c->b);
+	v = decode_beat(ctx, payload, data_end, plen, avail, truncated, &c->b);
 	/* Looked up before the verdict is read: a beat that fails to
 	 * decode but names a known agent counts in that agent's slot too. */
 	c->s = c->b.has_agent_id ? find_slot(c->b.agent_id, &c->slot, c->st) : NULL;
@@ -204,16 +209,23 @@ static __always_inline __u32 check_sender(struct xdp_md *ctx, struct beat_ctx *c
 /* ------------------------------------------------------------- the agent */
 
 /* A group with an allowlist takes beats only from its sources: the full
- * address, looked up in the group's prefixes. */
+ * address, looked up in the group's prefixes of its family. */
 static __always_inline int source_allowed(const struct agent_auth *a, const struct src_addr *src)
 {
-	struct allow_key key;
+	struct allow_key key = {};
 
 	if (!(a->flags & VIGIL_AUTH_ALLOWLIST))
 		return 1;
-	key.prefixlen = 32 + 128;
 	key.group_id = a->group_id;
-	__builtin_memcpy(key.addr, src->a, sizeof(key.addr));
+	if (src->v6) {
+		key.prefixlen = VIGIL_ALLOW_PREFIX_BASE + 128;
+		key.family = 6;
+		__builtin_memcpy(key.addr, src->a, sizeof(key.addr));
+	} else {
+		key.prefixlen = VIGIL_ALLOW_PREFIX_BASE + 32;
+		key.family = 4;
+		__builtin_memcpy(key.addr, &src->a[12], 4);
+	}
 	return bpf_map_lookup_elem(&vigil_allow, &key) != NULL;
 }
 
@@ -250,6 +262,13 @@ static __always_inline __u32 check_replay(const struct vigil_config *cfg, struct
 	if (cfg->rate_burst && cfg->rate_multiple)
 		emission = (__u64)interval * VIGIL_NSEC_PER_MSEC / cfg->rate_multiple;
 	bpf_spin_lock(&g->lock);
+	/* Removed since find_slot looked: vg_agent_remove freed the slot, then
+	 * read this window under the lock as the id's floor. A beat judged
+	 * after that must not move a window nobody will read again. */
+	if (s->agent_id != b->agent_id) {
+		bpf_spin_unlock(&g->lock);
+		return VIGIL_REJECT_UNKNOWN_AGENT;
+	}
 	/* Judge on copies and commit both only when the beat passes both, so a
 	 * beat refused for its rate does not use up its sequence number. */
 	r = g->replay;
@@ -286,7 +305,12 @@ static __always_inline __u32 check_agent(struct beat_ctx *c, const struct vigil_
 	reason = check_auth(c->cfg, beat, c->b.flags, c->b.key_id, auth);
 	if (reason)
 		return reason;
-	return check_replay(c->cfg, c->s, c->slot, &c->b, c->now, &c->rv);
+	reason = check_replay(c->cfg, c->s, c->slot, &c->b, c->now, &c->rv);
+	if (reason == VIGIL_REJECT_UNKNOWN_AGENT) {
+		c->st->stale_slot++;
+		c->s = NULL; /* no longer its agent's */
+	}
+	return reason;
 }
 
 #endif /* VIGIL_CHECKS_BPF_H */

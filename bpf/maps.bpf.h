@@ -79,13 +79,24 @@ struct {
 	__type(value, struct sweeper_timer);
 } vigil_timer SEC(".maps");
 
-/* vigil_auth: each agent's keys and source policy; written by the daemon. */
+/* vigil_auth: each agent's keys and source policy, twice: slot and
+ * max_agents + slot. XDP reads the copy vigil_auth_sel names; userspace
+ * writes the other and flips it (auth_of). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * VIGIL_MAX_AGENTS);
+	__type(key, __u32);
+	__type(value, struct agent_auth);
+} vigil_auth SEC(".maps");
+
+/* vigil_auth_sel: per slot, how often its keys were swapped; bit 0 names
+ * the copy in force. Written by userspace only. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, VIGIL_MAX_AGENTS);
 	__type(key, __u32);
-	__type(value, struct agent_auth);
-} vigil_auth SEC(".maps");
+	__type(value, __u32);
+} vigil_auth_sel SEC(".maps");
 
 /* vigil_groups: group policy for userspace; XDP does not read it. */
 struct {
@@ -180,7 +191,33 @@ struct {
 	__uint(max_entries, 16 << 20);
 } vigil_events SEC(".maps");
 
+/* vigil_floors: an agent id's replay floor across registrations; written
+ * by userspace only (struct replay_floor). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, VIGIL_MAX_AGENTS);
+	__type(key, __u64);
+	__type(value, struct replay_floor);
+} vigil_floors SEC(".maps");
+
 /* The key of the one-entry maps: helpers take keys by address. */
 static const __u32 zero = 0;
+
+/*
+ * An agent's keys and policy as they are in force now. Userspace never
+ * writes the copy XDP reads: it writes the other, flips vigil_auth_sel, and
+ * lets an RCU grace period pass (every beat that read the old copy has
+ * finished) before it writes that copy again (vg_auth_set). So a beat sees
+ * one whole key set, the same from the tag check to its acknowledgement,
+ * for the cost of one array lookup (docs/security.md, "Why a swap cannot
+ * race with a beat").
+ */
+static __always_inline struct agent_auth *auth_of(__u32 slot)
+{
+	__u32 *sel = bpf_map_lookup_elem(&vigil_auth_sel, &slot);
+	__u32 i = slot + (sel && (*sel & 1) ? max_agents : 0);
+
+	return bpf_map_lookup_elem(&vigil_auth, &i);
+}
 
 #endif /* VIGIL_MAPS_BPF_H */

@@ -52,9 +52,10 @@ char LICENSE[] SEC("license") = "GPL"; /* bpf_timer and bpf_loop need GPL */
  * (ack.bpf.h). Every refusal leaves by the one reject() at the end.
  */
 static __always_inline int handle_beat(struct xdp_md *ctx, const struct beat_frame *f,
-				       void *payload, void *data_end, int plen,
+				       const struct hdr_cursor *hc, void *data_end, int plen,
 				       struct vigil_stats *st, const struct src_addr *src)
 {
+	void *payload = hc->pos;
 	struct vigil_config *cfg = bpf_map_lookup_elem(&vigil_config, &zero);
 	struct beat_ctx c = {
 		.st = st,
@@ -68,12 +69,12 @@ static __always_inline int handle_beat(struct xdp_md *ctx, const struct beat_fra
 
 	if (!cfg)
 		return XDP_PASS;
-	reason = check_sender(ctx, &c, payload, data_end, plen);
+	reason = check_sender(ctx, &c, payload, data_end, plen, hc->left, hc->truncated);
 	if (reason)
 		goto refuse;
-	auth = bpf_map_lookup_elem(&vigil_auth, &c.slot);
+	auth = auth_of(c.slot);
 	if (!auth)
-		return XDP_PASS; /* cannot happen: same size as vigil_agents */
+		return XDP_PASS; /* cannot happen: twice the size of vigil_agents */
 	/* The decoder said OK, so all 64 bytes were in the packet: payload is
 	 * the beat. */
 	if (payload + sizeof(struct vigil_beat) > data_end)
@@ -121,7 +122,7 @@ int vigil_xdp(struct xdp_md *ctx)
 	plen = parse_udphdr(&c, data_end, &dport);
 	if (dport != beat_port_be || dport == 0)
 		goto pass;
-	return handle_beat(ctx, &f, c.pos, data_end, plen, st, &src);
+	return handle_beat(ctx, &f, &c, data_end, plen, st, &src);
 pass:
 	st->passed++;
 	return XDP_PASS;

@@ -73,17 +73,28 @@ static __always_inline void visit_lease(struct sweep_ctx *c, struct wheel_state 
 {
 	__u32 id = slot - max_agents;
 	struct lease_slot *ls = bpf_map_lookup_elem(&vigil_leases, &id);
+	struct lease_view v = {};
+	int expired = 0;
 
 	c->visits++;
-	if (!ls || ls->state != VIGIL_LEASE_HELD) {
+	if (ls) {
+		bpf_spin_lock(&ls->lock);
+		if (ls->state == VIGIL_LEASE_HELD && c->now >= ls->expires_ns) {
+			ls->state = VIGIL_LEASE_EXPIRED;
+			expired = 1;
+		}
+		lease_copy(ls, &v);
+		bpf_spin_unlock(&ls->lock);
+	}
+	if (expired) {
+		report_lease_end(st, &v, id, VIGIL_EV_LEASE_EXPIRED, c->now);
 		leave_wheel(ws, l);
-	} else if (c->now >= ls->expires_ns) {
-		lease_transition(st, ls, id, VIGIL_LEASE_EXPIRED, VIGIL_EV_LEASE_EXPIRED, c->now);
+	} else if (v.state != VIGIL_LEASE_HELD) {
 		leave_wheel(ws, l);
 	} else {
 		c->refiled++;
-		file_slot(ws, l, slot, vigil_wheel_due(c->now, ls->expires_ns,
-						       ls->expires_ns - c->now, tick_ns));
+		file_slot(ws, l, slot, vigil_wheel_due(c->now, v.expires_ns, v.expires_ns - c->now,
+						       tick_ns));
 	}
 }
 

@@ -95,6 +95,23 @@ VIGIL_INLINE int vigil_replay_accepted(enum vigil_replay_verdict v)
 	return v <= VIGIL_REPLAY_FIRST;
 }
 
+/* Does (inc_a, seq_a) come after (inc_b, seq_b) in an agent's life? */
+VIGIL_INLINE int vigil_replay_after(__u32 inc_a, __u64 seq_a, __u32 inc_b, __u64 seq_b)
+{
+	return inc_a > inc_b || (inc_a == inc_b && seq_a > seq_b);
+}
+
+/* A window that has seen everything up to and including (inc, seq): where
+ * a new registration of an agent id that beat before starts, so that none
+ * of the beats it accepted then is accepted again (docs/security.md). */
+VIGIL_INLINE void vigil_replay_from_floor(struct vigil_replay *r, __u32 inc, __u64 seq)
+{
+	r->top = seq;
+	r->seen = ~0ULL;
+	r->incarnation = inc;
+	r->started = 1;
+}
+
 /* Check (incarnation, seq) against the window of `window` (1..64) sequences
  * and record it when accepted. A larger window acts as 64, the size of the
  * bitmap: the value comes from a map an operator can write, and testing bit

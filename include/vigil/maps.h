@@ -118,7 +118,10 @@ enum vigil_lease_state {
 /* vigil_leases: one entry per lease id (ARRAY of VIGIL_MAX_LEASES). The
  * daemon writes a grant (after persisting its token) only while the lease is
  * not HELD; XDP extends expires_ns on the holder's beats and releases it;
- * the sweeper expires it. State changes are CAS, as for agents. */
+ * the sweeper expires it. Everyone reads and writes it under `lock`
+ * (userspace with BPF_F_LOCK), so no one sees half a grant: an ack for the
+ * new holder with the old token, a release of the new grant by the old
+ * holder's beat, an expiry of a grant just made (docs/security.md). */
 struct lease_slot {
 	__u64 holder;         /* agent id of the current grant, 0 = none */
 	__u64 token;          /* fencing token of the current grant; only rises */
@@ -128,7 +131,7 @@ struct lease_slot {
 	__u32 duration_ms;
 	__u32 state;          /* enum vigil_lease_state */
 	__u32 flags;          /* VIGIL_LEASE_* */
-	__u32 pad;
+	struct bpf_spin_lock lock;
 	char name[VIGIL_NAME_LEN];
 };
 
@@ -145,7 +148,8 @@ enum vigil_reject_reason {
 	VIGIL_REJECT_REPLAY = 7,           /* duplicate, older than the window, or older incarnation */
 	VIGIL_REJECT_OVER_RATE_AGENT = 8,
 	VIGIL_REJECT_OVER_RATE_SOURCE = 9,
-	VIGIL_REJECT_REASON_MAX = VIGIL_REJECT_OVER_RATE_SOURCE,
+	VIGIL_REJECT_MAPPED_SOURCE = 10,   /* IPv6 from ::ffff:0:0/96, which would pass for IPv4 */
+	VIGIL_REJECT_REASON_MAX = VIGIL_REJECT_MAPPED_SOURCE,
 };
 
 /* agent_auth.flags */
@@ -326,6 +330,7 @@ struct vigil_stats {
 	__u64 held_max_ns;         /* longest hold (take the max across CPUs) */
 	__u64 corrected;           /* RECOVERED with MONITOR_DELAY: a false verdict undone */
 	__u64 lost_beats;          /* beats proven lost by a sequence gap */
+	__u64 mapped_source;       /* IPv6 from an IPv4-mapped source (::ffff:0:0/96) */
 };
 
 /* vigil_guard: per-agent anti-replay window and rate state (ARRAY, same
@@ -337,14 +342,26 @@ struct agent_guard {
 	__u64 rate_tat; /* GCRA theoretical arrival time of the agent's next beat */
 };
 
-/* vigil_auth: an agent's keys and source policy (ARRAY, same index as
- * vigil_agents). Written whole by the daemon (registration, key reload);
- * only read by XDP, so rotating keys never races with the beat path. */
+/* vigil_auth: an agent's keys and source policy (ARRAY of two copies:
+ * slot, and max_agents + slot). Only read by XDP, in the copy that
+ * vigil_auth_sel[slot] (bit 0) names; userspace writes the other and flips
+ * it (vg_auth_set), so rotating keys never races with the beat path. */
 struct agent_auth {
 	struct vigil_key key[2]; /* current and next: keys roll without a missed beat */
 	__u32 valid;             /* bit i: key[i] is set */
 	__u32 flags;             /* VIGIL_AUTH_* */
 	__u32 group_id;          /* vigil_group_id(group): key into vigil_allow */
+	__u32 pad;
+};
+
+/* vigil_floors: where the replay window of an agent id stood when it was
+ * unregistered (LRU_HASH agent id -> floor, capacity max_agents). Written by
+ * userspace when an agent is removed and by the daemon from its event log
+ * at start; a registration of the id starts its window there. XDP does not
+ * read it. */
+struct replay_floor {
+	__u64 seq;         /* the newest accepted (incarnation, seq) */
+	__u32 incarnation;
 	__u32 pad;
 };
 
@@ -356,18 +373,25 @@ struct group_policy {
 };
 
 /* vigil_sources: per-source-address rate state (LRU_HASH, preallocated, so
- * a flood of new sources evicts old entries and allocates nothing). */
+ * a flood of new sources evicts old entries and allocates nothing). IPv6
+ * sources in ::ffff:0:0/96 are refused before they get here, so an IPv4
+ * source's entry is its own. */
 struct source_key {
 	__u8 addr[16]; /* IPv6, or IPv4-mapped (::ffff:a.b.c.d) */
 };
 
 /* vigil_allow: per-group source allowlist (LPM_TRIE). The prefix covers
- * the 32-bit group id, then the address. */
+ * the 32-bit group id, the family, then the address: IPv4 and IPv6
+ * prefixes never match each other's sources (`::/0` admits no IPv4). */
 struct allow_key {
-	__u32 prefixlen; /* 32 + address prefix length in the IPv6 space */
+	__u32 prefixlen; /* VIGIL_ALLOW_PREFIX_BASE + the address prefix length */
 	__u32 group_id;
-	__u8 addr[16];
+	__u8 family;     /* 4 or 6 */
+	__u8 addr[16];   /* IPv4 in addr[0..3] */
+	__u8 pad[3];
 };
+
+#define VIGIL_ALLOW_PREFIX_BASE (32 + 8) /* group id and family */
 
 /* vigil_meta: what a pinned instance was started with, so a later daemon or
  * CLI can adopt it (ARRAY of 1, written once by the loading daemon). */
@@ -384,7 +408,7 @@ struct vigil_meta {
 
 /* Bump when a pinned map's layout changes: an instance pinned with another
  * layout is refused, never silently recreated (docs/maps.md). */
-#define VIGIL_LAYOUT_VERSION 5
+#define VIGIL_LAYOUT_VERSION 8
 
 /* One ring-buffer record: a state transition or a notable beat. */
 struct vigil_event {

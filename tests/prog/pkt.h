@@ -21,6 +21,7 @@
 
 enum { L3_IPV4 = 0, L3_IPV6 = 1, L3_ARP = 2 };
 enum { L4_UDP = 0, L4_TCP = 6 };
+#define IPV_0 16 /* frame_spec.ip_version: version nibble 0 */
 
 struct frame_spec {
 	int l3;            /* L3_* */
@@ -39,6 +40,8 @@ struct frame_spec {
 	const struct vigil_key *key; /* sign the beat with this key (NULL: unsigned) */
 	__u8 key_id;       /* ... naming this key id */
 	const __u8 *saddr; /* source address: 4 bytes (IPv4) or 16 (IPv6); NULL: the default */
+	int ip_version;    /* the IP header's version nibble (IPV_0 for 0); 0: the right one */
+	int ip_len;        /* IPv4 total length or IPv6 payload length field; 0: the true one */
 };
 
 /* Overwrite `len` bytes of the encoded (and signed) beat at `off` with `val`,
@@ -191,9 +194,9 @@ static inline size_t build_frame(__u8 *buf, const struct frame_spec *f,
 	ip_start = w.n + 2;
 	if (f->l3 == L3_IPV4) {
 		put16(&w, 0x0800);
-		put8(&w, 0x40 | (ip_hlen / 4));
+		put8(&w, (f->ip_version ? f->ip_version & 15 : 4) << 4 | (ip_hlen / 4));
 		put8(&w, 0);
-		put16(&w, ip_hlen + l4_hlen + plen);
+		put16(&w, f->ip_len ? (__u16)f->ip_len : ip_hlen + l4_hlen + plen);
 		put16(&w, 0x1234);
 		put16(&w, f->frag_off ? f->frag_off : 0x4000);
 		put8(&w, 64);
@@ -206,8 +209,8 @@ static inline size_t build_frame(__u8 *buf, const struct frame_spec *f,
 		set16(buf + ip_start + 10, csum_fold(csum_add(0, buf + ip_start, ip_hlen)));
 	} else {
 		put16(&w, 0x86DD);
-		put32(&w, 0x60000000);
-		put16(&w, (ip_hlen - 40) + l4_hlen + plen);
+		put32(&w, (__u32)(f->ip_version ? f->ip_version & 15 : 6) << 28);
+		put16(&w, f->ip_len ? (__u16)f->ip_len : (ip_hlen - 40) + l4_hlen + plen);
 		put8(&w, f->ip6_hbh ? 0 : (f->l4 == L4_TCP ? 6 : 17));
 		put8(&w, 64);
 		put_bytes(&w, saddr, 16);
@@ -263,6 +266,20 @@ out:
 	if (f->cut && (size_t)f->frame_len < w.n)
 		w.n = f->frame_len;
 	return w.n;
+}
+
+/* How many bytes of UDP payload the IP header's length field leaves room
+ * for (the true length unless f->ip_len says otherwise), or -1. */
+static inline int frame_ip_payload(const struct frame_spec *f)
+{
+	int ip_hlen = f->l3 == L3_IPV6 ? 40 + (f->ip6_hbh ? 8 : 0) : 20 + 4 * f->ip_opt_words;
+	int l4_hlen = f->l4 == L4_TCP ? 20 : 8;
+
+	if (!f->ip_len)
+		return f->short_payload ? f->payload_len : (int)sizeof(struct vigil_beat);
+	if (f->l3 == L3_IPV6)
+		return f->ip_len - (ip_hlen - 40) - l4_hlen;
+	return f->ip_len - ip_hlen - l4_hlen;
 }
 
 /* Length of the headers in front of the beat payload. */

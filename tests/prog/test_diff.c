@@ -8,7 +8,8 @@
  * honest signed beats and every way of spoiling one (bit flips, cuts at every
  * layer, random bytes, unknown agents, wrong keys and key ids, missing tags,
  * replays, sequences around the window, incarnation changes, odd UDP
- * lengths, other ports and protocols). Each frame runs through vigil_xdp
+ * lengths, IP headers the stack would refuse (version, length), other ports
+ * and protocols). Each frame runs through vigil_xdp
  * with BPF_PROG_TEST_RUN and through the model below; the two must agree on
  * the verdict, on every per-CPU counter, on every field of every agent slot
  * (last_seen_ns: "changed, to a time inside the run") and on the ring-buffer
@@ -18,7 +19,8 @@
  * (vigil_beat_decode, vigil_beat_tag_ok, vigil_replay_check,
  * vigil_clamp_interval): one source of truth for what a beat means. The
  * order of the checks, the frame parsing (Ethernet, one VLAN tag, IPv4,
- * IPv6, UDP) and the handling of short and padded datagrams are written
+ * IPv6, UDP, the IP length fields) and the handling of short, truncated and
+ * padded datagrams are written
  * here again, from the documented behaviour, so a slip in vigil.bpf.c's glue
  * shows up as a disagreement.
  *
@@ -165,13 +167,15 @@ static const struct agent_spec {
 
 #define FENCED_GROUP "fenced"
 
-/* The fenced group's allowlist: ::ffff:198.18.0.0/120 and fd00::/16. */
+/* The fenced group's allowlist: 198.18.0.0/24 and fd00::/16, each for
+ * sources of its own family only. */
 static const struct prefix {
-	__u8 addr[16];
+	int v6;
+	__u8 addr[16]; /* IPv4 in the first 4 bytes */
 	int bits;
 } allow_list[] = {
-	{ { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 18, 0, 0 }, 120 },
-	{ { 0xfd, 0x00 }, 16 },
+	{ 0, { 198, 18, 0, 0 }, 24 },
+	{ 1, { 0xfd, 0x00 }, 16 },
 };
 
 /* The model's copy of one agent. */
@@ -203,12 +207,12 @@ static bool prefix_match(const __u8 *a, const struct prefix *p)
 	return !rest || !((a[full] ^ p->addr[full]) & (0xff << (8 - rest)));
 }
 
-static bool source_allowed(const struct magent *a, const __u8 src[16])
+static bool source_allowed(const struct magent *a, const __u8 src[16], bool v6)
 {
 	if (!(a->flags & VIGIL_AUTH_ALLOWLIST))
 		return true;
 	for (size_t i = 0; i < sizeof(allow_list) / sizeof(allow_list[0]); i++)
-		if (prefix_match(src, &allow_list[i]))
+		if (allow_list[i].v6 == v6 && prefix_match(v6 ? src : src + 12, &allow_list[i]))
 			return true;
 	return false;
 }
@@ -223,6 +227,7 @@ enum outcome {
 	O_BAD_VERSION,
 	O_UNKNOWN,
 	O_NOT_ALLOWED,
+	O_MAPPED,   /* IPv6 from an IPv4-mapped source */
 	O_UNAUTH,
 	O_BAD_TAG,
 	O_DUPLICATE,
@@ -232,7 +237,7 @@ enum outcome {
 
 static const char *const outcome_name[O_N] = {
 	"einval", "pass", "accept", "malformed", "bad_version", "unknown",
-	"not_allowed", "unauth", "bad_tag", "duplicate", "replayed",
+	"not_allowed", "mapped", "unauth", "bad_tag", "duplicate", "replayed",
 };
 
 /* What the model says one frame does. */
@@ -265,17 +270,25 @@ struct expect {
 struct l4info {
 	int plen;               /* UDP length field - 8, or -1 when below 8 */
 	size_t off;             /* payload offset in the frame */
+	size_t end;             /* where the datagram's bytes end: the IP packet's
+				 * end by its length field, or the frame's if sooner */
+	bool truncated;         /* the IP packet's length runs past the frame */
+	bool v6;                /* an IPv6 packet */
 	__u8 src[16];           /* IPv6 source, or IPv4 mapped (::ffff:a.b.c.d) */
 };
 
 /*
  * Is this a UDP datagram to the beat port? Ethernet, at most one 802.1Q or
  * 802.1ad tag, then IPv4 (any header length, not a fragment) or IPv6 with
- * UDP right after the fixed header. Anything else goes up the stack.
+ * UDP right after the fixed header, each with the right version and a
+ * length field at least as long as its header. The packet is as long as that
+ * field says (what follows is padding); a UDP header the packet does not
+ * hold is not read. Anything else goes up the stack, which drops what it
+ * finds wrong with the IP header itself.
  */
 static bool model_parse(const __u8 *f, size_t len, struct l4info *o)
 {
-	size_t off = 14, ihl;
+	size_t off = 14, ihl, ip_end;
 	__u16 type = rd16(f + 12);
 	__u8 proto;
 
@@ -287,10 +300,10 @@ static bool model_parse(const __u8 *f, size_t len, struct l4info *o)
 	}
 	switch (type) {
 	case 0x0800:
-		if (len < off + 20)
+		if (len < off + 20 || f[off] >> 4 != 4)
 			return false;
 		ihl = (f[off] & 0x0f) * 4u;
-		if (ihl < 20 || len < off + ihl)
+		if (ihl < 20 || len < off + ihl || rd16(f + off + 2) < ihl)
 			return false;
 		if (rd16(f + off + 6) & 0x3fff) /* more fragments, or an offset */
 			return false;
@@ -298,19 +311,24 @@ static bool model_parse(const __u8 *f, size_t len, struct l4info *o)
 		o->src[10] = o->src[11] = 0xff;
 		memcpy(o->src + 12, f + off + 12, 4);
 		proto = f[off + 9];
+		ip_end = off + rd16(f + off + 2);
 		off += ihl;
 		break;
 	case 0x86dd:
-		if (len < off + 40)
+		if (len < off + 40 || f[off] >> 4 != 6)
 			return false;
 		memcpy(o->src, f + off + 8, 16);
+		o->v6 = true;
 		proto = f[off + 6];
+		ip_end = off + 40 + rd16(f + off + 4);
 		off += 40;
 		break;
 	default:
 		return false;
 	}
-	if (proto != 17 || len < off + 8 || rd16(f + off + 2) != BEAT_PORT)
+	o->truncated = ip_end > len;
+	o->end = o->truncated ? len : ip_end;
+	if (proto != 17 || o->end < off + 8 || rd16(f + off + 2) != BEAT_PORT)
 		return false;
 	o->plen = (int)rd16(f + off + 4) - 8;
 	if (o->plen < 0)
@@ -318,6 +336,8 @@ static bool model_parse(const __u8 *f, size_t len, struct l4info *o)
 	o->off = off + 8;
 	return true;
 }
+
+static const __u8 v4mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 
 static void refuse(struct expect *e, enum outcome out, __u32 reason, __u64 agent_id)
 {
@@ -371,21 +391,30 @@ static void model_frame(const __u8 *f, size_t len, struct expect *e)
 	}
 	e->verdict = XDP_DROP; /* pass_beats = 0: every beat-port datagram is consumed */
 	memcpy(e->src, p.src, 16);
+	if (p.v6 && !memcmp(p.src, v4mapped_prefix, sizeof(v4mapped_prefix))) {
+		/* It would pass for IPv4 source a.b.c.d: refused unread. */
+		e->d.mapped_source = 1;
+		refuse(e, O_MAPPED, VIGIL_REJECT_MAPPED_SOURCE, 0);
+		return;
+	}
 	if (p.plen < 0) {
 		e->d.malformed = 1;
 		refuse(e, O_MALFORMED, VIGIL_REJECT_MALFORMED, 0);
 		return;
 	}
 
-	/* A complete datagram is decoded at its UDP length (Ethernet padding
-	 * after it is ignored). A truncated one is judged on the bytes that are
-	 * there, and is never a valid beat. */
+	/* A complete datagram is decoded at its UDP length (padding after it
+	 * is ignored). One that is not all there (the UDP length claims more
+	 * than the IP packet holds, or the packet runs past the frame) is judged
+	 * on the bytes that are, and is never a valid beat. */
 	memset(&beat, 0, sizeof(beat));
-	present = len - p.off;
-	if (present >= (size_t)p.plen) {
+	present = p.end - p.off;
+	if (!p.truncated && present >= (size_t)p.plen) {
 		memcpy(beat.u, f + p.off, p.plen < 64 ? (size_t)p.plen : 64);
 		v = vigil_beat_decode(&beat.b, p.plen, &bi);
 	} else {
+		if (present > (size_t)p.plen)
+			present = p.plen;
 		memcpy(beat.u, f + p.off, present < 64 ? present : 64);
 		v = vigil_beat_decode(&beat.b, present, &bi);
 		if (v == VIGIL_BEAT_OK)
@@ -415,7 +444,7 @@ static void model_frame(const __u8 *f, size_t len, struct expect *e)
 		refuse(e, O_UNKNOWN, VIGIL_REJECT_UNKNOWN_AGENT, bi.agent_id);
 		return;
 	}
-	if (!source_allowed(a, p.src)) {
+	if (!source_allowed(a, p.src, p.v6)) {
 		e->d.not_allowed = 1;
 		refuse(e, O_NOT_ALLOWED, VIGIL_REJECT_NOT_ALLOWED, bi.agent_id);
 		return;
@@ -498,18 +527,18 @@ static void model_frame(const __u8 *f, size_t len, struct expect *e)
 enum frame_class {
 	C_VALID, C_BITFLIP, C_TRUNC, C_RANDOM, C_RANDPAYLOAD, C_UNKNOWN, C_WRONG_KEY,
 	C_WRONG_KEYID, C_NO_TAG, C_REPLAY, C_WINDOW, C_INCARNATION, C_FIELDS, C_UDPLEN,
-	C_OTHER, C_N,
+	C_OTHER, C_IPHDR, C_N,
 };
 
 static const char *const class_name[C_N] = {
 	"valid", "bitflip", "truncated", "random", "rand-payload", "unknown-id", "wrong-key",
 	"wrong-key-id", "no-tag", "replay", "window", "incarnation", "bad-fields", "udp-len",
-	"other-port",
+	"other-port", "ip-header",
 };
 
 /* Per mille; sums to 1000. */
 static const __u32 class_weight[C_N] = {
-	200, 150, 100, 30, 40, 40, 50, 40, 40, 60, 80, 30, 50, 40, 50,
+	170, 150, 100, 30, 40, 40, 50, 40, 40, 60, 80, 30, 50, 40, 50, 30,
 };
 
 /* How a frame is wrapped around its payload. */
@@ -535,7 +564,7 @@ static const __u8 src_pool[][16] = {
 	{ 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2 },          /* default v6, allowed */
 	{ 0xfd, 0, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 },    /* allowed */
 	{ 0xfd, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2 },          /* not allowed */
-	{ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 18, 0, 9 },   /* mapped in IPv6: allowed */
+	{ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 18, 0, 9 },   /* in IPv6: mapped, refused */
 };
 
 static const __u8 dst4[4] = { 198, 18, 0, 1 };
@@ -744,6 +773,40 @@ static struct {
 } hist[HIST];
 static size_t hist_n;
 
+/* A signed beat whose IP header the stack would find wrong: another
+ * version, or a length field shorter than the headers, shorter than the
+ * datagram, or longer than the frame (the IPv4 checksum is kept right). */
+static void spoil_ip_header(__u8 *buf, const struct shape *sh, size_t len)
+{
+	bool v4 = sh->type == 0x0800;
+	size_t ip = 14 + 4 * sh->vlans, hl = v4 ? 20 + 4 * sh->ip_opt_words : 40;
+	/* The length field counts the whole packet (IPv4) or what follows
+	 * the fixed header (IPv6); headers_min is where UDP's header ends. */
+	__u32 field = (__u32)(len - sh->trailer - ip - (v4 ? 0 : 40));
+	__u32 headers_min = (__u32)(v4 ? hl + 8 : (sh->hbh ? 16 : 8)), r = below(10), v;
+
+	if (r < 3) {
+		do
+			v = below(16);
+		while (v == (v4 ? 4u : 6u));
+		buf[ip] = (__u8)(v << 4 | (buf[ip] & 0x0f));
+	} else {
+		if (r < 4)
+			v = below(headers_min);
+		else if (r < 7)
+			v = field - 1 - below(72);
+		else if (r < 9)
+			v = field + 1 + below(40);
+		else
+			v = (__u32)rnd() & 0xffff;
+		wr16(buf + ip + (v4 ? 2 : 4), (__u16)v);
+	}
+	if (v4) {
+		wr16(buf + ip + 10, 0);
+		wr16(buf + ip + 10, ip_csum(buf + ip, hl));
+	}
+}
+
 /* Build one frame of class c into buf; returns its length. */
 static size_t gen_frame(int c, __u8 *buf)
 {
@@ -763,6 +826,7 @@ static size_t gen_frame(int c, __u8 *buf)
 	case C_VALID:
 	case C_BITFLIP:
 	case C_TRUNC:
+	case C_IPHDR:
 		make_beat(&bb, &bi, &a->key[bi.key_id]);
 		break;
 	case C_RANDOM:
@@ -1020,7 +1084,9 @@ static size_t gen_frame(int c, __u8 *buf)
 	}
 
 	len = build_frame(buf, &sh, bb.u, plen);
-	if (c == C_BITFLIP) {
+	if (c == C_IPHDR)
+		spoil_ip_header(buf, &sh, len);
+	else if (c == C_BITFLIP) {
 		int flips = 1 + below(3);
 
 		for (int i = 0; i < flips; i++) {
@@ -1168,7 +1234,7 @@ static const struct field stat_fields[] = {
 	STAT_F(over_rate_agent), STAT_F(over_rate_source), STAT_F(verdicts_held),
 	STAT_F(held_decided), STAT_F(held_unverified), STAT_F(held_cancelled),
 	STAT_F(held_by_beat), STAT_F(held_ns), STAT_F(held_max_ns), STAT_F(corrected),
-	STAT_F(lost_beats),
+	STAT_F(lost_beats), STAT_F(mapped_source),
 };
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
@@ -1560,7 +1626,8 @@ static int setup_agents(void)
 	__u32 hint = 0, gid = vigil_group_id(FENCED_GROUP, VIGIL_GROUP_LEN);
 
 	for (size_t j = 0; j < N_OF(allow_list); j++) {
-		struct allow_key k = { .prefixlen = 32 + allow_list[j].bits, .group_id = gid };
+		struct allow_key k = { .prefixlen = VIGIL_ALLOW_PREFIX_BASE + allow_list[j].bits,
+				       .group_id = gid, .family = allow_list[j].v6 ? 6 : 4 };
 		__u32 one = 1;
 
 		memcpy(k.addr, allow_list[j].addr, 16);
@@ -1624,7 +1691,7 @@ static int env_u64(const char *name, __u64 *out)
 int main(void)
 {
 	static const __u32 reasons_expected[] = { O_ACCEPT, O_PASS, O_MALFORMED, O_BAD_VERSION,
-						  O_UNKNOWN, O_NOT_ALLOWED, O_UNAUTH, O_BAD_TAG,
+						  O_UNKNOWN, O_NOT_ALLOWED, O_MAPPED, O_UNAUTH, O_BAD_TAG,
 						  O_DUPLICATE, O_REPLAYED, O_EINVAL };
 	__u64 seed = vg_wall_ns() ^ ((__u64)getpid() << 32), n = DEFAULT_N, t_start, t_end;
 	struct vg_load_opts o;

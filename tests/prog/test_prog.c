@@ -274,7 +274,7 @@ static int set_valid_keys(__u64 id, __u32 valid)
 	struct agent_slot s;
 	__u32 slot;
 
-	if (vg_agent_get(&maps, id, &slot, &s) || bpf_map_lookup_elem(maps.auth, &slot, &a))
+	if (vg_agent_get(&maps, id, &slot, &s) || vg_agent_get_auth(&maps, slot, &a))
 		return -1;
 	a.valid = valid;
 	return vg_agent_set_auth(&maps, slot, &a);
@@ -375,7 +375,7 @@ static const char *const stat_names[] = {
 	"reordered", "restarts", "events", "ringbuf_full", "queue_full", "stale_slot",
 	"not_allowed", "unauthenticated", "bad_tag", "replayed", "over_rate_agent",
 	"over_rate_source", "verdicts_held", "held_decided", "held_unverified", "held_cancelled",
-	"held_by_beat", "held_ns", "held_max_ns", "corrected", "lost_beats",
+	"held_by_beat", "held_ns", "held_max_ns", "corrected", "lost_beats", "mapped_source",
 };
 _Static_assert(sizeof(stat_names) / sizeof(stat_names[0]) == sizeof(struct vigil_stats) / 8,
 	       "stat_names must name every counter of struct vigil_stats");
@@ -469,6 +469,8 @@ static bool guard_changed(const struct agent_guard *a, const struct agent_guard 
 #define AG_ALLOW 0x5a0001ULL
 #define AG_RATE 0x5a0002ULL
 #define AG_RATE2 0x5a0003ULL
+#define AG_ALLOW_V6 0x5a0004ULL
+#define AG_FLOOR 0x5a0005ULL
 #define AG_REPLAY 0x5b0000ULL /* + block number */
 static const __u64 pkt_agents[] = { AG_A, AG_B, AG_C, AG_D };
 #define N_PKT_AGENTS (sizeof(pkt_agents) / sizeof(pkt_agents[0]))
@@ -676,6 +678,66 @@ static const struct pkt_case pkt_cases[] = {
 	{ "IPv6 with a hop-by-hop header (not parsed): PASS, nothing changes",
 	  .f = { .l3 = L3_IPV6, .ip6_hbh = 1 }, .b = BEAT(AG_B, 2, 1, 2000), .verdict = XDP_PASS,
 	  .sc = SC_NONE, .st = { .passed = 1 } },
+	/* Frames the stack would drop for their IP header go up untouched, so
+	 * it drops and counts them as it would without vigil (ip_rcv_core,
+	 * ipv6_rcv): a well-signed beat inside changes nothing. */
+	{ "IPv4 version nibble 0 on a signed beat: PASS, nothing changes",
+	  .f = { .ip_version = IPV_0 }, .b = BEAT(AG_A, 10, 2, 2000), .verdict = XDP_PASS,
+	  .sc = SC_NONE, .st = { .passed = 1 } },
+	{ "IPv4 version nibble 5: PASS, nothing changes",
+	  .f = { .ip_version = 5 }, .b = BEAT(AG_A, 10, 2, 2000), .verdict = XDP_PASS,
+	  .sc = SC_NONE, .st = { .passed = 1 } },
+	{ "IPv4 version nibble 6 (an IPv6 nibble under the IPv4 ethertype): PASS",
+	  .f = { .ip_version = 6 }, .b = BEAT(AG_A, 10, 2, 2000), .verdict = XDP_PASS,
+	  .sc = SC_NONE, .st = { .passed = 1 } },
+	{ "IPv4 version nibble 10: PASS, nothing changes",
+	  .f = { .ip_version = 10 }, .b = BEAT(AG_A, 10, 2, 2000), .verdict = XDP_PASS,
+	  .sc = SC_NONE, .st = { .passed = 1 } },
+	{ "IPv4 version nibble 15: PASS, nothing changes",
+	  .f = { .ip_version = 15 }, .b = BEAT(AG_A, 10, 2, 2000), .verdict = XDP_PASS,
+	  .sc = SC_NONE, .st = { .passed = 1 } },
+	{ "IPv4 total length 19, shorter than its own header: PASS, nothing changes",
+	  .f = { .ip_len = 19 }, .b = BEAT(AG_A, 10, 2, 2000), .verdict = XDP_PASS,
+	  .sc = SC_NONE, .st = { .passed = 1 } },
+	{ "IPv4 total length 24, shorter than header + UDP header: PASS, nothing changes",
+	  .f = { .ip_len = 24 }, .b = BEAT(AG_A, 10, 2, 2000), .verdict = XDP_PASS,
+	  .sc = SC_NONE, .st = { .passed = 1 } },
+	{ "IPv4 total length one byte beyond the frame, the whole beat there: truncated, so "
+	  "malformed for the agent it names",
+	  .f = { .ip_len = 20 + 8 + 64 + 1 }, .b = BEAT(AG_A, 10, 2, 2000),
+	  REFUSE(AG_A, malformed, VIGIL_REJECT_MALFORMED), .st = { .malformed = 1 } },
+	{ "IPv4 total length 28 before a whole signed 64-byte beat (the stack keeps only the UDP "
+	  "header): malformed, no agent named, nothing else",
+	  .f = { .ip_len = 28 }, .b = BEAT(AG_A, 10, 2, 2000), .verdict = XDP_DROP, .sc = SC_NONE,
+	  .reason = VIGIL_REJECT_MALFORMED, .st = { .malformed = 1 } },
+	{ "IPv4 total length leaves 16 bytes of the beat: malformed for the agent they name",
+	  .f = { .ip_len = 20 + 8 + 16 }, .b = BEAT(AG_A, 10, 2, 2000),
+	  REFUSE(AG_A, malformed, VIGIL_REJECT_MALFORMED), .st = { .malformed = 1 } },
+	{ "IPv4 total length one byte short of the beat, the byte still in the frame: malformed",
+	  .f = { .ip_len = 20 + 8 + 63 }, .b = BEAT(AG_A, 10, 2, 2000),
+	  REFUSE(AG_A, malformed, VIGIL_REJECT_MALFORMED), .st = { .malformed = 1 } },
+	{ "IPv4 with options, total length one byte short of the beat: malformed",
+	  .f = { .ip_opt_words = 2, .ip_len = 28 + 8 + 63 }, .b = BEAT(AG_A, 10, 2, 2000),
+	  REFUSE(AG_A, malformed, VIGIL_REJECT_MALFORMED), .st = { .malformed = 1 } },
+	{ "IPv6 version nibble 4 under the IPv6 ethertype: PASS, nothing changes",
+	  .f = { .l3 = L3_IPV6, .ip_version = 4 }, .b = BEAT(AG_B, 2, 1, 2000),
+	  .verdict = XDP_PASS, .sc = SC_NONE, .st = { .passed = 1 } },
+	{ "IPv6 version nibble 0: PASS, nothing changes",
+	  .f = { .l3 = L3_IPV6, .ip_version = IPV_0 }, .b = BEAT(AG_B, 2, 1, 2000),
+	  .verdict = XDP_PASS, .sc = SC_NONE, .st = { .passed = 1 } },
+	{ "IPv6 payload length one byte beyond the frame, the whole beat there: malformed",
+	  .f = { .l3 = L3_IPV6, .ip_len = 8 + 64 + 1 }, .b = BEAT(AG_B, 2, 1, 2000),
+	  REFUSE(AG_B, malformed, VIGIL_REJECT_MALFORMED), .st = { .malformed = 1 } },
+	{ "IPv6 payload length 4, shorter than the UDP header: PASS, nothing changes",
+	  .f = { .l3 = L3_IPV6, .ip_len = 4 }, .b = BEAT(AG_B, 2, 1, 2000),
+	  .verdict = XDP_PASS, .sc = SC_NONE, .st = { .passed = 1 } },
+	{ "IPv6 payload length 8 before a whole signed beat: malformed, no agent named",
+	  .f = { .l3 = L3_IPV6, .ip_len = 8 }, .b = BEAT(AG_B, 2, 1, 2000),
+	  .verdict = XDP_DROP, .sc = SC_NONE, .reason = VIGIL_REJECT_MALFORMED,
+	  .st = { .malformed = 1 } },
+	{ "IPv6 payload length one byte short of the beat: malformed for the agent",
+	  .f = { .l3 = L3_IPV6, .ip_len = 8 + 63 }, .b = BEAT(AG_B, 2, 1, 2000),
+	  REFUSE(AG_B, malformed, VIGIL_REJECT_MALFORMED), .st = { .malformed = 1 } },
 	{ "auth_required=0: an unsigned IPv6 beat is accepted",
 	  .f = { .l3 = L3_IPV6 }, .b = BEAT(AG_B, 2, 1, 2000), .sign = SIGN_NONE, .no_auth = 1,
 	  ACCEPT(AG_B, VIGIL_AGENT_ALIVE) },
@@ -703,16 +765,20 @@ static __u64 named_id(const __u8 *frame, size_t len, const struct frame_spec *f,
 {
 	size_t hdr = frame_hdr_len(f), avail, n;
 	const __u8 *p = frame + hdr;
-	int plen;
+	int plen, in_ip = frame_ip_payload(f);
 	__u64 id = 0;
 
-	if (reason == VIGIL_REJECT_OVER_RATE_SOURCE || len < hdr)
+	/* Refused for its source before it is decoded. */
+	if (reason == VIGIL_REJECT_OVER_RATE_SOURCE || reason == VIGIL_REJECT_MAPPED_SOURCE ||
+	    len < hdr || in_ip < 0)
 		return 0;
 	plen = (p[-4] << 8 | p[-3]) - 8;
 	if (plen < 0)
 		return 0;
-	avail = len - hdr;
-	n = avail >= sizeof(struct vigil_beat) ? (size_t)plen : ((size_t)plen < avail ? (size_t)plen : avail);
+	/* What the datagram holds: what is in the frame, within the IP
+	 * packet's own length. */
+	avail = len - hdr < (size_t)in_ip ? len - hdr : (size_t)in_ip;
+	n = (size_t)plen < avail ? (size_t)plen : avail;
 	if (n < VIGIL_BEAT_ID_END || (p[0] << 8 | p[1]) != VIGIL_MAGIC)
 		return 0;
 	for (int i = 0; i < 8; i++)
@@ -1252,7 +1318,7 @@ static void expect_for_beat(struct pkt_case *c, const struct vigil_beat *beat)
 		c->st.bad_tag = 1;
 		/* A flip that still verifies would be a forgery: flag it. */
 		if (!vg_agent_get(&maps, id, &slot, &s) &&
-		    !bpf_map_lookup_elem(maps.auth, &slot, &a) &&
+		    !vg_agent_get_auth(&maps, slot, &a) &&
 		    (a.valid & (1u << bi.key_id)) && vigil_beat_tag_ok(beat, &a.key[bi.key_id]))
 			c->reason = VIGIL_REJECT_NONE;
 	}
@@ -1314,6 +1380,71 @@ static void run_bit_flips(void)
 
 		run_pkt_case(&c);
 	}
+}
+
+/* Beats recorded before an agent was removed are refused after it is added
+ * again (issue 14, item 1): the window's floor outlives the registration in
+ * vigil_floors, and a recorded LEAVING beat cannot make the new
+ * registration LEFT. */
+static void run_floor_cases(void)
+{
+	static const struct pkt_case sent[] = {
+		{ "floor: beat 5000 of a new agent: UP",
+		  .b = BEAT(AG_FLOOR, 5000, 3, 2000), ACCEPT(AG_FLOOR, VIGIL_AGENT_ALIVE),
+		  .ev = { VIGIL_EV_UP } },
+		{ "floor: beat 5001", .b = BEAT(AG_FLOOR, 5001, 3, 2000),
+		  ACCEPT(AG_FLOOR, VIGIL_AGENT_ALIVE) },
+		{ "floor: beat 5002, LEAVING: LEFT",
+		  .b = { .agent_id = AG_FLOOR, .seq = 5002, .incarnation = 3, .interval_ms = 2000,
+			 .status = VIGIL_STATUS_LEAVING },
+		  ACCEPT(AG_FLOOR, VIGIL_AGENT_LEFT), .ev = { VIGIL_EV_LEFT } },
+	};
+	struct replay_floor f = {};
+	struct agent_guard g = {};
+	struct pkt_case c;
+	__u32 slot;
+	int err;
+
+	err = add_agent_keys(AG_FLOOR, PKT_MIN_MS, PKT_MAX_MS, PKT_MULT, NULL, 1, NULL);
+	if (!tap_result(!err, "floor: agent registered"))
+		return;
+	watch_add(AG_FLOOR);
+	for (size_t i = 0; i < 3; i++)
+		run_pkt_case(&sent[i]);
+
+	err = vg_agent_remove(&maps, AG_FLOOR) ||
+	      bpf_map_lookup_elem(maps.floors, &(__u64){ AG_FLOOR }, &f);
+	tap_result(!err && f.incarnation == 3 && f.seq == 5002,
+		   "floor: vg_agent_remove leaves the window's top in vigil_floors: incarnation "
+		   "%u, seq %llu (want 3, 5002)", f.incarnation, (unsigned long long)f.seq);
+	err = add_agent_keys(AG_FLOOR, PKT_MIN_MS, PKT_MAX_MS, PKT_MULT, NULL, 1, NULL) ||
+	      vg_agent_get(&maps, AG_FLOOR, &slot, &(struct agent_slot){}) ||
+	      bpf_map_lookup_elem(maps.guard, &slot, &g);
+	tap_result(!err && g.replay.started && g.replay.incarnation == 3 &&
+			   g.replay.top == 5002 && g.replay.seen == ~0ULL &&
+			   bpf_map_lookup_elem(maps.floors, &(__u64){ AG_FLOOR }, &f) == -ENOENT,
+		   "floor: added again, its window starts at the floor (everything up to 5002 "
+		   "seen), and the floor is taken from vigil_floors");
+
+	/* The same frames, byte for byte: duplicates now, nothing changes. */
+	for (size_t i = 0; i < 3; i++) {
+		char *d = xasprintf("floor: after remove + add, the recorded beat %llu again: "
+				    "duplicate, stays NEW", (unsigned long long)sent[i].b.seq);
+
+		c = (struct pkt_case){ .b = sent[i].b, REFUSE(AG_FLOOR, duplicates, VIGIL_REJECT_REPLAY),
+				       .st = { .duplicates = 1 } };
+		run_pkt_case_desc(&c, d);
+		free(d);
+	}
+	c = (struct pkt_case){ .b = BEAT(AG_FLOOR, 4000, 3, 2000),
+			       REFUSE(AG_FLOOR, replayed, VIGIL_REJECT_REPLAY), .st = { .replayed = 1 } };
+	run_pkt_case_desc(&c, "floor: an older beat, below the window: replayed");
+	c = (struct pkt_case){ .b = BEAT(AG_FLOOR, 9000, 2, 2000),
+			       REFUSE(AG_FLOOR, replayed, VIGIL_REJECT_REPLAY), .st = { .replayed = 1 } };
+	run_pkt_case_desc(&c, "floor: a beat of an older incarnation: replayed");
+	c = (struct pkt_case){ .b = BEAT(AG_FLOOR, 5003, 3, 2000), ACCEPT(AG_FLOOR, VIGIL_AGENT_ALIVE),
+			       .ev = { VIGIL_EV_UP } };
+	run_pkt_case_desc(&c, "floor: the agent's next beat (5003) is accepted: UP");
 }
 
 /* The anti-replay script of auth_vectors.h, beat by beat, one new agent per
@@ -1395,6 +1526,8 @@ static const __u8 allow_above4[4] = { 198, 18, 6, 0 };
 static const __u8 allow_other4[4] = { 198, 18, 6, 7 };
 static const __u8 allow_in6[16] = { 0xfd, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 7 };
 static const __u8 allow_out6[16] = { 0xfd, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0, 7 };
+static const __u8 allow_in4_mapped[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff,
+					   198, 18, 5, 7 };
 
 /* Allowlist agent: first beat gives UP. */
 static const struct pkt_case allow_cases[] = {
@@ -1438,6 +1571,18 @@ static const struct pkt_case allow_cases[] = {
 	  .f = { .l3 = L3_IPV6 }, .b = BEAT(AG_ALLOW, 5, 1, 2000), .verdict = XDP_DROP,
 	  .agent = AG_ALLOW, .sc = SC_NONE, .reason = VIGIL_REJECT_NOT_ALLOWED,
 	  .st = { .not_allowed = 1 } },
+	{ "allowlist: 198.18.5.7 (inside) mapped into IPv6, ::ffff:198.18.5.7: mapped_source, "
+	  "not accepted",
+	  .f = { .l3 = L3_IPV6, .saddr = allow_in4_mapped }, .b = BEAT(AG_ALLOW, 5, 1, 2000),
+	  .verdict = XDP_DROP, .sc = SC_NONE, .reason = VIGIL_REJECT_MAPPED_SOURCE,
+	  .st = { .mapped_source = 1 } },
+	{ "allowlist: group 'anyv6' (allow ::/0): an IPv6 source is accepted",
+	  .f = { .l3 = L3_IPV6, .saddr = allow_out6 }, .b = BEAT(AG_ALLOW_V6, 1, 1, 2000),
+	  ACCEPT(AG_ALLOW_V6, VIGIL_AGENT_ALIVE), .ev = { VIGIL_EV_UP } },
+	{ "allowlist: group 'anyv6' (allow ::/0): an IPv4 source is not_allowed (::/0 is all "
+	  "of IPv6, none of IPv4)",
+	  .b = BEAT(AG_ALLOW_V6, 2, 1, 2000), .verdict = XDP_DROP, .agent = AG_ALLOW_V6,
+	  .sc = SC_NONE, .reason = VIGIL_REJECT_NOT_ALLOWED, .st = { .not_allowed = 1 } },
 	{ "allowlist: an agent without the flag takes the same outside source: accepted",
 	  .f = { .saddr = allow_other4 }, .b = BEAT(AG_A, 20, 2, 2000),
 	  ACCEPT(AG_A, VIGIL_AGENT_ALIVE) },
@@ -1445,17 +1590,11 @@ static const struct pkt_case allow_cases[] = {
 
 static int allow_put(__u32 group_id, const __u8 *addr, int v6, __u32 plen)
 {
-	struct allow_key k = { .group_id = group_id };
+	struct allow_key k = { .group_id = group_id, .family = v6 ? 6 : 4,
+			       .prefixlen = VIGIL_ALLOW_PREFIX_BASE + plen };
 	__u32 one = 1;
 
-	if (v6) {
-		memcpy(k.addr, addr, 16);
-		k.prefixlen = 32 + plen;
-	} else {
-		k.addr[10] = k.addr[11] = 0xff;
-		memcpy(k.addr + 12, addr, 4);
-		k.prefixlen = 32 + 96 + plen;
-	}
+	memcpy(k.addr, addr, v6 ? 16 : 4);
 	return bpf_map_update_elem(maps.allow, &k, &one, BPF_ANY);
 }
 
@@ -1465,8 +1604,11 @@ static void run_allowlist_cases(void)
 	static const __u8 net6[16] = { 0xfd, 0, 0, 0, 0, 0, 0, 5 };
 	struct group_policy edge = { .flags = VIGIL_AUTH_ALLOWLIST, .name = "edge" };
 	struct group_policy other = { .flags = VIGIL_AUTH_ALLOWLIST, .name = "other" };
+	struct group_policy anyv6 = { .flags = VIGIL_AUTH_ALLOWLIST, .name = "anyv6" };
 	__u32 edge_id = vigil_group_id("edge", VIGIL_GROUP_LEN);
 	__u32 other_id = vigil_group_id("other", VIGIL_GROUP_LEN);
+	__u32 anyv6_id = vigil_group_id("anyv6", VIGIL_GROUP_LEN);
+	static const __u8 any6[16];
 	struct allow_key k, next;
 	struct agent_auth a;
 	struct agent_slot s;
@@ -1476,13 +1618,17 @@ static void run_allowlist_cases(void)
 	err = bpf_map_update_elem(maps.groups, &edge_id, &edge, BPF_ANY) ||
 	      bpf_map_update_elem(maps.groups, &other_id, &other, BPF_ANY) ||
 	      allow_put(edge_id, net4, 0, 24) || allow_put(edge_id, net6, 1, 64) ||
-	      allow_put(other_id, other4, 0, 24);
+	      allow_put(other_id, other4, 0, 24) ||
+	      bpf_map_update_elem(maps.groups, &anyv6_id, &anyv6, BPF_ANY) ||
+	      allow_put(anyv6_id, any6, 1, 0);
 	if (!err)
-		err = add_agent_keys(AG_ALLOW, PKT_MIN_MS, PKT_MAX_MS, PKT_MULT, NULL, 1, "edge");
+		err = add_agent_keys(AG_ALLOW, PKT_MIN_MS, PKT_MAX_MS, PKT_MULT, NULL, 1, "edge") ||
+		      add_agent_keys(AG_ALLOW_V6, PKT_MIN_MS, PKT_MAX_MS, PKT_MULT, NULL, 1, "anyv6");
 	if (!err) {
 		watch_add(AG_ALLOW);
+		watch_add(AG_ALLOW_V6);
 		err = vg_agent_get(&maps, AG_ALLOW, &slot, &s) ||
-		      bpf_map_lookup_elem(maps.auth, &slot, &a);
+		      vg_agent_get_auth(&maps, slot, &a);
 	}
 	if (!tap_result(!err && a.flags == VIGIL_AUTH_ALLOWLIST && a.group_id == edge_id,
 			"allowlist: group 'edge' (198.18.5.0/24, fd00:0:0:5::/64) and an agent "
@@ -1499,6 +1645,7 @@ static void run_allowlist_cases(void)
 	}
 	bpf_map_delete_elem(maps.groups, &edge_id);
 	bpf_map_delete_elem(maps.groups, &other_id);
+	bpf_map_delete_elem(maps.groups, &anyv6_id);
 }
 
 /* The agent's own rate: rate_multiple x its advertised rate, rate_burst
@@ -1583,6 +1730,8 @@ static void run_agent_rate_cases(void)
 static void run_source_rate_cases(void)
 {
 	static const __u8 src1[4] = { 198, 18, 9, 1 }, src2[4] = { 198, 18, 9, 2 };
+	static const __u8 src3[4] = { 198, 18, 9, 3 };
+	static const __u8 mapped3[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 18, 9, 3 };
 	static const __u8 src6[16] = { 0xfd, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 1 };
 	struct vigil_config sc = table_cfg;
 	struct source_key k;
@@ -1633,12 +1782,41 @@ static void run_source_rate_cases(void)
 			  "sent again, it is accepted late; and a late LEAVING does not make an "
 			  "agent that beat since LEFT");
 
+
+	/* An IPv6 datagram from ::ffff:198.18.9.3 would read as IPv4 source
+	 * 198.18.9.3: same rate state, same allowlist entries. Refused first. */
+	for (int i = 1; i <= 5; i++) {
+		c = (struct pkt_case){ .f = { .l3 = L3_IPV6, .saddr = mapped3 },
+				       .b = BEAT(AG_A, 1000 + i, 2, 2000), .sign = SIGN_NONE,
+				       .verdict = XDP_DROP, .sc = SC_NONE,
+				       .reason = VIGIL_REJECT_MAPPED_SOURCE,
+				       .st = { .mapped_source = 1 }, .cfg = &sc };
+		run_pkt_case_desc(&c, d = xasprintf("IPv4-mapped source: unsigned IPv6 datagram %d "
+						    "from ::ffff:198.18.9.3: mapped_source +1, "
+						    "REJECTED without agent, nothing else", i));
+		free(d);
+	}
+	seq++;
+	c = (struct pkt_case){ .f = { .saddr = src3 }, .b = BEAT(AG_A, seq, 2, 2000),
+			       ACCEPT(AG_A, VIGIL_AGENT_ALIVE), .cfg = &sc };
+	run_pkt_case_desc(&c, "IPv4-mapped source: after those 5, the agent's signed beat from "
+			  "IPv4 198.18.9.3 is accepted (its source budget, 4 in a burst, is "
+			  "untouched)");
+	seq++;
+	c = (struct pkt_case){ .f = { .l3 = L3_IPV6, .saddr = mapped3 },
+			       .b = BEAT(AG_A, seq, 2, 2000), .verdict = XDP_DROP, .sc = SC_NONE,
+			       .reason = VIGIL_REJECT_MAPPED_SOURCE, .st = { .mapped_source = 1 } };
+	run_pkt_case_desc(&c, "IPv4-mapped source: a correctly signed beat over IPv6 from "
+			  "::ffff:198.18.9.3 is refused all the same");
+
 	/* These sources' rate state would outlive the test config. */
 	memset(&k, 0, sizeof(k));
 	k.addr[10] = k.addr[11] = 0xff;
 	memcpy(k.addr + 12, src1, 4);
 	bpf_map_delete_elem(maps.sources, &k);
 	memcpy(k.addr + 12, src2, 4);
+	bpf_map_delete_elem(maps.sources, &k);
+	memcpy(k.addr + 12, src3, 4);
 	bpf_map_delete_elem(maps.sources, &k);
 	memcpy(k.addr, src6, 16);
 	bpf_map_delete_elem(maps.sources, &k);
@@ -1903,7 +2081,7 @@ static void run_packet_tests(void)
 		__u32 slot;
 
 		if (vg_agent_get(&maps, pkt_agents[i], &slot, &s) ||
-		    bpf_map_lookup_elem(maps.auth, &slot, &a) ||
+		    vg_agent_get_auth(&maps, slot, &a) ||
 		    bpf_map_lookup_elem(maps.guard, &slot, &g)) {
 			bad++, note("agent %llu not found", (unsigned long long)pkt_agents[i]);
 			continue;
@@ -1940,6 +2118,7 @@ static void run_packet_tests(void)
 	run_source_rate_cases();
 	run_agent_rate_cases();
 	run_replay_script();
+	run_floor_cases();
 	run_reject_cap();
 
 	unwatch_all();
@@ -1947,6 +2126,181 @@ static void run_packet_tests(void)
 		tap_result(false, "restoring the default config: %s", strerror(errno));
 }
 
+
+/* ------------------------------------------------------- torn values */
+
+/*
+ * Values the daemon rewrites while XDP reads them (issue 14, item 3): a
+ * writer thread swaps an agent's keys and re-grants a lease as fast as it
+ * can while beats run through vigil_xdp, for TORN_SECONDS. Every grant it
+ * writes pairs an odd token with holder AG_TORN and an even one with
+ * AG_TORN2; both key sets take the beats signed with TORN_KEY_SHARED (key 1),
+ * each has its own key 0. So:
+ *  - an acknowledgement always names a holder that matches its token's
+ *    parity (never the new holder with the old token);
+ *  - an acknowledgement always verifies with the key its beat was signed
+ *    with (the key set did not change under the beat);
+ *  - a beat signed with key 0 of set A is accepted only if set A was in
+ *    force, so never with set B's key 0 tag in its ack;
+ *  - a DRAINING beat of AG_TORN releases only a grant to AG_TORN (odd
+ *    token), never AG_TORN2's.
+ */
+#define AG_TORN 0x5c0001ULL
+#define AG_TORN2 0x5c0002ULL
+#define TORN_LEASE 9
+#define TORN_SECONDS 3
+
+static volatile int torn_stop;
+static __u64 torn_swaps, torn_grants;
+
+static struct agent_auth torn_set(int which)
+{
+	struct agent_auth a = { .valid = 3, .flags = VIGIL_AUTH_ACK,
+				.group_id = vigil_group_id("default", VIGIL_GROUP_LEN) };
+
+	a.key[0] = agent_key(AG_TORN, 10 + which);
+	a.key[1] = agent_key(AG_TORN, 1);
+	return a;
+}
+
+static void *torn_writer(void *arg)
+{
+	__u32 slot = *(__u32 *)arg, id = TORN_LEASE;
+
+	for (__u64 n = 1; !torn_stop; n++) {
+		struct lease_slot l = {
+			.holder = n & 1 ? AG_TORN : AG_TORN2, .token = n,
+			.expires_ns = vg_mono_ns() + 60 * VIGIL_NSEC_PER_SEC,
+			.granted_ns = vg_mono_ns(), .duration_ms = 60000,
+			.state = VIGIL_LEASE_HELD,
+		};
+		struct agent_auth a = torn_set((n >> 4) & 1);
+
+		/* As the daemon grants (grants.c) and reloads keys (keys.c). */
+		if (bpf_map_update_elem(maps.leases, &id, &l, BPF_F_LOCK) == 0)
+			torn_grants++;
+		if ((n & 15) == 0 && vg_agent_set_auth(&maps, slot, &a) == 0)
+			torn_swaps++;
+	}
+	return NULL;
+}
+
+/* Run a frame and keep what comes back (an acknowledgement, for XDP_TX). */
+static int xdp_run_out(const __u8 *frame, size_t len, __u8 *out, __u32 *out_len)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame, .data_size_in = len, .data_out = out,
+		    .data_size_out = PKT_MAX);
+	int err = bpf_prog_test_run_opts(xdp_fd, &o);
+
+	*out_len = o.data_size_out;
+	return err ? (err < 0 ? err : -errno) : (int)o.retval;
+}
+
+static void run_torn_value_tests(void)
+{
+	struct vigil_config hc = base_cfg;
+	struct vigil_key shared = agent_key(AG_TORN, 1), k0[2] = { agent_key(AG_TORN, 10),
+								       agent_key(AG_TORN, 11) };
+	__u64 beats = 0, acks = 0, bad_holder = 0, bad_tag = 0, wrong_set = 0, releases = 0;
+	__u64 bad_release = 0, run_errors = 0, seq = 1, until;
+	struct agent_auth a = torn_set(0);
+	size_t ev0;
+	pthread_t th;
+	__u32 slot;
+
+	hc.rate_burst = 0;
+	hc.source_pps = 0;
+	if (add_agent_keys(AG_TORN, PKT_MIN_MS, PKT_MAX_MS, PKT_MULT, NULL, 3, NULL) ||
+	    add_agent_keys(AG_TORN2, PKT_MIN_MS, PKT_MAX_MS, PKT_MULT, NULL, 3, NULL) ||
+	    vg_agent_get(&maps, AG_TORN, &slot, &(struct agent_slot){}) ||
+	    vg_agent_set_auth(&maps, slot, &a) || cfg_write(&hc)) {
+		tap_result(false, "torn values: setting up the agents failed: %s", strerror(errno));
+		return;
+	}
+	drain();
+	ev0 = ev_n;
+	torn_stop = 0;
+	if (pthread_create(&th, NULL, torn_writer, &slot)) {
+		tap_result(false, "torn values: starting the writer failed");
+		return;
+	}
+	until = vg_mono_ns() + TORN_SECONDS * VIGIL_NSEC_PER_SEC;
+	while (vg_mono_ns() < until) {
+		/* Mostly key 1 (in both sets), some key 0 of either set, and
+		 * now and then DRAINING, which gives up a grant to AG_TORN. */
+		int kind = (int)(seq % 8), kid = kind < 2 ? 0 : 1;
+		const struct vigil_key *k = kid ? &shared : &k0[kind & 1];
+		struct frame_spec f = { .key = k, .key_id = (__u8)kid };
+		struct vigil_beat_info b = {
+			.agent_id = AG_TORN, .seq = seq++, .incarnation = 1, .interval_ms = 2000,
+			.lease_id = TORN_LEASE,
+			.status = kind == 7 ? VIGIL_STATUS_DRAINING : VIGIL_STATUS_OK,
+		};
+		__u8 frame[PKT_MAX], out[PKT_MAX];
+		size_t len = build_frame(frame, &f, &b, NULL);
+		__u32 out_len = 0;
+		int v = xdp_run_out(frame, len, out, &out_len);
+		const struct vigil_ack *ack = (const void *)(out + frame_hdr_len(&f));
+
+		beats++;
+		if (v < 0) {
+			run_errors++;
+			continue;
+		}
+		if (v != XDP_TX)
+			continue;
+		acks++;
+		if (out_len < frame_hdr_len(&f) + sizeof(*ack) || !vigil_ack_tag_ok(ack, k))
+			bad_tag++;
+		else if (kid == 0 && memcmp(k, &k0[0], sizeof(*k)) && memcmp(k, &k0[1], sizeof(*k)))
+			wrong_set++;
+		if (ack->lease_state == VIGIL_LEASE_FREE && !ack->holder && !ack->token)
+			continue; /* before the writer's first grant */
+		if ((vg_be64(ack->holder) == AG_TORN) != (vg_be64(ack->token) & 1) ||
+		    (vg_be64(ack->holder) != AG_TORN && vg_be64(ack->holder) != AG_TORN2)) {
+			if (!bad_holder)
+				note("acknowledgement: lease state %u, holder %#llx, token %llu",
+				     ack->lease_state, (unsigned long long)vg_be64(ack->holder),
+				     (unsigned long long)vg_be64(ack->token));
+			bad_holder++;
+		}
+		if ((seq & 1023) == 0)
+			drain();
+	}
+	torn_stop = 1;
+	pthread_join(th, NULL);
+	drain();
+	for (size_t i = ev0; i < ev_n; i++) {
+		const struct vigil_event *e = &evlog[i];
+
+		if (e->kind != VIGIL_EV_LEASE_RELEASED || e->slot != TORN_LEASE)
+			continue;
+		releases++;
+		if (e->agent_id != AG_TORN || !(e->seq & 1))
+			bad_release++;
+	}
+	note("torn values: %llu beats, %llu acknowledged, %llu grants and %llu key swaps written "
+	     "meanwhile, %llu releases", (unsigned long long)beats, (unsigned long long)acks,
+	     (unsigned long long)torn_grants, (unsigned long long)torn_swaps,
+	     (unsigned long long)releases);
+	tap_result(!run_errors && acks > 1000 && torn_grants > 1000 && torn_swaps > 10,
+		   "torn values: beats ran while a writer re-granted a lease and swapped keys "
+		   "(%llu errors)", (unsigned long long)run_errors);
+	tap_result(!bad_holder, "torn values: every acknowledgement names the holder of the grant "
+		   "its token belongs to (%llu mixed of %llu)", (unsigned long long)bad_holder,
+		   (unsigned long long)acks);
+	tap_result(!bad_tag && !wrong_set, "torn values: every acknowledgement verifies with the "
+		   "key its beat was signed with (%llu do not, %llu from the wrong set)",
+		   (unsigned long long)bad_tag, (unsigned long long)wrong_set);
+	tap_result(releases && !bad_release, "torn values: DRAINING beats of %#llx released only "
+		   "its own grants (%llu of %llu releases were another holder's)",
+		   (unsigned long long)AG_TORN, (unsigned long long)bad_release,
+		   (unsigned long long)releases);
+	vg_agent_remove(&maps, AG_TORN);
+	vg_agent_remove(&maps, AG_TORN2);
+	bpf_map_update_elem(maps.leases, &(__u32){ TORN_LEASE }, &(struct lease_slot){}, BPF_F_LOCK);
+	cfg_write(&base_cfg);
+}
 
 /* ------------------------------------------------------ deadline tests */
 
@@ -3092,6 +3446,7 @@ int main(void)
 	run_siphash_vectors();
 	run_keyfile_cases();
 	run_packet_tests();
+	run_torn_value_tests();
 	run_deadline_tests();
 	run_bulk_test();
 	run_evidence_tests();

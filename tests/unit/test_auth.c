@@ -400,6 +400,37 @@ static unsigned burst_at(__u64 *tat, __u64 now, __u64 e, __u32 b, unsigned limit
 	return n;
 }
 
+/* A window started at a floor (a new registration of an id that beat
+ * before) refuses everything up to the floor and takes what comes after. */
+static void test_replay_floor(void)
+{
+	struct vigil_replay r = {};
+	int bad = 0;
+
+	CHECK(vigil_replay_after(2, 0, 1, ~0ULL) && vigil_replay_after(1, 6, 1, 5) &&
+		      !vigil_replay_after(1, 5, 1, 5) && !vigil_replay_after(1, ~0ULL, 2, 0),
+	      "floor: (incarnation, seq) order: incarnation first, then sequence, unsigned");
+	for (__u64 seq = 4900; seq <= 5002; seq++) {
+		vigil_replay_from_floor(&r, 3, 5002);
+		if (vigil_replay_accepted(vigil_replay_check(&r, 3, seq, 64)))
+			bad++, diag("seq %llu accepted below the floor", (unsigned long long)seq);
+	}
+	CHECK(!bad, "floor: at floor (3, 5002) every sequence from 4900 to 5002 is refused");
+	vigil_replay_from_floor(&r, 3, 5002);
+	CHECK(vigil_replay_check(&r, 2, 9000, 64) == VIGIL_REPLAY_OLD_INCARNATION &&
+		      vigil_replay_check(&r, 3, 5000, 64) == VIGIL_REPLAY_DUPLICATE &&
+		      vigil_replay_check(&r, 3, 4000, 64) == VIGIL_REPLAY_TOO_OLD,
+	      "floor: an older incarnation is replayed, a sequence in the window a duplicate, one "
+	      "below it too old");
+	CHECK(vigil_replay_check(&r, 3, 5005, 64) == VIGIL_REPLAY_NEWER &&
+		      vigil_replay_check(&r, 3, 5003, 64) == VIGIL_REPLAY_LATE &&
+		      vigil_replay_check(&r, 3, 5002, 64) == VIGIL_REPLAY_DUPLICATE,
+	      "floor: past it, the window works as usual: 5005 newer, 5003 late, 5002 still seen");
+	vigil_replay_from_floor(&r, 3, 5002);
+	CHECK(vigil_replay_check(&r, 4, 0, 64) == VIGIL_REPLAY_RESTART,
+	      "floor: a higher incarnation is a restart, whatever its sequence");
+}
+
 static void test_gcra(void)
 {
 	const __u64 e = 250 * 1000000ULL; /* 1000 ms interval, rate_multiple 4 */
@@ -532,6 +563,7 @@ int main(void)
 	test_replay_script();
 	test_replay_model();
 	test_replay_edges();
+	test_replay_floor();
 	test_gcra();
 	test_gcra_rescale();
 

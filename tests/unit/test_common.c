@@ -411,6 +411,31 @@ static void test_config(void)
 	      "allow (two prefixes), ack, and a lease with candidates and default priority 1");
 	vg_config_free(&c);
 
+	{
+		/* An allowlist prefix is keyed by its family, so an IPv6
+		 * prefix (even ::/0) never covers an IPv4 source, nor the
+		 * reverse. */
+		static const __u8 v4[4] = { 198, 18, 0, 0 };
+		struct allow_key k4, k6, kall, kcontains;
+		__u32 gid = vigil_group_id("db", VIGIL_GROUP_LEN);
+
+		CHECK(vg_prefix_parse("198.18.0.0/15", "db", &k4) == 0 && k4.family == 4 &&
+			      k4.prefixlen == VIGIL_ALLOW_PREFIX_BASE + 15 && k4.group_id == gid &&
+			      !memcmp(k4.addr, v4, 4) && !k4.addr[4] && !k4.addr[15],
+		      "allow prefix 198.18.0.0/15: family 4, the address in its first 4 bytes");
+		CHECK(vg_prefix_parse("fd00::/8", "db", &k6) == 0 && k6.family == 6 &&
+			      k6.prefixlen == VIGIL_ALLOW_PREFIX_BASE + 8 && k6.addr[0] == 0xfd,
+		      "allow prefix fd00::/8: family 6");
+		CHECK(vg_prefix_parse("::/0", "db", &kall) == 0 && kall.family == 6 &&
+			      kall.prefixlen == VIGIL_ALLOW_PREFIX_BASE,
+		      "allow prefix ::/0 is all of IPv6 and nothing of IPv4 (family 6, no address bits)");
+		CHECK(vg_prefix_parse("::/80", "db", &kcontains) == 0 && kcontains.family == 6 &&
+			      vg_prefix_parse("::ffff:10.0.0.0/104", "db", &kcontains) == -2 &&
+			      vg_prefix_parse("::ffff:0:0/95", "db", &kcontains) == 0,
+		      "an IPv6 prefix inside ::ffff:0:0/96 is refused (-2); one that only "
+		      "contains it is IPv6 like any other");
+	}
+
 	/* The errors docs/config.md lists, each "FILE:LINE: problem". */
 	static const struct bad_file bad[] = {
 		{ "agents 1\n", ":1: unknown directive 'agents' (expected agent, defaults, allow, ack or lease)" },
@@ -426,6 +451,8 @@ static void test_config(void)
 		{ "allow\n", ":1: 'allow' needs a group name (1-15 characters of [A-Za-z0-9._-])" },
 		{ "allow db\n", ":1: 'allow db' lists no prefix" },
 		{ "allow db 10.0.0.0\n", ":1: '10.0.0.0' is not an address prefix like 198.18.0.0/15 or fd00::/8" },
+		{ "allow db ::ffff:198.18.0.0/112\n", ":1: '::ffff:198.18.0.0/112' is an IPv4-mapped IPv6 prefix, which matches no source (such sources are refused); write the IPv4 prefix" },
+		{ "allow db ::ffff:0:0/96\n", ":1: '::ffff:0:0/96' is an IPv4-mapped IPv6 prefix, which matches no source (such sources are refused); write the IPv4 prefix" },
 		{ "ack a b\n", ":1: 'ack' takes one group name (1-15 characters of [A-Za-z0-9._-])" },
 		{ "lease p id=1024 duration-ms=10 candidates=1\n", ":1: id: must be a whole number from 1 to 1023" },
 		{ "lease p id=1\n", ":1: lease p needs id=, duration-ms= and candidates=" },

@@ -263,7 +263,7 @@ static int force_release(const struct vg_maps *m, struct lease_row *r)
 	struct lease_slot k;
 	__u64 until;
 
-	if (bpf_map_lookup_elem(m->leases, &r->id, &k)) {
+	if (bpf_map_lookup_elem_flags(m->leases, &r->id, &k, BPF_F_LOCK)) {
 		pr_warn("lease %s: reading vigil_leases failed: %s\n", r->k.name, strerror(errno));
 		return -1;
 	}
@@ -274,7 +274,7 @@ static int force_release(const struct vg_maps *m, struct lease_row *r)
 		k.expires_ns = until;
 	k.state = VIGIL_LEASE_RELEASED;
 	k.flags |= VIGIL_LEASE_F_FORCED;
-	if (bpf_map_update_elem(m->leases, &r->id, &k, BPF_EXIST)) {
+	if (bpf_map_update_elem(m->leases, &r->id, &k, BPF_F_LOCK | BPF_EXIST)) {
 		pr_warn("lease %s: writing vigil_leases failed: %s\n", r->k.name, strerror(errno));
 		return -1;
 	}

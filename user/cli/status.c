@@ -118,7 +118,7 @@ static void agent_json(struct vg_json *j, const struct agent_row *r, __u64 now)
 	X(stale_slot) X(not_allowed) X(unauthenticated) X(bad_tag) X(replayed)         \
 	X(over_rate_agent) X(over_rate_source) X(verdicts_held) X(held_decided)        \
 	X(held_unverified) X(held_cancelled) X(held_by_beat) X(held_ns) X(held_max_ns) \
-	X(corrected) X(lost_beats)
+	X(corrected) X(lost_beats) X(mapped_source)
 
 static void stats_json(struct vg_json *j, const struct vigil_stats *st,
 		       const struct wheel_state *ws)
@@ -260,6 +260,7 @@ static void print_json(const struct snapshot *sn)
 	vg_json_str_field(&j, "mode", sn->meta.skb_mode ? "skb" : "native");
 	vg_json_u64_field(&j, "dead_misses", sn->cfg.dead_misses);
 	vg_json_u64_field(&j, "hold_max_ms", sn->cfg.hold_max_ms);
+	vg_json_bool_field(&j, "auth_required", sn->cfg.auth_required);
 	vg_json_end(&j);
 }
 
@@ -290,7 +291,10 @@ static void print_text(const struct snapshot *sn)
 	const __u32 *c = sn->counts;
 
 	print_agents_text(sn);
-	printf("\n%zu agents: %u new, %u alive, %u suspect, %u dead, %u left\n", sn->rows.n,
+	/* It outlives the daemon that set it: say so whoever looks. */
+	printf("\nauthentication: %s\n", sn->cfg.auth_required ? "required" :
+	       "OFF (--no-auth or --learn): beats without a tag are accepted");
+	printf("%zu agents: %u new, %u alive, %u suspect, %u dead, %u left\n", sn->rows.n,
 	       c[VIGIL_AGENT_NEW], c[VIGIL_AGENT_ALIVE], c[VIGIL_AGENT_SUSPECT], c[VIGIL_AGENT_DEAD],
 	       c[VIGIL_AGENT_LEFT]);
 	printf("beat path: %llu packets, %llu beats accepted (%llu late but in the window); "
@@ -300,12 +304,13 @@ static void print_text(const struct snapshot *sn)
 	       (unsigned long long)st->ringbuf_full);
 	printf("refused: %llu malformed, %llu bad version, %llu unknown agent, %llu not allowed, "
 	       "%llu unauthenticated, %llu bad tag, %llu duplicate, %llu replayed, "
-	       "%llu over agent rate, %llu over source rate\n",
+	       "%llu over agent rate, %llu over source rate, %llu IPv4-mapped IPv6 source\n",
 	       (unsigned long long)st->malformed, (unsigned long long)st->bad_version,
 	       (unsigned long long)st->unknown_agent, (unsigned long long)st->not_allowed,
 	       (unsigned long long)st->unauthenticated, (unsigned long long)st->bad_tag,
 	       (unsigned long long)st->duplicates, (unsigned long long)st->replayed,
-	       (unsigned long long)st->over_rate_agent, (unsigned long long)st->over_rate_source);
+	       (unsigned long long)st->over_rate_agent, (unsigned long long)st->over_rate_source,
+	       (unsigned long long)st->mapped_source);
 	printf("sweeper: %llu ticks, %u slots in the wheel, %llu visits, last ran %.1f ms ago, "
 	       "largest backlog %llu ticks\n",
 	       (unsigned long long)ws->runs, ws->filed, (unsigned long long)ws->visits,

@@ -90,8 +90,8 @@ const char *vg_agent_def_check(const struct vg_agent_def *d)
 
 int vg_prefix_parse(const char *s, const char *group, struct allow_key *key)
 {
+	static const __u8 v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 	char buf[INET6_ADDRSTRLEN + 8], *slash;
-	__u8 a4[4];
 	__u64 len;
 	int v4;
 
@@ -103,16 +103,17 @@ int vg_prefix_parse(const char *s, const char *group, struct allow_key *key)
 		return -1;
 	*slash = '\0';
 	memset(key, 0, sizeof(*key));
-	v4 = inet_pton(AF_INET, buf, a4) == 1;
-	if (v4) {
-		key->addr[10] = key->addr[11] = 0xff;
-		memcpy(&key->addr[12], a4, 4);
-	} else if (inet_pton(AF_INET6, buf, key->addr) != 1) {
+	v4 = inet_pton(AF_INET, buf, key->addr) == 1;
+	if (!v4 && inet_pton(AF_INET6, buf, key->addr) != 1)
 		return -1;
-	}
 	if (num(slash + 1, v4 ? 32 : 128, &len))
 		return -1;
-	key->prefixlen = 32 + (v4 ? 96 : 0) + (__u32)len;
+	/* IPv6 sources in ::ffff:0:0/96 are refused: a prefix inside it
+	 * could match nothing. An IPv4 prefix is written as IPv4. */
+	if (!v4 && len >= 96 && !memcmp(key->addr, v4mapped, sizeof(v4mapped)))
+		return -2;
+	key->family = v4 ? 4 : 6;
+	key->prefixlen = VIGIL_ALLOW_PREFIX_BASE + (__u32)len;
 	key->group_id = vigil_group_id(group, VIGIL_GROUP_LEN);
 	return 0;
 }
@@ -135,7 +136,14 @@ static int parse_allow(struct vg_config *c, char **save, const char *path, int l
 		c->allow = a;
 		a = &c->allow[c->n_allow];
 		vg_strlcpy(a->group, group, sizeof(a->group));
-		if (vg_prefix_parse(tok, group, &a->key)) {
+		switch (vg_prefix_parse(tok, group, &a->key)) {
+		case 0:
+			break;
+		case -2:
+			pr_warn("%s:%d: '%s' is an IPv4-mapped IPv6 prefix, which matches no source "
+				"(such sources are refused); write the IPv4 prefix\n", path, lineno, tok);
+			return -1;
+		default:
 			pr_warn("%s:%d: '%s' is not an address prefix like 198.18.0.0/15 or fd00::/8\n",
 				path, lineno, tok);
 			return -1;

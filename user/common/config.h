@@ -56,7 +56,9 @@ int vg_config_load(const char *path, struct vg_config *out);
 void vg_config_free(struct vg_config *c);
 /* Apply one key=value to an agent definition; returns NULL or a problem. */
 const char *vg_agent_def_set(struct vg_agent_def *d, const char *key, const char *val);
-/* Parse "198.18.0.0/15" or "fd00::/8" into an allowlist key for a group. */
+/* Parse "198.18.0.0/15" or "fd00::/8" into an allowlist key for a group.
+ * Returns 0, -1 (not a prefix) or -2 (an IPv6 prefix inside ::ffff:0:0/96,
+ * whose sources are refused). */
 int vg_prefix_parse(const char *s, const char *group, struct allow_key *key);
 /* Check cross-field rules (min <= max, ...); returns NULL or a problem. */
 const char *vg_agent_def_check(const struct vg_agent_def *d);

@@ -51,6 +51,7 @@ static const char *const reason_names[] = {
 	[VIGIL_REJECT_REPLAY] = "replay",
 	[VIGIL_REJECT_OVER_RATE_AGENT] = "over_rate_agent",
 	[VIGIL_REJECT_OVER_RATE_SOURCE] = "over_rate_source",
+	[VIGIL_REJECT_MAPPED_SOURCE] = "mapped_source",
 };
 
 static const char *const status_names[] = {

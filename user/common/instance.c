@@ -44,12 +44,14 @@ static const struct {
 	{ "vigil_events", offsetof(struct vg_maps, events), 0 },
 	{ "vigil_meta", offsetof(struct vg_maps, meta), sizeof(struct vigil_meta) },
 	{ "vigil_auth", offsetof(struct vg_maps, auth), sizeof(struct agent_auth) },
+	{ "vigil_auth_sel", offsetof(struct vg_maps, auth_sel), sizeof(__u32) },
 	{ "vigil_groups", offsetof(struct vg_maps, groups), sizeof(struct group_policy) },
 	{ "vigil_guard", offsetof(struct vg_maps, guard), sizeof(struct agent_guard) },
 	{ "vigil_sources", offsetof(struct vg_maps, sources), sizeof(__u64) },
 	{ "vigil_allow", offsetof(struct vg_maps, allow), sizeof(__u32) },
 	{ "vigil_leases", offsetof(struct vg_maps, leases), sizeof(struct lease_slot) },
 	{ "vigil_rxq", offsetof(struct vg_maps, rxq), sizeof(struct rxq_state) },
+	{ "vigil_floors", offsetof(struct vg_maps, floors), sizeof(struct replay_floor) },
 	{ "vigil_timer", (size_t)-1, 0 }, /* pinned so the sweeper outlives us */
 };
 #define N_PINNED (sizeof(pinned_maps) / sizeof(pinned_maps[0]))
@@ -78,6 +80,15 @@ void vg_load_opts_default(struct vg_load_opts *o)
 	o->cfg.hold_max_ms = VIGIL_DEFAULT_HOLD_MAX_MS;
 }
 
+__u64 vg_instance_new_id(void)
+{
+	__u64 id = 0;
+
+	if (getrandom(&id, sizeof(id), 0) != sizeof(id) || !id)
+		id = vg_wall_ns();
+	return id;
+}
+
 static void maps_init(struct vg_maps *m)
 {
 	for (size_t i = 0; i < N_PINNED; i++)
@@ -101,12 +112,14 @@ void vg_maps_from_skel(struct vigil_bpf *skel, struct vg_maps *m)
 	m->events = bpf_map__fd(skel->maps.vigil_events);
 	m->meta = bpf_map__fd(skel->maps.vigil_meta);
 	m->auth = bpf_map__fd(skel->maps.vigil_auth);
+	m->auth_sel = bpf_map__fd(skel->maps.vigil_auth_sel);
 	m->groups = bpf_map__fd(skel->maps.vigil_groups);
 	m->guard = bpf_map__fd(skel->maps.vigil_guard);
 	m->sources = bpf_map__fd(skel->maps.vigil_sources);
 	m->allow = bpf_map__fd(skel->maps.vigil_allow);
 	m->leases = bpf_map__fd(skel->maps.vigil_leases);
 	m->rxq = bpf_map__fd(skel->maps.vigil_rxq);
+	m->floors = bpf_map__fd(skel->maps.vigil_floors);
 	m->max_agents = bpf_map__max_entries(skel->maps.vigil_agents);
 }
 
@@ -288,8 +301,10 @@ int vg_instance_load(const struct vg_load_opts *o, struct vg_maps *m, struct vig
 	bpf_map__set_max_entries(skel->maps.vigil_index, o->max_agents);
 	/* Wheel slots: agents, then one per lease. */
 	bpf_map__set_max_entries(skel->maps.vigil_links, o->max_agents + VIGIL_MAX_LEASES);
-	bpf_map__set_max_entries(skel->maps.vigil_auth, o->max_agents);
+	bpf_map__set_max_entries(skel->maps.vigil_auth, 2 * o->max_agents); /* two copies */
+	bpf_map__set_max_entries(skel->maps.vigil_auth_sel, o->max_agents);
 	bpf_map__set_max_entries(skel->maps.vigil_guard, o->max_agents);
+	bpf_map__set_max_entries(skel->maps.vigil_floors, o->max_agents);
 	bpf_map__set_max_entries(skel->maps.vigil_inbox, 2 * (o->max_agents + VIGIL_MAX_LEASES));
 	bpf_map__set_max_entries(skel->maps.vigil_events, o->ringbuf_bytes);
 	/* Nothing is pinned by libbpf itself: we pin explicitly below, after
@@ -300,8 +315,7 @@ int vg_instance_load(const struct vg_load_opts *o, struct vg_maps *m, struct vig
 		goto fail;
 	}
 	vg_maps_from_skel(skel, m);
-	if (getrandom(&meta.instance_id, sizeof(meta.instance_id), 0) != sizeof(meta.instance_id))
-		meta.instance_id = vg_wall_ns();
+	meta.instance_id = o->instance_id ? o->instance_id : vg_instance_new_id();
 	meta.tick_ns = o->tick_ns;
 	meta.layout_version = VIGIL_LAYOUT_VERSION;
 	meta.max_agents = o->max_agents;
@@ -338,9 +352,49 @@ fail:
 	return -1;
 }
 
+/* Read vigil_meta from the pins and check its layout version. */
+static int read_layout(const char *pin_root, struct vigil_meta *meta)
+{
+	struct bpf_map_info info = {};
+	__u32 zero = 0, len = sizeof(info);
+	char p[512];
+	int fd, err = -1;
+
+	path_join(p, sizeof(p), pin_root, "vigil_meta");
+	fd = bpf_obj_get(p);
+	if (fd < 0) {
+		pr_warn("opening pinned map %s failed: %s; the instance is incomplete, run 'vigil "
+			"detach' and start again\n", p, strerror(errno));
+		return -1;
+	}
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) || info.value_size > 256 ||
+	    info.value_size < offsetof(struct vigil_meta, layout_version) +
+				      sizeof(meta->layout_version)) {
+		pr_warn("%s is not a vigil_meta map; run 'vigil detach' and start again\n", p);
+	} else {
+		/* Every layout begins with the same three fields: a larger or
+		 * smaller value still says which layout it is. */
+		__u8 buf[info.value_size];
+
+		memset(meta, 0, sizeof(*meta));
+		if (bpf_map_lookup_elem(fd, &zero, buf))
+			pr_warn("reading vigil_meta failed: %s\n", strerror(errno));
+		else
+			memcpy(meta, buf, info.value_size < sizeof(*meta) ? info.value_size :
+									      sizeof(*meta));
+		if (meta->layout_version != VIGIL_LAYOUT_VERSION)
+			pr_warn("instance at %s has map layout %u, this vigil speaks %u; run 'vigil "
+				"detach' (drops state) or use the matching vigil\n", pin_root,
+				meta->layout_version, VIGIL_LAYOUT_VERSION);
+		else
+			err = 0;
+	}
+	close(fd);
+	return err;
+}
+
 int vg_instance_open(const char *pin_root, struct vg_maps *m, struct vigil_meta *meta)
 {
-	__u32 zero = 0;
 	char p[512];
 
 	maps_init(m);
@@ -348,6 +402,10 @@ int vg_instance_open(const char *pin_root, struct vg_maps *m, struct vigil_meta 
 		pr_warn("no vigil instance is pinned at %s; start one with 'vigil run'\n", pin_root);
 		return -1;
 	}
+	/* The layout first: another version's instance may lack maps this one
+	 * has, and the layout says why better than a missing pin would. */
+	if (read_layout(pin_root, meta))
+		return -1;
 	for (size_t i = 0; i < N_PINNED; i++) {
 		struct bpf_map_info info = {};
 		__u32 len = sizeof(info);
@@ -372,16 +430,6 @@ int vg_instance_open(const char *pin_root, struct vg_maps *m, struct vigil_meta 
 		}
 		if (MAP_FD(m, i) == m->agents)
 			m->max_agents = info.max_entries;
-	}
-	if (bpf_map_lookup_elem(m->meta, &zero, meta)) {
-		pr_warn("reading vigil_meta failed: %s\n", strerror(errno));
-		goto fail;
-	}
-	if (meta->layout_version != VIGIL_LAYOUT_VERSION) {
-		pr_warn("instance at %s has map layout %u, this vigil speaks %u; run 'vigil detach' "
-			"(drops state) or use the matching vigil\n", pin_root, meta->layout_version,
-			VIGIL_LAYOUT_VERSION);
-		goto fail;
 	}
 	return 0;
 fail:

@@ -18,7 +18,7 @@
 /* File descriptors of every map, from a fresh load or from the pins. */
 struct vg_maps {
 	int agents, index, links, buckets, wheel, inbox, config, globals, stats, events, meta;
-	int auth, groups, guard, sources, allow, leases, rxq;
+	int auth, auth_sel, groups, guard, sources, allow, leases, rxq, floors;
 	__u32 max_agents;
 	int ncpus;
 };
@@ -32,12 +32,15 @@ struct vg_load_opts {
 	__u64 tick_ns;
 	__u32 max_agents;
 	__u32 ringbuf_bytes;
+	__u64 instance_id;    /* vigil_meta.instance_id; 0: a new random one */
 	struct vigil_config cfg;
 };
 
 struct vigil_bpf;
 
 void vg_load_opts_default(struct vg_load_opts *o);
+/* A new random instance id (never 0). */
+__u64 vg_instance_new_id(void);
 /* Load, start the sweeper, attach (if o->iface) and pin (if o->pin_root).
  * On success *skel_out owns the programs; maps are in *m. */
 int vg_instance_load(const struct vg_load_opts *o, struct vg_maps *m, struct vigil_bpf **skel_out);

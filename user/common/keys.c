@@ -147,29 +147,48 @@ void vg_auth_for(const struct vg_maps *m, const struct vg_keyfile *kf, __u64 age
 struct apply_ctx {
 	const struct vg_maps *m;
 	const struct vg_keyfile *kf;
+	__u32 *slots;
+	struct agent_auth *auths;
+	size_t n, cap;
 	long keyed;
 };
 
-static int apply_one(__u32 slot, const struct agent_slot *s, void *ctx)
+static int collect_one(__u32 slot, const struct agent_slot *s, void *ctx)
 {
 	struct apply_ctx *a = ctx;
-	struct agent_auth auth;
-	int err;
 
-	vg_auth_for(a->m, a->kf, s->agent_id, s->group, &auth);
-	err = vg_agent_set_auth(a->m, slot, &auth);
-	if (err)
-		pr_warn("writing the keys of agent %llu failed: %s\n",
-			(unsigned long long)s->agent_id, strerror(-err));
-	else if (auth.valid)
-		a->keyed++;
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? 2 * a->cap : 1024;
+		__u32 *sl = realloc(a->slots, cap * sizeof(*sl));
+		struct agent_auth *au = sl ? realloc(a->auths, cap * sizeof(*au)) : NULL;
+
+		if (sl)
+			a->slots = sl;
+		if (!au)
+			return -ENOMEM;
+		a->auths = au;
+		a->cap = cap;
+	}
+	vg_auth_for(a->m, a->kf, s->agent_id, s->group, &a->auths[a->n]);
+	a->keyed += a->auths[a->n].valid != 0;
+	a->slots[a->n++] = slot;
 	return 0;
 }
 
 long vg_auth_apply(const struct vg_maps *m, const struct vg_keyfile *kf)
 {
 	struct apply_ctx a = { .m = m, .kf = kf };
+	int err = vg_agent_foreach(m, collect_one, &a);
 
-	vg_agent_foreach(m, apply_one, &a);
+	/* All agents in one swap: one grace period, however many there are. */
+	if (!err)
+		err = vg_auth_set(m, a.n, a.slots, a.auths);
+	if (err) {
+		pr_warn("writing the agents' keys failed: %s; the previous keys stay in force\n",
+			strerror(-err));
+		a.keyed = -1;
+	}
+	free(a.slots);
+	free(a.auths);
 	return a.keyed;
 }

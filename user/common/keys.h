@@ -37,8 +37,9 @@ void vg_key_format(const struct vigil_key *k, char out[33]);
  * does not name it) and its group's policy from vigil_groups. */
 void vg_auth_for(const struct vg_maps *m, const struct vg_keyfile *kf, __u64 agent_id,
 		 const char *group, struct agent_auth *out);
-/* Rewrite every registered agent's vigil_auth entry. Returns how many
- * agents have at least one key. */
+/* Rewrite every registered agent's keys and policy, each agent's at once
+ * (vg_auth_set). Returns how many agents have at least one key, or -1 after
+ * saying why nothing changed. Callers hold the registry lock. */
 long vg_auth_apply(const struct vg_maps *m, const struct vg_keyfile *kf);
 
 #endif

@@ -4,7 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+#include <linux/membarrier.h>
 #include <bpf/bpf.h>
 #include "common/log.h"
 #include "common/registry.h"
@@ -41,15 +43,85 @@ __u32 vg_group_flags(const struct vg_maps *m, const char *group)
 	return bpf_map_lookup_elem(m->groups, &id, &p) ? 0 : p.flags;
 }
 
+/* Wait until every BPF program run that started before has finished: an
+ * RCU grace period (membarrier(2)'s MEMBARRIER_CMD_GLOBAL is
+ * synchronize_rcu(), and XDP and the sweeper run inside RCU read sections). */
+static void rcu_sync(void)
+{
+	static bool said;
+
+	if (syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) == 0)
+		return;
+	if (!said)
+		pr_warn("membarrier(MEMBARRIER_CMD_GLOBAL) failed (%s; nohz_full?): waiting 1 s "
+			"instead of a grace period before reusing key copies\n", strerror(errno));
+	said = true;
+	usleep(1000 * 1000);
+}
+
+int vg_auth_set(const struct vg_maps *m, size_t n, const __u32 *slots,
+		const struct agent_auth *auths)
+{
+	__u32 *gen = calloc(n ? n : 1, sizeof(*gen));
+	bool wait = false;
+	int err = 0;
+
+	if (!gen)
+		return -ENOMEM;
+	for (size_t i = 0; i < n && !err; i++) {
+		if (bpf_map_lookup_elem(m->auth_sel, &slots[i], &gen[i]))
+			err = -errno;
+		wait |= gen[i] != 0; /* the copy to write was in force once */
+	}
+	/* Every beat that still reads a copy we are about to write began
+	 * before its last flip: after a grace period there is none. */
+	if (!err && wait)
+		rcu_sync();
+	for (size_t i = 0; i < n && !err; i++) {
+		__u32 copy = slots[i] + ((gen[i] + 1) & 1) * m->max_agents, next = gen[i] + 1;
+
+		if (bpf_map_update_elem(m->auth, &copy, &auths[i], BPF_ANY) ||
+		    bpf_map_update_elem(m->auth_sel, &slots[i], &next, BPF_ANY))
+			err = -errno;
+	}
+	free(gen);
+	return err;
+}
+
 int vg_agent_set_auth(const struct vg_maps *m, __u32 slot, const struct agent_auth *a)
 {
-	return bpf_map_update_elem(m->auth, &slot, a, BPF_ANY) ? -errno : 0;
+	return vg_auth_set(m, 1, &slot, a);
+}
+
+int vg_agent_get_auth(const struct vg_maps *m, __u32 slot, struct agent_auth *out)
+{
+	__u32 gen, copy;
+
+	if (bpf_map_lookup_elem(m->auth_sel, &slot, &gen))
+		return -errno;
+	copy = slot + (gen & 1) * m->max_agents;
+	return bpf_map_lookup_elem(m->auth, &copy, out) ? -errno : 0;
+}
+
+int vg_floor_raise(const struct vg_maps *m, __u64 id, __u32 incarnation, __u64 seq)
+{
+	struct replay_floor f = {};
+
+	if (bpf_map_lookup_elem(m->floors, &id, &f) == 0 &&
+	    !vigil_replay_after(incarnation, seq, f.incarnation, f.seq))
+		return 0;
+	f.incarnation = incarnation;
+	f.seq = seq;
+	return bpf_map_update_elem(m->floors, &id, &f, BPF_ANY) ? -errno : 0;
 }
 
 int vg_agent_add(const struct vg_maps *m, const struct vg_agent_def *d, __u32 *hint)
 {
 	struct agent_guard guard = {};
 	struct agent_auth auth = d->auth;
+	struct replay_floor floor;
+	__u32 copy, gen0 = 0;
+	bool floored;
 	struct agent_slot s = {};
 	__u32 start = hint ? *hint : 0, slot = 0, existing;
 	__u32 n = m->max_agents;
@@ -84,9 +156,18 @@ int vg_agent_add(const struct vg_maps *m, const struct vg_agent_def *d, __u32 *h
 	vg_strlcpy(s.name, d->name, sizeof(s.name));
 	vg_strlcpy(s.group, d->group, sizeof(s.group));
 	auth.group_id = vigil_group_id(s.group, sizeof(s.group));
-	/* Keys and a fresh replay window first: the slot is unreachable until
-	 * the index names it, so no beat can see a half-registered agent. */
+	/* The id beat before: its window starts where it stood, so none of the
+	 * beats accepted then is accepted again (docs/security.md). */
+	floored = bpf_map_lookup_elem(m->floors, &d->id, &floor) == 0;
+	if (floored)
+		vigil_replay_from_floor(&guard.replay, floor.incarnation, floor.seq);
+	/* Keys and the replay window first: the slot is unreachable until the
+	 * index names it, so no beat can see a half-registered agent. Both
+	 * key copies, and a generation 0 (the other copy never in force). */
+	copy = slot + m->max_agents;
 	if (bpf_map_update_elem(m->auth, &slot, &auth, BPF_ANY) ||
+	    bpf_map_update_elem(m->auth, &copy, &auth, BPF_ANY) ||
+	    bpf_map_update_elem(m->auth_sel, &slot, &gen0, BPF_ANY) ||
 	    bpf_map_update_elem(m->guard, &slot, &guard, BPF_ANY) ||
 	    bpf_map_update_elem(m->agents, &slot, &s, BPF_ANY))
 		return -errno;
@@ -97,6 +178,8 @@ int vg_agent_add(const struct vg_maps *m, const struct vg_agent_def *d, __u32 *h
 		bpf_map_update_elem(m->agents, &slot, &s, BPF_ANY);
 		return err == -E2BIG ? -ENOSPC : err;
 	}
+	if (floored) /* the window holds it now; vg_agent_remove puts it back */
+		bpf_map_delete_elem(m->floors, &d->id);
 	if (bpf_map_update_elem(m->inbox, NULL, &slot, BPF_ANY))
 		pr_warn("agent %llu: handing slot %u to the sweeper failed: %s\n",
 			(unsigned long long)d->id, slot, strerror(errno));
@@ -108,7 +191,9 @@ int vg_agent_add(const struct vg_maps *m, const struct vg_agent_def *d, __u32 *h
 int vg_agent_remove(const struct vg_maps *m, __u64 id)
 {
 	struct agent_slot s = {};
+	struct agent_guard g;
 	__u32 slot;
+	int err;
 
 	if (bpf_map_lookup_elem(m->index, &id, &slot))
 		return -ENOENT;
@@ -117,6 +202,17 @@ int vg_agent_remove(const struct vg_maps *m, __u64 id)
 	/* FREE: the sweeper drops it on its next visit. */
 	if (bpf_map_update_elem(m->agents, &slot, &s, BPF_ANY))
 		return -errno;
+	/* The window outlives the registration, as the id's floor. Read under
+	 * the agent's lock after the slot is FREE: a beat that takes the lock
+	 * later sees the slot gone and moves nothing (check_replay), so the
+	 * floor holds every beat the window ever accepted. */
+	if (bpf_map_lookup_elem_flags(m->guard, &slot, &g, BPF_F_LOCK))
+		return -errno;
+	if (g.replay.started) {
+		err = vg_floor_raise(m, id, g.replay.incarnation, g.replay.top);
+		if (err)
+			return err;
+	}
 	return 0;
 }
 

@@ -21,16 +21,32 @@ struct vg_agent_def {
 
 void vg_agent_def_default(struct vg_agent_def *d, __u64 id);
 /* Register an agent: claim a free slot, publish it in the index and hand it
- * to the sweeper. *hint (may be NULL) is where the search for a free slot
+ * to the sweeper. Its replay window starts at the id's floor, if
+ * vigil_floors has one. *hint (may be NULL) is where the search for a free slot
  * starts and is advanced, which makes bulk registration linear.
  * Returns 0, -EINVAL (id 0, never registered), -EEXIST, -ENOSPC, or another
  * -errno. */
 int vg_agent_add(const struct vg_maps *m, const struct vg_agent_def *d, __u32 *hint);
-/* Replace an agent's keys and policy (key rotation, allowlist changes). */
+/* Replace the keys and policy of the agents in slots[0..n) (key rotation,
+ * allowlist changes), each at once: the copy of vigil_auth XDP does not read
+ * is written, then vigil_auth_sel flips to it. A copy that was in force is
+ * rewritten only after an RCU grace period (membarrier(2)), so no beat ever
+ * reads a key set half written; that wait (~15 ms) is once per call. Callers
+ * that may race hold the registry lock. Returns 0 or -errno. */
+int vg_auth_set(const struct vg_maps *m, size_t n, const __u32 *slots,
+		const struct agent_auth *auths);
+/* vg_auth_set for one agent. */
 int vg_agent_set_auth(const struct vg_maps *m, __u32 slot, const struct agent_auth *a);
+/* The keys and policy in force for a slot. Returns 0 or -errno. */
+int vg_agent_get_auth(const struct vg_maps *m, __u32 slot, struct agent_auth *out);
 /* The policy flags the daemon recorded for a group (0 when none). */
 __u32 vg_group_flags(const struct vg_maps *m, const char *group);
-/* Unregister: the index entry goes first so no new beat finds the slot. */
+/* Keep (incarnation, seq) as agent id's replay floor in vigil_floors unless
+ * the floor there is already as high. Returns 0 or -errno. */
+int vg_floor_raise(const struct vg_maps *m, __u64 id, __u32 incarnation, __u64 seq);
+/* Unregister: the index entry goes first so no new beat finds the slot;
+ * the replay window stays behind as the id's floor (vg_floor_raise), for
+ * the next registration of the id to start from. */
 int vg_agent_remove(const struct vg_maps *m, __u64 id);
 /* Read an agent's slot. Returns 0 or -ENOENT. */
 int vg_agent_get(const struct vg_maps *m, __u64 id, __u32 *slot, struct agent_slot *out);

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
 /*
- * The daemon behind `vigil run`, in phases: open (adopt the pinned instance
- * or load a new one), publish (the agents file and keys into the maps),
- * start (the event log and the workers: alerts, export, escalation, leases,
- * metrics), catch up (what waited in the ring buffer while no daemon ran,
+ * The daemon behind `vigil run`, in phases: open (the event log and the
+ * replay floors it keeps; adopt the pinned instance or load a new one),
+ * publish (the agents file and keys into the maps), start (the workers:
+ * alerts, export, escalation, leases, metrics), catch up (what waited in the ring buffer while no daemon ran,
  * then what it could not hold), serve (until a signal, a detach or a log
  * that cannot be written), stop. One event's path is in record.c.
  */
@@ -108,19 +108,54 @@ static int adopt(struct daemon *d)
 }
 
 /* root_existed: whether the pin directory was there before this run. */
-static int load(struct daemon *d, bool root_existed)
+static int load(struct daemon *d, bool root_existed, __u64 instance_id)
 {
-	const struct vg_load_opts *l = &d->o->load;
+	struct vg_load_opts l = d->o->load;
 
-	if (vg_instance_load(l, &d->maps, &d->skel)) {
+	l.instance_id = instance_id;
+	if (vg_instance_load(&l, &d->maps, &d->skel)) {
 		if (!root_existed)
-			rmdir(l->pin_root); /* a failed start leaves nothing behind */
+			rmdir(l.pin_root); /* a failed start leaves nothing behind */
 		return -1;
 	}
-	pr_info("attached to %s (%s mode), beat port %u, tick %llu us, pinned at %s\n", l->iface,
-		l->skb_mode ? "skb" : "native", l->port, (unsigned long long)(l->tick_ns / 1000),
-		l->pin_root);
+	pr_info("attached to %s (%s mode), beat port %u, tick %llu us, pinned at %s\n", l.iface,
+		l.skb_mode ? "skb" : "native", l.port, (unsigned long long)(l.tick_ns / 1000),
+		l.pin_root);
 	return 0;
+}
+
+/* The event log, and the replay floors it keeps: before a fresh instance is
+ * loaded, so that the agents are registered, each at its floor, right after
+ * XDP is attached, however long the log takes to open. */
+static int open_log(struct daemon *d, __u64 instance_id)
+{
+	const struct vg_run_opts *o = d->o;
+
+	if (vg_eventlog_open(&d->log, o->db_path, o->events_path, instance_id))
+		return -1;
+	d->log.on_recorded = vg_daemon_recorded;
+	d->log.on_recorded_ctx = d;
+	return vg_floors_open(&d->floors, d->log.db);
+}
+
+/* A fresh start that failed after opening the log leaves no log behind that
+ * it created: nothing was recorded in it. */
+static void forget_new_log(struct daemon *d, bool db_new, bool ev_new)
+{
+	const struct vg_run_opts *o = d->o;
+	char side[4200];
+
+	vg_floors_close(&d->floors);
+	vg_eventlog_close(&d->log);
+	if (db_new) {
+		unlink(o->db_path);
+		snprintf(side, sizeof(side), "%s-wal", o->db_path);
+		unlink(side);
+		snprintf(side, sizeof(side), "%s-shm", o->db_path);
+		unlink(side);
+	}
+	if (ev_new)
+		unlink(o->events_path);
 }
 
 /* Returns 0, or the exit status: 2 for a malformed --metrics, else 1. */
@@ -144,7 +179,25 @@ static int open_instance(struct daemon *d)
 	d->lock_fd = vg_daemon_lock(pin_root);
 	if (d->lock_fd < 0 || vg_ensure_bpffs(pin_root))
 		return 1;
-	if (vg_instance_exists(pin_root) ? adopt(d) : load(d, root_existed))
+	if (vg_instance_exists(pin_root)) {
+		if (adopt(d) || open_log(d, d->meta.instance_id))
+			return 1;
+	} else {
+		__u64 id = vg_instance_new_id();
+		bool db_new = access(o->db_path, F_OK) != 0;
+		bool ev_new = o->events_path && access(o->events_path, F_OK) != 0;
+
+		if (open_log(d, id)) {
+			if (!root_existed)
+				rmdir(pin_root);
+			return 1;
+		}
+		if (load(d, root_existed, id)) {
+			forget_new_log(d, db_new, ev_new);
+			return 1;
+		}
+	}
+	if (vg_floors_publish(&d->floors, &d->maps))
 		return 1;
 	if (bpf_map_lookup_elem(d->maps.meta, &zero, &d->meta)) {
 		pr_warn("reading vigil_meta failed: %s\n", strerror(errno));
@@ -172,10 +225,7 @@ static int publish(struct daemon *d)
 	if (o->config_path && (vg_daemon_publish_groups(d, &o->config) ||
 			       vg_daemon_register(d, &o->config)))
 		return -1;
-	if (o->keys_path)
-		pr_info("keys: %zu agents in %s, %ld registered agents keyed\n", d->keys->agents.n,
-			o->keys_path, vg_auth_apply(&d->maps, d->keys));
-	return 0;
+	return o->keys_path ? vg_daemon_apply_keys(d) : 0;
 }
 
 /* ----------------------------------------------------------------- start */
@@ -202,10 +252,6 @@ static int start_workers(struct daemon *d)
 
 	if (d->metrics && vg_metrics_serve(d->metrics, &d->maps, &d->ds, o->metrics_max_agents))
 		return -1;
-	if (vg_eventlog_open(&d->log, o->db_path, o->events_path, d->meta.instance_id))
-		return -1;
-	d->log.on_recorded = vg_daemon_recorded;
-	d->log.on_recorded_ctx = d;
 	retention(d, vg_mono_ns());
 	/* Delivers the outbox, including alerts left by an earlier run. A
 	 * shadow monitor sends nothing: they wait for a run that is not. */
@@ -243,11 +289,15 @@ static int catch_up(struct daemon *d)
 /* ----------------------------------------------------------------- serve */
 
 /* Once a second: the instance still exists; ring buffer losses; storm
- * control; the row of rejections at the end of its window; retention. */
+ * control; the row of rejections at the end of its window; retention; now
+ * and then, the replay floors. */
 static int housekeeping(struct daemon *d)
 {
 	struct vigil_stats st;
+	__u64 now = vg_mono_ns();
 
+	if (now - d->floors.saved_ns >= VG_FLOORS_SAVE_NS && vg_floors_save(&d->floors))
+		atomic_fetch_add(&d->ds.log_errors, 1);
 	if (!vg_instance_exists(d->o->load.pin_root)) {
 		pr_warn("the instance at %s was detached; exiting\n", d->o->load.pin_root);
 		return -1;
@@ -331,6 +381,11 @@ static void stop(struct daemon *d, int ret)
 	vg_exporter_stop(d->exporter);
 	vg_escalation_stop(&d->esc);
 	vg_leases_stop(&d->leases);
+	/* Where the windows stand, also after a detach (the maps are still
+	 * open): the next instance starts from there. */
+	if (d->started_ns)
+		vg_floors_save(&d->floors);
+	vg_floors_close(&d->floors);
 	vg_eventlog_close(&d->log);
 	if (d->skel)
 		vigil_bpf__destroy(d->skel);

@@ -118,13 +118,13 @@ static void publish_static(struct vg_leases *l, const struct vg_lease_def *d)
 	struct lease_slot ls;
 	__u32 id = d->id;
 
-	if (bpf_map_lookup_elem(l->maps->leases, &id, &ls))
+	if (bpf_map_lookup_elem_flags(l->maps->leases, &id, &ls, BPF_F_LOCK))
 		return;
 	if (ls.state == VIGIL_LEASE_HELD)
 		return; /* never rewrite a live grant; the next grant carries them */
 	ls.duration_ms = d->duration_ms;
 	vg_strlcpy(ls.name, d->name, sizeof(ls.name));
-	bpf_map_update_elem(l->maps->leases, &id, &ls, BPF_ANY);
+	bpf_map_update_elem(l->maps->leases, &id, &ls, BPF_F_LOCK);
 }
 
 int vg_leases_start(struct vg_leases *l, const struct vg_maps *m, struct sqlite3 *db,
@@ -183,7 +183,7 @@ static int grant(struct vg_leases *l, const struct vg_lease_def *d, struct vg_le
 	k.duration_ms = d->duration_ms;
 	k.state = VIGIL_LEASE_HELD;
 	vg_strlcpy(k.name, d->name, sizeof(k.name));
-	if (bpf_map_update_elem(l->maps->leases, &id, &k, BPF_ANY)) {
+	if (bpf_map_update_elem(l->maps->leases, &id, &k, BPF_F_LOCK)) {
 		pr_warn("leases: granting %s failed: %s\n", d->name, strerror(errno));
 		return -1;
 	}
@@ -210,7 +210,7 @@ int vg_leases_tick(struct vg_leases *l, int cap_ms)
 		__u64 due;
 		const char *why;
 
-		if (bpf_map_lookup_elem(l->maps->leases, &id, &k))
+		if (bpf_map_lookup_elem_flags(l->maps->leases, &id, &k, BPF_F_LOCK))
 			continue;
 		if (k.state != s->last_state) {
 			if (k.state == VIGIL_LEASE_EXPIRED || k.state == VIGIL_LEASE_RELEASED)

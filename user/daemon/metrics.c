@@ -448,6 +448,7 @@ static const struct {
 	{ "replayed", offsetof(struct vigil_stats, replayed) },
 	{ "over_rate_agent", offsetof(struct vigil_stats, over_rate_agent) },
 	{ "over_rate_source", offsetof(struct vigil_stats, over_rate_source) },
+	{ "mapped_source", offsetof(struct vigil_stats, mapped_source) },
 };
 
 static void emit_stats(struct text *t, const struct vigil_stats *st)
@@ -735,8 +736,8 @@ static int build_metrics(struct vg_metrics *mt, struct text *t, const char **why
 
 	one_u64(t, "vigil_up", "gauge", "1: the daemon is serving metrics.", 1);
 	one_u64(t, "vigil_auth_required", "gauge",
-		"1: beats without a valid tag are refused; 0: the instance runs with --no-auth "
-		"and accepts unsigned beats.", cfg.auth_required != 0);
+		"1: beats must carry a valid tag; 0: --no-auth or --learn, unsigned beats are "
+		"accepted.", cfg.auth_required != 0);
 	emit_stats(t, &st);
 	emit_sweeper(t, &ws, &meta, now);
 	emit_health(t, m, &ws, now);

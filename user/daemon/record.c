@@ -54,6 +54,7 @@ void vg_daemon_recorded(void *ctx, const struct vg_event_view *v)
 	 * its first: not a recording lag. */
 	if (v->e->kind != VIGIL_EV_REJECTED)
 		vg_dstats_lag(&d->ds, now > v->e->detected_ns ? now - v->e->detected_ns : 0);
+	vg_floors_note(&d->floors, v->e);
 	vg_escalation_on_event(&d->esc, v);
 	if (!d->o->quiet)
 		vg_event_print_json(stdout, v);
@@ -79,7 +80,7 @@ static void learn(struct daemon *d, __u64 agent_id)
 	snprintf(def.name, sizeof(def.name), "learned-%llu", (unsigned long long)agent_id);
 	vg_strlcpy(def.group, "learned", sizeof(def.group));
 	lock = vg_registry_lock(d->o->load.pin_root);
-	err = vg_agent_add(&d->maps, &def, NULL);
+	err = vg_floors_offer(&d->floors, agent_id) ? -EIO : vg_agent_add(&d->maps, &def, NULL);
 	vg_registry_unlock(lock);
 	if (err == 0) {
 		d->learned++;

@@ -89,7 +89,7 @@ int vg_daemon_register(struct daemon *d, const struct vg_config *c)
 		int err;
 
 		vg_auth_for(&d->maps, d->o->keys_path ? d->keys : NULL, def.id, def.group, &def.auth);
-		err = vg_agent_add(&d->maps, &def, &hint);
+		err = vg_floors_offer(&d->floors, def.id) ? -EIO : vg_agent_add(&d->maps, &def, &hint);
 
 		if (err == 0) {
 			added++;
@@ -109,11 +109,24 @@ int vg_daemon_register(struct daemon *d, const struct vg_config *c)
 	return ret;
 }
 
+/* Rewrite every registered agent's keys and policy from d->keys. */
+int vg_daemon_apply_keys(struct daemon *d)
+{
+	int lock = vg_registry_lock(d->o->load.pin_root);
+	long keyed = vg_auth_apply(&d->maps, d->keys);
+
+	vg_registry_unlock(lock);
+	if (keyed < 0)
+		return -1;
+	pr_info("keys: %zu agents in %s, %ld registered agents keyed\n", d->keys->agents.n,
+		d->o->keys_path, keyed);
+	return 0;
+}
+
 /* (Re)load the key file and rewrite every agent's keys and policy. */
 int vg_daemon_reload_keys(struct daemon *d)
 {
 	struct vg_keyfile kf;
-	long keyed;
 
 	if (!d->o->keys_path)
 		return 0;
@@ -121,9 +134,6 @@ int vg_daemon_reload_keys(struct daemon *d)
 		return -1;
 	vg_keyfile_free(d->keys);
 	*d->keys = kf;
-	keyed = vg_auth_apply(&d->maps, d->keys);
-	pr_info("keys: %zu agents in %s, %ld registered agents keyed\n", d->keys->agents.n, d->o->keys_path,
-		keyed);
-	return 0;
+	return vg_daemon_apply_keys(d);
 }
 

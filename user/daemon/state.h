@@ -11,6 +11,7 @@
 #include "common/eventlog.h"
 #include "daemon/daemon.h"
 #include "daemon/dstats.h"
+#include "daemon/floors.h"
 #include "daemon/grants.h"
 #include "daemon/metrics.h"
 #include "daemon/ringbuf.h"
@@ -26,6 +27,7 @@ struct daemon {
 	struct vigil_config cfg;    /* as in force in the kernel */
 	struct vg_keyfile *keys;    /* o's, replaced on SIGHUP */
 	struct vg_eventlog log;
+	struct vg_floors floors;    /* the agents' replay floors in the log */
 	struct vg_alerter *alerter; /* NULL: no sink configured */
 	struct vg_exporter *exporter; /* NULL: no --export-nats */
 	struct vg_escalation esc;   /* what to alert, flap damping, remediation */
@@ -64,6 +66,9 @@ void vg_daemon_reconcile(struct daemon *d, const char *why);
 int vg_daemon_publish_groups(struct daemon *d, const struct vg_config *c);
 int vg_daemon_register(struct daemon *d, const struct vg_config *c);
 int vg_daemon_reload_keys(struct daemon *d);
+/* registration.c: every agent's keys and policy from d->keys, under the
+ * registry lock; -1 when they could not be written. */
+int vg_daemon_apply_keys(struct daemon *d);
 /* storm.c: once a second, with the beat path's counters. */
 void vg_daemon_storm(struct daemon *d, const struct vigil_stats *st);
 

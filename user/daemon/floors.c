@@ -1,0 +1,197 @@
+// SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
+#include <errno.h>
+#include <string.h>
+#include <bpf/bpf.h>
+#include <sqlite3.h>
+#include "vigil/auth.h"
+#include "common/log.h"
+#include "common/registry.h"
+#include "common/sql.h"
+#include "common/util.h"
+#include "daemon/floors.h"
+
+/* One row per agent id that ever had a beat accepted here. seq is the
+ * 64-bit sequence in SQLite's signed integer; write_row compares it as
+ * unsigned. */
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS replay_floors (agent_id INTEGER PRIMARY KEY,"
+	" incarnation INTEGER NOT NULL, seq INTEGER NOT NULL, saved_wall_ns INTEGER NOT NULL)";
+
+/* The kinds whose (incarnation, seq) is that of a beat just accepted. */
+static bool from_accepted_beat(__u32 kind)
+{
+	return kind == VIGIL_EV_UP || kind == VIGIL_EV_RECOVERED || kind == VIGIL_EV_RESTART ||
+	       kind == VIGIL_EV_LEFT;
+}
+
+/* Raise the floor of id in the cache of what the log holds; true when it
+ * rose (or is new). */
+static bool raise_saved(struct vg_floors *f, __u64 id, __u32 inc, __u64 seq)
+{
+	struct replay_floor *r = vg_idtab_get(&f->saved, id);
+
+	if (r && !vigil_replay_after(inc, seq, r->incarnation, r->seq))
+		return false;
+	if (!r && !(r = vg_idtab_add(&f->saved, id)))
+		return false; /* out of memory: the next save tries again */
+	r->incarnation = inc;
+	r->seq = seq;
+	return true;
+}
+
+/* Raise the row of id to (inc, seq), never lower it: a floor only rises. */
+static bool write_row(struct vg_floors *f, __u64 id, __u32 inc, __u64 seq)
+{
+	return vg_sql_run(f->db,
+			  "INSERT INTO replay_floors (agent_id, incarnation, seq, saved_wall_ns) "
+			  "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(agent_id) DO UPDATE SET "
+			  "incarnation = ?2, seq = ?3, saved_wall_ns = ?4 WHERE ?2 > incarnation OR "
+			  "(?2 = incarnation AND CASE WHEN (?3 < 0) != (seq < 0) THEN ?3 < 0 "
+			  "ELSE ?3 > seq END)", "iiii", (long long)id, (long long)inc, (long long)seq,
+			  (long long)vg_wall_ns());
+}
+
+/* Rows of (agent id, incarnation, seq) into the cache; with `save`, those
+ * that raised a floor are written back. */
+static int read_rows(struct vg_floors *f, const char *sql, bool save)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(f->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		__u64 id = (__u64)sqlite3_column_int64(st, 0), seq = (__u64)sqlite3_column_int64(st, 2);
+		__u32 inc = (__u32)sqlite3_column_int64(st, 1);
+
+		if (raise_saved(f, id, inc, seq) && save && !write_row(f, id, inc, seq)) {
+			rc = SQLITE_ERROR;
+			break;
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int vg_floors_open(struct vg_floors *f, struct sqlite3 *db)
+{
+	bool first;
+	__u64 n;
+
+	memset(f, 0, sizeof(*f));
+	f->db = db;
+	f->saved.size = sizeof(struct replay_floor);
+	f->saved_ns = vg_mono_ns();
+	first = !vg_sql_u64(db, &n, "SELECT 1 FROM sqlite_master WHERE name = 'replay_floors'", "");
+	if (vg_sql_exec_or_say(db, "BEGIN IMMEDIATE", "replay floors: reading the log"))
+		return -1;
+	/* A log from before floors were kept: its recorded events say where
+	 * each agent's window stood, once. */
+	if (vg_sql_exec_or_say(db, schema, "replay floors: creating their table") ||
+	    (first && read_rows(f, "SELECT agent_id, incarnation, seq FROM events WHERE kind IN "
+				   "('up', 'recovered', 'restart', 'left')", true)) ||
+	    read_rows(f, "SELECT agent_id, incarnation, seq FROM replay_floors", false)) {
+		pr_warn("replay floors: reading them from the event log failed: %s\n",
+			sqlite3_errmsg(db));
+		vg_sql_exec(db, "ROLLBACK");
+		return -1;
+	}
+	return vg_sql_exec_or_say(db, "COMMIT", "replay floors: committing");
+}
+
+int vg_floors_publish(struct vg_floors *f, const struct vg_maps *m)
+{
+	f->maps = m;
+	for (size_t i = 0; i < f->saved.n; i++)
+		if (vg_floors_offer(f, f->saved.ids[i]))
+			return -1;
+	if (f->saved.n)
+		pr_info("replay floors: %zu agent ids from the event log\n", f->saved.n);
+	return 0;
+}
+
+int vg_floors_offer(struct vg_floors *f, __u64 id)
+{
+	const struct replay_floor *r = vg_idtab_get(&f->saved, id);
+	__u32 slot;
+	int err;
+
+	/* A registered agent's window is ahead of any floor of it. */
+	if (!r || bpf_map_lookup_elem(f->maps->index, &id, &slot) == 0)
+		return 0;
+	err = vg_floor_raise(f->maps, id, r->incarnation, r->seq);
+
+	if (err)
+		pr_warn("replay floors: writing agent %llu's into vigil_floors failed: %s\n",
+			(unsigned long long)id, strerror(-err));
+	return err ? -1 : 0;
+}
+
+void vg_floors_note(struct vg_floors *f, const struct vigil_event *e)
+{
+	/* Straight to the log, not through the cache: the event's transaction
+	 * may yet roll back. A failure here fails it too, and it is retried
+	 * with it. */
+	if (f->db && from_accepted_beat(e->kind))
+		write_row(f, e->agent_id, e->incarnation, e->seq);
+}
+
+/* A window as it stands: written when it moved since the last save. */
+static int save_one(struct vg_floors *f, __u64 id, __u32 inc, __u64 seq)
+{
+	if (!raise_saved(f, id, inc, seq))
+		return 0;
+	return write_row(f, id, inc, seq) ? 0 : -1;
+}
+
+static int save_registered(__u32 slot, const struct agent_slot *s, void *ctx)
+{
+	struct vg_floors *f = ctx;
+	struct agent_guard g;
+
+	if (bpf_map_lookup_elem_flags(f->maps->guard, &slot, &g, BPF_F_LOCK) ||
+	    !g.replay.started)
+		return 0;
+	return save_one(f, s->agent_id, g.replay.incarnation, g.replay.top);
+}
+
+int vg_floors_save(struct vg_floors *f)
+{
+	__u64 key, next, *prev = NULL;
+	struct replay_floor r;
+	int err;
+
+	if (!f->db)
+		return 0;
+	f->saved_ns = vg_mono_ns();
+	if (vg_sql_exec_or_say(f->db, "BEGIN IMMEDIATE", "replay floors: saving"))
+		return -1;
+	err = vg_agent_foreach(f->maps, save_registered, f);
+	/* Removed agents: their floors wait in vigil_floors. */
+	while (!err && bpf_map_get_next_key(f->maps->floors, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(f->maps->floors, &key, &r) == 0)
+			err = save_one(f, key, r.incarnation, r.seq);
+	}
+	if (err || vg_sql_exec_or_say(f->db, "COMMIT", "replay floors: committing")) {
+		if (!f->failed)
+			pr_warn("replay floors: saving them failed (%s); they are kept in the "
+				"kernel and saved again later\n", sqlite3_errmsg(f->db));
+		f->failed = true;
+		vg_sql_exec(f->db, "ROLLBACK");
+		/* The cache ran ahead of the log: read it back. */
+		vg_idtab_free(&f->saved);
+		f->saved.size = sizeof(struct replay_floor);
+		read_rows(f, "SELECT agent_id, incarnation, seq FROM replay_floors", false);
+		return -1;
+	}
+	f->failed = false;
+	return 0;
+}
+
+void vg_floors_close(struct vg_floors *f)
+{
+	vg_idtab_free(&f->saved);
+	f->db = NULL;
+}
