@@ -15,6 +15,14 @@
  *
  * where floor is fp_empty run directly: the figure a direct BPF_PROG_TEST_RUN
  * of vigil_xdp would give if every repeat were a fresh beat.
+ *
+ * Absolute figures move a lot between machines and from minute to minute on
+ * a shared one, so every case is also a ratio to a reference measured on
+ * the same beats in the same round: fp_reference, the least a beat monitor
+ * must do (parse, one array lookup by agent id, store last-seen time and
+ * sequence). Each run of a case is paired with a run of the wrapper alone
+ * and one of the reference, in alternating order; the ratio's median, min
+ * and max are over those pairs.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -132,47 +140,98 @@ static int set_auth(struct fp *f, __u32 required)
 	return bpf_map_update_elem(f->m.config, &zero, &cfg, BPF_ANY);
 }
 
+#define MAX_RUNS 256 /* --runs at most 64, for each of up to 4 cases */
+
 struct series {
 	const char *name;
-	double v[64];
+	double v[MAX_RUNS];
+	double ratio[MAX_RUNS]; /* v / the reference's figure in the same round */
 	int n;
-	double min, median;
+	double min, median, max;
+	double rmin, rmedian, rmax;
 	__u64 counted, expected; /* what vigil counted for the case, and should have */
 	const char *counter;
 	__u32 retval;            /* verdict of the last repeat */
 };
 
-static void summarize(struct series *s)
+static void quantiles(const double *v, int n, double *min, double *median, double *max)
 {
-	double tmp[64];
+	double tmp[MAX_RUNS];
 
-	memcpy(tmp, s->v, sizeof(double) * s->n);
-	s->min = bc_quantile_d(tmp, s->n, 0);
-	s->median = bc_quantile_d(tmp, s->n, 0.5);
+	memcpy(tmp, v, sizeof(double) * n);
+	*min = bc_quantile_d(tmp, n, 0);
+	*median = bc_quantile_d(tmp, n, 0.5);
+	*max = bc_quantile_d(tmp, n, 1);
 }
 
-/* Run `runs` times with the given fill; values are floor + (run - wrapper). */
-static int measure_case(struct fp *f, struct series *s, enum fill_kind kind, double floor_ns,
-			double wrap_ns)
+static void summarize(struct series *s)
 {
-	int prog = bpf_program__fd(f->b->progs.fp_wrap);
+	quantiles(s->v, s->n, &s->min, &s->median, &s->max);
+	quantiles(s->ratio, s->n, &s->rmin, &s->rmedian, &s->rmax);
+}
+
+static void add(struct series *s, double v, double ratio)
+{
+	if (s->n < MAX_RUNS) {
+		s->ratio[s->n] = ratio;
+		s->v[s->n++] = v;
+	}
+}
+
+/* ns per repeat of the wrapper with `target` in fp_target. */
+static int run_wrapped(struct fp *f, struct bpf_program *target, double *ns)
+{
+	return set_target(f, bpf_program__fd(target)) ||
+	       run_once(f, bpf_program__fd(f->b->progs.fp_wrap), ns);
+}
+
+/* Run `runs` rounds with the given fill. A round: fresh beats, the wrapper
+ * alone, then vigil and the reference on the same beats (in alternating
+ * order). Figures are floor + (wrapped run - wrapper alone); the ratio is
+ * vigil's figure over the reference's. The reference's figures go to ref
+ * (but for unknown agents, which it mostly refuses), the wrapper's to wrap. */
+static int measure_case(struct fp *f, struct series *s, enum fill_kind kind, double floor_ns,
+			struct series *ref, struct series *wrap)
+{
+	struct bpf_program *vigil = f->v->progs.vigil_xdp, *refp = f->b->progs.fp_reference;
 	struct vigil_stats st0, st1;
-	double ns;
+	__u64 ref0;
+	double w, v, r;
 
 	/* Warm-up: first beats (NEW -> ALIVE), caches, the LRU of sources. */
 	fill(f, kind);
-	if (run_once(f, prog, &ns))
+	if (run_wrapped(f, vigil, &v) || run_wrapped(f, refp, &r))
 		return -1;
 	vg_stats_read(&f->m, &st0);
-	for (__u32 r = 0; r < f->runs; r++) {
+	ref0 = f->b->bss->ref_beats;
+	for (__u32 i = 0; i < f->runs; i++) {
 		fill(f, kind);
-		if (run_once(f, prog, &ns))
+		if (run_wrapped(f, f->b->progs.fp_empty, &w))
 			return -1;
-		s->v[s->n++] = floor_ns + ns - wrap_ns;
+		for (int k = 0; k < 2; k++) {
+			int is_ref = (k == 0) == (i & 1); /* odd rounds: the reference first */
+
+			if (run_wrapped(f, is_ref ? refp : vigil, is_ref ? &r : &v))
+				return -1;
+			if (!is_ref)
+				s->retval = f->retval;
+		}
+		v = floor_ns + v - w;
+		r = floor_ns + r - w;
+		add(s, v, v / r);
+		if (kind != FILL_UNKNOWN)
+			add(ref, r, 1);
+		add(wrap, w, 1);
 	}
 	vg_stats_read(&f->m, &st1);
 	s->expected = (__u64)f->repeat * f->runs;
-	s->retval = f->retval;
+	/* Unknown agents: the reference refuses those outside its table. */
+	if (kind != FILL_UNKNOWN && f->b->bss->ref_beats - ref0 != s->expected) {
+		fprintf(stderr, "fastpath: the reference took %llu beats of %llu\n",
+			(unsigned long long)(f->b->bss->ref_beats - ref0),
+			(unsigned long long)s->expected);
+		return -1;
+	}
 	if (kind == FILL_UNKNOWN) {
 		s->counted = st1.unknown_agent - st0.unknown_agent;
 		s->counter = "unknown_agent";
@@ -182,6 +241,19 @@ static int measure_case(struct fp *f, struct series *s, enum fill_kind kind, dou
 	}
 	summarize(s);
 	return 0;
+}
+
+/* "NAME":{"min":..,"median":..,"max":..}, (without NAME: the fields only),
+ * with the ratio to the reference when `ratio`. */
+static void json_series(const char *name, const struct series *s, int ratio)
+{
+	if (name)
+		printf("\"%s\":{", name);
+	printf("\"min\":%.1f,\"median\":%.1f,\"max\":%.1f", s->min, s->median, s->max);
+	if (ratio)
+		printf(",\"ratio\":{\"min\":%.3f,\"median\":%.3f,\"max\":%.3f}", s->rmin,
+		       s->rmedian, s->rmax);
+	printf(name ? "}," : ",");
 }
 
 int cmd_fastpath(int argc, char **argv)
@@ -199,6 +271,7 @@ int cmd_fastpath(int argc, char **argv)
 	struct fp f = { .runs = 7, .repeat = 1u << 20, .agents = 65536, .seq_base = 1 };
 	struct series floor_s = { .name = "empty program (floor)" },
 		      wrap_s = { .name = "wrapper + tail call to empty" },
+		      ref_s = { .name = "reference monitor" },
 		      known = { .name = "known agent, no auth" },
 		      unknown = { .name = "unknown agent" },
 		      authd = { .name = "known agent, authenticated" },
@@ -251,6 +324,7 @@ int cmd_fastpath(int argc, char **argv)
 	if (!f.b)
 		return 1;
 	bpf_map__set_max_entries(f.b->maps.fp_table, f.repeat);
+	bpf_map__set_max_entries(f.b->maps.ref_agents, f.agents);
 	if (bench_bpf__load(f.b)) {
 		fprintf(stderr, "fastpath: loading bench.bpf.o failed: %s\n", strerror(errno));
 		goto out;
@@ -310,25 +384,12 @@ int cmd_fastpath(int argc, char **argv)
 			floor_s.v[floor_s.n++] = ns; /* the first run warms up */
 	}
 	summarize(&floor_s);
-	/* The wrapper's own cost: same wrapper, tail call to the empty program. */
-	if (set_target(&f, bpf_program__fd(f.b->progs.fp_empty)))
-		goto out;
-	fill(&f, FILL_SIGNED);
-	for (__u32 r = 0; r <= f.runs; r++) {
-		if (run_once(&f, bpf_program__fd(f.b->progs.fp_wrap), &ns))
-			goto out;
-		if (r)
-			wrap_s.v[wrap_s.n++] = ns;
-	}
-	summarize(&wrap_s);
 
-	if (set_target(&f, bpf_program__fd(f.v->progs.vigil_xdp)))
-		goto out;
 	if (set_auth(&f, 0) ||
-	    measure_case(&f, &known, FILL_UNSIGNED, floor_s.median, wrap_s.median) ||
-	    measure_case(&f, &unknown, FILL_UNKNOWN, floor_s.median, wrap_s.median) ||
+	    measure_case(&f, &known, FILL_UNSIGNED, floor_s.median, &ref_s, &wrap_s) ||
+	    measure_case(&f, &unknown, FILL_UNKNOWN, floor_s.median, &ref_s, &wrap_s) ||
 	    set_auth(&f, 1) ||
-	    measure_case(&f, &authd, FILL_SIGNED, floor_s.median, wrap_s.median))
+	    measure_case(&f, &authd, FILL_SIGNED, floor_s.median, &ref_s, &wrap_s))
 		goto out;
 #ifdef VIGIL_AUTH_ACK
 	/* Acknowledgements: every agent's group answers valid beats (vigil
@@ -345,7 +406,7 @@ int cmd_fastpath(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (measure_case(&f, &acked, FILL_SIGNED, floor_s.median, wrap_s.median))
+	if (measure_case(&f, &acked, FILL_SIGNED, floor_s.median, &ref_s, &wrap_s))
 		goto out;
 	if (acked.retval != XDP_TX) {
 		fprintf(stderr, "fastpath: with acknowledgements on, vigil_xdp returned %u, not XDP_TX\n",
@@ -354,29 +415,38 @@ int cmd_fastpath(int argc, char **argv)
 	}
 #endif
 
+	summarize(&wrap_s);
+	summarize(&ref_s);
 	if (json) {
 		printf("{\"runs\":%u,\"repeat\":%u,\"agents\":%u,\"sources\":%u,"
-		       "\"source_pps\":%u,\"rate_burst\":%u,\"floor\":{\"min\":%.1f,\"median\":%.1f},"
-		       "\"wrapper\":{\"min\":%.1f,\"median\":%.1f},\"cases\":[",
-		       f.runs, f.repeat, f.agents, n_sources(f.agents),
-		       source_pps, rate_burst, floor_s.min, floor_s.median, wrap_s.min, wrap_s.median);
-		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-			printf("%s{\"name\":\"%s\",\"min\":%.1f,\"median\":%.1f,\"counter\":\"%s\","
-			       "\"counted\":%llu,\"expected\":%llu}", i ? "," : "", cases[i]->name,
-			       cases[i]->min, cases[i]->median, cases[i]->counter,
-			       (unsigned long long)cases[i]->counted,
+		       "\"source_pps\":%u,\"rate_burst\":%u,", f.runs, f.repeat, f.agents,
+		       n_sources(f.agents), source_pps, rate_burst);
+		json_series("floor", &floor_s, 0);
+		json_series("wrapper", &wrap_s, 0);
+		json_series("reference", &ref_s, 0);
+		printf("\"cases\":[");
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			printf("%s{\"name\":\"%s\",", i ? "," : "", cases[i]->name);
+			json_series(NULL, cases[i], 1);
+			printf("\"counter\":\"%s\",\"counted\":%llu,\"expected\":%llu}",
+			       cases[i]->counter, (unsigned long long)cases[i]->counted,
 			       (unsigned long long)cases[i]->expected);
+		}
 		printf("]}\n");
 	} else {
 		printf("# fast path: BPF_PROG_TEST_RUN, %u runs x %u repeats, %u agents from %u "
 		       "sources, source_pps %u, rate_burst %u\n", f.runs, f.repeat, f.agents,
 		       n_sources(f.agents), source_pps, rate_burst);
-		printf("%-34s %8s %8s\n", "case", "min ns", "median");
-		printf("%-34s %8.1f %8.1f\n", floor_s.name, floor_s.min, floor_s.median);
-		printf("%-34s %8.1f %8.1f\n", wrap_s.name, wrap_s.min, wrap_s.median);
+		printf("%-34s %8s %8s %8s   %s\n", "case", "min ns", "median", "max",
+		       "x reference: median [min, max]");
+		printf("%-34s %8.1f %8.1f %8.1f\n", floor_s.name, floor_s.min, floor_s.median,
+		       floor_s.max);
+		printf("%-34s %8.1f %8.1f %8.1f\n", wrap_s.name, wrap_s.min, wrap_s.median, wrap_s.max);
+		printf("%-34s %8.1f %8.1f %8.1f\n", ref_s.name, ref_s.min, ref_s.median, ref_s.max);
 		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-			printf("%-34s %8.1f %8.1f   (%s +%llu of %llu)\n", cases[i]->name,
-			       cases[i]->min, cases[i]->median, cases[i]->counter,
+			printf("%-34s %8.1f %8.1f %8.1f   %.2f [%.2f, %.2f]  (%s +%llu of %llu)\n",
+			       cases[i]->name, cases[i]->min, cases[i]->median, cases[i]->max,
+			       cases[i]->rmedian, cases[i]->rmin, cases[i]->rmax, cases[i]->counter,
 			       (unsigned long long)cases[i]->counted,
 			       (unsigned long long)cases[i]->expected);
 #ifndef VIGIL_AUTH_ACK

@@ -38,60 +38,92 @@ miss() { # MET TEXT...: record TEXT when MET is not "yes"
 yesno() { awk -v c="$1" 'BEGIN { print (c + 0 ? "yes" : "**no**") }'; }
 
 # ------------------------------------------------------------ 1 fast path
+# A ratio and its spread (min and max over paired trials), against an upper
+# bound TARGET: "yes", "**no**", or "undecided" when the spread is wider than
+# the ratio's distance from the target (the table then refuses the verdict).
+# ratio_verdict MEDIAN MIN MAX TARGET
+ratio_verdict() {
+	awk -v r="$1" -v a="$2" -v b="$3" -v t="$4" 'BEGIN {
+		if (r == "" || r == "null") { print "not measured"; exit }
+		d = r - t; if (d < 0) d = -d
+		if (b - a > d) printf "undecided: spread %.2f wider than the distance %.2f to the target\n", b - a, d
+		else print (r <= t ? "yes" : "**no**") }'
+}
+# ratio_cell MEDIAN MIN MAX [TARGET]: "1.84x [1.70, 2.10]", or, when the
+# spread is wider than the distance to TARGET, no ratio at all.
+ratio_cell() {
+	local v
+	[ -z "$1" ] || [ "$1" = null ] && { echo "–"; return; }
+	v=$([ -n "${4:-}" ] && ratio_verdict "$@")
+	case $v in
+	undecided*) echo "not computed: spread [$(f %.2f "$2"), $(f %.2f "$3")] wider than the distance to ${4}x" ;;
+	*) echo "$(f %.2f "$1")x [$(f %.2f "$2"), $(f %.2f "$3")]" ;;
+	esac
+}
 if have fp-hot.json; then
 	R=$(j fp-hot.json .repeat) K=$(j fp-hot.json .runs)
-	t "### 1. Fast path: ns per beat (BPF_PROG_TEST_RUN, $K runs x $R repeats; min / median)"
+	t "### 1. Fast path: ns per beat and ratio to the reference (BPF_PROG_TEST_RUN, $K paired rounds x $R repeats)"
 	t ""
-	t "| case | 1,024 agents (cache-hot) | 65,536 agents | target |"
-	t "|---|---|---|---|"
-	cell() { # FILE JQ-PATH
-		local a b
-		a=$(j "$1" "$2.min") b=$(j "$1" "$2.median")
+	t "| case | 1,024 agents (cache-hot): ns min / median / max | x reference: median [min, max] | 65,536 agents: ns min / median / max | x reference at 65,536 | target (ratio) |"
+	t "|---|---|---|---|---|---|"
+	ns3() { # FILE JQ-PATH
+		local a
+		a=$(j "$1" "$2.min")
 		[ "$a" = null ] || [ -z "$a" ] && { echo "–"; return; }
-		echo "$(f %.0f "$a") / $(f %.0f "$b")"
+		echo "$(f %.0f "$a") / $(f %.0f "$(j "$1" "$2.median")") / $(f %.0f "$(j "$1" "$2.max")")"
 	}
 	casepath() { echo ".cases[] | select(.name == \"$1\")"; }
-	t "| empty program (floor) | $(cell fp-hot.json .floor) | $(cell fp-fleet.json .floor) | |"
-	t "| wrapper + tail call (subtracted) | $(cell fp-hot.json .wrapper) | $(cell fp-fleet.json .wrapper) | |"
-	for c in "known agent, no auth|≤ 100" "unknown agent|" "known agent, authenticated|≤ 175" \
-		"beat with acknowledgement|"; do
-		name=${c%%|*} tgt=${c#*|}
+	rcell() { # FILE CASE [TARGET]
+		local p
+		p=$(casepath "$2")
+		ratio_cell "$(j "$1" "($p).ratio.median")" "$(j "$1" "($p).ratio.min")" "$(j "$1" "($p).ratio.max")" "${3:-}"
+	}
+	t "| empty program (floor) | $(ns3 fp-hot.json .floor) | | $(ns3 fp-fleet.json .floor) | | |"
+	t "| wrapper + tail call (subtracted) | $(ns3 fp-hot.json .wrapper) | | $(ns3 fp-fleet.json .wrapper) | | |"
+	t "| reference: parse, one array lookup by id, store last-seen and sequence | $(ns3 fp-hot.json .reference) | 1 | $(ns3 fp-fleet.json .reference) | 1 | |"
+	# name|hot target|fleet target
+	for c in "known agent, no auth|1.3|" "unknown agent||" "known agent, authenticated|2|2" \
+		"beat with acknowledgement|2.5|"; do
+		IFS='|' read -r name th tf <<<"$c"
 		[ -n "$(j fp-hot.json "$(casepath "$name") | .name")" ] || continue
-		t "| $name | $(cell fp-hot.json "($(casepath "$name"))") | $(cell fp-fleet.json "($(casepath "$name"))") | $tgt |"
+		tg=""
+		[ -n "$th" ] && tg="≤ ${th}x (1,024)"
+		[ -n "$tf" ] && tg="$tg; ≤ ${tf}x (65,536)"
+		t "| $name | $(ns3 fp-hot.json "($(casepath "$name"))") | $(rcell fp-hot.json "$name" "$th") | $(ns3 fp-fleet.json "($(casepath "$name"))") | $(rcell fp-fleet.json "$name" "$tf") | $tg |"
 	done
 	if have fp-hot-nosrc.json; then
-		t "| known agent, no auth, per-source limit off | $(cell fp-hot-nosrc.json "($(casepath "known agent, no auth"))") | | |"
+		t "| known agent, no auth, per-source limit off | $(ns3 fp-hot-nosrc.json "($(casepath "known agent, no auth"))") | $(rcell fp-hot-nosrc.json "known agent, no auth") | | | |"
 	fi
 	[ -n "$(j fp-hot.json "$(casepath "beat with acknowledgement") | .name")" ] ||
-		t "| beat with acknowledgement | n/a: acknowledgements not implemented (issue 4) | n/a | |"
+		t "| beat with acknowledgement | n/a: acknowledgements not implemented (issue 4) | | n/a | | |"
 	t ""
-	t "Each case is floor + (wrapped case − wrapped empty program); every repeat is a fresh beat"
-	t "with a rising sequence (see Method). The 1,024-agent runs turn the per-agent rate limit off"
-	t "(each agent beats every ~100 µs in this loop); the 65,536-agent runs use the defaults."
-	t "With acknowledgement: authenticated, and the agent's group has \`ack\`: vigil answers with a"
-	t "signed acknowledgement (XDP_TX)."
+	t "Each figure is floor + (wrapped case − wrapper alone), all three measured in the same round;"
+	t "every repeat is a fresh beat with a rising sequence (see Method). The ratio divides a case by"
+	t "the reference run on the same beats in the same round; its median, min and max are over the"
+	t "rounds. Only ratios compare between machines. The 1,024-agent runs turn the per-agent rate"
+	t "limit off (each agent beats every ~100 µs in this loop); the 65,536-agent runs use the"
+	t "defaults. With acknowledgement: authenticated, and the agent's group has \`ack\`: vigil"
+	t "answers with a signed acknowledgement (XDP_TX)."
 	t ""
-	known=$(j fp-hot.json "($(casepath "known agent, no auth")).median")
-	authd=$(j fp-hot.json "($(casepath "known agent, authenticated")).median")
-	knownf=$(j fp-fleet.json "($(casepath "known agent, no auth")).median")
-	authf=$(j fp-fleet.json "($(casepath "known agent, authenticated")).median")
-	nosrc=$(j fp-hot-nosrc.json "($(casepath "known agent, no auth")).median")
-	met=$(yesno "$(calc "$known <= 100")")
-	target "fast path ≤ 100 ns, known agent, no auth (median, 1,024 agents)" "$(f %.0f "$known") ns (65,536 agents: $(f %.0f "$knownf") ns)" "$met"
-	miss "$met" "**Fast path, known agent without authentication: $(f %.0f "$known") ns against 100 ns" \
-		"($(f %+.0f "$(calc "$known - 100")") %) with 1,024 agents, $(f %.0f "$knownf") ns with 65,536.** Why: besides the" \
-		"floor ($(f %.0f "$(j fp-hot.json .floor.median)") ns) the accept path makes about ten map lookups and several atomic" \
-		"updates; the per-source limit alone costs $(f %.0f "$(calc "$known - ${nosrc:-$known}")") ns here (row \"per-source limit off\"), and" \
-		"with 65,536 agents cache misses in five maps cost more than the code. What would close it: see" \
-		"*Reading the targets* (one hot record per agent, per-CPU counters, one clock read, a cheaper" \
-		"per-source limiter)."
-	met=$(yesno "$(calc "$authd <= 175")")
-	target "fast path ≤ 175 ns, authenticated (median, 1,024 agents)" "$(f %.0f "$authd") ns (65,536 agents: $(f %.0f "$authf") ns)" "$met"
-	miss "$met" "**Fast path, authenticated: $(f %.0f "$authd") ns against 175 ns with 1,024 agents," \
-		"$(f %.0f "$authf") ns with 65,536.** SipHash-2-4 over 48 bytes adds $(f %.0f "$(calc "$authd - $known")") ns to the" \
-		"path above; the rest is that path. What would close it: the same as above."
-	[ "$(yesno "$(calc "$knownf <= 100 && $authf <= 175")")" = yes ] ||
-		n "- With 65,536 agents (not the target's cache-hot case) the fast path costs $(f %.0f "$knownf") ns without and $(f %.0f "$authf") ns with authentication: cache misses, see *Reading the targets*."
+	# fp_target NAME FILE CASE TARGET: a target row and, if missed, why.
+	fp_target() {
+		local p med mn mx met
+		p=$(casepath "$3")
+		med=$(j "$2" "($p).ratio.median") mn=$(j "$2" "($p).ratio.min") mx=$(j "$2" "($p).ratio.max")
+		[ -n "$med" ] && [ "$med" != null ] || return 0
+		met=$(ratio_verdict "$med" "$mn" "$mx" "$4")
+		target "fast path, $1 ≤ ${4}x the reference" "$(f %.2f "$med")x [$(f %.2f "$mn"), $(f %.2f "$mx")] ($(f %.0f "$(j "$2" "($p).median")") vs $(f %.0f "$(j "$2" .reference.median)") ns)" "$met"
+		case $met in
+		yes | undecided*) ;;
+		*) miss no "**Fast path, $1: $(f %.2f "$med")x the reference against ${4}x" \
+			"($(f %.0f "$(calc "100 * ($med / $4 - 1)")") % over).** $(f %.0f "$(j "$2" "($p).median")") ns where the reference (parse, one array" \
+			"lookup, two stores) takes $(f %.0f "$(j "$2" .reference.median)") ns. Where the rest goes: *Profile of the beat path* below." ;;
+		esac
+	}
+	fp_target "known agent, no auth (1,024 agents)" fp-hot.json "known agent, no auth" 1.3
+	fp_target "authenticated (1,024 agents)" fp-hot.json "known agent, authenticated" 2
+	fp_target "with acknowledgement (1,024 agents)" fp-hot.json "beat with acknowledgement" 2.5
+	fp_target "authenticated at 65,536 agents (reference at 65,536)" fp-fleet.json "known agent, authenticated" 2
 	for c in fp-hot fp-fleet; do
 		bad=$(j $c.json '[.cases[] | select(.counted != .expected)] | length')
 		[ "${bad:-0}" -eq 0 ] || n "- **Warning**: in $c, vigil did not count every beat as the case intended: $(j $c.json -c '[.cases[] | select(.counted != .expected) | {name, counted, expected}]')"
@@ -338,7 +370,7 @@ fi
 
 # --------------------------------------------------------------- targets
 if [ ${#TARGETS[@]} -gt 0 ]; then
-	t "### Targets (issue 6)"
+	t "### Targets (issues 6 and 13)"
 	t ""
 	t "| target | measured | met |"
 	t "|---|---|---|"

@@ -32,11 +32,14 @@ for s in "### 1. Fast path" "### 2. Throughput" "### 3. Scale" "### 4. Mass fail
 	"### 5. Overload" "### 6. Monitor starvation" "### Targets"; do
 	check "it prints the table '$s'" grep -qF "$s" "$E2E_TMP/bench.out"
 done
-check "the fast-path table has known, unknown, authenticated and acknowledged beats" \
-	sh -c "grep -q '^| known agent, no auth |' '$E2E_TMP/bench.out' &&
+check "the fast-path table has the reference, known, unknown, authenticated and acknowledged beats" \
+	sh -c "grep -q '^| reference: parse, one array lookup' '$E2E_TMP/bench.out' &&
+		grep -q '^| known agent, no auth |' '$E2E_TMP/bench.out' &&
 		grep -q '^| unknown agent |' '$E2E_TMP/bench.out' &&
 		grep -q '^| known agent, authenticated |' '$E2E_TMP/bench.out' &&
 		grep -q '^| beat with acknowledgement |' '$E2E_TMP/bench.out'"
+check "the fast-path cases are ratios to the reference (or say why not)" \
+	grep -qE '^\| known agent, authenticated \|[^|]*\| ([0-9.]+x \[|not computed: spread)' "$E2E_TMP/bench.out"
 check "the throughput table has ceiling, vigil and the baseline" \
 	sh -c "grep -q '^| no-op XDP_DROP' '$E2E_TMP/bench.out' && grep -q '^| vigil ' '$E2E_TMP/bench.out' &&
 		grep -q '^| userspace baseline' '$E2E_TMP/bench.out'"
