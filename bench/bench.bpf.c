@@ -17,6 +17,9 @@
  *                         frame (vigil's own parser), one array lookup by
  *                         agent id, store last-seen time and sequence. The
  *                         reference vigil's fast path is a ratio to.
+ *   xsk_beats             the AF_XDP baseline's program (bench/baseline.c
+ *                         --via xsk): beats to the AF_XDP socket of their
+ *                         receive queue, everything else to the stack.
  *   beat_driver           for bench/scale.c: agent id = first + n-th call,
  *                         one sequence per round, unsigned; tail-calls
  *                         fp_target[0] (vigil_xdp).
@@ -62,6 +65,16 @@ struct {
 	__type(key, __u32);
 	__type(value, struct ref_agent);
 } ref_agents SEC(".maps");
+
+/* xsks: the AF_XDP baseline's socket per receive queue (written by it). */
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, __u32);
+} xsks SEC(".maps");
+
+__be16 xsk_port; /* the beat port xsk_beats hands over, network order */
 
 /* BPF_PROG_TEST_RUN runs on one CPU: plain counters suffice. */
 __u32 fp_n = 1, fp_next;
@@ -117,6 +130,24 @@ int sink_touch(struct xdp_md *ctx)
 		c->bytes += x & 1; /* keeps the reads */
 	}
 	return XDP_DROP;
+}
+
+/* What a user writing an AF_XDP monitor would attach: find the beats as
+ * vigil does (its parser), count them, and hand them to userspace. */
+SEC("xdp")
+int xsk_beats(struct xdp_md *ctx)
+{
+	void *data_end = (void *)(long)ctx->data_end;
+	struct hdr_cursor c = { .pos = (void *)(long)ctx->data };
+	struct src_addr src;
+	__be16 dport = 0;
+
+	if (parse_ethhdr(&c, data_end) != bpf_htons(ETH_P_IP) ||
+	    parse_iphdr(&c, data_end, &src) != IPPROTO_UDP_ ||
+	    parse_udphdr(&c, data_end, &dport) < 0 || dport != xsk_port)
+		return XDP_PASS;
+	count(ctx);
+	return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
 }
 
 SEC("xdp")
