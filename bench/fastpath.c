@@ -55,6 +55,8 @@ struct fp {
 	struct vg_maps m;
 	struct fp_entry *table; /* mmap of fp_table */
 	struct vigil_key *keys;
+	struct bpf_program *target;  /* vigil_xdp, or a variant's (--variant) */
+	struct bpf_object *variant;
 	__u32 repeat, runs, agents;
 	__u64 seq_base;
 	__u32 retval;
@@ -129,18 +131,20 @@ static int set_target(struct fp *f, int prog_fd)
 	return 0;
 }
 
-static int set_auth(struct fp *f, __u32 required)
+/* Authentication required or not, and the per-source limit. */
+static int set_config(struct fp *f, __u32 auth_required, __u32 source_pps)
 {
 	struct vigil_config cfg;
 	__u32 zero = 0;
 
 	if (bpf_map_lookup_elem(f->m.config, &zero, &cfg))
 		return -1;
-	cfg.auth_required = required;
+	cfg.auth_required = auth_required;
+	cfg.source_pps = source_pps;
 	return bpf_map_update_elem(f->m.config, &zero, &cfg, BPF_ANY);
 }
 
-#define MAX_RUNS 256 /* --runs at most 64, for each of up to 4 cases */
+#define MAX_RUNS 320 /* --runs at most 64, for each of up to 5 cases */
 
 struct series {
 	const char *name;
@@ -193,7 +197,7 @@ static int run_wrapped(struct fp *f, struct bpf_program *target, double *ns)
 static int measure_case(struct fp *f, struct series *s, enum fill_kind kind, double floor_ns,
 			struct series *ref, struct series *wrap)
 {
-	struct bpf_program *vigil = f->v->progs.vigil_xdp, *refp = f->b->progs.fp_reference;
+	struct bpf_program *vigil = f->target, *refp = f->b->progs.fp_reference;
 	struct vigil_stats st0, st1;
 	__u64 ref0;
 	double w, v, r;
@@ -256,6 +260,62 @@ static void json_series(const char *name, const struct series *s, int ratio)
 	printf(name ? "}," : ",");
 }
 
+/*
+ * --variant OBJ: measure another build of bpf/vigil.bpf.c (bench/profile.sh
+ * builds them, each with one part of the beat path taken out) on the state
+ * of the instance loaded here: its vigil_xdp is loaded with every map reused
+ * from that instance (internal maps, whose names carry the object's name,
+ * by their section suffix), and the cases tail-call it instead.
+ */
+static int load_variant(struct fp *f, const char *path)
+{
+	struct bpf_program *p;
+	struct bpf_map *m;
+
+	f->variant = bpf_object__open_file(path, NULL);
+	if (!f->variant) {
+		fprintf(stderr, "fastpath: opening %s failed: %s\n", path, strerror(errno));
+		return -1;
+	}
+	bpf_object__for_each_map(m, f->variant) {
+		const char *name = bpf_map__name(m), *dot = strchr(name, '.');
+		struct bpf_map *v = bpf_object__find_map_by_name(f->v->obj, name), *w;
+
+		if (!v && dot)
+			bpf_object__for_each_map(w, f->v->obj) {
+				const char *wd = strchr(bpf_map__name(w), '.');
+
+				if (wd && !strcmp(wd, dot))
+					v = w;
+			}
+		if (!v || bpf_map__reuse_fd(m, bpf_map__fd(v))) {
+			fprintf(stderr, "fastpath: %s: map %s has no counterpart in vigil\n", path, name);
+			return -1;
+		}
+	}
+	bpf_object__for_each_program(p, f->variant)
+		bpf_program__set_autoload(p, !strcmp(bpf_program__name(p), "vigil_xdp"));
+	if (bpf_object__load(f->variant)) {
+		fprintf(stderr, "fastpath: loading %s failed: %s\n", path, strerror(errno));
+		return -1;
+	}
+	f->target = bpf_object__find_program_by_name(f->variant, "vigil_xdp");
+	return f->target ? 0 : -1;
+}
+
+/* "NAME":{"xlated_insns":..,"jited_bytes":..,"verified_insns":..}: a
+ * program's size as loaded, as the verifier walked it, and as JITed. */
+static void json_prog_size(const char *name, int fd)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		memset(&info, 0, sizeof(info));
+	printf("\"%s\":{\"xlated_insns\":%u,\"jited_bytes\":%u,\"verified_insns\":%u}", name,
+	       info.xlated_prog_len / 8, info.jited_prog_len, info.verified_insns);
+}
+
 int cmd_fastpath(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -265,6 +325,7 @@ int cmd_fastpath(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "source-pps", required_argument, NULL, 's' },
 		{ "rate-burst", required_argument, NULL, 'b' },
+		{ "variant", required_argument, NULL, 'V' },
 		{}
 	};
 	__u32 source_pps = 100000, rate_burst = 8;
@@ -275,13 +336,15 @@ int cmd_fastpath(int argc, char **argv)
 		      known = { .name = "known agent, no auth" },
 		      unknown = { .name = "unknown agent" },
 		      authd = { .name = "known agent, authenticated" },
-		      acked = { .name = "beat with acknowledgement" };
+		      acked = { .name = "beat with acknowledgement" },
+		      nosrc = { .name = "known agent, no auth, per-source limit off" };
 #ifdef VIGIL_AUTH_ACK
-	struct series *cases[] = { &known, &unknown, &authd, &acked };
+	struct series *cases[] = { &known, &unknown, &authd, &nosrc, &acked };
 #else
-	struct series *cases[] = { &known, &unknown, &authd };
+	struct series *cases[] = { &known, &unknown, &authd, &nosrc };
 #endif
 	struct vg_load_opts o;
+	const char *variant = NULL;
 	size_t table_bytes;
 	int opt, json = 0, ret = 1, failed = 0;
 	__u32 hint = 0;
@@ -308,12 +371,15 @@ int cmd_fastpath(int argc, char **argv)
 			if (vg_parse_u32(optarg, "--source-pps", 0, UINT32_MAX, &source_pps))
 				return 2;
 			break;
+		case 'V':
+			variant = optarg;
+			break;
 		case 'b':
 			if (vg_parse_u32(optarg, "--rate-burst", 0, UINT32_MAX, &rate_burst))
 				return 2;
 			break;
 		default:
-			fprintf(stderr, "Usage: vigil-bench fastpath [--runs N] [--repeat N] "
+			fprintf(stderr, "Usage: vigil-bench fastpath [--runs N] [--repeat N] [--variant OBJ] "
 					"[--agents N] [--json]\n");
 			return 2;
 		}
@@ -351,6 +417,9 @@ int cmd_fastpath(int argc, char **argv)
 	o.cfg.rate_burst = rate_burst;
 	if (vg_instance_load(&o, &f.m, &f.v))
 		goto out;
+	f.target = f.v->progs.vigil_xdp;
+	if (variant && load_variant(&f, variant))
+		goto out;
 	f.keys = calloc(f.agents, sizeof(*f.keys));
 	if (!f.keys)
 		goto out;
@@ -385,11 +454,15 @@ int cmd_fastpath(int argc, char **argv)
 	}
 	summarize(&floor_s);
 
-	if (set_auth(&f, 0) ||
+	/* The per-source limit's own cost: the known case again without it. */
+	if (set_config(&f, 0, source_pps) ||
 	    measure_case(&f, &known, FILL_UNSIGNED, floor_s.median, &ref_s, &wrap_s) ||
 	    measure_case(&f, &unknown, FILL_UNKNOWN, floor_s.median, &ref_s, &wrap_s) ||
-	    set_auth(&f, 1) ||
-	    measure_case(&f, &authd, FILL_SIGNED, floor_s.median, &ref_s, &wrap_s))
+	    set_config(&f, 1, source_pps) ||
+	    measure_case(&f, &authd, FILL_SIGNED, floor_s.median, &ref_s, &wrap_s) ||
+	    set_config(&f, 0, 0) ||
+	    measure_case(&f, &nosrc, FILL_UNSIGNED, floor_s.median, &ref_s, &wrap_s) ||
+	    set_config(&f, 1, source_pps))
 		goto out;
 #ifdef VIGIL_AUTH_ACK
 	/* Acknowledgements: every agent's group answers valid beats (vigil
@@ -424,7 +497,11 @@ int cmd_fastpath(int argc, char **argv)
 		json_series("floor", &floor_s, 0);
 		json_series("wrapper", &wrap_s, 0);
 		json_series("reference", &ref_s, 0);
-		printf("\"cases\":[");
+		printf("\"programs\":{");
+		json_prog_size("vigil_xdp", bpf_program__fd(f.target));
+		putchar(',');
+		json_prog_size("fp_reference", bpf_program__fd(f.b->progs.fp_reference));
+		printf("},\"cases\":[");
 		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 			printf("%s{\"name\":\"%s\",", i ? "," : "", cases[i]->name);
 			json_series(NULL, cases[i], 1);
@@ -466,6 +543,7 @@ out:
 	if (f.table)
 		munmap(f.table, (size_t)f.repeat * sizeof(struct fp_entry));
 	free(f.keys);
+	bpf_object__close(f.variant);
 	if (f.v)
 		vigil_bpf__destroy(f.v);
 	bench_bpf__destroy(f.b);
