@@ -63,14 +63,14 @@ build() { # NAME FILE SUBST -> $WORK/NAME/vigil.bpf.o
 	}
 }
 measure() { # NAME -> $WORK/NAME-{hot,fleet}.json
-	"$BIN/vigil-bench" fastpath --json --runs "$RUNS" --repeat "$REPEAT" --agents 1024 --rate-burst 0 \
-		--variant "$WORK/$1/vigil.bpf.o" >"$WORK/$1-hot.json" 2>"$WORK/$1-hot.err" &&
-		"$BIN/vigil-bench" fastpath --json --runs "$RUNS" --repeat "$REPEAT" --agents 65536 \
-			--variant "$WORK/$1/vigil.bpf.o" >"$WORK/$1-fleet.json" 2>"$WORK/$1-fleet.err" || {
+	if ! "$BIN/vigil-bench" fastpath --json --runs "$RUNS" --repeat "$REPEAT" --agents 1024 \
+		--rate-burst 0 --variant "$WORK/$1/vigil.bpf.o" >"$WORK/$1-hot.json" 2>"$WORK/$1-hot.err" ||
+		! "$BIN/vigil-bench" fastpath --json --runs "$RUNS" --repeat "$REPEAT" --agents 65536 \
+			--variant "$WORK/$1/vigil.bpf.o" >"$WORK/$1-fleet.json" 2>"$WORK/$1-fleet.err"; then
 		echo "bench/profile.sh: $1: vigil-bench fastpath failed:" >&2
 		cat "$WORK/$1"-*.err >&2
 		return 1
-	}
+	fi
 }
 # cell FILE CASE: "ns (ratio x)"
 cell() {
@@ -81,8 +81,10 @@ val() { jq -r --arg c "$2" ".cases[] | select(.name == \$c) | $3" "$1"; }
 echo "| variant: taken out | insns (xlated) | known, 1,024 agents | authenticated, 1,024 | authenticated, 65,536 | saving, authenticated 1,024 / 65,536 (ratio points, ns) |"
 echo "|---|---|---|---|---|---|"
 while IFS='|' read -r name file what subst; do
-	[ "$want" = "  " ] || [ "${want#* $name }" != "$want" ] || [ "$name" = none ] || continue
-	build "$name" "$file" "$subst" && measure "$name" || continue
+	[ "$want" = "  " ] || [ "${want#* "$name" }" != "$want" ] || [ "$name" = none ] || continue
+	if ! build "$name" "$file" "$subst" || ! measure "$name"; then
+		continue
+	fi
 	auth="known agent, authenticated"
 	save="–"
 	if [ "$name" != none ] && [ -s "$WORK/none-hot.json" ]; then

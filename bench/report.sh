@@ -139,6 +139,7 @@ spread3() {
 }
 # lf_range NAME: "median min max" of a receiver's loss-free rate: over its
 # searches, or (generator-bound: no search) over its runs at that rate.
+# shellcheck disable=SC2016 # jq's own $s
 lf_range() {
 	j "tp-$1.json" 'if (.searches | length) > 0 then (.searches | map(select(. > 0))) as $s
 		| if ($s | length) == 0 then "null null null" else "\(.loss_free_pps) \($s | min) \($s | max)" end
