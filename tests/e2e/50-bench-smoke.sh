@@ -20,7 +20,7 @@ need_tools gnuplot
 
 OUT=$E2E_TMP/out
 t0=$(now)
-if BENCH_QUICK=1 BENCH_OUT="$OUT" timeout 180 "$E2E_ROOT/bench/run.sh" \
+if BENCH_QUICK=1 BENCH_OUT="$OUT" timeout 300 "$E2E_ROOT/bench/run.sh" \
 	>"$E2E_TMP/bench.out" 2>"$E2E_TMP/bench.err"; then
 	ok "BENCH_QUICK=1 bench/run.sh succeeds ($(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }') s)"
 else
