@@ -177,7 +177,9 @@ if have tp-ceiling.json && have tp-vigil.json; then
 			[ "$(j "tp-$name.json" .agreed)" = true ] && lfc="$lfc, yes" || lfc="$lfc, **no**"
 		fi
 		idle=$(j "tp-$name.json" 'if .idle_check then "\(.idle_check.busy_pct | floor) %, \(.idle_check.steal_pct | floor) %\(if .idle_check.others != "" then "; \(.idle_check.others)" else "" end)\(if .idle_check.busy_pct > 5 then " — **not idle**" else "" end)" else "–" end')
-		t "| $label | $(spread3 "tp-$name.json" .saturated.accepted_pps 1e6 %.3f) | $(spread3 "tp-$name.json" .saturated.rx_ns_per_beat 1 %.0f) | $lfc | $(spread3 "tp-$name.json" .at_loss_free.rx_ns_per_beat 1 %.0f) | $(spread3 "tp-$name.json" .at_common_rate.rx_ns_per_beat 1 %.0f) | $idle |"
+		sat=$(spread3 "tp-$name.json" .saturated.accepted_pps 1e6 %.3f)
+		[ "$(j "tp-$name.json" .generator_bound)" = true ] && sat="≥ $sat (generator-bound)"
+		t "| $label | $sat | $(spread3 "tp-$name.json" .saturated.rx_ns_per_beat 1 %.0f) | $lfc | $(spread3 "tp-$name.json" .at_loss_free.rx_ns_per_beat 1 %.0f) | $(spread3 "tp-$name.json" .at_common_rate.rx_ns_per_beat 1 %.0f) | $idle |"
 	done <<<"$TP_ROWS"
 	t ""
 	t "Saturated: the generator flat out, 5 runs; accepted = what the receiver counted. Loss-free:"

@@ -5,7 +5,7 @@
 # Needs root and at least 2 CPUs. Creates its own network namespaces and veth
 # pair (198.18.0.0/15 only) and removes them, and every pin, on exit.
 #
-#   bench/run.sh                 full run (~10 min): prints the tables and writes
+#   bench/run.sh                 full run (~25 min): prints the tables and writes
 #                                docs/BENCHMARKS.md and docs/bench/*.png
 #   BENCH_QUICK=1 bench/run.sh   smoke run (< 60 s): same steps, tiny sizes, writes
 #                                into a temporary directory (BENCH_OUT to keep it)
