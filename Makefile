@@ -203,7 +203,8 @@ $(BUILD)/trafficgen.skel.h: $(BUILD)/trafficgen.bench.bpf.o
 $(BUILD)/bench.skel.h: $(BUILD)/bench.bench.bpf.o
 	$(BPFTOOL) gen skeleton $< name bench_bpf > $@
 
-$(BUILD)/bench/scale.o $(BUILD)/bench/bench.o $(BUILD)/bench/fastpath.o: $(BUILD)/bench.skel.h
+$(BUILD)/bench/scale.o $(BUILD)/bench/bench.o $(BUILD)/bench/fastpath.o \
+	$(BUILD)/bench/baseline.o: $(BUILD)/bench.skel.h
 $(BUILD)/bench/trafficgen.o: $(BUILD)/trafficgen.skel.h
 
 $(BUILD)/vigil-scale: $(BUILD)/bench/scale.o $(BENCH_OBJS)
@@ -215,8 +216,9 @@ $(BUILD)/vigil-trafficgen: $(BUILD)/bench/trafficgen.o $(BENCH_OBJS)
 $(BUILD)/vigil-bench: $(BUILD)/bench/bench.o $(BUILD)/bench/fastpath.o $(BENCH_OBJS)
 	$(CC) $(BENCH_CFLAGS) $(INPUTS) -o $@ $(BENCH_LIBS)
 
-$(BUILD)/vigil-baseline: $(BUILD)/bench/baseline.o $(BENCH_OBJS)
-	$(CC) $(BENCH_CFLAGS) $(INPUTS) -o $@ $(BENCH_LIBS)
+# The AF_XDP baseline uses libxdp's xsk API (libxdp-dev).
+$(BUILD)/vigil-baseline: $(BUILD)/bench/baseline.o $(BUILD)/bench/monitor.o $(BENCH_OBJS)
+	$(CC) $(BENCH_CFLAGS) $(INPUTS) -o $@ $(BENCH_LIBS) -lxdp
 
 bench: deps-check $(BUILD)/vigil $(BENCH_BINS)
 	@bench/run.sh

@@ -13,12 +13,20 @@
  *                         sequence. Its own cost is measured by running it
  *                         with fp_empty in fp_target[0], and subtracted.
  *   fp_empty              XDP_DROP: the empty-program floor.
+ *   fp_reference          the least any beat monitor must do: parse the
+ *                         frame (vigil's own parser), one array lookup by
+ *                         agent id, store last-seen time and sequence. The
+ *                         reference vigil's fast path is a ratio to.
+ *   xsk_beats             the AF_XDP baseline's program (bench/baseline.c
+ *                         --via xsk): beats to the AF_XDP socket of their
+ *                         receive queue, everything else to the stack.
  *   beat_driver           for bench/scale.c: agent id = first + n-th call,
  *                         one sequence per round, unsigned; tail-calls
  *                         fp_target[0] (vigil_xdp).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include "parse.bpf.h"
 #include "vigil/wire.h"
 #include "tg.h"
 #include "bench.h"
@@ -50,8 +58,27 @@ struct {
 	__type(value, __u32);
 } fp_target SEC(".maps");
 
+/* ref_agents: the reference monitor's whole state, agent id N at N - 1. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ref_agent);
+} ref_agents SEC(".maps");
+
+/* xsks: the AF_XDP baseline's socket per receive queue (written by it). */
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, __u32);
+} xsks SEC(".maps");
+
+__be16 xsk_port; /* the beat port xsk_beats hands over, network order */
+
 /* BPF_PROG_TEST_RUN runs on one CPU: plain counters suffice. */
 __u32 fp_n = 1, fp_next;
+__u64 ref_beats; /* beats the reference took */
 /* Ethernet, IPv4 and UDP headers every wrapped repeat starts from: vigil
  * may have turned the previous one into an acknowledgement (addresses and
  * ports swapped). */
@@ -105,9 +132,56 @@ int sink_touch(struct xdp_md *ctx)
 	return XDP_DROP;
 }
 
+/* What a user writing an AF_XDP monitor would attach: find the beats as
+ * vigil does (its parser), count them, and hand them to userspace. */
+SEC("xdp")
+int xsk_beats(struct xdp_md *ctx)
+{
+	void *data_end = (void *)(long)ctx->data_end;
+	struct hdr_cursor c = { .pos = (void *)(long)ctx->data };
+	struct src_addr src;
+	__be16 dport = 0;
+
+	if (parse_ethhdr(&c, data_end) != bpf_htons(ETH_P_IP) ||
+	    parse_iphdr(&c, data_end, &src) != IPPROTO_UDP_ ||
+	    parse_udphdr(&c, data_end, &dport) < 0 || dport != xsk_port)
+		return XDP_PASS;
+	count(ctx);
+	return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
+}
+
 SEC("xdp")
 int fp_empty(struct xdp_md *ctx)
 {
+	return XDP_DROP;
+}
+
+SEC("xdp")
+int fp_reference(struct xdp_md *ctx)
+{
+	void *data_end = (void *)(long)ctx->data_end;
+	struct hdr_cursor c = { .pos = (void *)(long)ctx->data };
+	struct vigil_beat *b;
+	struct ref_agent *a;
+	struct src_addr src;
+	__be16 dport = 0;
+	__u32 idx;
+
+	if (parse_ethhdr(&c, data_end) != bpf_htons(ETH_P_IP) ||
+	    parse_iphdr(&c, data_end, &src) != IPPROTO_UDP_ ||
+	    parse_udphdr(&c, data_end, &dport) < (int)sizeof(*b) ||
+	    dport != bpf_htons(VIGIL_DEFAULT_PORT))
+		return XDP_PASS;
+	b = c.pos;
+	if ((void *)(b + 1) > data_end || b->magic != bpf_htons(VIGIL_MAGIC))
+		return XDP_PASS;
+	idx = (__u32)vg_be64(b->agent_id) - 1;
+	a = bpf_map_lookup_elem(&ref_agents, &idx);
+	if (!a)
+		return XDP_PASS;
+	a->last_seen_ns = bpf_ktime_get_ns();
+	a->seq = vg_be64(b->seq);
+	ref_beats++;
 	return XDP_DROP;
 }
 

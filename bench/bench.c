@@ -14,10 +14,15 @@
  *       change vigil_config fields of a running instance (e.g. source_pps).
  *   vigil-bench stats-offset FIELD...
  *       byte offsets of vigil_stats fields, as OFF+OFF for a counter spec.
+ *   vigil-bench bpfstats --link PIN --out FILE
+ *       the kernel's run-time statistics (BPF_ENABLE_STATS, held only while
+ *       this runs) of the XDP program behind a pinned link, from start until
+ *       SIGTERM: runs, ns per run, and the program's size, as JSON in FILE.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <net/if.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,12 +230,87 @@ static int cmd_stats_offset(int argc, char **argv)
 	return argc > 1 ? 0 : 2;
 }
 
+/* ---------------------------------------------------------- bpfstats */
+
+static volatile sig_atomic_t bpfstats_stop;
+
+static void bpfstats_signal(int sig)
+{
+	(void)sig;
+	bpfstats_stop = 1;
+}
+
+static int cmd_bpfstats(int argc, char **argv)
+{
+	struct bpf_prog_info i0 = {}, i1 = {};
+	struct bpf_link_info li = {};
+	__u32 len = sizeof(li);
+	struct sigaction sa = { .sa_handler = bpfstats_signal };
+	const char *link = NULL, *out = NULL;
+	int stats_fd, link_fd, prog_fd = -1, ret = 1;
+	FILE *f;
+
+	for (int i = 1; i + 1 < argc; i += 2) {
+		if (!strcmp(argv[i], "--link"))
+			link = argv[i + 1];
+		else if (!strcmp(argv[i], "--out"))
+			out = argv[i + 1];
+	}
+	if (!link || !out) {
+		fprintf(stderr, "Usage: vigil-bench bpfstats --link PIN --out FILE\n");
+		return 2;
+	}
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	/* Counting costs every BPF program two clock reads per run: only for as
+	 * long as this holds the fd. */
+	stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+	if (stats_fd < 0) {
+		fprintf(stderr, "bpfstats: BPF_ENABLE_STATS failed: %s\n", strerror(errno));
+		return 1;
+	}
+	link_fd = bpf_obj_get(link);
+	if (link_fd < 0 || bpf_obj_get_info_by_fd(link_fd, &li, &len) ||
+	    (prog_fd = bpf_prog_get_fd_by_id(li.prog_id)) < 0) {
+		fprintf(stderr, "bpfstats: no program behind %s: %s\n", link, strerror(errno));
+		goto out;
+	}
+	len = sizeof(i0);
+	if (bpf_obj_get_info_by_fd(prog_fd, &i0, &len))
+		goto out;
+	fprintf(stderr, "bpfstats: counting %s, ready\n", i0.name);
+	while (!bpfstats_stop)
+		pause();
+	len = sizeof(i1);
+	if (bpf_obj_get_info_by_fd(prog_fd, &i1, &len))
+		goto out;
+	f = fopen(out, "w");
+	if (!f)
+		goto out;
+	fprintf(f, "{\"prog\":\"%s\",\"run_cnt\":%llu,\"run_time_ns\":%llu,\"ns_per_run\":%.1f,"
+		   "\"xlated_insns\":%u,\"jited_bytes\":%u,\"verified_insns\":%u}\n", i1.name,
+		(unsigned long long)(i1.run_cnt - i0.run_cnt),
+		(unsigned long long)(i1.run_time_ns - i0.run_time_ns),
+		i1.run_cnt > i0.run_cnt ? (double)(i1.run_time_ns - i0.run_time_ns) /
+					  (double)(i1.run_cnt - i0.run_cnt) : 0.0,
+		i1.xlated_prog_len / 8, i1.jited_prog_len, i1.verified_insns);
+	ret = fclose(f) ? 1 : 0;
+out:
+	if (prog_fd >= 0)
+		close(prog_fd);
+	if (link_fd >= 0)
+		close(link_fd);
+	close(stats_fd);
+	return ret;
+}
+
 int cmd_fastpath(int argc, char **argv);
 
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "Usage: vigil-bench sink|fastpath|config|stats-offset ... (see bench/bench.c)\n");
+		fprintf(stderr, "Usage: vigil-bench sink|fastpath|config|stats-offset|bpfstats ... "
+				"(see bench/bench.c)\n");
 		return 2;
 	}
 	vg_log_hook_libbpf();
@@ -242,6 +322,8 @@ int main(int argc, char **argv)
 		return cmd_stats_offset(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "fastpath"))
 		return cmd_fastpath(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "bpfstats"))
+		return cmd_bpfstats(argc - 1, argv + 1);
 	fprintf(stderr, "vigil-bench: unknown command '%s'\n", argv[1]);
 	return 2;
 }

@@ -23,6 +23,12 @@ struct fp_entry {
 	__u8 beat[64];
 };
 
+/* ref_agents: what the fast path's reference monitor keeps per agent. */
+struct ref_agent {
+	__u64 last_seen_ns;
+	__u64 seq;
+};
+
 /* The userspace baseline's counters (bench/baseline.c), kept in a file the
  * traffic generator reads (file:PATH:OFFSET). Only ever rise. */
 struct baseline_stats {

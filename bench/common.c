@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -32,16 +34,19 @@ int bc_pin_cpu(int cpu)
 	return 0;
 }
 
-__u64 bc_cpu_busy_ns(int cpu)
+/* busy (user+nice+system+irq+softirq), steal and all time of one CPU so
+ * far, in ns; 0 on success. */
+static int cpu_times(int cpu, __u64 *busy, __u64 *steal, __u64 *all)
 {
 	char line[512], name[16];
 	unsigned long long v[10] = {};
 	long hz = sysconf(_SC_CLK_TCK);
+	__u64 tick = 1000000000ULL / (hz > 0 ? hz : 100);
 	FILE *f = fopen("/proc/stat", "r");
-	__u64 busy = 0;
+	int ret = -1;
 
 	if (!f)
-		return 0;
+		return -1;
 	snprintf(name, sizeof(name), "cpu%d ", cpu);
 	while (fgets(line, sizeof(line), f)) {
 		if (strncmp(line, name, strlen(name)))
@@ -50,11 +55,151 @@ __u64 bc_cpu_busy_ns(int cpu)
 		       &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]);
 		/* user nice system idle iowait irq softirq steal guest guest_nice;
 		 * guest time is already part of user. */
-		busy = v[0] + v[1] + v[2] + v[5] + v[6];
+		*busy = (v[0] + v[1] + v[2] + v[5] + v[6]) * tick;
+		*steal = v[7] * tick;
+		*all = (v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7]) * tick;
+		ret = 0;
 		break;
 	}
 	fclose(f);
-	return busy * (1000000000ULL / (hz > 0 ? hz : 100));
+	return ret;
+}
+
+__u64 bc_cpu_busy_ns(int cpu)
+{
+	__u64 busy = 0, steal, all;
+
+	cpu_times(cpu, &busy, &steal, &all);
+	return busy;
+}
+
+/* CPU time (ticks) of every thread in the system, with the CPU it last ran
+ * on. Sorted by tid. */
+struct task_time {
+	int tid, cpu;
+	unsigned long long ticks;
+	char comm[16];
+};
+
+static int cmp_tid(const void *a, const void *b)
+{
+	return ((const struct task_time *)a)->tid - ((const struct task_time *)b)->tid;
+}
+
+static size_t task_times(struct task_time *out, size_t max)
+{
+	DIR *proc = opendir("/proc");
+	struct dirent *p;
+	size_t n = 0;
+
+	if (!proc)
+		return 0;
+	while ((p = readdir(proc)) && n < max) {
+		char path[600];
+		DIR *tasks;
+		struct dirent *t;
+
+		if (p->d_name[0] < '0' || p->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/task", p->d_name);
+		tasks = opendir(path);
+		if (!tasks)
+			continue;
+		while ((t = readdir(tasks)) && n < max) {
+			char buf[1024], *rp;
+			unsigned long long ut, st;
+			int cpu;
+			FILE *f;
+
+			if (t->d_name[0] < '0' || t->d_name[0] > '9')
+				continue;
+			snprintf(path, sizeof(path), "/proc/%s/task/%s/stat", p->d_name, t->d_name);
+			f = fopen(path, "r");
+			if (!f)
+				continue;
+			rp = fgets(buf, sizeof(buf), f) ? strrchr(buf, ')') : NULL;
+			fclose(f);
+			/* after "(comm)": state ppid pgrp session tty tpgid flags minflt
+			 * cminflt majflt cmajflt utime stime ... processor (field 39) */
+			if (!rp || sscanf(rp + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu "
+					  "%*d %*d %*d %*d %*d %*d %*u %*u %*d %*u %*u %*u %*u %*u "
+					  "%*u %*u %*u %*u %*u %*u %*u %*u %*d %d", &ut, &st, &cpu) != 3)
+				continue;
+			out[n].tid = atoi(t->d_name);
+			out[n].cpu = cpu;
+			out[n].ticks = ut + st;
+			*rp = '\0';
+			snprintf(out[n].comm, sizeof(out[n].comm), "%s", strchr(buf, '(') + 1);
+			n++;
+		}
+		closedir(tasks);
+	}
+	closedir(proc);
+	qsort(out, n, sizeof(*out), cmp_tid);
+	return n;
+}
+
+#define MAX_TASKS 8192
+
+int bc_idle_check(int cpu, __u64 window_ns, int self_pid, struct bc_idle *r)
+{
+	struct task_time *a = calloc(MAX_TASKS, sizeof(*a)), *b = calloc(MAX_TASKS, sizeof(*b));
+	__u64 busy0 = 0, steal0 = 0, all0 = 0, busy1 = 0, steal1 = 0, all1 = 0;
+	long hz = sysconf(_SC_CLK_TCK);
+	struct timespec ts = { .tv_sec = window_ns / 1000000000ULL,
+			       .tv_nsec = window_ns % 1000000000ULL };
+	size_t na, nb, len = 0;
+	int ret = -1;
+
+	memset(r, 0, sizeof(*r));
+	if (!a || !b)
+		goto out;
+	na = task_times(a, MAX_TASKS);
+	if (cpu_times(cpu, &busy0, &steal0, &all0))
+		goto out;
+	nanosleep(&ts, NULL);
+	if (cpu_times(cpu, &busy1, &steal1, &all1))
+		goto out;
+	nb = task_times(b, MAX_TASKS);
+	r->seconds = (double)window_ns / 1e9;
+	if (all1 > all0) {
+		r->busy_pct = 100.0 * (double)(busy1 - busy0) / (double)(all1 - all0);
+		r->steal_pct = 100.0 * (double)(steal1 - steal0) / (double)(all1 - all0);
+	}
+	/* The threads that ran on that CPU meanwhile (as far as /proc tells:
+	 * the CPU a thread last ran on), most CPU first, ours left out. */
+	for (int k = 0; k < 3; k++) {
+		size_t best = nb;
+		unsigned long long bd = 0;
+
+		for (size_t i = 0, j = 0; i < nb; i++) {
+			unsigned long long d;
+
+			while (j < na && a[j].tid < b[i].tid)
+				j++;
+			d = b[i].ticks - (j < na && a[j].tid == b[i].tid ? a[j].ticks : 0);
+			if (b[i].cpu == cpu && b[i].tid != self_pid && d > bd && d < ~0ULL / 2) {
+				best = i;
+				bd = d;
+			}
+		}
+		if (best == nb)
+			break;
+		len += snprintf(r->others + len, sizeof(r->others) - len, "%s%s %.0f %%",
+				len ? ", " : "", b[best].comm,
+				100.0 * (double)bd / (hz > 0 ? hz : 100) / r->seconds);
+		b[best].ticks = 0; /* not again */
+		for (size_t j = 0; j < na; j++)
+			if (a[j].tid == b[best].tid)
+				a[j].ticks = 0;
+		if (len >= sizeof(r->others))
+			break;
+	}
+	ret = 0;
+out:
+	free(a);
+	free(b);
+	return ret;
 }
 
 int bc_counter_open(const char *spec, struct bc_counter *c)

@@ -18,6 +18,15 @@ int bc_pin_cpu(int cpu);
  * /proc/stat, in USER_HZ ticks converted to ns). Returns 0 on error. */
 __u64 bc_cpu_busy_ns(int cpu);
 
+/* Is one CPU idle of everything else? Samples it for window_ns: its busy
+ * and steal time, and the threads that ran there (the three that took the
+ * most CPU, thread self_pid left out, as "comm 12 %, ..."). */
+struct bc_idle {
+	double seconds, busy_pct, steal_pct;
+	char others[160];
+};
+int bc_idle_check(int cpu, __u64 window_ns, int self_pid, struct bc_idle *r);
+
 /*
  * A receiver's counter, named by a spec string:
  *   map:PATH[:OFFSET]   u64 at OFFSET of key 0 of a pinned (per-CPU) array, summed over CPUs

@@ -5,7 +5,7 @@
 # Needs root and at least 2 CPUs. Creates its own network namespaces and veth
 # pair (198.18.0.0/15 only) and removes them, and every pin, on exit.
 #
-#   bench/run.sh                 full run (~10 min): prints the tables and writes
+#   bench/run.sh                 full run (~25 min): prints the tables and writes
 #                                docs/BENCHMARKS.md and docs/bench/*.png
 #   BENCH_QUICK=1 bench/run.sh   smoke run (< 60 s): same steps, tiny sizes, writes
 #                                into a temporary directory (BENCH_OUT to keep it)
@@ -48,7 +48,9 @@ mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf || die "cannot mount b
 # ----------------------------------------------------------------- sizes
 if [ "$QUICK" = 1 ]; then
 	FP_ARGS=(--runs 5 --repeat 65536)
-	TP_AGENTS=16384 TP_STEPS=1 TP_STEP_SEC=0.4 TP_WARM=0.5
+	TP_AGENTS=16384 TP_STEPS=1 TP_STEP_SEC=0.2 TP_WARM=0.5
+	TP_METHOD=(--sat-trials 3 --searches 2 --rate-trials 2 --idle-sec 0.2)
+	OV_METHOD=(--sat-trials 1 --searches 1 --rate-trials 0 --idle-sec 0)
 	SCALE_SIZES=(10000) SCALE_ROUNDS=3 SCALE_INTERVAL=200
 	MF_SIZES=(10000) MF_INTERVAL=200
 	OV_AGENTS=100 OV_SEC=1.5
@@ -56,6 +58,8 @@ if [ "$QUICK" = 1 ]; then
 else
 	FP_ARGS=(--runs 7 --repeat 1048576)
 	TP_AGENTS=65536 TP_STEPS=7 TP_STEP_SEC=2 TP_WARM=3
+	TP_METHOD=(--sat-trials 5 --searches 4 --rate-trials 5 --idle-sec 1)
+	OV_METHOD=(--sat-trials 3 --searches 4 --rate-trials 0 --idle-sec 1)
 	SCALE_SIZES=(10000 100000 1000000) SCALE_ROUNDS=5 SCALE_INTERVAL=1000
 	MF_SIZES=(100000 1000000) MF_INTERVAL=1000
 	OV_AGENTS=1000 OV_SEC=10
@@ -289,20 +293,43 @@ section_fastpath() {
 		jq -e .cases "$RES/$1.json" >/dev/null 2>&1 || die "vigil-bench fastpath ${*:2} gave no result"
 	}
 	fp fp-hot --agents 1024 --rate-burst 0
-	fp fp-hot-nosrc --agents 1024 --rate-burst 0 --source-pps 0
 	fp fp-fleet --agents 65536
 }
 
 # =========================================================== 2 throughput
+# Every receiver is measured the same way (vigil-trafficgen --search, Method
+# in docs/BENCHMARKS.md): its CPU checked idle, then saturated (flat out, 5
+# runs), then loss-free (searches until two agree within 10 %, then 5 runs
+# at that rate), then 5 runs at TP_COMMON pps, the rate all are compared at.
+TP_COMMON=${TP_COMMON:-100000}
 section_throughput() {
-	local search=(--keys "$TMP/keys-$TP_AGENTS" --agents "$TP_AGENTS" --src 198.18.16.0
-		--src-random-bits 12 --src-per-agent --rx-cpu "$RX_CPU" --search --json
-		--steps "$TP_STEPS" --step-sec "$TP_STEP_SEC" --min-rate 100000)
-	log "2/5 throughput: $TP_AGENTS agents, authenticated beats, loss-free search"
+	local frames=(--keys "$TMP/keys-$TP_AGENTS" --agents "$TP_AGENTS" --src 198.18.16.0
+		--src-random-bits 12 --src-per-agent)
+	local search=("${frames[@]}" --rx-cpu "$RX_CPU" --search --json
+		--steps "$TP_STEPS" --step-sec "$TP_STEP_SEC" --min-rate 100000 "${TP_METHOD[@]}"
+		--common-rate "$TP_COMMON")
+	log "2/5 throughput: $TP_AGENTS agents, authenticated beats, saturated and loss-free"
 	qos_on
 	# Beats announce 10 ms; a multiplier of 100 puts the deadline at 1 s, so
 	# no agent goes SUSPECT at any rate the search tries (>= 100k pps).
 	make_fleet "$TP_AGENTS" 10 1000 100
+	# prog_stats NAME LINK: the kernel's run-time statistics of the XDP
+	# program behind LINK over one flat-out run (kept apart from the
+	# measured runs: counting costs every program two clock reads).
+	prog_stats() {
+		local p
+		"$BIN/vigil-bench" bpfstats --link "$2" --out "$RES/bpfstats-$1.json" 2>"$TMP/bpfstats-$1.err" &
+		p=$!
+		BG+=("$p")
+		for _ in $(seq 50); do
+			grep -q ready "$TMP/bpfstats-$1.err" && break
+			sleep 0.1
+		done
+		in_g "${TG[@]}" "${frames[@]}" --duration "$TP_STEP_SEC" --json >"$RES/bpfstats-$1-run.json" \
+			2>/dev/null || die "generator (bpfstats $1)"
+		kill -TERM "$p"
+		wait "$p" || die "vigil-bench bpfstats ($1)"
+	}
 	# sink_search NAME [SINK_OPTION]: the search against a no-op receiver
 	# (vigil-bench sink SINK_OPTION), into tp-NAME.json and tp-NAME.log.
 	sink_search() {
@@ -311,6 +338,32 @@ section_throughput() {
 		pin_napi
 		in_g "${TG[@]}" "${search[@]}" --count "map:$PIN_SINK/count:0" \
 			>"$RES/tp-$1.json" 2>"$RES/tp-$1.log" || die "generator ($1)"
+		prog_stats "$1" "$PIN_SINK/link"
+		rm -rf "$PIN_SINK"
+		sleep 0.3
+	}
+	# baseline_search NAME VIA [SINK_OPTION]: the same against vigil-baseline
+	# --via VIA on RX_CPU (the udp one behind an XDP_PASS sink).
+	baseline_search() {
+		local bpid
+		[ -n "${3:-}" ] && { in_r "$BIN/vigil-bench" sink --iface "$IFR" --pin "$PIN_SINK" "$3" || die "sink $3"; }
+		"${NS_R[@]}" "$BIN/vigil-baseline" --via "$2" --iface "$IFR" --keys "$TMP/keys-$TP_AGENTS" \
+			--agents "$TP_AGENTS" --interval-min-ms 10 --multiplier 100 \
+			--stats "$TMP/$1.stats" --cpu "$RX_CPU" >"$TMP/$1.out" 2>"$TMP/$1.err" &
+		bpid=$!
+		BG+=("$bpid")
+		for _ in $(seq 100); do
+			grep -q ready "$TMP/$1.err" && break
+			kill -0 "$bpid" 2>/dev/null || { cat "$TMP/$1.err" >&2; die "vigil-baseline --via $2 did not start"; }
+			sleep 0.1
+		done
+		set_threaded 1
+		pin_napi
+		in_g "${TG[@]}" "${search[@]}" --count "file:$TMP/$1.stats:8" \
+			--drops "file:$TMP/$1.stats:56" --warmup-sec "$TP_WARM" --warmup-rate 200000 \
+			>"$RES/tp-$1.json" 2>"$RES/tp-$1.log" || die "generator ($1)"
+		kill -TERM "$bpid"
+		wait "$bpid" 2>/dev/null
 		rm -rf "$PIN_SINK"
 		sleep 0.3
 	}
@@ -329,28 +382,14 @@ section_throughput() {
 		--warmup-sec "$TP_WARM" --warmup-rate 200000 \
 		>"$RES/tp-vigil.json" 2>"$RES/tp-vigil.log" || die "generator (vigil)"
 	"$VIGIL" status --json --pin-root "$PIN_V" | jq -c .stats >"$RES/tp-vigil-stats1.json"
+	prog_stats vigil "$PIN_V/link"
 	stop_vigil
 	sleep 0.3
 
 	log "2c userspace baseline (XDP_PASS, UDP socket, recvmmsg x64, on CPU $RX_CPU)"
-	in_r "$BIN/vigil-bench" sink --iface "$IFR" --pin "$PIN_SINK" --pass || die "sink --pass"
-	set_threaded 1
-	pin_napi
-	"${NS_R[@]}" "$BIN/vigil-baseline" --keys "$TMP/keys-$TP_AGENTS" --agents "$TP_AGENTS" \
-		--interval-min-ms 10 --multiplier 100 --stats "$TMP/baseline.stats" --cpu "$RX_CPU" \
-		>"$TMP/baseline.out" 2>"$TMP/baseline.err" &
-	BG+=($!)
-	local bpid=$!
-	for _ in $(seq 100); do
-		grep -q ready "$TMP/baseline.err" && break
-		sleep 0.1
-	done
-	in_g "${TG[@]}" "${search[@]}" --count "file:$TMP/baseline.stats:8" \
-		--drops "file:$TMP/baseline.stats:56" --warmup-sec "$TP_WARM" --warmup-rate 200000 \
-		>"$RES/tp-baseline.json" 2>"$RES/tp-baseline.log" || die "generator (baseline)"
-	kill -TERM "$bpid"
-	wait "$bpid" 2>/dev/null
-	rm -rf "$PIN_SINK"
+	baseline_search baseline udp --pass
+	log "2d AF_XDP baseline (XDP redirect to an AF_XDP socket, copy mode, on CPU $RX_CPU)"
+	baseline_search xsk xsk
 	qos_off
 }
 
@@ -476,9 +515,9 @@ flood() {
 		# Counted flood = what vigil refused by reason; the agents' beats never land there.
 		flood_count=$("$BIN/vigil-bench" stats-offset bad_tag unknown_agent duplicates replayed)
 		in_g "${gen[@]}" --count "map:$PIN_V/vigil_stats:$flood_count" --rx-cpu "$RX_CPU" --search \
-			--steps "$TP_STEPS" --step-sec "$TP_STEP_SEC" --min-rate 100000 \
+			--steps "$TP_STEPS" --step-sec "$TP_STEP_SEC" --min-rate 100000 "${OV_METHOD[@]}" \
 			>"$RES/ov-search.json" 2>"$RES/ov-search.log" || die "generator (flood search)"
-		rate=$(jq -r 'if .found then .loss_free.generated_pps | floor else 100000 end' "$RES/ov-search.json")
+		rate=$(jq -r 'if .found and .loss_free_pps > 0 then .loss_free_pps | floor else 100000 end' "$RES/ov-search.json")
 		log "   highest loss-free flood rate: $rate pps; flooding at it"
 	fi
 	sleep 1 # agents a search step starved recover before the measured flood

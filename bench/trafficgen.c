@@ -20,9 +20,10 @@
  * attached (vigil, or `vigil-bench sink`): veth drops frames, or passes them
  * around XDP, otherwise. Run it inside the namespace that holds --iface.
  *
- * With --search it steps the rate to find the highest loss-free rate against
- * a receiver's accepted-beat counter, and charges the receiver CPU's busy
- * time (/proc/stat) to the beats it accepted.
+ * With --search it measures a receiver against its accepted-beat counter
+ * (measure(): the saturated and the loss-free view, each repeated), and
+ * charges the receiver CPU's busy time (/proc/stat) to the beats it
+ * accepted.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -562,6 +563,278 @@ static void json_result(FILE *f, const char *name, const struct result *r)
 	fputs("}}", f);
 }
 
+/* ----------------------------------------------------------- search */
+
+/* How --search measures (docs/BENCHMARKS.md, Method). */
+struct method {
+	__u64 step_ns, min_rate, idle_ns;
+	__u64 common_rate;   /* also rate_trials runs at this rate (0: none) */
+	double tol;          /* lost fraction still called loss-free */
+	double agree;        /* two searches agree within this fraction */
+	__u32 steps;         /* bisection steps per search */
+	__u32 retries;       /* a step that lost under 1 % is run up to this many times */
+	__u32 sat_trials;    /* flat-out runs: the saturated accepted rate */
+	__u32 searches;      /* at most this many searches, until two agree */
+	__u32 rate_trials;   /* runs at the loss-free rate: CPU per beat there */
+};
+
+#define MAX_TRIALS 16
+
+static double rx_ns(const struct result *r)
+{
+	return r->acc ? (double)r->busy_ns / (double)r->acc : 0;
+}
+
+/* "NAME":{"min":..,"median":..,"max":..} of v[0..n). */
+static void json_spread(FILE *f, const char *name, const double *v, int n)
+{
+	double t[MAX_TRIALS];
+
+	memcpy(t, v, sizeof(double) * (size_t)n);
+	fprintf(f, "\"%s\":{\"min\":%.1f,\"median\":%.1f,\"max\":%.1f}", name,
+		n ? bc_quantile_d(t, (size_t)n, 0) : 0, n ? bc_quantile_d(t, (size_t)n, 0.5) : 0,
+		n ? bc_quantile_d(t, (size_t)n, 1) : 0);
+}
+
+/* "NAME":{"rate":..,"trials":N,"rx_ns_per_beat":{..},"accepted_pps":{..},
+ * "loss_fraction_max":..} of n runs at one rate. */
+static void json_trials(FILE *f, const char *name, __u64 rate, const struct result *r, __u32 n)
+{
+	double ns[MAX_TRIALS], acc[MAX_TRIALS], lost = 0;
+
+	fprintf(f, "\"%s\":{\"rate\":%llu,\"trials\":%u", name, (unsigned long long)rate, n);
+	if (n) {
+		for (__u32 i = 0; i < n; i++) {
+			double l = r[i].total ? (double)loss_of(&r[i]) / (double)r[i].total : 0;
+
+			ns[i] = rx_ns(&r[i]);
+			acc[i] = pps(r[i].acc, r[i].ns);
+			lost = l > lost ? l : lost;
+		}
+		fputc(',', f);
+		json_spread(f, "rx_ns_per_beat", ns, (int)n);
+		fputc(',', f);
+		json_spread(f, "accepted_pps", acc, (int)n);
+		fprintf(f, ",\"loss_fraction_max\":%.6f", lost);
+	}
+	fputc('}', f);
+}
+
+/* n runs at `rate` (0: flat out), each printed as a step. */
+static int trials(struct gen *g, struct counters *c, const struct method *m, __u64 rate, __u32 n,
+		  FILE *log, int *step_no, struct result *res)
+{
+	for (__u32 i = 0; i < n && !stop_requested; i++) {
+		if (run(g, rate, m->step_ns, c, &res[i]))
+			return -1;
+		print_step(log, (*step_no)++, &res[i], c);
+	}
+	return 0;
+}
+
+static int lossless(const struct result *r, double tol)
+{
+	return (double)loss_of(r) <= tol * (double)r->total;
+}
+
+/* One bisection for the highest loss-free rate between --min-rate and hi,
+ * starting at `start`. Returns 1 with *best set, 0 if no rate at or above
+ * --min-rate was loss-free, -1 on error. */
+static int search_once(struct gen *g, struct counters *c, const struct method *m, double start,
+		       double hi, FILE *log, int *step_no, struct result *best)
+{
+	double lo = (double)m->min_rate, r = start;
+	struct result cur;
+	int found = 0;
+
+	for (__u32 i = 1; i <= m->steps && !stop_requested; i++) {
+		/* A receiver over its capacity loses a lot, every time; one
+		 * thread held off for a few ms (a busy or virtual machine) loses
+		 * a little, now and then. So a step that lost under 1 % is tried
+		 * again, up to --trials times, and counts as loss-free if any
+		 * trial was. */
+		for (__u32 k = 0; k < m->retries && !stop_requested; k++) {
+			if (run(g, (__u64)r, m->step_ns, c, &cur))
+				return -1;
+			print_step(log, (*step_no)++, &cur, c);
+			if (lossless(&cur, m->tol) || (double)loss_of(&cur) > 0.01 * (double)cur.total)
+				break;
+		}
+		if (lossless(&cur, m->tol)) {
+			lo = r;
+			if (!found || cur.total * best->ns > best->total * cur.ns)
+				*best = cur;
+			found = 1;
+		} else {
+			hi = r;
+			if (r <= (double)m->min_rate)
+				break; /* nothing loss-free at or above --min-rate */
+		}
+		/* Bisect on a log scale: receivers differ by orders of magnitude,
+		 * and the flat-out estimate can be far off (a receiver in
+		 * livelock accepts almost nothing). */
+		r = lo > 0 ? sqrt(lo * hi) : hi / 2;
+	}
+	return found;
+}
+
+/* The closest pair of rates[0..n) within `agree` of each other: their
+ * mean in *rate; 0 if no two agree. */
+static int agreeing(const double *rates, int n, double agree, double *rate)
+{
+	double gap = -1;
+
+	for (int i = 0; i < n; i++)
+		for (int j = i + 1; j < n; j++) {
+			double a = rates[i], b = rates[j], hi = a > b ? a : b;
+			double d = fabs(a - b);
+
+			if (hi > 0 && d <= agree * hi && (gap < 0 || d < gap)) {
+				gap = d;
+				*rate = (a + b) / 2;
+			}
+		}
+	return gap >= 0;
+}
+
+/*
+ * --search, the whole method for one receiver: check its CPU is idle; the
+ * saturated view (flat out, sat_trials times: accepted rate and CPU per
+ * beat, median, min and max); the loss-free view (the bisection repeated
+ * until two searches agree within `agree`, then rate_trials runs at their
+ * rate for the CPU per beat there). One JSON object on stdout with --json.
+ */
+static int measure(struct gen *g, struct counters *c, const struct method *m, bool json,
+		   const char *ifname, const char *mix)
+{
+	struct result sat[MAX_TRIALS], at[MAX_TRIALS], common[MAX_TRIALS], best = {};
+	struct result found_best[MAX_TRIALS];
+	double acc[MAX_TRIALS], gen[MAX_TRIALS], ns[MAX_TRIALS], rates[MAX_TRIALS], rate = 0;
+	double sat_acc, sat_gen;
+	FILE *log = json ? stderr : stdout;
+	struct bc_idle idle = {};
+	int step_no = 0, n_search = 0, agreed = 0, gen_bound, any_found = 0;
+
+	if (c->rx_cpu >= 0 && m->idle_ns) {
+		bc_idle_check(c->rx_cpu, m->idle_ns, 0, &idle);
+		fprintf(log, "receiver CPU %d before the case: busy %.0f %%, steal %.0f %% over %.1f s%s%s\n",
+			c->rx_cpu, idle.busy_pct, idle.steal_pct, idle.seconds,
+			idle.others[0] ? "; ran there: " : "", idle.others);
+	}
+	if (trials(g, c, m, 0, m->sat_trials, log, &step_no, sat))
+		return -1;
+	for (__u32 i = 0; i < m->sat_trials; i++) {
+		acc[i] = pps(sat[i].acc, sat[i].ns);
+		gen[i] = pps(sat[i].total, sat[i].ns);
+	}
+	memcpy(ns, acc, sizeof(acc));
+	sat_acc = bc_quantile_d(ns, m->sat_trials, 0.5);
+	memcpy(ns, gen, sizeof(gen));
+	sat_gen = bc_quantile_d(ns, m->sat_trials, 0.5);
+	/* The receiver kept up flat out (in most trials): the generator is the
+	 * limit, and the loss-free rate is at least what it made. */
+	gen_bound = 0;
+	for (__u32 i = 0; i < m->sat_trials; i++)
+		gen_bound += lossless(&sat[i], m->tol);
+	gen_bound = gen_bound * 2 > (int)m->sat_trials;
+	if (gen_bound) {
+		rate = sat_gen;
+		agreed = 1;
+		any_found = 1;
+		for (__u32 i = 0; i < m->sat_trials; i++)
+			if (lossless(&sat[i], m->tol) &&
+			    (!best.total || sat[i].total * best.ns > best.total * sat[i].ns))
+				best = sat[i];
+	} else {
+		double start = sat_acc * 0.97 < sat_gen * 0.97 ? sat_acc * 0.97 : sat_gen * 0.97;
+
+		if (start < (double)m->min_rate)
+			start = (double)m->min_rate;
+		while (n_search < (int)m->searches && !agreed && !stop_requested) {
+			int f = search_once(g, c, m, start, sat_gen, log, &step_no,
+					    &found_best[n_search]);
+
+			if (f < 0)
+				return -1;
+			rates[n_search] = f ? pps(found_best[n_search].total, found_best[n_search].ns) : 0;
+			fprintf(log, "search %d: %s %.0f pps\n", n_search + 1,
+				f ? "highest loss-free rate" : "nothing loss-free at or above",
+				f ? rates[n_search] : (double)m->min_rate);
+			any_found |= f;
+			n_search++;
+			agreed = agreeing(rates, n_search, m->agree, &rate);
+		}
+		/* The reported search result: the found one closest to the rate. */
+		for (int i = 0; i < n_search; i++)
+			if (rates[i] > 0 && (!best.total ||
+			    fabs(rates[i] - rate) < fabs(pps(best.total, best.ns) - rate)))
+				best = found_best[i];
+		if (!agreed) {
+			memcpy(ns, rates, sizeof(double) * (size_t)n_search);
+			rate = bc_quantile_d(ns, (size_t)n_search, 0.5);
+		}
+	}
+	/* CPU per beat at the loss-free rate, and at the rate every receiver
+	 * is measured at. */
+	if (rate > 0 && m->rate_trials && trials(g, c, m, gen_bound ? 0 : (__u64)rate,
+						 m->rate_trials, log, &step_no, at))
+		return -1;
+	if (m->common_rate && m->rate_trials &&
+	    trials(g, c, m, m->common_rate, m->rate_trials, log, &step_no, common))
+		return -1;
+	if (!json) {
+		printf("saturated: accepted %.0f pps (median of %u), %.0f ns/beat\n", sat_acc,
+		       m->sat_trials, rx_ns(&sat[0]));
+		if (rate > 0)
+			printf("loss-free: %.0f pps%s%s\n", rate,
+			       gen_bound ? " (flat out: the generator is the limit)" : "",
+			       agreed ? "" : " (searches did not agree)");
+		else
+			printf("no loss-free rate found\n");
+		return 0;
+	}
+	printf("{\"iface\":\"%s\",\"engine\":\"%s\",\"mix\":\"%s\",\"loss_tolerance\":%g,"
+	       "\"generator_bound\":%s,\"found\":%s,", ifname, engine_names[g->engine], mix, m->tol,
+	       gen_bound ? "true" : "false", any_found ? "true" : "false");
+	if (c->rx_cpu >= 0 && m->idle_ns)
+		printf("\"idle_check\":{\"cpu\":%d,\"seconds\":%.1f,\"busy_pct\":%.1f,"
+		       "\"steal_pct\":%.1f,\"others\":\"%s\"},", c->rx_cpu, idle.seconds, idle.busy_pct,
+		       idle.steal_pct, idle.others);
+	printf("\"saturated\":{\"trials\":%u,", m->sat_trials);
+	json_spread(stdout, "accepted_pps", acc, (int)m->sat_trials);
+	putchar(',');
+	json_spread(stdout, "generated_pps", gen, (int)m->sat_trials);
+	for (__u32 i = 0; i < m->sat_trials; i++)
+		ns[i] = rx_ns(&sat[i]);
+	putchar(',');
+	json_spread(stdout, "rx_ns_per_beat", ns, (int)m->sat_trials);
+	printf("},\"searches\":[");
+	for (int i = 0; i < n_search; i++)
+		printf("%s%.0f", i ? "," : "", rates[i]);
+	printf("],\"agreed\":%s,\"loss_free_pps\":%.0f,", agreed ? "true" : "false", rate);
+	json_trials(stdout, "at_loss_free", (__u64)rate, at, rate > 0 ? m->rate_trials : 0);
+	putchar(',');
+	if (m->common_rate && m->rate_trials) {
+		json_trials(stdout, "at_common_rate", m->common_rate, common, m->rate_trials);
+		putchar(',');
+	}
+	/* The saturated trial with the median accepted rate, and the search's
+	 * result: single runs, as the earlier single-search output had them. */
+	{
+		__u32 k = 0;
+
+		for (__u32 i = 1; i < m->sat_trials; i++)
+			if (fabs(pps(sat[i].acc, sat[i].ns) - sat_acc) <
+			    fabs(pps(sat[k].acc, sat[k].ns) - sat_acc))
+				k = i;
+		json_result(stdout, "flat_out", &sat[k]);
+	}
+	putchar(',');
+	json_result(stdout, "loss_free", &best);
+	printf("}\n");
+	return 0;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -604,10 +877,21 @@ static void usage(FILE *f)
 		"                            array, summed over CPUs) or file:PATH[:OFFSET]\n"
 		"      --drops SPEC          a second receiver counter to report (e.g. socket drops)\n"
 		"      --rx-cpu N            CPU whose busy time (/proc/stat) is the receiver's\n"
-		"      --search              step the rate to find the highest loss-free rate: flat\n"
-		"                            out first, then a bisection on a log scale\n"
-		"      --steps N             rate steps after the flat-out one (default 7)\n"
-		"      --step-sec SEC        length of each step (default 2)\n"
+		"      --search              measure the receiver: its CPU's idle check, then the\n"
+		"                            saturated view (flat out, --sat-trials runs), then the\n"
+		"                            loss-free view (a bisection on a log scale, repeated\n"
+		"                            until two searches agree, then --rate-trials runs at\n"
+		"                            that rate); median, min and max of each figure\n"
+		"      --idle-sec SEC        before it all, how long to watch the receiver CPU for\n"
+		"                            anything else running (default 1; 0 = do not)\n"
+		"      --sat-trials N        flat-out runs (default 5)\n"
+		"      --searches N          at most N searches (default 4)\n"
+		"      --agree F             two searches agree within this fraction (default 0.10)\n"
+		"      --rate-trials N       runs at the loss-free rate (default 5)\n"
+		"      --common-rate PPS     then as many runs at PPS, the rate every receiver is\n"
+		"                            compared at (default: none)\n"
+		"      --steps N             rate steps of one search (default 7)\n"
+		"      --step-sec SEC        length of each run (default 2)\n"
 		"      --loss-tolerance F    lost fraction still called loss-free (default 0.0001)\n"
 		"      --trials N            a step that lost under 1 %% is run up to N times and is\n"
 		"                            loss-free if any run was (default 3)\n"
@@ -628,7 +912,8 @@ int main(int argc, char **argv)
 		O_DSTMAC = 256, O_SRC, O_SRCBITS, O_DST, O_FIRST, O_UNSIGNED, O_INTERVAL, O_INC,
 		O_CAPTURE, O_CAPCOUNT, O_CAPTIMEOUT, O_CPU, O_BATCH, O_COUNT, O_DROPS, O_RXCPU,
 		O_SEARCH, O_STEPS, O_STEPSEC, O_TOL, O_JSON, O_MINRATE, O_WARMRATE, O_WARMSEC,
-		O_SRCAGENT, O_BURST, O_TRIALS, O_ENGINE,
+		O_SRCAGENT, O_BURST, O_TRIALS, O_ENGINE, O_SATTRIALS, O_SEARCHES, O_AGREE,
+		O_RATETRIALS, O_IDLESEC, O_COMMONRATE,
 	};
 	static const struct option opts[] = {
 		{ "iface", required_argument, NULL, 'i' },
@@ -655,6 +940,12 @@ int main(int argc, char **argv)
 		{ "burst", required_argument, NULL, O_BURST },
 		{ "trials", required_argument, NULL, O_TRIALS },
 		{ "engine", required_argument, NULL, O_ENGINE },
+		{ "sat-trials", required_argument, NULL, O_SATTRIALS },
+		{ "searches", required_argument, NULL, O_SEARCHES },
+		{ "agree", required_argument, NULL, O_AGREE },
+		{ "rate-trials", required_argument, NULL, O_RATETRIALS },
+		{ "idle-sec", required_argument, NULL, O_IDLESEC },
+		{ "common-rate", required_argument, NULL, O_COMMONRATE },
 		{ "count", required_argument, NULL, O_COUNT },
 		{ "drops", required_argument, NULL, O_DROPS },
 		{ "rx-cpu", required_argument, NULL, O_RXCPU },
@@ -673,14 +964,16 @@ int main(int argc, char **argv)
 		   *drops_spec = NULL, *mix = "valid=1";
 	__u8 dmac[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff }, smac[6];
 	__u32 saddr = 0, daddr = htonl(0xc6120001), src_bits = 0, n_agents = 1000, port = 4747;
-	__u32 interval_ms = 10, incarnation = 0, cap_count = 1024, batch = 64, steps = 7, v32;
-	__u32 burst = 1, trials = 3;
+	__u32 interval_ms = 10, incarnation = 0, cap_count = 1024, batch = 64, v32;
+	__u32 burst = 1;
 	__u32 w[TG_NMODES];
 	__u8 sched_check[TG_SCHED];
 	__u64 first_id = 1, rate = 0, duration_ns = 10ULL * VIGIL_NSEC_PER_SEC;
-	__u64 cap_timeout_ns = 5ULL * VIGIL_NSEC_PER_SEC, step_ns = 2ULL * VIGIL_NSEC_PER_SEC;
-	__u64 min_rate = 0, warm_rate = 100000, warm_ns = 0;
-	double tol = 0.0001;
+	__u64 cap_timeout_ns = 5ULL * VIGIL_NSEC_PER_SEC;
+	__u64 warm_rate = 100000, warm_ns = 0;
+	struct method meth = { .step_ns = 2ULL * VIGIL_NSEC_PER_SEC, .idle_ns = VIGIL_NSEC_PER_SEC,
+			       .tol = 0.0001, .agree = 0.10, .steps = 7, .retries = 3,
+			       .sat_trials = 5, .searches = 4, .rate_trials = 5 };
 	bool src_per_agent = false, unsigned_beats = false, have_inc = false, search = false, json = false;
 	int cpu = -1, opt, ret = 1;
 	struct counters c = { .rx_cpu = -1, .acc.fd = -1, .drops.fd = -1 };
@@ -790,8 +1083,38 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case O_SATTRIALS:
+			if (vg_parse_u32(optarg, "--sat-trials", 1, MAX_TRIALS, &meth.sat_trials))
+				return 2;
+			break;
+		case O_SEARCHES:
+			if (vg_parse_u32(optarg, "--searches", 1, MAX_TRIALS, &meth.searches))
+				return 2;
+			break;
+		case O_RATETRIALS:
+			if (vg_parse_u32(optarg, "--rate-trials", 0, MAX_TRIALS, &meth.rate_trials))
+				return 2;
+			break;
+		case O_AGREE: {
+			char *end;
+
+			meth.agree = strtod(optarg, &end);
+			if (*end || meth.agree < 0 || meth.agree > 1) {
+				fprintf(stderr, "--agree: '%s' is not a fraction 0..1\n", optarg);
+				return 2;
+			}
+			break;
+		}
+		case O_COMMONRATE:
+			if (vg_parse_u64(optarg, "--common-rate", 0, 100000000, &meth.common_rate))
+				return 2;
+			break;
+		case O_IDLESEC:
+			if (bc_parse_seconds(optarg, "--idle-sec", &meth.idle_ns))
+				return 2;
+			break;
 		case O_TRIALS:
-			if (vg_parse_u32(optarg, "--trials", 1, 10, &trials))
+			if (vg_parse_u32(optarg, "--trials", 1, 10, &meth.retries))
 				return 2;
 			break;
 		case O_COUNT:
@@ -809,18 +1132,18 @@ int main(int argc, char **argv)
 			search = true;
 			break;
 		case O_STEPS:
-			if (vg_parse_u32(optarg, "--steps", 0, 30, &steps))
+			if (vg_parse_u32(optarg, "--steps", 0, 30, &meth.steps))
 				return 2;
 			break;
 		case O_STEPSEC:
-			if (bc_parse_seconds(optarg, "--step-sec", &step_ns))
+			if (bc_parse_seconds(optarg, "--step-sec", &meth.step_ns))
 				return 2;
 			break;
 		case O_TOL: {
 			char *end;
 
-			tol = strtod(optarg, &end);
-			if (*end || tol < 0 || tol > 1) {
+			meth.tol = strtod(optarg, &end);
+			if (*end || meth.tol < 0 || meth.tol > 1) {
 				fprintf(stderr, "--loss-tolerance: '%s' is not a fraction 0..1\n", optarg);
 				return 2;
 			}
@@ -830,7 +1153,7 @@ int main(int argc, char **argv)
 			json = true;
 			break;
 		case O_MINRATE:
-			if (vg_parse_u64(optarg, "--min-rate", 0, 100000000, &min_rate))
+			if (vg_parse_u64(optarg, "--min-rate", 0, 100000000, &meth.min_rate))
 				return 2;
 			break;
 		case O_WARMRATE:
@@ -1018,77 +1341,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
-	/* Search: flat out first; if the receiver keeps up, the generator is
-	 * the limit. Otherwise bisect between --min-rate and the flat-out rate,
-	 * starting just under what the receiver accepted flat out. */
-	{
-		struct result flat, best = {}, cur;
-		double lo = 0, hi, r;
-		int have_best = 0;
-		FILE *log = json ? stderr : stdout;
-
-		if (run(&g, 0, step_ns, &c, &flat))
-			goto out;
-		print_step(log, 0, &flat, &c);
-		if ((double)loss_of(&flat) <= tol * (double)flat.total) {
-			best = flat;
-			have_best = 1;
-		} else {
-			hi = pps(flat.total, flat.ns);
-			r = pps(flat.acc, flat.ns) * 0.97;
-			if (r > hi * 0.97)
-				r = hi * 0.97;
-			if (r < (double)min_rate)
-				r = (double)min_rate;
-			lo = (double)min_rate;
-			for (__u32 i = 1; i <= steps && !stop_requested; i++) {
-				/* A receiver over its capacity loses a lot, every time;
-				 * one thread held off for a few ms (a busy or virtual
-				 * machine) loses a little, now and then. So a step that
-				 * lost under 1 % is tried again, up to --trials times,
-				 * and counts as loss-free if any trial was. */
-				for (__u32 k = 0; k < trials && !stop_requested; k++) {
-					if (run(&g, (__u64)r, step_ns, &c, &cur))
-						goto out;
-					print_step(log, (int)i, &cur, &c);
-					if ((double)loss_of(&cur) <= tol * (double)cur.total ||
-					    (double)loss_of(&cur) > 0.01 * (double)cur.total)
-						break;
-				}
-				if ((double)loss_of(&cur) <= tol * (double)cur.total) {
-					lo = r;
-					if (!have_best || cur.total * best.ns > best.total * cur.ns)
-						best = cur;
-					have_best = 1;
-				} else {
-					hi = r;
-					if (r <= (double)min_rate)
-						break; /* nothing loss-free at or above --min-rate */
-				}
-				/* Bisect on a log scale: receivers differ by orders of
-				 * magnitude, and the flat-out estimate can be far off
-				 * (a receiver in livelock accepts almost nothing). */
-				r = lo > 0 ? sqrt(lo * hi) : hi / 2;
-			}
-		}
-		if (json) {
-			printf("{\"iface\":\"%s\",\"engine\":\"%s\",\"mix\":\"%s\",\"loss_tolerance\":%g,"
-			       "\"generator_bound\":%s,\"found\":%s,", ifname, engine_names[g.engine], mix, tol,
-			       have_best && best.rate == 0 ? "true" : "false",
-			       have_best ? "true" : "false");
-			json_result(stdout, "flat_out", &flat);
-			putchar(',');
-			json_result(stdout, "loss_free", &best);
-			printf("}\n");
-		} else if (have_best) {
-			printf("highest loss-free rate: %.0f pps%s (rx %.0f ns/beat)\n",
-			       pps(best.total, best.ns),
-			       best.rate == 0 ? " (flat out: the generator is the limit)" : "",
-			       best.acc ? (double)best.busy_ns / (double)best.acc : 0.0);
-		} else {
-			printf("no loss-free rate found in %u steps\n", steps);
-		}
-	}
+	if (measure(&g, &c, &meth, json, ifname, mix))
+		goto out;
 	ret = stop_requested ? 130 : 0;
 out:
 	vg_keyfile_free(&kf);

@@ -52,6 +52,7 @@ PACKAGES=(
 	stress-ng       # make bench section 6: load on the monitor's receive CPU
 	frr             # make bench section 6: FRR's bfdd under the same load (no service is started)
 	bpftrace        # bench/trace/*.bt: timestamps of the beat path (docs/design.md)
+	libxdp-dev      # make bench section 2: the AF_XDP baseline (libxdp's xsk API)
 )
 
 LOG=/tmp/vigil-deps.log
