@@ -64,6 +64,10 @@ static __always_inline void beat_edges(struct vigil_stats *st, struct agent_slot
 				       __u32 state, const struct vigil_beat_info *b, int late,
 				       const struct verdict_note *proof, __u64 now)
 {
+	/* The sweeper is reporting an edge it just took: it answers this beat
+	 * once that is done (take_verdict). */
+	if (state & VIGIL_AGENT_BUSY)
+		return;
 	/* A late beat neither announces a departure a newer beat took back nor
 	 * undoes one that overtook it: LEAVING is judged on the newest beat. */
 	if (b->status == VIGIL_STATUS_LEAVING && !late) {
@@ -97,25 +101,18 @@ static __always_inline void beat_edges(struct vigil_stats *st, struct agent_slot
 
 /* The steps in their order: the evidence is judged against the slot as it
  * was, the facts are stored before the hold is ended (end_hold says why),
- * and the edges are taken last, from the state the hold left. */
+ * and the edges are taken last, from the state the slot is in by then. */
 static __always_inline void accept_beat(const struct beat_ctx *c, __u32 rxq)
 {
 	struct vigil_stats *st = c->st;
 	struct agent_slot *s = c->s;
 	const struct vigil_beat_info *b = &c->b;
 	int late = c->rv == VIGIL_REPLAY_LATE;
-	__u32 state = s->state;
-	/* The deadline this beat answers, before it moves it. */
-	struct prior_beat p = {
-		.last_seen_ns = s->last_seen_ns,
-		.seq = s->seq,
-		.deadline = vigil_deadline(s->last_seen_ns, s->interval_ms, s->multiplier),
-		.send_ts_ns = s->send_ts_ns,
-		.incarnation = s->incarnation,
-		.interval_ms = s->interval_ms,
-	};
+	__u32 state = vigil_state_of(READ_ONCE(s->state));
 	struct verdict_note proof;
+	struct prior_beat p;
 
+	read_prior_beat(s, &p); /* the deadline this beat answers, before it moves it */
 	beat_evidence(st, s, b, c->rv, state, rxq, &p, c->now, &proof);
 	store_beat(st, s, b, c->rv, state, c->now);
 	if (c->rv == VIGIL_REPLAY_RESTART)
@@ -123,8 +120,12 @@ static __always_inline void accept_beat(const struct beat_ctx *c, __u32 rxq)
 		     VIGIL_REJECT_NONE, NULL, NULL);
 	if (!late && b->lease_id)
 		renew_lease(st, s, b, c->now);
-	state = end_hold(st, s, c->slot, state, &p, proof.flags, c->now);
-	beat_edges(st, s, c->slot, state, b, late, &proof, c->now);
+	end_hold(st, s, c->slot, state, &p, proof.flags, c->now);
+	/* The edges start from the state as it is now, not as it was read
+	 * above: a verdict the sweeper took meanwhile, on the facts before this
+	 * beat's, is answered here (store_beat's fetch-and-add orders the facts
+	 * before this read; the sweeper's side is take_verdict). */
+	beat_edges(st, s, c->slot, READ_ONCE(s->state), b, late, &proof, c->now);
 }
 
 #endif /* VIGIL_ACCEPT_BPF_H */

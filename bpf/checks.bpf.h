@@ -92,7 +92,8 @@ static __always_inline int reject(const struct beat_ctx *c, __u32 reason)
 	}
 	if (__sync_fetch_and_add(&g->reject_in_window, 1) < cfg->reject_events_per_sec)
 		emit(c->st, NULL, s ? c->slot : NO_SLOT, c->b.agent_id, VIGIL_EV_REJECTED,
-		     s ? s->state : VIGIL_AGENT_FREE, s ? s->state : VIGIL_AGENT_FREE, now, reason,
+		     s ? vigil_state_of(s->state) : VIGIL_AGENT_FREE,
+		     s ? vigil_state_of(s->state) : VIGIL_AGENT_FREE, now, reason,
 		     c->src, NULL);
 	return beat_verdict(cfg);
 }

@@ -11,8 +11,15 @@
 #ifndef VIGIL_EVENTS_BPF_H
 #define VIGIL_EVENTS_BPF_H
 
+#include "vigil/logic.h"
 #include "parse.bpf.h"
 #include "maps.bpf.h"
+
+/* One load of a field another CPU may be writing (the compiler may neither
+ * repeat nor merge it). */
+#ifndef READ_ONCE
+#define READ_ONCE(x) (*(const volatile __typeof__(x) *)&(x))
+#endif
 
 /* vigil_event.slot of an event that names no slot. */
 #define NO_SLOT 0xffffffffu
@@ -54,6 +61,25 @@ struct verdict_note {
 	__u16 flags;
 	__u64 aux_ns;
 };
+
+/* An agent's last accepted beat as the slot held it at one moment: what a
+ * decision was taken on, and what its event reports. The beat path stores
+ * new facts at any time, so a decision reads them once, here, and never
+ * goes back to the slot for them. */
+struct prior_beat {
+	__u64 last_seen_ns, seq, deadline, send_ts_ns;
+	__u32 incarnation, interval_ms;
+};
+
+static __always_inline void read_prior_beat(const struct agent_slot *s, struct prior_beat *p)
+{
+	p->last_seen_ns = READ_ONCE(s->last_seen_ns);
+	p->seq = READ_ONCE(s->seq);
+	p->send_ts_ns = READ_ONCE(s->send_ts_ns);
+	p->incarnation = READ_ONCE(s->incarnation);
+	p->interval_ms = READ_ONCE(s->interval_ms);
+	p->deadline = vigil_deadline(p->last_seen_ns, p->interval_ms, s->multiplier);
+}
 
 /* An agent event (s may be NULL for refused beats of unknown agents). */
 static __always_inline void emit(struct vigil_stats *st, struct agent_slot *s, __u32 slot,
@@ -108,6 +134,38 @@ static __always_inline int transition(struct vigil_stats *st, struct agent_slot 
 				      __u32 from, __u32 to, __u32 kind, __u64 now)
 {
 	return transition_noted(st, s, slot, from, to, kind, now, NULL);
+}
+
+/* An agent event that reports the facts a decision was taken on (p), not
+ * what the slot holds now: a beat may have moved them since. */
+static __always_inline void emit_as_was(struct vigil_stats *st, struct agent_slot *s, __u32 slot,
+					__u32 kind, __u32 prev, __u32 state,
+					const struct prior_beat *p, __u64 now,
+					const struct verdict_note *note)
+{
+	struct vigil_event *e;
+	__u64 seq = 0;
+
+	e = event_begin(st, kind, now, &seq);
+	if (seq) {
+		s->last_event_seq = seq;
+		s->state_since_ns = now;
+	}
+	if (!e)
+		return;
+	e->agent_id = s->agent_id;
+	e->slot = slot;
+	e->prev_state = prev;
+	e->state = state;
+	e->last_seen_ns = p->last_seen_ns;
+	e->seq = p->seq;
+	e->incarnation = p->incarnation;
+	e->interval_ms = p->interval_ms;
+	if (note) {
+		e->flags = note->flags;
+		e->aux_ns = note->aux_ns;
+	}
+	event_end(st, e);
 }
 
 /* A MONITOR_BEHIND or MONITOR_CAUGHT_UP edge of one part of the monitor. */

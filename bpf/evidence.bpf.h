@@ -14,12 +14,6 @@
 #include "vigil/logic.h"
 #include "events.bpf.h"
 
-/* The beat as the slot held it before this one moved it. */
-struct prior_beat {
-	__u64 last_seen_ns, seq, deadline, send_ts_ns;
-	__u32 incarnation, interval_ms;
-};
-
 /*
  * What a timestamped beat says about the receive path: the agent's clock
  * estimate moves, and the queue's send-time watermark with it. Returns the
@@ -119,36 +113,6 @@ static __always_inline void count_hold(struct vigil_stats *st, __u64 held_ns)
 		st->held_max_ns = held_ns;
 }
 
-/* Report a deadline the agent really missed, seen only now (a held verdict
- * ended by a beat sent too late): a SUSPECT as the sweeper would have
- * taken it, from the slot as it was. */
-static __always_inline void emit_missed(struct vigil_stats *st, struct agent_slot *s, __u32 slot,
-					__u32 prev, const struct prior_beat *p, __u64 now,
-					const struct verdict_note *note)
-{
-	struct vigil_event *e;
-	__u64 seq = 0;
-
-	e = event_begin(st, VIGIL_EV_SUSPECT, now, &seq);
-	if (seq) {
-		s->last_event_seq = seq;
-		s->state_since_ns = now;
-	}
-	if (!e)
-		return;
-	e->agent_id = s->agent_id;
-	e->slot = slot;
-	e->prev_state = prev;
-	e->state = VIGIL_AGENT_SUSPECT;
-	e->last_seen_ns = p->last_seen_ns;
-	e->seq = p->seq;
-	e->incarnation = p->incarnation;
-	e->interval_ms = p->interval_ms;
-	e->flags = note->flags;
-	e->aux_ns = note->aux_ns;
-	event_end(st, e);
-}
-
 /*
  * A verdict the sweeper holds (hold_since_ns) belongs to whoever clears it
  * first. A beat that does so decides it from its own send time: sent in
@@ -176,7 +140,7 @@ static __always_inline __u32 end_hold(struct vigil_stats *st, struct agent_slot 
 		return state;
 	}
 	st->held_by_beat++;
-	emit_missed(st, s, slot, state, p, now, &note);
+	emit_as_was(st, s, slot, VIGIL_EV_SUSPECT, state, VIGIL_AGENT_SUSPECT, p, now, &note);
 	emit(st, s, slot, s->agent_id, VIGIL_EV_RECOVERED, VIGIL_AGENT_SUSPECT, VIGIL_AGENT_ALIVE,
 	     now, VIGIL_REJECT_NONE, NULL, NULL);
 	if (state == VIGIL_AGENT_NEW)

@@ -106,8 +106,9 @@ static __always_inline void visit_lease(struct sweep_ctx *c, struct wheel_state 
  * beat just ended the hold and the slot must be judged afresh).
  */
 static __always_inline int verdict_ready(struct sweep_ctx *c, struct vigil_stats *st,
-					 struct agent_slot *s, struct wheel_link *l, __u64 due,
-					 struct verdict_note *note, __u64 *next_tick)
+					 struct agent_slot *s, const struct prior_beat *p,
+					 struct wheel_link *l, __u64 due, struct verdict_note *note,
+					 __u64 *next_tick)
 {
 	__u32 q = s->rxq & (VIGIL_MAX_RXQ - 1), step = l->hold_step;
 	struct rxq_state *r = bpf_map_lookup_elem(&vigil_rxq, &q);
@@ -116,10 +117,10 @@ static __always_inline int verdict_ready(struct sweep_ctx *c, struct vigil_stats
 
 	/* Losses count from the send time of the agent's last beat: that beat
 	 * may itself have waited out the trouble in the queue. */
-	if (s->send_ts_ns)
-		sent = vigil_send_estimate(s->last_seen_ns, s->send_ts_ns, s->clock_off_ns);
+	if (p->send_ts_ns)
+		sent = vigil_send_estimate(p->last_seen_ns, p->send_ts_ns, s->clock_off_ns);
 	losing = r && vigil_loss_overlaps(r->burst_from_ns, r->burst_to_ns,
-					  sent ? sent : s->last_seen_ns, due);
+					  sent ? sent : p->last_seen_ns, due);
 	int rx_behind = r && r->behind_since_ns;
 	int lossy = r && r->burst_to_ns && r->burst_to_ns + VIGIL_LOSS_RECENT_NS >= due;
 	/* The queue's own trouble stretches the bound; a late sweeper (a busy
@@ -167,7 +168,44 @@ static __always_inline __u64 hold_due(const struct sweep_ctx *c, __u64 tick, __u
 	return tick ? vigil_wheel_due(c->now, tick * tick_ns, horizon, tick_ns) : 0;
 }
 
-/* Look at one slot: take due edges, then re-file or drop it. */
+/*
+ * Take the verdict `to`, decided on the facts p. Returns 1 when the agent is
+ * left in `to`; 0 when it must be judged again next tick: its state moved
+ * meanwhile, or a beat stored newer facts while the verdict was being taken.
+ *
+ * The edge is taken with VIGIL_AGENT_BUSY set and cleared once its event is
+ * in the ring, so no beat can report a recovery from it before it is
+ * reported itself. A beat that finds the bit leaves its edge to us; one that
+ * read the state before our compare-and-swap did not see the verdict at
+ * all. Either way it stored its facts before it read the state, so they
+ * show in the last-seen time read after the bit is cleared, and the beat is
+ * answered here. A beat that reads the state after that answers the verdict
+ * itself; the compare-and-swap lets exactly one of us report it.
+ */
+static __always_inline int take_verdict(struct vigil_stats *st, struct agent_slot *s, __u32 slot,
+					__u32 from, __u32 to, __u32 kind,
+					const struct prior_beat *p, __u64 now,
+					const struct verdict_note *note)
+{
+	if (__sync_val_compare_and_swap(&s->state, from, to | VIGIL_AGENT_BUSY) != from)
+		return 0;
+	emit_as_was(st, s, slot, kind, from, to, p, now, note);
+	/* Only a removal (a whole new slot) changes a busy state. */
+	if (__sync_val_compare_and_swap(&s->state, to | VIGIL_AGENT_BUSY, to) !=
+	    (to | VIGIL_AGENT_BUSY))
+		return 0;
+	if (READ_ONCE(s->last_seen_ns) == p->last_seen_ns)
+		return 1;
+	if (READ_ONCE(s->status) == VIGIL_STATUS_LEAVING)
+		transition(st, s, slot, to, VIGIL_AGENT_LEFT, VIGIL_EV_LEFT, now);
+	else
+		transition(st, s, slot, to, VIGIL_AGENT_ALIVE, VIGIL_EV_RECOVERED, now);
+	return 0;
+}
+
+/* Look at one slot: take due edges, then re-file or drop it. The slot's
+ * facts are read once: the decision, its evidence and its event all
+ * describe the same beat. */
 static __always_inline void visit(struct sweep_ctx *c, struct wheel_state *ws,
 				  struct vigil_stats *st, __u32 slot)
 {
@@ -175,6 +213,7 @@ static __always_inline void visit(struct sweep_ctx *c, struct wheel_state *ws,
 	struct wheel_link *l = bpf_map_lookup_elem(&vigil_links, &slot);
 	enum vigil_sweep_action act;
 	struct verdict_note note = {};
+	struct prior_beat p;
 	__u64 next_ns = 0, horizon, due, again = 0;
 	__u32 state;
 
@@ -186,8 +225,9 @@ static __always_inline void visit(struct sweep_ctx *c, struct wheel_state *ws,
 	if (!s || !l)
 		return;
 	c->visits++;
-	state = s->state;
-	act = vigil_sweep_eval(state, s->last_seen_ns, s->interval_ms, s->multiplier,
+	state = READ_ONCE(s->state);
+	read_prior_beat(s, &p);
+	act = vigil_sweep_eval(state, p.last_seen_ns, p.interval_ms, s->multiplier,
 			       c->dead_misses, c->now, &next_ns);
 	horizon = vigil_horizon_ns(s->interval_min_ms, s->multiplier);
 	switch (act) {
@@ -197,21 +237,20 @@ static __always_inline void visit(struct sweep_ctx *c, struct wheel_state *ws,
 		file_slot(ws, l, slot, vigil_wheel_due(c->now, next_ns, horizon, tick_ns));
 		break;
 	case VIGIL_SWEEP_TO_SUSPECT:
-		due = vigil_deadline(s->last_seen_ns, s->interval_ms, s->multiplier);
-		if (!verdict_ready(c, st, s, l, due, &note, &again))
+		if (!verdict_ready(c, st, s, &p, l, p.deadline, &note, &again))
 			file_slot(ws, l, slot, hold_due(c, again, horizon));
-		else if (transition_noted(st, s, slot, state, VIGIL_AGENT_SUSPECT, VIGIL_EV_SUSPECT,
-					  c->now, &note))
+		else if (take_verdict(st, s, slot, state, VIGIL_AGENT_SUSPECT, VIGIL_EV_SUSPECT,
+				      &p, c->now, &note))
 			file_slot(ws, l, slot, vigil_wheel_due(c->now, next_ns, horizon, tick_ns));
 		else /* a beat or the daemon changed it meanwhile: look again next tick */
 			file_slot(ws, l, slot, 0);
 		break;
 	case VIGIL_SWEEP_TO_DEAD:
-		due = vigil_dead_at(s->last_seen_ns, s->interval_ms, s->multiplier, c->dead_misses);
-		if (!verdict_ready(c, st, s, l, due, &note, &again))
+		due = vigil_dead_at(p.last_seen_ns, p.interval_ms, s->multiplier, c->dead_misses);
+		if (!verdict_ready(c, st, s, &p, l, due, &note, &again))
 			file_slot(ws, l, slot, hold_due(c, again, horizon));
-		else if (transition_noted(st, s, slot, state, VIGIL_AGENT_DEAD, VIGIL_EV_DEAD, c->now,
-					  &note))
+		else if (take_verdict(st, s, slot, state, VIGIL_AGENT_DEAD, VIGIL_EV_DEAD, &p, c->now,
+				      &note))
 			leave_wheel(ws, l);
 		else
 			file_slot(ws, l, slot, 0);
@@ -220,6 +259,22 @@ static __always_inline void visit(struct sweep_ctx *c, struct wheel_state *ws,
 		leave_wheel(ws, l);
 		break;
 	}
+}
+
+/*
+ * visit() as a function of its own, which the verifier checks once, alone,
+ * rather than along every path through both loops that call it: the
+ * sweeper stays far below the verifier's limit as visit() grows.
+ */
+__noinline int sweep_visit(struct sweep_ctx *c, __u32 slot)
+{
+	struct wheel_state *ws = bpf_map_lookup_elem(&vigil_wheel, &zero);
+	struct vigil_stats *st = bpf_map_lookup_elem(&vigil_stats, &zero);
+
+	if (!c || !ws || !st)
+		return 0;
+	visit(c, ws, st, slot);
+	return 0;
 }
 
 /* bpf_loop step: admit one slot from the inbox. */
@@ -237,7 +292,7 @@ static long admit_one(__u64 i, struct sweep_ctx *c)
 		return 0; /* already watched */
 	l->in_wheel = 1;
 	ws->filed++;
-	visit(c, ws, st, slot);
+	sweep_visit(c, slot);
 	return 0;
 }
 
@@ -273,7 +328,7 @@ static long sweep_one(__u64 i, struct sweep_ctx *c)
 		return 1;
 	}
 	ws->work_head = l->next;
-	visit(c, ws, st, slot);
+	sweep_visit(c, slot);
 	return 0;
 }
 

@@ -54,6 +54,18 @@ enum vigil_agent_state {
 	VIGIL_AGENT_STATE_MAX = VIGIL_AGENT_LEFT,
 };
 
+/* agent_slot.state with this bit set: the sweeper has just taken the edge
+ * into the state below it and is reporting it. For that moment the beat
+ * path takes no edge of its own (its event would come first); the sweeper
+ * clears the bit and then answers any beat stored meanwhile (wheel.bpf.h,
+ * take_verdict). Readers of a slot mask it off: vigil_state_of(). */
+#define VIGIL_AGENT_BUSY 0x100u
+
+VIGIL_INLINE __u32 vigil_state_of(__u32 raw)
+{
+	return raw & ~VIGIL_AGENT_BUSY;
+}
+
 /* Kinds of ring-buffer records. Numbers are part of the event log format. */
 enum vigil_event_kind {
 	VIGIL_EV_UP = 1,            /* first beat after registration or after leaving */

@@ -2980,6 +2980,190 @@ static void run_bulk_test(void)
 }
 
 
+/* ----------------------------------------------- verdicts racing beats */
+
+/*
+ * The sweeper decides from an agent's last beat, then publishes the verdict
+ * with a compare-and-swap; a beat on another CPU may store newer facts in
+ * between. Agents here beat round-robin as fast as BPF_PROG_TEST_RUN goes,
+ * with a deadline of about one round, so verdicts and beats cross all the
+ * time. What must hold: a verdict reports the beat it was decided on (never
+ * early against its own facts), and no beat that came after those facts
+ * leaves it standing (it is answered by a RECOVERED no later than that beat
+ * returned, or than the verdict itself when the beat was first).
+ */
+#define RACE_BASE 4000000
+#define RACE_MAX 4096
+#define RACE_IVL_MS 2
+#define RACE_MULT 2
+#define RACE_RUN_NS (1500 * MS)
+
+struct race_beat {
+	__u64 t0, t1;
+};
+
+static int cmp_agent_seq(const void *a, const void *b)
+{
+	const struct vigil_event *x = a, *y = b;
+
+	if (x->agent_id != y->agent_id)
+		return x->agent_id < y->agent_id ? -1 : 1;
+	return x->event_seq < y->event_seq ? -1 : x->event_seq > y->event_seq;
+}
+
+/* Records of agents [lo, hi) in event_seq order, each picking up where the
+ * agent's previous one left it. Returns how many do not. */
+static int chain_breaks(size_t ev0, __u64 lo, __u64 hi)
+{
+	struct vigil_event *v = malloc((ev_n - ev0 + 1) * sizeof(*v));
+	size_t n = 0;
+	int breaks = 0;
+
+	if (!v)
+		return -1;
+	for (size_t k = ev0; k < ev_n; k++)
+		if (evlog[k].agent_id >= lo && evlog[k].agent_id < hi)
+			v[n++] = evlog[k];
+	qsort(v, n, sizeof(*v), cmp_agent_seq);
+	for (size_t k = 1; k < n; k++) {
+		if (v[k].agent_id != v[k - 1].agent_id || v[k].prev_state == v[k - 1].state)
+			continue;
+		if (breaks++ < 3)
+			note("race: agent %llu: %s (from %s) numbered after %s (to %s)",
+			     (unsigned long long)v[k].agent_id, kind_name(v[k].kind),
+			     state_name(v[k].prev_state), kind_name(v[k - 1].kind),
+			     state_name(v[k - 1].state));
+	}
+	free(v);
+	return breaks;
+}
+
+static void run_race_test(void)
+{
+	static struct race_beat *beats[RACE_MAX];
+	static size_t nb[RACE_MAX], cap[RACE_MAX];
+	__u64 seq = 1, t0, t1, start, end;
+	int n = 256, err = 0, errors = 0, early = 0, unanswered = 0, verdicts = 0, crossed = 0;
+	int breaks;
+	struct vigil_config cfg = base_cfg;
+	struct vigil_stats st0, st1;
+	__u64 sent = 0;
+	size_t ev0;
+	__u32 hint = 0;
+
+	/* One source sends far more than its default budget here. */
+	cfg.source_pps = 0;
+	cfg_write(&cfg);
+	/* As many agents as one round of beats in about one deadline. */
+	for (int i = 0; i < n && !err; i++)
+		err = add_agent(RACE_BASE + i, 1, 1000, RACE_MULT, &hint);
+	start = vg_mono_ns();
+	for (int i = 0; i < n && !err; i++)
+		errors += beat_v4(RACE_BASE + i, seq, RACE_IVL_MS, &t0, &t1) != XDP_DROP;
+	seq++;
+	end = vg_mono_ns();
+	n = (int)(RACE_MULT * RACE_IVL_MS * MS * (__u64)n / (end - start + 1));
+	n = n < 64 ? 64 : n > RACE_MAX ? RACE_MAX : n;
+	for (int i = 256; i < n && !err; i++)
+		err = add_agent(RACE_BASE + i, 1, 1000, RACE_MULT, &hint);
+	if (!tap_result(!err, "race: %d agents registered (deadline %d ms, one round of beats "
+			"about as long)", n, RACE_MULT * RACE_IVL_MS)) {
+		return;
+	}
+
+	ev0 = drain();
+	vg_stats_read(&maps, &st0);
+	start = vg_mono_ns();
+	end = start + RACE_RUN_NS;
+	for (; vg_mono_ns() < end; seq++) {
+		for (int i = 0; i < n; i++) {
+			struct race_beat *rb_;
+
+			if (nb[i] == cap[i]) {
+				cap[i] = cap[i] ? 2 * cap[i] : 64;
+				beats[i] = realloc(beats[i], cap[i] * sizeof(*beats[i]));
+				if (!beats[i]) {
+					fprintf(stderr, "out of memory\n");
+					exit(2);
+				}
+			}
+			rb_ = &beats[i][nb[i]++];
+			sent++;
+			errors += beat_v4(RACE_BASE + i, seq, RACE_IVL_MS, &rb_->t0, &rb_->t1) !=
+				  XDP_DROP;
+		}
+		ring_buffer__poll(rb, 0);
+	}
+	/* Let the last verdicts come, then stop watching these agents. */
+	sleep_until(vg_mono_ns() + 50 * MS);
+	drain();
+	vg_stats_read(&maps, &st1);
+	cfg_write(&base_cfg);
+
+	for (size_t k = ev0; k < ev_n; k++) {
+		const struct vigil_event *e = &evlog[k];
+		size_t i = e->agent_id - RACE_BASE, j;
+		__u64 answer_by = 0;
+
+		if (e->agent_id < RACE_BASE || i >= (size_t)n ||
+		    (e->kind != VIGIL_EV_SUSPECT && e->kind != VIGIL_EV_DEAD))
+			continue;
+		verdicts++;
+		if (e->detected_ns < due_ns(e, RACE_MULT)) {
+			if (early++ < 3)
+				note("race: agent %llu %s detected %.3f ms before the deadline of the "
+				     "beat it reports", (unsigned long long)e->agent_id,
+				     kind_name(e->kind),
+				     (due_ns(e, RACE_MULT) - e->detected_ns) / 1e6);
+		}
+		/* The first beat stored after the facts the verdict reports. */
+		for (j = 0; j < nb[i] && beats[i][j].t0 <= e->last_seen_ns; j++)
+			;
+		if (j == nb[i])
+			continue;
+		answer_by = beats[i][j].t1 > e->detected_ns ? beats[i][j].t1 : e->detected_ns;
+		/* The agent's next RECOVERED must have come by then (a DEAD on
+		 * the way is judged in its own right). */
+		for (size_t m = k + 1; m < ev_n; m++) {
+			if (evlog[m].agent_id != e->agent_id || evlog[m].kind == VIGIL_EV_DEAD)
+				continue;
+			if (evlog[m].kind == VIGIL_EV_RECOVERED && evlog[m].detected_ns <= answer_by) {
+				crossed += evlog[m].detected_ns == e->detected_ns;
+				answer_by = 0;
+			}
+			break;
+		}
+		if (answer_by && unanswered < 3)
+			for (size_t m = k + 1, shown = 0; m < ev_n && shown < 4; m++)
+				if (evlog[m].agent_id == e->agent_id && ++shown)
+					note("  then %s at %llu (last seen %llu)", kind_name(evlog[m].kind),
+					     (unsigned long long)evlog[m].detected_ns,
+					     (unsigned long long)evlog[m].last_seen_ns);
+		if (answer_by && unanswered++ < 3)
+			note("race: agent %llu %s at %llu (last seen %llu) still standing after the "
+			     "beat of %llu-%llu", (unsigned long long)e->agent_id, kind_name(e->kind),
+			     (unsigned long long)e->detected_ns, (unsigned long long)e->last_seen_ns,
+			     (unsigned long long)beats[i][j].t0, (unsigned long long)beats[i][j].t1);
+	}
+	note("race: %llu rounds of %d beats in %.0f ms, %d verdicts, %d of them crossed by a beat "
+	     "and answered by the sweeper at once", (unsigned long long)seq - 2, n, RACE_RUN_NS / 1e6, verdicts,
+	     crossed);
+	tap_result(!errors && st1.beats - st0.beats == sent,
+		   "race: every beat DROP and accepted (%llu of %llu)",
+		   (unsigned long long)(st1.beats - st0.beats), (unsigned long long)sent);
+	tap_result(!early, "race: every SUSPECT and DEAD reports the beat it was decided on: none "
+		   "early against it (%d of %d)", early, verdicts);
+	tap_result(!unanswered, "race: no verdict outlives a later beat: each is answered by a "
+		   "RECOVERED by the time that beat returned (%d of %d not)", unanswered, verdicts);
+	breaks = chain_breaks(ev0, RACE_BASE, RACE_BASE + n);
+	tap_result(!breaks, "race: in event_seq order each agent's records chain, every one "
+		   "leaving from the state the one before reached (%d do not)", breaks);
+	for (int i = 0; i < n; i++) {
+		vg_agent_remove(&maps, RACE_BASE + i);
+		free(beats[i]);
+	}
+}
+
 /* ------------------------------------------------------ evidence tests */
 
 /*
@@ -3349,21 +3533,34 @@ static void run_log_checks(void)
 	struct vigil_globals g;
 	struct wheel_state ws;
 	__u64 *seqs;
-	size_t gaps = 0, dups = 0;
+	size_t gaps = 0, dups = 0, n = 0;
+	__u64 last = 0;
 
-	size_t n;
-
+	/* The sweeper may take a record (a health episode ending) at any
+	 * moment: judge the log as of a moment when no sequence was handed out
+	 * between reading the last one and reading the counters, once every
+	 * record up to it has arrived. */
+	for (int tries = 0; tries < 100; tries++) {
+		read_globals(&g);
+		last = g.event_seq;
+		settle(0, last, 0);
+		vg_stats_read(&maps, &st);
+		read_globals(&g);
+		if (g.event_seq == last)
+			break;
+	}
 	drain();
-	n = ev_n + h_n;
-	seqs = malloc((n + 1) * sizeof(*seqs));
+	seqs = malloc((ev_n + h_n + 1) * sizeof(*seqs));
 	if (!seqs) {
 		tap_result(false, "event log: out of memory");
 		return;
 	}
 	for (size_t i = 0; i < ev_n; i++)
-		seqs[i] = evlog[i].event_seq;
+		if (evlog[i].event_seq <= last)
+			seqs[n++] = evlog[i].event_seq;
 	for (size_t i = 0; i < h_n; i++)
-		seqs[ev_n + i] = hlog[i].event_seq;
+		if (hlog[i].event_seq <= last)
+			seqs[n++] = hlog[i].event_seq;
 	qsort(seqs, n, sizeof(*seqs), cmp_u64);
 	for (size_t i = 0; i < n; i++) {
 		if (i && seqs[i] == seqs[i - 1])
@@ -3371,12 +3568,10 @@ static void run_log_checks(void)
 		else if (seqs[i] != (i ? seqs[i - 1] : 0) + 1)
 			gaps++;
 	}
-	vg_stats_read(&maps, &st);
-	read_globals(&g);
-	tap_result(!dups && !gaps && !ev_bad_size && n && seqs[n - 1] == g.event_seq,
+	tap_result(!dups && !gaps && !ev_bad_size && n && seqs[n - 1] == last,
 		   "event log: %zu records (%zu of the monitor's own health), event_seq distinct "
 		   "and gapless from 1 to %llu (= vigil_globals.event_seq), all %zu bytes", n, h_n,
-		   (unsigned long long)g.event_seq, sizeof(struct vigil_event));
+		   (unsigned long long)last, sizeof(struct vigil_event));
 	tap_result(!st.ringbuf_full && !st.queue_full && !st.stale_slot && st.events == n,
 		   "counters: ringbuf_full %llu, queue_full %llu, stale_slot %llu all 0; events "
 		   "%llu = records read", (unsigned long long)st.ringbuf_full,
@@ -3449,6 +3644,7 @@ int main(void)
 	run_torn_value_tests();
 	run_deadline_tests();
 	run_bulk_test();
+	run_race_test();
 	run_evidence_tests();
 	run_log_checks();
 

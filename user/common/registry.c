@@ -222,6 +222,7 @@ int vg_agent_get(const struct vg_maps *m, __u64 id, __u32 *slot, struct agent_sl
 
 	if (bpf_map_lookup_elem(m->index, &id, &i) || bpf_map_lookup_elem(m->agents, &i, out))
 		return -ENOENT;
+	out->state = vigil_state_of(out->state);
 	if (slot)
 		*slot = i;
 	return 0;
@@ -242,6 +243,7 @@ int vg_agent_foreach(const struct vg_maps *m,
 		if (bpf_map_lookup_elem(m->index, &key, &slot) ||
 		    bpf_map_lookup_elem(m->agents, &slot, &s))
 			continue; /* removed while we walked */
+		s.state = vigil_state_of(s.state);
 		ret = cb(slot, &s, ctx);
 		if (ret)
 			return ret;

@@ -34,6 +34,7 @@ static void view_of(struct daemon *d, const struct vigil_event *e, struct agent_
 	if (e->slot == 0xffffffffu || bpf_map_lookup_elem(d->maps.agents, &e->slot, s) ||
 	    s->agent_id != e->agent_id)
 		return;
+	s->state = vigil_state_of(s->state);
 	v->name = s->name;
 	v->group = s->group;
 	if (e->kind == VIGIL_EV_SUSPECT)
