@@ -68,15 +68,18 @@ check "it says detection continues in the kernel" \
 check "the XDP link stays pinned" [ -e "$PIN/link" ]
 check_sh "ip link still shows the same vigil_xdp (id $PROG_ID) on $IF_MON" \
 	'[ -n "$PROG_ID" ] && [ "$(xdp_prog_id)" = "$PROG_ID" ]'
-# checked_events: $EVF := the log without what the agents' send logs explain (the
-# beating agents' events, agent 4's before it was killed); N_CHECKED := its size.
+# checked_events: $EVF := the log as it is now without what the agents' send
+# logs explain (the beating agents' events, agent 4's before it was killed);
+# N_CHECKED := its size.
+EVS=$E2E_TMP/events.snapshot.jsonl
 EVF=$E2E_TMP/events.checked.jsonl
 T4_NS=
 checked_events() {
+	snapshot_events "$EV" "$EVS"
 	: >"$E2E_TMP/excused"
-	agent_excuse "$EV" 1-3
-	agent_excuse "$EV" 4 "${T4_NS:-$(mono_ns)}"
-	without_excused "$EV" "$EVF"
+	agent_excuse "$EVS" 1-3
+	agent_excuse "$EVS" 4 "${T4_NS:-$(mono_ns)}"
+	without_excused "$EVS" "$EVF"
 	N_CHECKED=$(wc -l <"$EVF")
 }
 lines_stopped=$(wc -l <"$EV")
@@ -134,7 +137,7 @@ else
 	note "$false_ev"
 	not_ok "no false event for the beating agents 1-3 ($ups up)"
 fi
-dups=$(jq -s '[.[].event_seq] | group_by(.) | map(select(length > 1) | .[0])' "$EV")
+dups=$(jq -s '[.[].event_seq] | group_by(.) | map(select(length > 1) | .[0])' "$EVS")
 check "no event_seq appears twice in the log (duplicates: $dups)" [ "$dups" = "[]" ]
 check "the log holds exactly 6 events (4 up, 1 suspect, 1 dead; $(wc -l <"$E2E_TMP/excused") excused)" \
 	[ "$(wc -l <"$EVF")" -eq 6 ]
