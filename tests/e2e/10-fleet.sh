@@ -3,7 +3,9 @@
 #
 # End-to-end proof on a veth pair with XDP in native mode:
 #   - 50 agents beat every 20 ms; 5 are killed: each gets exactly one SUSPECT
-#     then one DEAD, never before its deadline and at most 22 ms after it;
+#     then one DEAD, never before its deadline and at most 22 ms after it
+#     (plus twice the wait for the monitor's evidence, a beat sent past the
+#     deadline, when the machine held every beater off the CPU);
 #     the other 45 get no event but `up` over ~10 s; `vigil status` agrees.
 #   - IPv6 beats (to fd00::1) are accepted.
 #   - The daemon is killed (SIGKILL); an agent dies while no daemon runs;
@@ -32,6 +34,17 @@ MULT=3
 DEAD_MISSES=2
 TICK_US=1000
 LATE_MAX_US=$((2 * TICK_US + 20000)) # two ticks plus 20 ms of scheduling
+# ... after the monitor's evidence. A verdict waits until a beat sent after
+# the deadline has reached the monitor (docs/design.md): when the machine
+# held every beater off the CPU (their send logs show it), there is none
+# until they beat again, and a held verdict is looked at again after 1, 2,
+# 4 ... ticks, so it may come up to twice that wait later. waits FILE: a
+# JSON object, event_seq -> how long after its deadline the first beat of
+# any agent started, in us (excuse.py evidence).
+waits() {
+	python3 "$EXCUSE_PY" evidence --send-logs "$E2E_TMP" --events "$1" |
+		jq -Rn '[inputs | split(" ") | {(.[0]): (.[1] | tonumber / 1000 | floor)}] | add // {}'
+}
 VICTIMS=(46 47 48 49 50)
 
 setup_veth_pair || die "creating namespaces $NS_MON/$NS_AGENT and a veth pair"
@@ -123,16 +136,19 @@ if ! alive daemon; then
 	die "the daemon kept running"
 fi
 
-# The log is synced after every batch; all of the above is in it.
-note "event log after phase 1: $(wc -l <"$EV") lines"
+# The log is synced after every batch; all of the above is in it. EVS: the
+# log as it is now (the daemon goes on writing), excused and counted as one.
+EVS=$E2E_TMP/events.snapshot.jsonl
+snapshot_events "$EV" "$EVS"
+note "event log after phase 1: $(wc -l <"$EVS") lines"
 # EVF: the log without events the agents' send logs explain (none,
 # normally): any event of the beating agents, the victims' before the kill.
 EVF=$E2E_TMP/events.checked.jsonl
 : >"$E2E_TMP/excused"
-agent_excuse "$EV" 1-45
-agent_excuse "$EV" "$CANARY_ID"
-agent_excuse "$EV" 46-50 "$T_KILL_NS"
-without_excused "$EV" "$EVF"
+agent_excuse "$EVS" 1-45
+agent_excuse "$EVS" "$CANARY_ID"
+agent_excuse "$EVS" 46-50 "$T_KILL_NS"
+without_excused "$EVS" "$EVF"
 n_excused=$(wc -l <"$E2E_TMP/excused")
 
 victim_ok=1
@@ -156,22 +172,24 @@ check "each killed agent (46-50) gets exactly one SUSPECT, then exactly one DEAD
 # detected_ns never before it.
 DL_SUSPECT=$((MULT * INTERVAL_MS * 1000000))
 DL_DEAD=$(((MULT + DEAD_MISSES) * INTERVAL_MS * 1000000))
+WAITS=$(waits "$EVF")
 timing() {
-	# timing KIND OFFSET_NS: prints "bad worst_late_us" for the victims' KIND events
-	jq -rs --arg k "$1" --argjson off "$2" --argjson max "$LATE_MAX_US" '
-		[.[] | select(.kind == $k and .agent_id >= 46 and .agent_id <= 50)] as $e |
+	# timing KIND OFFSET_NS: prints "bad worst_late_us worst_wait_us n" for the victims' KIND events
+	jq -rs --arg k "$1" --argjson off "$2" --argjson max "$LATE_MAX_US" --argjson w "$WAITS" '
+		[.[] | select(.kind == $k and .agent_id >= 46 and .agent_id <= 50) |
+			.wait_us = ($w[.event_seq | tostring] // 0)] as $e |
 		[$e[] | select(.deadline_ns != .last_seen_ns + $off
 			or .detected_ns < .deadline_ns
-			or .late_us < 0 or .late_us > $max
+			or .late_us < 0 or .late_us > $max + 2 * .wait_us
 			or .interval_ms != '"$INTERVAL_MS"')] as $bad |
-		"\($bad | length) \([$e[].late_us] | max // "none") \($e | length)"' "$EVF"
+		"\($bad | length) \([$e[].late_us] | max // "none") \([$e[].wait_us] | max // 0) \($e | length)"' "$EVF"
 }
-read -r bad_s worst_s n_s <<<"$(timing suspect "$DL_SUSPECT")"
-read -r bad_d worst_d n_d <<<"$(timing dead "$DL_DEAD")"
-note "worst late_us: SUSPECT $worst_s us, DEAD $worst_d us (bound $LATE_MAX_US us)"
-check_sh "SUSPECT events: deadline = last beat + ${MULT}x${INTERVAL_MS} ms, detected_ns >= deadline_ns, late <= $LATE_MAX_US us" \
+read -r bad_s worst_s wait_s n_s <<<"$(timing suspect "$DL_SUSPECT")"
+read -r bad_d worst_d wait_d n_d <<<"$(timing dead "$DL_DEAD")"
+note "worst late_us: SUSPECT $worst_s us, DEAD $worst_d us (bound $LATE_MAX_US us + twice the wait for a beat after the deadline: at most $wait_s, $wait_d us)"
+check_sh "SUSPECT events: deadline = last beat + ${MULT}x${INTERVAL_MS} ms, detected_ns >= deadline_ns, late <= $LATE_MAX_US us after the evidence" \
 	'[ "$n_s" -eq 5 ] && [ "$bad_s" -eq 0 ]'
-check_sh "DEAD events: deadline = last beat + $((MULT + DEAD_MISSES))x${INTERVAL_MS} ms, detected_ns >= deadline_ns, late <= $LATE_MAX_US us" \
+check_sh "DEAD events: deadline = last beat + $((MULT + DEAD_MISSES))x${INTERVAL_MS} ms, detected_ns >= deadline_ns, late <= $LATE_MAX_US us after the evidence" \
 	'[ "$n_d" -eq 5 ] && [ "$bad_d" -eq 0 ]'
 
 others_up=$(events_where "$EVF" '.agent_id <= 45 and .kind == "up"')
@@ -243,12 +261,13 @@ logged45() {
 wait_for 5 logged45
 nap 2 # let it run a little with the fleet still beating
 
+snapshot_events "$EV" "$EVS"
 : >"$E2E_TMP/excused"
-agent_excuse "$EV" 1-44
-agent_excuse "$EV" "$CANARY_ID"
-agent_excuse "$EV" 46-50 "$T_KILL_NS"
-agent_excuse "$EV" 45 "$T45_NS"
-without_excused "$EV" "$EVF"
+agent_excuse "$EVS" 1-44
+agent_excuse "$EVS" "$CANARY_ID"
+agent_excuse "$EVS" 46-50 "$T_KILL_NS"
+agent_excuse "$EVS" 45 "$T45_NS"
+without_excused "$EVS" "$EVF"
 n_excused=$(wc -l <"$E2E_TMP/excused")
 
 n45s=$(events_where "$EVF" '.agent_id == 45 and .kind == "suspect"')
@@ -259,8 +278,8 @@ check_sh "the failure while the daemon was down is recorded after it returns: ag
 src=$(jq -rs '[.[] | select(.agent_id == 45 and (.kind == "suspect" or .kind == "dead")) |
 	"\(.kind): reconciled=\(.reconciled) late_us=\(.late_us // "n/a")"] | join("; ")' "$EVF")
 note "agent 45 while the daemon was down: $src"
-bad45=$(jq -s --argjson max "$LATE_MAX_US" '[.[] | select(.agent_id == 45 and (.kind == "suspect" or .kind == "dead")
-	and .reconciled == false and (.late_us < 0 or .late_us > $max))] | length' "$EVF")
+bad45=$(jq -s --argjson max "$LATE_MAX_US" --argjson w "$(waits "$EVF")" '[.[] | select(.agent_id == 45 and (.kind == "suspect" or .kind == "dead")
+	and .reconciled == false and (.late_us < 0 or .late_us > $max + 2 * ($w[.event_seq | tostring] // 0)))] | length' "$EVF")
 check "agent 45's events (detected with no daemon) were on time too" [ "$bad45" -eq 0 ]
 
 false_ev=$(events_where "$EVF" '.agent_id <= 44 and .kind != "up"')
@@ -272,10 +291,10 @@ else
 		gap_ms: ((.detected_ns - .last_seen_ns) / 1e6)}' "$EVF" | head -n 10)"
 	not_ok "no false event for the still-beating agents across the restart ($false_ev false, $ups up)"
 fi
-dups=$(jq -s '[.[].event_seq] | group_by(.) | map(select(length > 1) | .[0])' "$EV")
+dups=$(jq -s '[.[].event_seq] | group_by(.) | map(select(length > 1) | .[0])' "$EVS")
 check "no event_seq appears twice in the log (duplicates: $dups)" [ "$dups" = "[]" ]
 gaps=$(jq -s '[.[].event_seq] | sort as $s | ($s | length) as $n | if $n == 0 then "empty"
-	elif $s[0] == 1 and $s[-1] == $n then "none" else "first \($s[0]) last \($s[-1]) count \($n)" end' "$EV")
+	elif $s[0] == 1 and $s[-1] == $n then "none" else "first \($s[0]) last \($s[-1]) count \($n)" end' "$EVS")
 check "event_seq runs 1..N without gaps (gaps: $gaps)" [ "$gaps" = '"none"' ]
 total=$(wc -l <"$EVF")
 [ "$total" -eq 63 ] || event_tally "$EVF"
@@ -288,7 +307,6 @@ after_restart_ok() {
 }
 check "vigil status --json after the restart: 44 alive and the canary, 6 dead" wait_for 2 after_restart_ok
 
-check "the durable log (SQLite) holds the same events as the JSON-lines export" same_events "$EV" "$DB"
 check "the whole log is one instance across the restart ($(jq -rs 'map(.instance) | unique | join(",")' "$EV"))" \
 	[ "$(jq -s 'map(.instance) | unique | length' "$EV")" -eq 1 ]
 if "$VIGIL" log gaps --db "$DB" >"$E2E_TMP/gaps.out" 2>&1; then
@@ -301,6 +319,10 @@ check_replay "$DB" "$PIN" "vigil log replay --check" "vigil log replay --check: 
 
 kill_bg daemon2 TERM
 check "the adopting daemon stops cleanly on SIGTERM (exit $LAST_RC)" [ "$LAST_RC" -eq 0 ]
+# Compared once the daemon has stopped: while it runs, an event can land
+# between reading one and reading the other (the beaters' own stalls, which
+# the send logs excuse, keep adding events on a busy machine).
+check "the durable log (SQLite) holds the same events as the JSON-lines export" same_events "$EV" "$DB"
 
 rx_record "$PIN"
 e2e_finish

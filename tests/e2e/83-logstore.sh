@@ -100,8 +100,9 @@ cp "$D/v.db" "$D/bad.db"
 PSZ=$(q "$D/bad.db" 'PRAGMA page_size')
 dd if=/dev/urandom of="$D/bad.db" bs="$PSZ" seek=1 count=3 conv=notrunc status=none
 start_daemon daemon "$NS" "$PIN" "${RUN[@]:0:8}" --db "$D/bad.db" --metrics off
+# start_daemon returns once XDP is attached; the log is opened after that.
 check "a truly corrupt SQLite file is moved aside and a new log started" \
-	sh -c "grep -q 'is damaged; moving it to' '$E2E_TMP/daemon.err' && ls '$D'/bad.db.corrupt-* && [ \"\$(sqlite3 '$D/bad.db' 'PRAGMA quick_check')\" = ok ]"
+	wait_for 10 sh -c "grep -q 'is damaged; moving it to' '$E2E_TMP/daemon.err' && ls '$D'/bad.db.corrupt-* && [ \"\$(sqlite3 '$D/bad.db' 'PRAGMA quick_check')\" = ok ]"
 kill_bg daemon TERM
 cleanup_pin
 

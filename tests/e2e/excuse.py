@@ -21,10 +21,19 @@ or DEAD. Nothing else is.
       Print the event_seq of each excused event of those agents (detected
       before NS), one per line; a summary goes to stderr.
 
+  excuse.py evidence --send-logs DIR --events FILE
+      For each SUSPECT or DEAD, print "event_seq wait_ns": how long after its
+      deadline the first beat of any agent started (0: none did). The monitor
+      takes a verdict once such a beat has reached it (docs/design.md); before
+      that it has no evidence that its receive path is not just behind, so
+      agents that all sent nothing (a machine that held every beater off the
+      CPU) delay the verdict by that much.
+
   excuse.py now
       Print CLOCK_MONOTONIC in ns.
 """
 import argparse
+import bisect
 import glob
 import json
 import os
@@ -102,6 +111,19 @@ def excuse(args):
           % (len(excused), considered, len(rounds)), file=sys.stderr)
 
 
+def evidence(args):
+    starts = sorted(start for _, _, _, start in load_rounds(args.send_logs))
+    with open(args.events) as f:
+        for line in f:
+            try:
+                e = json.loads(line)
+            except ValueError:
+                continue
+            if e.get("kind") in ("suspect", "dead") and e.get("deadline_ns"):
+                i = bisect.bisect_left(starts, e["deadline_ns"])
+                print(e["event_seq"], starts[i] - e["deadline_ns"] if i < len(starts) else 0)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -111,10 +133,15 @@ def main():
     x.add_argument("--events", required=True)
     x.add_argument("--agents", required=True)
     x.add_argument("--until", type=int)
+    x = sub.add_parser("evidence")
+    x.add_argument("--send-logs", required=True)
+    x.add_argument("--events", required=True)
     sub.add_parser("now")
     args = ap.parse_args()
     if args.cmd == "excuse":
         excuse(args)
+    elif args.cmd == "evidence":
+        evidence(args)
     else:
         print(time.monotonic_ns())
 

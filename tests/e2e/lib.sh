@@ -27,6 +27,8 @@
 #   agent_excuse EV AGENTS [T]   events the agents' own send logs explain (the
 #   without_excused EV OUT       agent did not beat) are told apart from monitor
 #                                bugs and left out of the counts (excuse.py)
+#   snapshot_events EV COPY      the complete lines of a live event log, for
+#                                excusing and counting the same events
 #   new_pin_root VAR SUFFIX      VAR=/sys/fs/bpf/vg$$-SUFFIX, detached at cleanup
 #   wait_for SECONDS CMD...      poll CMD every 50 ms until it succeeds
 #   make_keys FILE A-B           agent keys for `vigil run --keys` / `vigil beat --keys`
@@ -331,6 +333,14 @@ agent_excuse() {
 	0\ of\ 0\ *) ;;
 	*) note "agents $agents: $summary" ;;
 	esac
+}
+
+# snapshot_events EV COPY: COPY := the complete lines of the event log EV
+# now. A running daemon keeps appending (on a busy machine, events that the
+# agents' own stalls explain), and a batch can be half written: excusing and
+# counting must read one and the same set of events.
+snapshot_events() {
+	head -n "$(wc -l <"$1")" "$1" >"$2"
 }
 
 # without_excused EV OUT: the agents' events of EV except those in
