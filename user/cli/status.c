@@ -299,7 +299,7 @@ static void print_text(const struct snapshot *sn)
 	       (unsigned long long)st->reordered, (unsigned long long)st->events,
 	       (unsigned long long)st->ringbuf_full);
 	printf("refused: %llu malformed, %llu bad version, %llu unknown agent, %llu not allowed, "
-	       "%llu unauthenticated, %llu bad tag, %llu duplicate, %llu replayed, "
+	       "%llu unauthenticated, %llu bad tag, %llu duplicates, %llu replayed, "
 	       "%llu over agent rate, %llu over source rate\n",
 	       (unsigned long long)st->malformed, (unsigned long long)st->bad_version,
 	       (unsigned long long)st->unknown_agent, (unsigned long long)st->not_allowed,
