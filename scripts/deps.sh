@@ -34,6 +34,7 @@ PACKAGES=(
 	# tests
 	iproute2        # ip netns, veth
 	util-linux      # nsenter
+	bsdutils        # script: vigil status --watch under a pseudo-terminal (tests/e2e/27-status-views.sh)
 	procps          # pgrep, sysctl
 	python3         # test helpers
 	python3-yaml    # tests/e2e/95-deploy.sh parses the Kubernetes manifests
