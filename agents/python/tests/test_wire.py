@@ -9,7 +9,7 @@ import unittest
 
 from common import repo_file
 from vigil_agent import (Beat, LeaseState, Status, ack_tag_ok, decode_ack, decode_beat,
-                         encode_beat, parse_key)
+                         encode_beat, parse_key, siphash24)
 from vigil_agent.wire import F_ACK, F_MAC
 
 DOC_KEY = parse_key("000102030405060708090a0b0c0d0e0f")
@@ -73,6 +73,33 @@ class WorkedBeatExample(unittest.TestCase):
             decode_beat(encode_beat(EXAMPLE)[:63])
         with self.assertRaises(ValueError):
             decode_beat(b"XX" + encode_beat(EXAMPLE)[2:])
+
+
+class MinimalSenderOnThePage(unittest.TestCase):
+    """The page's own Python sender makes the same beats as this package."""
+
+    def setUp(self):
+        code = re.search(r"```python\n(.*?)```", section("A minimal sender in Python"), re.S)
+        self.assertIsNotNone(code, "the page shows its sender")
+        self.ns = {"__name__": "vigil_beat"}
+        exec(compile(code.group(1), "docs/wire-format.md", "exec"), self.ns)
+
+    def test_siphash(self):
+        for n in range(64):
+            msg = bytes(range(n))
+            self.assertEqual(self.ns["siphash24"](DOC_KEY, msg), siphash24(DOC_KEY, msg))
+
+    def test_same_bytes(self):
+        class Clock:
+            @staticmethod
+            def monotonic_ns():
+                return EXAMPLE.send_ts_ns
+        self.ns["time"] = Clock
+        want = EXAMPLE._replace(queue_depth=0)
+        for key in (None, DOC_KEY):
+            got = self.ns["beat"](want.agent_id, want.seq, want.incarnation, want.interval_ms,
+                                  key=key)
+            self.assertEqual(got, encode_beat(want, key))
 
 
 class AckExample(unittest.TestCase):
