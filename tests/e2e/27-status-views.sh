@@ -104,11 +104,11 @@ out=$(printf '%s\n' "$junk" | "$VIGIL" status --from-bpftool)
 check_sh "anything else passes through unchanged" '[ "$out" = "$junk" ]'
 
 # ------------------------------------------------------------- d. --watch
-W=$E2E_TMP/watch.out
+W=$E2E_TMP/watch6.out
 # Agent 4 stops beating after the first refresh: it goes SUSPECT, then DEAD
 # while the view refreshes.
-script -qfec "'$VIGIL' status --watch --count 6 --interval-ms 400 --pin-root '$PIN'" /dev/null \
-	>"$W" 2>&1 </dev/null &
+timeout 30 script -qfec "exec '$VIGIL' status --watch --count 6 --interval-ms 400 --pin-root '$PIN'" \
+	/dev/null >"$W" 2>&1 </dev/null &
 wpid=$!
 wait_for 5 grep -q 'agents:' "$W"
 kill_bg a4 KILL
@@ -138,17 +138,19 @@ marks=$(grep -h '^\* 4 ' "$E2E_TMP"/frame[2-6] | awk '{print $5}' | tr '\n' ' ')
 check_sh "'*' marks agent 4 in the refreshes that saw it change ($marks)" \
 	'[[ $marks == *dead* ]] && ! grep -q "^\* 4 .* alive " "$E2E_TMP"/frame[2-6]'
 
-# Ctrl-C ends it, the cursor comes back.
-script -qfec "'$VIGIL' status --watch --interval-ms 200 --pin-root '$PIN'" /dev/null >"$W" 2>&1 </dev/null &
-wpid=$!
-wait_for 5 grep -q 'agents:' "$W"
-vpid=$(pgrep -P "$wpid" | head -n 1)
+# Ctrl-C ends it, the cursor comes back. (script runs the command itself:
+# its child is vigil.)
+start_bg watch "$NS" script -qfec "exec '$VIGIL' status --watch --interval-ms 200 --pin-root '$PIN'" \
+	/dev/null
+wait_for 5 grep -q 'agents:' "$E2E_TMP/watch.out"
+vpid=$(pgrep -P "${PIDS[watch]}" | head -n 1)
 [ -n "$vpid" ] && kill -INT "$vpid"
-wait_for 3 sh -c "! kill -0 $wpid 2>/dev/null"
-wait "$wpid"
-rc=$?
-check_sh "SIGINT ends --watch with exit 0 and the cursor shown (exit $rc)" \
-	'[ $rc = 0 ] && tail -c 8 "$W" | grep -q $'"'"'\e\[?25h'"'"''
+if wait_exit watch 5; then
+	check_sh "SIGINT ends --watch with exit 0 and the cursor shown (exit $LAST_RC)" \
+		'[ "$LAST_RC" = 0 ] && tail -c 8 "$E2E_TMP/watch.out" | grep -q $'"'"'\e\[?25h'"'"''
+else
+	not_ok "SIGINT ends --watch (vigil pid ${vpid:-not found} still runs after 5 s)"
+fi
 
 expect_usage_error "--count without --watch" "--watch" "$VIGIL" status --count 3 --pin-root "$PIN"
 expect_usage_error "--watch with --json" "one of" "$VIGIL" status --watch --json --pin-root "$PIN"

@@ -293,9 +293,12 @@ static void print_text(const struct snapshot *sn)
 
 __u64 snapshot_refused(const struct vigil_stats *st)
 {
-	return st->malformed + st->bad_version + st->unknown_agent + st->not_allowed +
-	       st->unauthenticated + st->bad_tag + st->duplicates + st->replayed +
-	       st->over_rate_agent + st->over_rate_source;
+	__u64 n = 0;
+
+#define X(r) n += st->r;
+	VIGIL_REFUSALS(X)
+#undef X
+	return n;
 }
 
 struct status_opts {

@@ -37,7 +37,12 @@ struct snapshot {
  * The caller frees sn->rows.v. */
 int read_snapshot(const char *pin_root, struct snapshot *sn);
 
-/* Sum of a snapshot's refusal counters (every reason). */
+/* The refusal counters of struct vigil_stats, one X(field) per reason. */
+#define VIGIL_REFUSALS(X)                                                                \
+	X(malformed) X(bad_version) X(unknown_agent) X(not_allowed) X(unauthenticated)   \
+	X(bad_tag) X(duplicates) X(replayed) X(over_rate_agent) X(over_rate_source)
+
+/* Their sum: every datagram refused, whatever the reason. */
 __u64 snapshot_refused(const struct vigil_stats *st);
 
 /* The views: each returns the exit status. */

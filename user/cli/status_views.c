@@ -94,10 +94,6 @@ static double rate(__u64 now_v, __u64 prev_v, double secs)
 	return secs > 0 && now_v >= prev_v ? (now_v - prev_v) / secs : 0.0;
 }
 
-#define REFUSALS(X)                                                                      \
-	X(malformed) X(bad_version) X(unknown_agent) X(not_allowed) X(unauthenticated)   \
-	X(bad_tag) X(duplicates) X(replayed) X(over_rate_agent) X(over_rate_source)
-
 static void rates_line(struct frame *f, const struct snapshot *sn, const struct snapshot *prev)
 {
 	const struct vigil_stats *st = &sn->st, *ps = prev ? &prev->st : NULL;
@@ -116,7 +112,7 @@ static void rates_line(struct frame *f, const struct snapshot *sn, const struct 
 	if (st->r > ps->r && w < sizeof(why))                                             \
 		w += snprintf(why + w, sizeof(why) - w, "%s %s %.1f/s", w ? "," : ":", #r, \
 			      rate(st->r, ps->r, secs));
-	REFUSALS(X)
+	VIGIL_REFUSALS(X)
 #undef X
 	add(f, "beats %.1f/s (late %.1f/s), refused %.1f/s%s; events %.1f/s, ring buffer lost %llu",
 	    rate(st->beats, ps->beats, secs), rate(st->reordered, ps->reordered, secs),
