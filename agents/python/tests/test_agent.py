@@ -27,9 +27,11 @@ MS = 1_000_000
 class Monitor:
     """The monitor's side of the conversation, scripted by the test."""
 
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
+    def __init__(self, host="127.0.0.1"):
+        self.host = host
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                                  socket.SOCK_DGRAM)
+        self.sock.bind((host, 0))
         self.port = self.sock.getsockname()[1]
 
     def close(self):
@@ -79,7 +81,7 @@ class AgentTest(unittest.TestCase):
     def agent(self, **kw):
         kw.setdefault("key", KEY)
         kw.setdefault("interval_ms", 40)
-        a = Agent(7, "127.0.0.1", port=self.mon.port,
+        a = Agent(7, self.mon.host, port=self.mon.port,
                   on_change=lambda ag, what, v: self.changes.append((what, v)), **kw)
         self.agents.append(a)
         return a.start()
@@ -113,6 +115,19 @@ class AgentTest(unittest.TestCase):
         gaps = [(y[3] - x[3]) / MS for x, y in zip(beats, beats[1:])]
         self.assertTrue(all(g < 40 + 30 for g in gaps), "every beat within its promise: %s" % gaps)
         self.assertGreaterEqual(a.lease().beats_sent, 6)
+
+    def test_ipv6(self):
+        self.mon.close()
+        try:
+            self.mon = Monitor("::1")
+        except OSError as e:
+            self.skipTest("no IPv6 loopback here: %s" % e)
+        a = self.agent(lease_id=1)
+        b, _, src, _ = self.mon.beat()
+        self.mon.answer(b, src)
+        b, _, src, _ = self.mon.beat()
+        self.mon.grant(b, src, 5)
+        self.assertTrue(wait_until(lambda: a.holds() == 5))
 
     def test_stop_sends_leaving(self):
         a = self.agent()
