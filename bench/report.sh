@@ -452,6 +452,8 @@ cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 	echo "- Kernel: $(uname -r) ($(uname -m)); libbpf $(pkg-config --modversion libbpf 2>/dev/null || echo '?'); BPF compiled with clang-14"
 	echo "- vigil: $(git -C "$(dirname "${BASH_SOURCE[0]}")/.." describe --always --dirty 2>/dev/null || echo '?')"
 	echo "- Command: \`make bench\` (as root); the generator runs on CPU $GEN_CPU, the receiver on CPU $RX_CPU"
+	engine=$(cat "$RES"/tp-*.json "$RES"/ov-*-gen.json 2>/dev/null | jq -rs 'map(.engine // empty) | unique | join(", ")')
+	[ -n "$engine" ] && echo "- Traffic generator engine: $engine (see Method: rates of different engines do not compare)"
 	if have machine.json; then
 		echo "- Before the run: CPUs busy $(j machine.json .busy_before | sed 's/ / %, /g') % (1 s sample), load average $(j machine.json .loadavg)$(
 			j machine.json .busy_before | awk '{ for (i = 1; i <= NF; i++) if ($i > 5) { print " — **the machine was not idle: figures are noisy**"; exit } }')"

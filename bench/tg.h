@@ -4,10 +4,9 @@
  * and its loader (bench/trafficgen.c): the frame it rewrites, its settings
  * and its counters. Fixed-width types only, widest fields first.
  *
- * The generator runs with BPF_PROG_TEST_RUN + BPF_F_TEST_XDP_LIVE_FRAMES on
- * one end of a veth pair; every frame it returns XDP_TX for goes out to the
- * peer. It runs on one CPU only (the calling thread's, migration disabled),
- * so its counters need no atomics.
+ * Either engine (bench/tg_frame.h: live frames in the XDP program, or
+ * AF_PACKET in the loader) runs on one CPU only (the calling thread's), so
+ * the counters need no atomics.
  */
 #ifndef VIGIL_BENCH_TG_H
 #define VIGIL_BENCH_TG_H

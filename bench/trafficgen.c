@@ -3,11 +3,22 @@
  * vigil-trafficgen: send beats (valid, forged, unknown, replayed, malformed)
  * into one end of a veth pair at a set rate or flat out, from one CPU.
  *
- * BPF_PROG_TEST_RUN with BPF_F_TEST_XDP_LIVE_FRAMES runs bench/trafficgen.bpf.c
- * on frames built from a template; every frame it returns XDP_TX for leaves
- * through --iface, i.e. arrives at the peer. The peer must have an XDP
- * program attached (vigil, or `vigil-bench sink`) or veth drops the frames.
- * Run it inside the namespace that holds --iface.
+ * Two engines make the same frames (bench/tg_frame.h) in the same order:
+ *
+ *   live    BPF_PROG_TEST_RUN with BPF_F_TEST_XDP_LIVE_FRAMES runs
+ *           bench/trafficgen.bpf.c on frames built from a template; every
+ *           frame it returns XDP_TX for leaves through --iface as an
+ *           xdp_frame, i.e. arrives at the peer's XDP program without an skb.
+ *   packet  an AF_PACKET socket on --iface, qdisc bypassed: frames built here,
+ *           handed to the interface by sendmmsg() in batches. Each is an skb,
+ *           which the peer's veth turns into an xdp_buff (a copy) before its
+ *           program runs, so the receiver pays more per frame than with live
+ *           frames.
+ *
+ * --engine auto (the default) uses live frames when the kernel allows them
+ * and says so when it does not. Either way the peer must have an XDP program
+ * attached (vigil, or `vigil-bench sink`): veth drops frames, or passes them
+ * around XDP, otherwise. Run it inside the namespace that holds --iface.
  *
  * With --search it steps the rate to find the highest loss-free rate against
  * a receiver's accepted-beat counter, and charges the receiver CPU's busy
@@ -49,17 +60,66 @@ static void on_signal(int sig)
 	stop_requested = 1;
 }
 
+enum engine { ENGINE_AUTO, ENGINE_LIVE, ENGINE_PACKET };
+
+static const char *engine_names[] = { "auto", "live", "packet" };
+
+/* What the frames are made from, as the packet engine reads it (the live
+ * engine reads the same from the program's maps). */
+static struct {
+	const struct vigil_key *keys; /* agent first_id + i at i */
+	__u32 n_keys;
+	const struct vigil_beat *replay;
+	__u32 n_replay;
+	__u64 rand;                   /* xorshift64 state */
+} host;
+
+static __u64 tg_now_ns(void)
+{
+	return vg_mono_ns();
+}
+
+static __u32 tg_rand32(void)
+{
+	host.rand ^= host.rand << 13;
+	host.rand ^= host.rand >> 7;
+	host.rand ^= host.rand << 17;
+	return (__u32)(host.rand >> 16);
+}
+
+static const struct vigil_key *tg_agent_key(__u32 i)
+{
+	return i < host.n_keys ? &host.keys[i] : NULL;
+}
+
+static const struct vigil_beat *tg_captured(__u32 i)
+{
+	return i < host.n_replay ? &host.replay[i] : NULL;
+}
+
+#include "tg_frame.h"
+
+#define TG_MAX_BATCH 256
+
 struct gen {
 	struct trafficgen_bpf *skel;
+	enum engine engine;
 	int prog_fd, ifindex;
+	int sock;       /* packet engine: AF_PACKET socket bound to --iface */
 	__u32 batch;
-	timer_t timer; /* ends a run with SIGALRM */
+	__u64 refused;  /* packet engine: frames the interface dropped (its peer's ring full) */
+	timer_t timer;  /* ends a run with SIGALRM */
 	__u8 frame[TG_FRAME_LEN];
+	/* packet engine: one batch of frames and the kind of each */
+	__u8 (*bufs)[TG_FRAME_LEN];
+	__u8 modes[TG_MAX_BATCH];
+	struct mmsghdr msgs[TG_MAX_BATCH];
+	struct iovec iovs[TG_MAX_BATCH];
 };
 
 struct result {
 	__u64 sent[TG_NMODES];
-	__u64 total, idle, stalls;
+	__u64 total, idle, stalls, refused;
 	__u64 ns;      /* time the generator ran */
 	__u64 acc;     /* receiver's accepted count, delta */
 	__u64 drops;   /* receiver's second counter, delta */
@@ -216,13 +276,9 @@ static int capture(const char *ifname, __u16 port, struct vigil_beat *out, __u32
 /* -------------------------------------------------------------- run */
 
 /* Run the generator for duration_ns at `rate` frames per second (0: flat
- * out) and fill r with what it sent and what the receiver counted.
- *
- * One BPF_PROG_TEST_RUN call sets up and tears down a page pool, which takes
- * milliseconds here; calls in a loop would leave the receiver idle between
- * them. So a step is one call with a huge repeat count, ended by a timer
- * signal: the kernel checks for pending signals between batches and returns
- * EINTR. The window the frames went out in is timed inside the program. */
+ * out) and fill r with what it sent and what the receiver counted. A timer
+ * signal ends the run (alarm_fired). The window the frames went out in is
+ * timed per frame (tg_pace()). */
 static volatile sig_atomic_t alarm_fired;
 
 static void on_alarm(int sig)
@@ -231,14 +287,189 @@ static void on_alarm(int sig)
 	alarm_fired = 1;
 }
 
+/* Live frames. One BPF_PROG_TEST_RUN call sets up and tears down a page
+ * pool, which takes milliseconds here; calls in a loop would leave the
+ * receiver idle between them. So a run is one call with a huge repeat count,
+ * cut short by the timer signal: the kernel checks for pending signals
+ * between batches and returns EINTR. */
+static int send_live(struct gen *g)
+{
+	struct xdp_md ctx = { .data_end = TG_FRAME_LEN, .ingress_ifindex = (__u32)g->ifindex };
+
+	while (!alarm_fired && !stop_requested) {
+		LIBBPF_OPTS(bpf_test_run_opts, t, .data_in = g->frame, .data_size_in = TG_FRAME_LEN,
+			    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx),
+			    .flags = BPF_F_TEST_XDP_LIVE_FRAMES, .batch_size = g->batch,
+			    .repeat = 1u << 31);
+
+		if (bpf_prog_test_run_opts(g->prog_fd, &t) && errno != EINTR) {
+			fprintf(stderr, "BPF_PROG_TEST_RUN (live frames) on ifindex %d failed: %s\n",
+				g->ifindex, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Would the kernel run the generator with live frames? A test run in which
+ * every frame's time has not come yet (so none is sent) answers. Returns 0
+ * or the errno. */
+static int probe_live(struct gen *g)
+{
+	struct tg_config *cfg = &g->skel->bss->cfg;
+	struct tg_stats *st = &g->skel->bss->st, saved = *st;
+	struct xdp_md ctx = { .data_end = TG_FRAME_LEN, .ingress_ifindex = (__u32)g->ifindex };
+	LIBBPF_OPTS(bpf_test_run_opts, t, .data_in = g->frame, .data_size_in = TG_FRAME_LEN,
+		    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .flags = BPF_F_TEST_XDP_LIVE_FRAMES,
+		    .batch_size = 1, .repeat = 1);
+	__u64 gap = cfg->gap_ps;
+	int err;
+
+	cfg->gap_ps = 1;
+	st->next_ps = ~0ULL;
+	err = bpf_prog_test_run_opts(g->prog_fd, &t) ? errno : 0;
+	cfg->gap_ps = gap;
+	*st = saved;
+	return err;
+}
+
+/* The packet engine's socket: raw AF_PACKET on --iface, bound with protocol
+ * 0 (it receives nothing), the qdisc bypassed (veth has none anyway), and a
+ * send buffer far larger than the peer's 256-frame ring holds, so that a
+ * full ring drops frames, as it drops live frames, instead of blocking us. */
+static int open_packet(struct gen *g)
+{
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_ifindex = g->ifindex };
+	int one = 1, sndbuf = 64 << 20;
+
+	g->sock = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+	if (g->sock < 0 || bind(g->sock, (struct sockaddr *)&sll, sizeof(sll))) {
+		fprintf(stderr, "AF_PACKET socket on ifindex %d failed: %s\n", g->ifindex,
+			strerror(errno));
+		return -1;
+	}
+	if (setsockopt(g->sock, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one)) ||
+	    (setsockopt(g->sock, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)) &&
+	     setsockopt(g->sock, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)))) {
+		fprintf(stderr, "setting up the AF_PACKET socket failed: %s\n", strerror(errno));
+		return -1;
+	}
+	g->bufs = calloc(g->batch, TG_FRAME_LEN);
+	if (!g->bufs)
+		return -1;
+	for (__u32 i = 0; i < g->batch; i++) {
+		memcpy(g->bufs[i], g->frame, TG_FRAME_LEN);
+		g->iovs[i] = (struct iovec){ .iov_base = g->bufs[i], .iov_len = TG_FRAME_LEN };
+		g->msgs[i].msg_hdr = (struct msghdr){ .msg_iov = &g->iovs[i], .msg_iovlen = 1 };
+	}
+	return 0;
+}
+
+/* Hand frames [0, n) of the batch to the interface. A frame the interface
+ * refused with ENOBUFS was dropped by veth (its peer's ring was full; veth
+ * counts it in tx_dropped): it counts as sent, as a live frame dropped there
+ * does, and in `refused`. */
+static int send_batch(struct gen *g, __u32 n)
+{
+	struct tg_stats *st = &g->skel->bss->st;
+	__u32 i = 0;
+
+	while (i < n) {
+		int k = sendmmsg(g->sock, g->msgs + i, n - i, 0), err = 0;
+		socklen_t len = sizeof(err);
+
+		if (k < 0) {
+			k = 0;
+			err = errno;
+		} else if ((__u32)k < n - i) {
+			/* sendmmsg() keeps the error of a partial batch for the
+			 * next call; take it now. */
+			getsockopt(g->sock, SOL_SOCKET, SO_ERROR, &err, &len);
+		}
+		for (int j = 0; j < k; j++)
+			st->sent[g->modes[i + j]]++;
+		i += (__u32)k;
+		if (i == n || err == EINTR || err == EAGAIN || !err)
+			continue;
+		if (err != ENOBUFS) {
+			fprintf(stderr, "sending on ifindex %d failed: %s\n", g->ifindex,
+				strerror(err));
+			return -1;
+		}
+		st->sent[g->modes[i++]]++;
+		g->refused++;
+	}
+	return 0;
+}
+
+static int send_packets(struct gen *g)
+{
+	struct tg_config *cfg = &g->skel->bss->cfg;
+	struct tg_stats *st = &g->skel->bss->st;
+
+	while (!alarm_fired && !stop_requested) {
+		__u32 n = 0;
+
+		/* A batch ends when it is full or (paced) at the end of a burst;
+		 * between bursts we spin until the next one is due. */
+		while (n < g->batch && !alarm_fired && !stop_requested) {
+			int mode;
+
+			if (!tg_pace(cfg, st)) {
+				if (n)
+					break;
+				continue;
+			}
+			mode = tg_build(g->bufs[n], cfg, st);
+			if (mode < 0) {
+				fprintf(stderr, "building a frame failed (no key or captured beat)\n");
+				return -1;
+			}
+			g->modes[n++] = (__u8)mode;
+		}
+		if (send_batch(g, n))
+			return -1;
+	}
+	return 0;
+}
+
+/* --engine auto: live frames if the kernel runs them, else the packet
+ * engine; one line on stderr says which runs and why. */
+static int choose_engine(struct gen *g)
+{
+	int err = 0;
+
+	if (g->engine != ENGINE_PACKET) {
+		err = probe_live(g);
+		if (!err) {
+			g->engine = ENGINE_LIVE;
+			fprintf(stderr, "engine: live frames (BPF_PROG_TEST_RUN, XDP_TX on ifindex %d)\n",
+				g->ifindex);
+			return 0;
+		}
+		if (g->engine == ENGINE_LIVE) {
+			fprintf(stderr, "--engine live: BPF_PROG_TEST_RUN with live frames failed: %s\n",
+				strerror(err));
+			return -1;
+		}
+	}
+	g->engine = ENGINE_PACKET;
+	host.rand = vg_mono_ns() | 1;
+	if (err)
+		fprintf(stderr, "engine: packet (AF_PACKET sendmmsg, qdisc bypass): this kernel "
+				"refuses BPF_PROG_TEST_RUN with live frames (%s)\n", strerror(err));
+	else
+		fprintf(stderr, "engine: packet (AF_PACKET sendmmsg, qdisc bypass): --engine packet\n");
+	return open_packet(g);
+}
+
 static int run(struct gen *g, __u64 rate, __u64 duration_ns, struct counters *c,
 	       struct result *r)
 {
 	struct tg_stats *st = &g->skel->bss->st, s0;
-	struct xdp_md ctx = { .data_end = TG_FRAME_LEN, .ingress_ifindex = (__u32)g->ifindex };
 	struct itimerspec its = { .it_value = { .tv_sec = duration_ns / VIGIL_NSEC_PER_SEC,
 						.tv_nsec = duration_ns % VIGIL_NSEC_PER_SEC } };
-	__u64 a0 = 0, a1 = 0, d0 = 0, d1 = 0, b0 = 0, b1 = 0, t0;
+	__u64 a0 = 0, a1 = 0, d0 = 0, d1 = 0, b0 = 0, b1 = 0, t0, refused0 = g->refused;
 
 	memset(r, 0, sizeof(*r));
 	r->rate = rate;
@@ -261,18 +492,8 @@ static int run(struct gen *g, __u64 rate, __u64 duration_ns, struct counters *c,
 		fprintf(stderr, "arming the run timer failed: %s\n", strerror(errno));
 		return -1;
 	}
-	while (!alarm_fired && !stop_requested) {
-		LIBBPF_OPTS(bpf_test_run_opts, t, .data_in = g->frame, .data_size_in = TG_FRAME_LEN,
-			    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx),
-			    .flags = BPF_F_TEST_XDP_LIVE_FRAMES, .batch_size = g->batch,
-			    .repeat = 1u << 31);
-
-		if (bpf_prog_test_run_opts(g->prog_fd, &t) && errno != EINTR) {
-			fprintf(stderr, "BPF_PROG_TEST_RUN (live frames) on ifindex %d failed: %s\n",
-				g->ifindex, strerror(errno));
-			return -1;
-		}
-	}
+	if (g->engine == ENGINE_LIVE ? send_live(g) : send_packets(g))
+		return -1;
 	/* Let the receiver drain its ring before counting. */
 	usleep(50000);
 	if (c && c->have_acc)
@@ -287,6 +508,7 @@ static int run(struct gen *g, __u64 rate, __u64 duration_ns, struct counters *c,
 	}
 	r->idle = st->idle - s0.idle;
 	r->stalls = st->stalls - s0.stalls;
+	r->refused = g->refused - refused0;
 	/* The timed frames are one in 64 (flat out): extend the window by the
 	 * average gap so that rate = frames / window stays unbiased. */
 	r->ns = st->t_last > st->t_first ? st->t_last - st->t_first : vg_mono_ns() - t0;
@@ -318,6 +540,8 @@ static void print_step(FILE *f, int i, const struct result *r, const struct coun
 			(double)r->busy_ns / (double)r->acc);
 	if (r->stalls > 1)
 		fprintf(f, "  stalls %llu", (unsigned long long)r->stalls);
+	if (r->refused)
+		fprintf(f, "  refused %llu", (unsigned long long)r->refused);
 	fputc('\n', f);
 }
 
@@ -326,11 +550,12 @@ static void json_result(FILE *f, const char *name, const struct result *r)
 	fprintf(f, "\"%s\":{\"requested_pps\":%llu,\"seconds\":%.3f,\"generated\":%llu,"
 		   "\"generated_pps\":%.0f,\"accepted\":%llu,\"accepted_pps\":%.0f,\"loss\":%lld,"
 		   "\"drops\":%llu,\"rx_busy_ns\":%llu,\"rx_ns_per_beat\":%.1f,\"stalls\":%llu,"
-		   "\"sent\":{",
+		   "\"refused\":%llu,\"sent\":{",
 		name, (unsigned long long)r->rate, r->ns / 1e9, (unsigned long long)r->total,
 		pps(r->total, r->ns), (unsigned long long)r->acc, pps(r->acc, r->ns),
 		(long long)loss_of(r), (unsigned long long)r->drops, (unsigned long long)r->busy_ns,
-		r->acc ? (double)r->busy_ns / (double)r->acc : 0.0, (unsigned long long)r->stalls);
+		r->acc ? (double)r->busy_ns / (double)r->acc : 0.0, (unsigned long long)r->stalls,
+		(unsigned long long)r->refused);
 	for (int m = 0; m < TG_NMODES; m++)
 		fprintf(f, "%s\"%s\":%llu", m ? "," : "", mode_names[m],
 			(unsigned long long)r->sent[m]);
@@ -341,8 +566,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: vigil-trafficgen --iface IF [OPTIONS]\n"
-		"Send beats out of IF (one end of a veth pair; run inside its namespace) with\n"
-		"XDP live frames, from one CPU. The peer must have an XDP program attached.\n"
+		"Send beats out of IF (one end of a veth pair; run inside its namespace) from\n"
+		"one CPU. The peer must have an XDP program attached.\n"
 		"\n"
 		"Frames:\n"
 		"  -i, --iface IF            generating interface (required)\n"
@@ -368,7 +593,10 @@ static void usage(FILE *f)
 		"  -r, --rate PPS            frames per second, 0 = as fast as possible (default 0)\n"
 		"  -d, --duration SEC        how long (default 10; decimals allowed)\n"
 		"      --cpu N               pin to CPU N (default: the CPU we start on)\n"
-		"      --batch N             frames per kernel batch (default 64)\n"
+		"      --batch N             frames per kernel batch (default 64, at most 256)\n"
+		"      --engine E            live: BPF_PROG_TEST_RUN with XDP live frames; packet:\n"
+		"                            AF_PACKET sendmmsg (an skb per frame); auto: live\n"
+		"                            if the kernel allows it (default auto)\n"
 		"      --burst N             paced: send N frames back to back, then pause N gaps\n"
 		"                            (default 1)\n"
 		"Receiver (optional; with --search required):\n"
@@ -400,7 +628,7 @@ int main(int argc, char **argv)
 		O_DSTMAC = 256, O_SRC, O_SRCBITS, O_DST, O_FIRST, O_UNSIGNED, O_INTERVAL, O_INC,
 		O_CAPTURE, O_CAPCOUNT, O_CAPTIMEOUT, O_CPU, O_BATCH, O_COUNT, O_DROPS, O_RXCPU,
 		O_SEARCH, O_STEPS, O_STEPSEC, O_TOL, O_JSON, O_MINRATE, O_WARMRATE, O_WARMSEC,
-		O_SRCAGENT, O_BURST, O_TRIALS,
+		O_SRCAGENT, O_BURST, O_TRIALS, O_ENGINE,
 	};
 	static const struct option opts[] = {
 		{ "iface", required_argument, NULL, 'i' },
@@ -426,6 +654,7 @@ int main(int argc, char **argv)
 		{ "batch", required_argument, NULL, O_BATCH },
 		{ "burst", required_argument, NULL, O_BURST },
 		{ "trials", required_argument, NULL, O_TRIALS },
+		{ "engine", required_argument, NULL, O_ENGINE },
 		{ "count", required_argument, NULL, O_COUNT },
 		{ "drops", required_argument, NULL, O_DROPS },
 		{ "rx-cpu", required_argument, NULL, O_RXCPU },
@@ -458,7 +687,9 @@ int main(int argc, char **argv)
 	struct vigil_beat_info bi = {};
 	struct vigil_beat beat;
 	struct vg_keyfile kf = {};
-	struct gen g = {};
+	struct vigil_key *keys = NULL;
+	struct vigil_beat *cap = NULL;
+	struct gen g = { .sock = -1 };
 	struct tg_config *cfg;
 	struct result res;
 
@@ -543,12 +774,21 @@ int main(int argc, char **argv)
 			cpu = (int)v32;
 			break;
 		case O_BATCH:
-			if (vg_parse_u32(optarg, "--batch", 1, 256, &batch))
+			if (vg_parse_u32(optarg, "--batch", 1, TG_MAX_BATCH, &batch))
 				return 2;
 			break;
 		case O_BURST:
 			if (vg_parse_u32(optarg, "--burst", 1, 128, &burst))
 				return 2;
+			break;
+		case O_ENGINE:
+			for (g.engine = ENGINE_AUTO; g.engine <= ENGINE_PACKET &&
+			     strcmp(optarg, engine_names[g.engine]); g.engine++)
+				;
+			if (g.engine > ENGINE_PACKET) {
+				fprintf(stderr, "--engine: '%s' is not auto, live or packet\n", optarg);
+				return 2;
+			}
 			break;
 		case O_TRIALS:
 			if (vg_parse_u32(optarg, "--trials", 1, 10, &trials))
@@ -695,6 +935,11 @@ int main(int argc, char **argv)
 
 		if (vg_keyfile_load(keys_path, false, &kf))
 			goto out;
+		keys = calloc(n_agents, sizeof(*keys));
+		if (!keys)
+			goto out;
+		host.keys = keys;
+		host.n_keys = n_agents;
 		for (__u32 i = 0; i < n_agents; i++) {
 			const struct agent_auth *a = vg_keyfile_get(&kf, first_id + i);
 
@@ -703,6 +948,7 @@ int main(int argc, char **argv)
 					(unsigned long long)(first_id + i));
 				goto out;
 			}
+			keys[i] = a->key[0];
 			if (bpf_map_update_elem(fd, &i, &a->key[0], BPF_ANY)) {
 				fprintf(stderr, "writing key %u failed: %s\n", i, strerror(errno));
 				goto out;
@@ -710,21 +956,21 @@ int main(int argc, char **argv)
 		}
 	}
 	if (capture_if) {
-		struct vigil_beat *cap = calloc(cap_count, sizeof(*cap));
 		int fd = bpf_map__fd(g.skel->maps.tg_replay), got;
 
+		cap = calloc(cap_count, sizeof(*cap));
 		if (!cap)
 			goto out;
 		got = capture(capture_if, (__u16)port, cap, cap_count, cap_timeout_ns);
 		if (got <= 0) {
 			fprintf(stderr, "--capture: saw no beat on %s within the timeout\n", capture_if);
-			free(cap);
 			goto out;
 		}
 		for (__u32 i = 0; i < (__u32)got; i++)
 			bpf_map_update_elem(fd, &i, &cap[i], BPF_ANY);
 		cfg->n_replay = (__u32)got;
-		free(cap);
+		host.replay = cap;
+		host.n_replay = (__u32)got;
 		if (!json)
 			printf("captured %d beats on %s to replay\n", got, capture_if);
 	}
@@ -737,6 +983,8 @@ int main(int argc, char **argv)
 	vigil_beat_encode(&beat, &bi);
 	memcpy(cfg->beat, &beat, sizeof(beat));
 	build_frame(&g, dmac, smac, saddr, daddr, (__u16)port, &beat);
+	if (choose_engine(&g))
+		goto out;
 
 	if (warm_ns) {
 		if (run(&g, warm_rate, warm_ns, NULL, &res))
@@ -749,7 +997,8 @@ int main(int argc, char **argv)
 		if (run(&g, rate, duration_ns, &c, &res))
 			goto out;
 		if (json) {
-			printf("{\"iface\":\"%s\",\"mix\":\"%s\",", ifname, mix);
+			printf("{\"iface\":\"%s\",\"engine\":\"%s\",\"mix\":\"%s\",", ifname,
+			       engine_names[g.engine], mix);
 			json_result(stdout, "run", &res);
 			printf("}\n");
 		} else {
@@ -823,8 +1072,8 @@ int main(int argc, char **argv)
 			}
 		}
 		if (json) {
-			printf("{\"iface\":\"%s\",\"mix\":\"%s\",\"loss_tolerance\":%g,"
-			       "\"generator_bound\":%s,\"found\":%s,", ifname, mix, tol,
+			printf("{\"iface\":\"%s\",\"engine\":\"%s\",\"mix\":\"%s\",\"loss_tolerance\":%g,"
+			       "\"generator_bound\":%s,\"found\":%s,", ifname, engine_names[g.engine], mix, tol,
 			       have_best && best.rate == 0 ? "true" : "false",
 			       have_best ? "true" : "false");
 			json_result(stdout, "flat_out", &flat);
@@ -844,6 +1093,11 @@ int main(int argc, char **argv)
 out:
 	vg_keyfile_free(&kf);
 	trafficgen_bpf__destroy(g.skel);
+	if (g.sock >= 0)
+		close(g.sock);
+	free(g.bufs);
+	free(keys);
+	free(cap);
 	bc_counter_close(&c.acc);
 	bc_counter_close(&c.drops);
 	return ret;

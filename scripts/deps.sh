@@ -43,7 +43,8 @@ PACKAGES=(
 	python3-wheel   # ... which needs wheel to build it
 	jq              # checks on --json output
 	sqlite3         # inspecting the event log in tests
-	prometheus      # promtool validates the metrics output (no service is started)
+	prometheus      # promtool checks metrics and rules; tests/e2e/62-prometheus.sh runs a Prometheus
+	prometheus-alertmanager # tests/e2e/71-alertmanager.sh: a real Alertmanager, and amtool
 	nats-server     # the 3-node JetStream cluster of tests/e2e/90-nats.sh
 	curl            # tests/e2e/60-metrics.sh fetches /metrics, /healthz, /readyz
 	strace          # tests/e2e/95-deploy.sh checks vigil's syscalls against the unit's filter

@@ -32,9 +32,11 @@
 # would overflow and drop forged and legitimate frames alike before any
 # program saw them, and neither "every forged frame counted" nor "no false
 # alarm" would say anything about vigil. On one CPU the receive softirq runs
-# after every 64-frame batch of the generator, so the flood goes exactly as
-# fast as this machine can both make and judge frames, and nothing is lost
-# on the way. (make bench measures the threaded, two-CPU case.)
+# after every batch of the generator (64 live frames; with the AF_PACKET
+# engine, where the kernel refuses live frames, after each frame's
+# transmit), so the flood goes exactly as fast as this machine can both make
+# and judge frames, and nothing is lost on the way. (make bench measures the
+# threaded, two-CPU case.)
 # check_sh evaluates its single-quoted condition later (SC2016).
 # shellcheck disable=SC2016
 # shellcheck source=tests/e2e/lib.sh
@@ -119,6 +121,7 @@ FORGED=$(sent forged)
 RANDOM_IDS=$(sent random)
 REPLAYS=$(sent replay)
 TOTAL=$(jq -r .run.generated "$E2E_TMP/tg.json")
+note "generator $(grep -m1 '^engine:' "$E2E_TMP/tg.err")"
 note "flood: $TOTAL frames in $(jq -r .run.seconds "$E2E_TMP/tg.json") s ($(jq -r .run.generated_pps "$E2E_TMP/tg.json") pps):" \
 	"forged $FORGED, random ids $RANDOM_IDS, replays $REPLAYS (of $CAPTURE captured beats)"
 note "vigil: packets +$(d packets), beats +$(d beats), bad_tag +$(d bad_tag)," \

@@ -4,8 +4,9 @@
 # The Prometheus endpoint of `vigil run --metrics`:
 #   - /metrics passes `promtool check metrics`, is served as text format
 #     0.0.4, shows two beating agents alive and a killed one dead (one-hot),
-#     counts beats, and every histogram is cumulative and ends with
-#     +Inf == _count; /healthz and /readyz answer 200, other paths 404;
+#     counts beats, says authentication is required, and every histogram
+#     is cumulative and ends with +Inf == _count; /healthz and /readyz
+#     answer 200, other paths 404;
 #     100 idle connections neither lock /healthz out nor stay open long.
 #   - A malformed --metrics address and a port already taken each fail with
 #     one line on stderr and a non-zero exit, before anything is pinned; the
@@ -153,6 +154,8 @@ check "vigil_beats_total > 0 ($beats) and agent 1's beats_total > 0 ($b1)" \
 check_sh "vigil_agents counts 2 alive and 1 dead" \
 	'[ "$(value "$M" "vigil_agents{state=\"alive\"}")" = 2 ] &&
 	 [ "$(value "$M" "vigil_agents{state=\"dead\"}")" = 1 ]'
+check_sh "vigil_auth_required is 1: the daemon runs with --keys" \
+	'[ "$(value "$M" vigil_auth_required)" = 1 ]'
 check_sh "vigil_agent_series_omitted is 0 below --metrics-max-agents" \
 	'[ "$(value "$M" vigil_agent_series_omitted)" = 0 ]'
 check_sh "the sweeper ran within the last second (vigil_sweeper_last_run_age_seconds)" \

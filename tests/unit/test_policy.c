@@ -61,6 +61,7 @@ int main(void)
 	check(alerts == 5, "alerts up to the threshold go out, the rest are withheld");
 	d = vg_policy_on_event(&p, 7, VIGIL_EV_SUSPECT, t);
 	check(!d.alert && !d.suppressed, "while suppressed: no alert, no second suppression notice");
+	check(p.n_suppressed == 1, "one agent counted as suppressed");
 	d = vg_policy_on_event(&p, 7, VIGIL_EV_UP, t);
 	check(!d.alert, "UP, RESTART and LEFT never alert and add no penalty");
 	check(vg_policy_penalty(&p, 8, t) == 0, "other agents are unaffected");
@@ -79,6 +80,7 @@ int main(void)
 			      VG_POLICY_RELEASE && got_id == 7,
 	      "released once the penalty decays below reuse");
 	check(kind == VIGIL_EV_SUSPECT, "on release the withheld current state (SUSPECT) is alerted");
+	check(p.n_suppressed == 0, "a released agent is no longer counted as suppressed");
 	d = vg_policy_on_event(&p, 7, VIGIL_EV_RECOVERED, t + 3 * cfg.half_life_ns);
 	check(d.alert, "after release alerts flow again");
 

@@ -85,6 +85,9 @@ static const struct vg_opt opts[] = {
 		      "retry after a random delay in [0, min(MAX, BASE x 2^(failures-1))]") },
 	{ VG_OPT_UINT(0, "alert-timeout-ms", RUN, acfg.timeout_ms, 10, 600000, "N",
 		      "per attempt; a command still running is killed with its process group") },
+	{ VG_OPT_UINT(0, "alert-resend-s", RUN, acfg.resend_s, 1, 86400, "N",
+		      "alertmanager: re-send firing alerts every N s; each ends 4 x N s after it "
+		      "was last sent") },
 
 	{ VG_OPT_SECTION("Flap damping and remediation") },
 	{ VG_OPT_SCALED("flap-half-life-s", RUN, esc.pcfg.half_life_ns, 1, 86400,

@@ -31,6 +31,8 @@
 #include "daemon/alert.h"
 #include "daemon/dstats.h"
 #include "common/event.h"
+#include "common/instance.h"
+#include "common/registry.h"
 #include "common/eventlog.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -45,6 +47,10 @@ extern char **environ;
 /* Rows read per pass; a full batch is followed by another pass at once. */
 #define BATCH 32
 #define ERR_LEN 256
+/* Firing alerts per re-send request to Alertmanager. */
+#define RESEND_BATCH 256
+/* How often the outbox and dead-letter gauges are counted. */
+#define COUNT_MS 1000
 
 void vg_alert_cfg_default(struct vg_alert_cfg *cfg)
 {
@@ -53,6 +59,7 @@ void vg_alert_cfg_default(struct vg_alert_cfg *cfg)
 	cfg->backoff_base_ms = VG_ALERT_BACKOFF_BASE_MS;
 	cfg->backoff_max_ms = VG_ALERT_BACKOFF_MAX_MS;
 	cfg->timeout_ms = VG_ALERT_TIMEOUT_MS;
+	cfg->resend_s = VG_ALERT_RESEND_S;
 }
 
 bool vg_alert_enabled(const struct vg_alert_cfg *cfg)
@@ -288,10 +295,19 @@ struct sink_worker {
 struct vg_alerter {
 	struct vg_alert_cfg cfg;
 	char *db_path;
+	const struct vg_maps *maps;
+	__u64 instance_id;
 	struct vg_daemon_stats *ds;
 	struct vg_waker waker;
 	struct sink_worker w[N_SINKS];
+	int counting_sink; /* the worker that keeps the outbox and DLQ gauges */
 };
+
+/* The Alertmanager webhook keeps what it sent firing (alertmanager_resend). */
+static bool is_alertmanager(const struct sink_worker *w)
+{
+	return w->sink == SINK_WEBHOOK && w->a->cfg.alertmanager;
+}
 
 static bool stopping(const struct sink_worker *w)
 {
@@ -458,8 +474,10 @@ static const char *severity_of(const char *kind)
 	return "info";
 }
 
+/* One Alertmanager alert. It fires until ends_at, or is resolved when
+ * ends_at is the event's own time (in the past by the time it arrives). */
 static void am_alert(struct vg_json *j, const struct alert_event *ev, const char *alertname,
-		     const char *severity, const char *summary, bool resolved)
+		     const char *severity, const char *summary, const char *ends_at)
 {
 	vg_json_obj(j);
 	vg_json_obj_field(j, "labels");
@@ -475,39 +493,61 @@ static void am_alert(struct vg_json *j, const struct alert_event *ev, const char
 	vg_json_str_field(j, "instance", ev->instance);
 	vg_json_close(j);
 	vg_json_str_field(j, "startsAt", ev->time);
-	if (resolved)
-		vg_json_str_field(j, "endsAt", ev->time);
+	vg_json_str_field(j, "endsAt", ends_at);
 	vg_json_close(j);
 }
 
-/* Alertmanager v2 (POST /api/v2/alerts): a SUSPECT or DEAD event fires
- * VigilAgentSuspect (warning) or VigilAgentDead (critical); RECOVERED
- * resolves both (same labels, endsAt set); other kinds are info alerts. */
-static char *alertmanager_body(const struct alert_event *ev)
+/* The Alertmanager v2 alerts (POST /api/v2/alerts) for one event, into an
+ * open array: SUSPECT fires VigilAgentSuspect (warning); DEAD fires
+ * VigilAgentDead (critical) and resolves VigilAgentSuspect; RECOVERED
+ * resolves both (same labels, endsAt = the event's time); other kinds are
+ * info alerts. A firing alert carries endsAt = fire_until, a few re-send
+ * periods ahead: Alertmanager keeps it while vigil re-sends it
+ * (alertmanager_resend) and lets it end by itself when nobody does, without
+ * waiting for its resolve_timeout. */
+static void am_event(struct vg_json *j, const struct alert_event *ev, const char *fire_until)
 {
 	const char *who = *ev->name ? ev->name : ev->agent_id;
-	char summary[512], *buf = NULL;
+	char summary[512], alertname[64];
+
+	if (!strcmp(ev->kind, "recovered")) {
+		snprintf(summary, sizeof(summary), "agent %s (id %s) recovered", who, ev->agent_id);
+		am_alert(j, ev, "VigilAgentSuspect", "warning", summary, ev->time);
+		am_alert(j, ev, "VigilAgentDead", "critical", summary, ev->time);
+		return;
+	}
+	snprintf(alertname, sizeof(alertname), "VigilAgent%c%s",
+		 ev->kind[0] ? ev->kind[0] - 'a' + 'A' : 'X', ev->kind[0] ? ev->kind + 1 : "");
+	snprintf(summary, sizeof(summary), "agent %s (id %s, group %s) is %s (was %s)", who,
+		 ev->agent_id, *ev->group ? ev->group : "-", ev->state, ev->prev_state);
+	am_alert(j, ev, alertname, severity_of(ev->kind), summary, fire_until);
+	if (!strcmp(ev->kind, "dead"))
+		am_alert(j, ev, "VigilAgentSuspect", "warning", summary, ev->time);
+}
+
+/* When a firing alert sent now ends unless it is sent again. */
+static void fire_until(const struct vg_alert_cfg *cfg, char *buf, size_t len)
+{
+	vg_fmt_wall(vg_wall_ns() + (__u64)cfg->resend_s * VG_ALERT_VALIDITY_PERIODS *
+					   VIGIL_NSEC_PER_SEC, buf, len);
+}
+
+/* A JSON array of the Alertmanager alerts of n events. */
+static char *alertmanager_body(const struct vg_alert_cfg *cfg, const struct alert_event *ev,
+			       size_t n)
+{
+	char *buf = NULL, until[40];
 	struct vg_json j;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
 
 	if (!f)
 		return NULL;
+	fire_until(cfg, until, sizeof(until));
 	vg_json_begin(&j, f);
 	vg_json_arr(&j);
-	if (!strcmp(ev->kind, "recovered")) {
-		snprintf(summary, sizeof(summary), "agent %s (id %s) recovered", who, ev->agent_id);
-		am_alert(&j, ev, "VigilAgentSuspect", "warning", summary, true);
-		am_alert(&j, ev, "VigilAgentDead", "critical", summary, true);
-	} else {
-		char alertname[64];
-
-		snprintf(alertname, sizeof(alertname), "VigilAgent%c%s",
-			 ev->kind[0] ? ev->kind[0] - 'a' + 'A' : 'X', ev->kind[0] ? ev->kind + 1 : "");
-		snprintf(summary, sizeof(summary), "agent %s (id %s, group %s) is %s (was %s)", who,
-			 ev->agent_id, *ev->group ? ev->group : "-", ev->state, ev->prev_state);
-		am_alert(&j, ev, alertname, severity_of(ev->kind), summary, false);
-	}
+	for (size_t i = 0; i < n; i++)
+		am_event(&j, &ev[i], until);
 	vg_json_close(&j);
 	if (fclose(f)) {
 		free(buf);
@@ -534,8 +574,8 @@ static size_t keep_response(char *data, size_t size, size_t nmemb, void *ctx)
 	return n;
 }
 
-static enum outcome deliver_webhook(struct sink_worker *w, const char *payload,
-				    const struct alert_event *ev, char *err)
+/* POST body to the webhook; the outcome, and why in err when it failed. */
+static enum outcome post(struct sink_worker *w, const char *body, char *err)
 {
 	const struct vg_alert_cfg *cfg = &w->a->cfg;
 	struct curl_slist *hdr = NULL;
@@ -543,16 +583,11 @@ static enum outcome deliver_webhook(struct sink_worker *w, const char *payload,
 	enum outcome out = FAILED;
 	CURLcode result = CURLE_OK;
 	bool done = false;
-	char *body = NULL;
 	long code = 0;
 	int running = 1;
 	CURLMsg *msg;
 	CURL *h;
 
-	if (cfg->alertmanager && !(body = alertmanager_body(ev))) {
-		snprintf(err, ERR_LEN, "out of memory");
-		return FAILED;
-	}
 	h = curl_easy_init();
 	hdr = curl_slist_append(hdr, "Content-Type: application/json");
 	if (!h || !hdr) {
@@ -560,7 +595,7 @@ static enum outcome deliver_webhook(struct sink_worker *w, const char *payload,
 		goto out;
 	}
 	curl_easy_setopt(h, CURLOPT_URL, cfg->webhook_url);
-	curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : payload);
+	curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "vigil");
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)cfg->timeout_ms);
@@ -613,6 +648,23 @@ out:
 	curl_slist_free_all(hdr);
 	if (h)
 		curl_easy_cleanup(h);
+	return out;
+}
+
+static enum outcome deliver_webhook(struct sink_worker *w, const char *payload,
+				    const struct alert_event *ev, char *err)
+{
+	enum outcome out;
+	char *body;
+
+	if (!w->a->cfg.alertmanager)
+		return post(w, payload, err);
+	body = alertmanager_body(&w->a->cfg, ev, 1);
+	if (!body) {
+		snprintf(err, ERR_LEN, "out of memory");
+		return FAILED;
+	}
+	out = post(w, body, err);
 	free(body);
 	return out;
 }
@@ -634,19 +686,57 @@ static enum outcome deliver_syslog(const char *payload, const struct alert_event
 
 struct row {
 	sqlite3_int64 id;
-	__u64 event_seq;
+	__u64 instance_id, event_seq, agent_id;
 	__u32 attempts;
 	char *payload;
 };
 
-static void delivered(struct sink_worker *w, const struct row *r)
+/* Per agent, the newest alert event Alertmanager accepted from this log: what
+ * alertmanager_resend() keeps firing. Kept in the event log, so that it
+ * outlives the daemon; a late delivery of an older event never replaces a
+ * newer one. */
+static const char am_schema[] =
+	"CREATE TABLE IF NOT EXISTS alertmanager_alerts ("
+	"  instance_id INTEGER NOT NULL, agent_id INTEGER NOT NULL,"
+	"  event_seq INTEGER NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL,"
+	"  PRIMARY KEY (instance_id, agent_id)) WITHOUT ROWID";
+
+static bool am_record(struct sink_worker *w, const struct row *r, const char *kind)
 {
-	if (!vg_sql_run(w->db, "DELETE FROM outbox WHERE id = ?1", "i", (long long)r->id))
+	return vg_sql_run(w->db,
+			  "INSERT INTO alertmanager_alerts VALUES (?1, ?2, ?3, ?4, ?5)"
+			  " ON CONFLICT (instance_id, agent_id) DO UPDATE SET"
+			  " event_seq = excluded.event_seq, kind = excluded.kind,"
+			  " payload = excluded.payload WHERE excluded.event_seq > event_seq",
+			  "iiitt", (long long)r->instance_id, (long long)r->agent_id,
+			  (long long)r->event_seq, kind, r->payload);
+}
+
+/* Alertmanager already has a newer event of this agent (this one was
+ * retried, or replayed from the dead-letter queue, after it): sending it
+ * would fire an alert that is over, or resolve one that is not. */
+static bool am_superseded(struct sink_worker *w, const struct row *r, __u64 *newer)
+{
+	return vg_sql_u64(w->db, newer,
+			  "SELECT event_seq FROM alertmanager_alerts WHERE instance_id = ?1 AND"
+			  " agent_id = ?2 AND event_seq > ?3", "iii", (long long)r->instance_id,
+			  (long long)r->agent_id, (long long)r->event_seq);
+}
+
+static void delivered(struct sink_worker *w, const struct row *r, const struct alert_event *ev)
+{
+	bool ok = vg_sql_exec(w->db, "BEGIN IMMEDIATE") &&
+		  vg_sql_run(w->db, "DELETE FROM outbox WHERE id = ?1", "i", (long long)r->id) &&
+		  (!is_alertmanager(w) || am_record(w, r, ev->kind)) &&
+		  vg_sql_exec(w->db, "COMMIT");
+
+	if (!ok) {
+		vg_sql_exec(w->db, "ROLLBACK");
 		pr_warn("alert %lld (%s): delivered, but removing it from the outbox failed: %s "
 			"(it will be delivered again)\n", (long long)r->id, sink_names[w->sink],
 			sqlite3_errmsg(w->db));
-	if (w->a->ds)
-		atomic_fetch_add(&w->a->ds->alerts_delivered, 1);
+	}
+	atomic_fetch_add(&w->a->ds->alerts_delivered, 1);
 	if (r->attempts)
 		pr_info("alert %lld (%s, event %llu): delivered after %u failed attempt(s)\n",
 			(long long)r->id, sink_names[w->sink], (unsigned long long)r->event_seq,
@@ -676,8 +766,7 @@ static void dead_letter(struct sink_worker *w, const struct row *r, __u32 attemp
 		vg_sql_exec(w->db, "ROLLBACK");
 		return;
 	}
-	if (w->a->ds)
-		atomic_fetch_add(&w->a->ds->alerts_dead_lettered, 1);
+	atomic_fetch_add(&w->a->ds->alerts_dead_lettered, 1);
 	pr_warn("alert %lld (%s, event %llu): %u attempts failed (last: %s); moved to the "
 		"dead-letter queue ('vigil dlq list', 'vigil dlq replay')\n", (long long)r->id,
 		sink_names[w->sink], (unsigned long long)r->event_seq, attempts, err);
@@ -689,8 +778,7 @@ static void failed(struct sink_worker *w, const struct row *r, const char *err)
 	__u32 attempts = r->attempts + 1;
 	__u64 cap = cfg->backoff_max_ms, delay;
 
-	if (w->a->ds)
-		atomic_fetch_add(&w->a->ds->alert_attempts_failed, 1);
+	atomic_fetch_add(&w->a->ds->alert_attempts_failed, 1);
 	if (attempts >= cfg->max_attempts) {
 		dead_letter(w, r, attempts, err);
 		return;
@@ -718,8 +806,9 @@ static int due_rows(struct sink_worker *w, struct row *rows)
 	int n = 0, rc;
 
 	if (sqlite3_prepare_v2(w->db,
-			       "SELECT id, event_seq, attempts, payload FROM outbox WHERE sink = ?1"
-			       " AND next_attempt_wall_ns <= ?2 ORDER BY id LIMIT ?3",
+			       "SELECT id, event_seq, attempts, payload, instance_id, agent_id"
+			       " FROM outbox WHERE sink = ?1 AND next_attempt_wall_ns <= ?2"
+			       " ORDER BY id LIMIT ?3",
 			       -1, &st, NULL) != SQLITE_OK)
 		return -1;
 	sqlite3_bind_text(st, 1, sink_names[w->sink], -1, SQLITE_STATIC);
@@ -731,6 +820,8 @@ static int due_rows(struct sink_worker *w, struct row *rows)
 		rows[n].id = sqlite3_column_int64(st, 0);
 		rows[n].event_seq = (__u64)sqlite3_column_int64(st, 1);
 		rows[n].attempts = (__u32)sqlite3_column_int64(st, 2);
+		rows[n].instance_id = (__u64)sqlite3_column_int64(st, 4);
+		rows[n].agent_id = (__u64)sqlite3_column_int64(st, 5);
 		rows[n].payload = strdup(p ? p : "{}");
 		if (!rows[n].payload)
 			break;
@@ -755,8 +846,16 @@ static bool pass(struct sink_worker *w)
 		struct alert_event ev;
 		char err[ERR_LEN] = "";
 		enum outcome o;
+		__u64 newer;
 
 		parse_event(rows[i].payload, &ev);
+		if (is_alertmanager(w) && am_superseded(w, &rows[i], &newer)) {
+			pr_info("alert %lld (webhook, event %llu): not sent, Alertmanager has the "
+				"agent's newer event %llu\n", (long long)rows[i].id,
+				(unsigned long long)rows[i].event_seq, (unsigned long long)newer);
+			delivered(w, &rows[i], &ev);
+			continue;
+		}
 		switch (w->sink) {
 		case SINK_EXEC:
 			o = deliver_exec(w, rows[i].payload, &ev, err);
@@ -769,7 +868,7 @@ static bool pass(struct sink_worker *w)
 			break;
 		}
 		if (o == DELIVERED)
-			delivered(w, &rows[i]);
+			delivered(w, &rows[i], &ev);
 		else if (o == FAILED)
 			failed(w, &rows[i], err);
 	}
@@ -778,16 +877,133 @@ static bool pass(struct sink_worker *w)
 	return n == BATCH;
 }
 
+/* ---- keeping Alertmanager's alerts firing */
+
+/* The alerts Alertmanager accepted that still fire, as their events'
+ * payloads: the agent's newest delivered event is a SUSPECT or DEAD, and the
+ * maps say the agent is still SUSPECT or DEAD (a RECOVERED still on its way,
+ * withheld by flap damping, an agent removed since: not re-sent, so the
+ * alert ends at its endsAt). Returns how many, or -1 when the log cannot be
+ * read. */
+static long firing_alerts(struct sink_worker *w, char ***out)
+{
+	const struct vg_alerter *a = w->a;
+	sqlite3_stmt *st;
+	size_t n = 0, cap = 0;
+
+	if (sqlite3_prepare_v2(w->db,
+			       "SELECT agent_id, payload FROM alertmanager_alerts WHERE instance_id"
+			       " = ?1 AND kind IN ('suspect', 'dead') ORDER BY agent_id", -1, &st,
+			       NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)a->instance_id);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *p = (const char *)sqlite3_column_text(st, 1);
+		struct agent_slot slot;
+
+		if (vg_agent_get(a->maps, (__u64)sqlite3_column_int64(st, 0), NULL, &slot) ||
+		    (slot.state != VIGIL_AGENT_SUSPECT && slot.state != VIGIL_AGENT_DEAD))
+			continue;
+		if (vg_grow(out, &cap, n, sizeof(**out), 64) || !((*out)[n] = strdup(p ? p : "{}")))
+			break;
+		n++;
+	}
+	sqlite3_finalize(st);
+	return (long)n;
+}
+
+/* Re-send every firing alert with endsAt moved ahead (docs/operations.md):
+ * Alertmanager expects its clients to repeat what still fires, and ends an
+ * alert nobody repeats. Done every --alert-resend-s from the log and the
+ * maps, so a restarted daemon goes on where the last one stopped. A failed
+ * re-send is tried again at the next period: the alerts' endsAt leaves
+ * VG_ALERT_VALIDITY_PERIODS periods for that. */
+static void alertmanager_resend(struct sink_worker *w, bool *failing)
+{
+	struct vg_alerter *a = w->a;
+	struct alert_event *ev = malloc(RESEND_BATCH * sizeof(*ev));
+	char **payloads = NULL;
+	long n = firing_alerts(w, &payloads), sent = 0;
+
+	if (n < 0)
+		pr_warn("alerts: reading the alerts Alertmanager keeps failed: %s\n",
+			sqlite3_errmsg(w->db));
+	for (long i = 0; i < n && !stopping(w); i += RESEND_BATCH) {
+		long k = n - i < RESEND_BATCH ? n - i : RESEND_BATCH;
+		char err[ERR_LEN] = "out of memory", *body = NULL;
+		enum outcome o = FAILED;
+
+		for (long j = 0; ev && j < k; j++)
+			parse_event(payloads[i + j], &ev[j]);
+		if (ev)
+			body = alertmanager_body(&a->cfg, ev, k);
+		if (body)
+			o = post(w, body, err);
+		free(body);
+		if (o == DELIVERED) {
+			sent += k;
+		} else if (o == FAILED) {
+			atomic_fetch_add(&a->ds->alert_resends_failed, 1);
+			if (!*failing)
+				pr_warn("alerts: re-sending %ld firing alert(s) to Alertmanager failed "
+					"(%s); trying again every %u s, they end %u s after the last "
+					"one that got through\n", n, err, a->cfg.resend_s,
+					a->cfg.resend_s * VG_ALERT_VALIDITY_PERIODS);
+			*failing = true;
+			break;
+		}
+	}
+	if (sent == n && *failing) {
+		pr_info("alerts: re-sending to Alertmanager works again (%ld firing)\n", n);
+		*failing = false;
+	}
+	atomic_fetch_add(&a->ds->alerts_resent, sent);
+	if (n >= 0)
+		atomic_store(&a->ds->alerts_firing, n);
+	for (long i = 0; i < n; i++)
+		free(payloads[i]);
+	free(payloads);
+	free(ev);
+}
+
+/* The outbox and dead-letter gauges. */
+static void count_rows(struct sink_worker *w)
+{
+	__u64 v;
+
+	if (vg_sql_u64(w->db, &v, "SELECT count(*) FROM outbox", ""))
+		atomic_store(&w->a->ds->alerts_pending, v);
+	if (vg_sql_u64(w->db, &v, "SELECT count(*) FROM dlq", ""))
+		atomic_store(&w->a->ds->alerts_dead_letter_queue, v);
+}
+
 static void *worker_main(void *arg)
 {
 	struct sink_worker *w = arg;
 	struct vg_alerter *a = w->a;
+	__u64 resend_ns = (__u64)a->cfg.resend_s * VIGIL_NSEC_PER_SEC, next_resend = 0;
+	__u64 next_count = 0;
+	bool failing = false;
 
 	if (w->sink == SINK_SYSLOG)
 		openlog("vigil", LOG_PID, LOG_DAEMON);
-	while (!stopping(w))
-		if (!pass(w))
+	while (!stopping(w)) {
+		bool more = pass(w);
+		__u64 now = vg_mono_ns();
+
+		/* The first re-send comes right after the first pass: a
+		 * restarted daemon renews at once what the last one sent. */
+		if (is_alertmanager(w) && now >= next_resend) {
+			alertmanager_resend(w, &failing);
+			next_resend = now + resend_ns;
+		}
+		if (w->sink == a->counting_sink && now >= next_count) {
+			count_rows(w);
+			next_count = now + COUNT_MS * 1000000ULL;
+		}
+		if (!more)
 			vg_waker_nap(&a->waker, POLL_MS);
+	}
 	return NULL;
 }
 
@@ -831,17 +1047,19 @@ static sqlite3 *open_db(const char *path)
 }
 
 int vg_alerter_start(const char *db_path, const struct vg_alert_cfg *cfg,
-		     struct vg_daemon_stats *ds, struct vg_alerter **out)
+		     const struct vg_maps *maps, __u64 instance_id, struct vg_daemon_stats *ds,
+		     struct vg_alerter **out)
 {
 	struct vg_alerter *a;
+	char webhook[80];
 	__u64 seed = 0;
 	sqlite3 *db;
 
 	*out = NULL;
 	if (!vg_alert_enabled(cfg))
 		return 0;
-	if (cfg->max_attempts < 1 || !cfg->backoff_base_ms || !cfg->timeout_ms) {
-		pr_warn("alerts: max attempts, backoff and timeout must be positive\n");
+	if (cfg->max_attempts < 1 || !cfg->backoff_base_ms || !cfg->timeout_ms || !cfg->resend_s) {
+		pr_warn("alerts: max attempts, backoff, timeout and re-send period must be positive\n");
 		return -1;
 	}
 	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
@@ -855,7 +1073,10 @@ int vg_alerter_start(const char *db_path, const struct vg_alert_cfg *cfg,
 		return -1;
 	}
 	a->cfg = *cfg;
+	a->maps = maps;
+	a->instance_id = instance_id;
 	a->ds = ds;
+	a->counting_sink = -1;
 	vg_waker_init(&a->waker);
 	if (!(a->db_path = strdup(db_path))) {
 		pr_warn("alerts: out of memory\n");
@@ -867,6 +1088,17 @@ int vg_alerter_start(const char *db_path, const struct vg_alert_cfg *cfg,
 	if (!db)
 		goto fail;
 	vg_sql_exec(db, "CREATE INDEX IF NOT EXISTS outbox_due ON outbox(sink, next_attempt_wall_ns)");
+	/* Alerts of an earlier instance (before a detach) are not re-sent: its
+	 * agents are gone; Alertmanager ends them at their endsAt. */
+	if (cfg->alertmanager &&
+	    (!vg_sql_exec(db, am_schema) ||
+	     !vg_sql_run(db, "DELETE FROM alertmanager_alerts WHERE instance_id != ?1", "i",
+			 (long long)instance_id))) {
+		pr_warn("%s: preparing the table of Alertmanager's alerts failed: %s\n", db_path,
+			sqlite3_errmsg(db));
+		sqlite3_close(db);
+		goto fail;
+	}
 	note_waiting(a, db);
 	sqlite3_close(db);
 
@@ -881,6 +1113,8 @@ int vg_alerter_start(const char *db_path, const struct vg_alert_cfg *cfg,
 			continue;
 		w->a = a;
 		w->sink = i;
+		if (a->counting_sink < 0)
+			a->counting_sink = i;
 		w->rng = seed + (__u64)i * 0x632be59bd9b4e019ULL;
 		w->db = open_db(db_path);
 		if (!w->db || (i == SINK_WEBHOOK && !(w->multi = curl_multi_init())) ||
@@ -890,9 +1124,14 @@ int vg_alerter_start(const char *db_path, const struct vg_alert_cfg *cfg,
 		}
 		w->running = true;
 	}
+	if (cfg->alertmanager)
+		snprintf(webhook, sizeof(webhook),
+			 "webhook (alertmanager, firing alerts re-sent every %u s)", cfg->resend_s);
+	else
+		vg_strlcpy(webhook, "webhook (json)", sizeof(webhook));
 	pr_info("alerts: %s%s%s%s%s; up to %u attempts, backoff %llu..%llu ms, timeout %llu ms\n",
 		cfg->exec_cmd ? "exec" : "", cfg->exec_cmd && cfg->webhook_url ? ", " : "",
-		cfg->webhook_url ? (cfg->alertmanager ? "webhook (alertmanager)" : "webhook (json)") : "",
+		cfg->webhook_url ? webhook : "",
 		(cfg->exec_cmd || cfg->webhook_url) && cfg->use_syslog ? ", " : "",
 		cfg->use_syslog ? "syslog" : "", cfg->max_attempts,
 		(unsigned long long)cfg->backoff_base_ms, (unsigned long long)cfg->backoff_max_ms,

@@ -206,7 +206,8 @@ static int start_workers(struct daemon *d)
 	retention(d, vg_mono_ns());
 	/* Delivers the outbox, including alerts left by an earlier run. A
 	 * shadow monitor sends nothing: they wait for a run that is not. */
-	if ((!o->shadow && vg_alerter_start(o->db_path, &o->acfg, &d->ds, &d->alerter)) ||
+	if ((!o->shadow && vg_alerter_start(o->db_path, &o->acfg, &d->maps, d->meta.instance_id, &d->ds,
+					      &d->alerter)) ||
 	    vg_exporter_start(o->db_path, &o->xcfg, &d->ds, &d->exporter) ||
 	    vg_escalation_start(&d->esc, &d->log, &o->acfg, &d->ds, &d->maps, o->quiet) ||
 	    vg_leases_start(&d->leases, &d->maps, d->log.db, o->config.leases, o->config.n_leases,

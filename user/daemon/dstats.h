@@ -32,6 +32,12 @@ struct vg_daemon_stats {
 	atomic_ullong alert_attempts_failed;
 	atomic_ullong alerts_dead_lettered;
 	atomic_ullong alerts_suppressed; /* withheld by flap damping */
+	atomic_ullong agents_flapping;   /* gauge: agents whose alerts flap damping withholds */
+	atomic_ullong alerts_resent;     /* firing alerts Alertmanager accepted again */
+	atomic_ullong alert_resends_failed; /* re-send requests that failed */
+	atomic_ullong alerts_firing;     /* gauge: what the last re-send kept firing */
+	atomic_ullong alerts_pending;    /* gauge: rows in the outbox */
+	atomic_ullong alerts_dead_letter_queue; /* gauge: rows in the dead-letter table */
 	atomic_ullong remediations_run;
 	atomic_ullong learned;
 	atomic_ullong events_exported;   /* acknowledged by NATS JetStream (export.c) */

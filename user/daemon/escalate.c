@@ -237,4 +237,5 @@ void vg_escalation_tick(struct vg_escalation *x)
 			run_hook(x, agent_id, attempt);
 		}
 	}
+	atomic_store(&x->ds->agents_flapping, x->policy.n_suppressed);
 }

@@ -48,6 +48,11 @@ struct agent_row {
 	char labels[LABELS_MAX]; /* agent_id="1",name="web-1",group="web" */
 };
 
+struct lease_row {
+	struct lease_slot l;
+	char labels[48 + 2 * VIGIL_NAME_LEN]; /* lease_id="1",lease="primary" */
+};
+
 struct vg_metrics {
 	struct MHD_Daemon *httpd;
 	int fd; /* listening socket until vg_metrics_serve hands it over (-1 then) */
@@ -59,6 +64,7 @@ struct vg_metrics {
 	struct agent_row *rows;
 	size_t cap_rows;
 	size_t last_len; /* size of the previous /metrics body: first guess for the next */
+	struct lease_row leases[VIGIL_MAX_LEASES];
 };
 
 /* ------------------------------------------------------------- text */
@@ -537,6 +543,77 @@ static void emit_health(struct text *t, const struct vg_maps *m, const struct wh
 			       "queue=\"%u\"} %u\n", q, r[q].episodes);
 }
 
+/* Per-lease series, of each lease that is configured or was ever granted
+ * (docs/leases.md). Remaining time is printed in seconds from nanoseconds. */
+enum lease_field { LF_HELD, LF_HOLDER, LF_TOKEN, LF_REMAINING_NS, LF_RENEWALS };
+
+static const struct {
+	const char *name, *type, *help;
+	enum lease_field f;
+} lease_fields[] = {
+	{ "vigil_lease_held", "gauge", "1 while the lease has a holder whose time runs.", LF_HELD },
+	{ "vigil_lease_holder", "gauge", "Agent id of the lease's current holder (0: none).",
+	  LF_HOLDER },
+	{ "vigil_lease_token", "gauge", "Fencing token of the latest grant; rises with each grant.",
+	  LF_TOKEN },
+	{ "vigil_lease_remaining_seconds", "gauge",
+	  "Time until the lease expires unless the holder's beats renew it (0 when not held).",
+	  LF_REMAINING_NS },
+	{ "vigil_lease_renewals_total", "counter",
+	  "Renewals of the current grant by the holder's beats.", LF_RENEWALS },
+};
+
+static __u64 lease_value(const struct lease_slot *l, enum lease_field f, __u64 now)
+{
+	bool held = l->state == VIGIL_LEASE_HELD;
+
+	switch (f) {
+	case LF_HELD:
+		return held;
+	case LF_HOLDER:
+		return held ? l->holder : 0;
+	case LF_TOKEN:
+		return l->token;
+	case LF_REMAINING_NS:
+		return held && l->expires_ns > now ? l->expires_ns - now : 0;
+	case LF_RENEWALS:
+		return l->renewals;
+	}
+	return 0;
+}
+
+static void emit_leases(struct text *t, struct vg_metrics *mt, __u64 now)
+{
+	struct lease_row *rows = mt->leases;
+	size_t n = 0;
+
+	for (__u32 id = 1; id < VIGIL_MAX_LEASES; id++) {
+		struct lease_slot *l = &rows[n].l;
+		char *p = rows[n].labels;
+
+		if (bpf_map_lookup_elem(mt->maps->leases, &id, l) ||
+		    (!l->name[0] && !l->token && l->state == VIGIL_LEASE_FREE))
+			continue;
+		p += sprintf(p, "lease_id=\"%u\",lease=\"", id);
+		p = escape_label(p, l->name, sizeof(l->name));
+		strcpy(p, "\"");
+		n++;
+	}
+	for (size_t k = 0; k < sizeof(lease_fields) / sizeof(lease_fields[0]); k++) {
+		family(t, lease_fields[k].name, lease_fields[k].type, lease_fields[k].help);
+		for (size_t i = 0; i < n; i++) {
+			__u64 v = lease_value(&rows[i].l, lease_fields[k].f, now);
+
+			if (lease_fields[k].f == LF_REMAINING_NS)
+				put(t, "%s{%s} " NS_FMT "\n", lease_fields[k].name, rows[i].labels,
+				    NS_ARG(v));
+			else
+				put(t, "%s{%s} %llu\n", lease_fields[k].name, rows[i].labels,
+				    (unsigned long long)v);
+		}
+	}
+}
+
 /* The daemon's own counters (struct vg_daemon_stats). */
 static const struct {
 	const char *name, *help;
@@ -559,6 +636,12 @@ static const struct {
 	  DS(alerts_dead_lettered) },
 	{ "vigil_alerts_suppressed_total", "Alerts withheld by flap damping.",
 	  DS(alerts_suppressed) },
+	{ "vigil_alerts_resent_total",
+	  "Firing alerts re-sent to Alertmanager (every --alert-resend-s) and accepted.",
+	  DS(alerts_resent) },
+	{ "vigil_alert_resends_failed_total",
+	  "Re-send requests to Alertmanager that failed (tried again the next period).",
+	  DS(alert_resends_failed) },
 	{ "vigil_remediations_run_total", "Remediation hooks run.", DS(remediations_run) },
 	{ "vigil_learned_agents_total", "Unknown agents registered by --learn.", DS(learned) },
 	{ "vigil_events_exported_total", "Events NATS JetStream acknowledged.",
@@ -595,6 +678,18 @@ static void emit_daemon(struct text *t, struct vg_daemon_stats *ds)
 		one_u64(t, daemon_counters[k].name, "counter", daemon_counters[k].help,
 			atomic_load((atomic_ullong *)((char *)ds + daemon_counters[k].off)));
 	emit_lag(t, ds);
+	one_u64(t, "vigil_agents_flapping", "gauge",
+		"Agents whose alerts flap damping withholds now (--flap-suppress).",
+		atomic_load(&ds->agents_flapping));
+	one_u64(t, "vigil_alerts_firing", "gauge",
+		"Alerts the last re-send kept firing in Alertmanager (agents still SUSPECT or DEAD).",
+		atomic_load(&ds->alerts_firing));
+	one_u64(t, "vigil_alerts_pending", "gauge",
+		"Alerts waiting in the outbox for delivery or a retry (counted every second while "
+		"a sink is configured).", atomic_load(&ds->alerts_pending));
+	one_u64(t, "vigil_alerts_dead_letter_queue", "gauge",
+		"Alerts in the dead-letter queue, waiting for 'vigil dlq replay' (counted every "
+		"second while a sink is configured).", atomic_load(&ds->alerts_dead_letter_queue));
 	one_seconds(t, "vigil_process_start_time_seconds", "gauge",
 		    "When the daemon started, in seconds since the Unix epoch.",
 		    atomic_load(&ds->started_wall_ns));
@@ -611,6 +706,7 @@ static int build_metrics(struct vg_metrics *mt, struct text *t, const char **why
 	struct scrape sc = { .mt = mt };
 	struct wheel_state ws = {};
 	struct vigil_meta meta = {};
+	struct vigil_config cfg = {};
 	struct vigil_stats st;
 	__u32 zero = 0;
 	__u64 now;
@@ -626,6 +722,10 @@ static int build_metrics(struct vg_metrics *mt, struct text *t, const char **why
 		*why = "reading the sweeper state failed";
 		return -errno;
 	}
+	if (bpf_map_lookup_elem(m->config, &zero, &cfg)) {
+		*why = "reading vigil_config failed";
+		return -errno;
+	}
 	err = vg_agent_foreach(m, collect, &sc);
 	if (err) {
 		*why = "reading the agents failed";
@@ -635,9 +735,13 @@ static int build_metrics(struct vg_metrics *mt, struct text *t, const char **why
 	text_reserve(t, mt->last_len + mt->last_len / 8 + 1);
 
 	one_u64(t, "vigil_up", "gauge", "1: the daemon is serving metrics.", 1);
+	one_u64(t, "vigil_auth_required", "gauge",
+		"1: beats without a valid tag are refused; 0: the instance runs with --no-auth "
+		"and accepts unsigned beats.", cfg.auth_required != 0);
 	emit_stats(t, &st);
 	emit_sweeper(t, &ws, &meta, now);
 	emit_health(t, m, &ws, now);
+	emit_leases(t, mt, now);
 
 	family(t, "vigil_agents", "gauge", "Registered agents by state.");
 	for (__u32 s = VIGIL_AGENT_NEW; s <= VIGIL_AGENT_STATE_MAX; s++)

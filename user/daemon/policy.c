@@ -91,6 +91,7 @@ struct vg_policy_decision vg_policy_on_event(struct vg_policy *p, __u64 agent_id
 		a->penalty = p->cfg.max_penalty;
 	if (!a->suppressed && a->penalty > p->cfg.suppress) {
 		a->suppressed = true;
+		p->n_suppressed++;
 		d.suppressed = true;
 	}
 	if (a->suppressed) {
@@ -161,6 +162,7 @@ enum vg_policy_due vg_policy_next_due(struct vg_policy *p, __u64 now_ns, size_t 
 			decay(&p->cfg, a, now_ns);
 			if (a->penalty < p->cfg.reuse) {
 				a->suppressed = false;
+				p->n_suppressed--;
 				*agent_id = p->agents.ids[*cursor];
 				*kind = a->pending_kind && a->pending_kind != a->last_alerted ?
 						a->pending_kind : 0;

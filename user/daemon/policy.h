@@ -49,6 +49,7 @@ struct vg_agent_policy {
 struct vg_policy {
 	struct vg_policy_cfg cfg;
 	struct vg_idtab agents; /* agent id -> struct vg_agent_policy */
+	size_t n_suppressed;    /* agents whose alerts are withheld now */
 	__u64 (*rand64)(void); /* jitter source; tests replace it */
 };
 
