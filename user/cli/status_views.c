@@ -63,7 +63,7 @@ static __u64 since(__u64 now, __u64 t)
  * would shift everything below it). */
 struct frame {
 	char (*line)[512];
-	size_t n, max, cols;
+	size_t n, max, cols, cap; /* lines used, allowed, allocated */
 };
 
 __attribute__((format(printf, 2, 3))) static void add(struct frame *f, const char *fmt, ...)
@@ -224,9 +224,10 @@ int status_watch(const char *pin_root, __u32 interval_ms, __u32 count)
 			break;
 		}
 		term_size(&rows, &f.cols);
-		if (rows > f.max) {
+		if (rows > f.cap) {
 			free(f.line);
 			f.line = calloc(rows, sizeof(*f.line));
+			f.cap = f.line ? rows : 0;
 			if (!f.line) {
 				ret = 1;
 				break;
