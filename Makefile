@@ -116,6 +116,11 @@ $(BUILD)/test_eventlog: tests/unit/test_eventlog.c $(EVENTLOG_TESTED)
 $(BUILD)/test_agent: tests/unit/test_agent.c libagent/libagent.c
 	$(CC) $(TEST_CFLAGS) $(INPUTS) -o $@ -lpthread
 
+# include/vigil/cadence.h driven by a script: the Python agent's cadence is
+# compared with it decision for decision (agents/python/tests/test_cadence.py).
+$(BUILD)/cadence_trace: tests/unit/cadence_trace.c
+	$(CC) $(TEST_CFLAGS) $< -o $@
+
 # BPF programs that exist only for tests (e.g. SipHash vectors in the kernel).
 $(BUILD)/%.test.bpf.o: tests/prog/%.bpf.c vmlinux.h
 	$(BPF_CLANG) $(BPF_CFLAGS) -c $< -o $@
@@ -156,7 +161,7 @@ $(BUILD)/xdp_pass.bpf.o: tests/e2e/xdp_pass.bpf.c vmlinux.h
 	$(BPF_CLANG) $(BPF_CFLAGS) -c $< -o $@
 
 E2E_HELPERS := $(BUILD)/nats_read $(BUILD)/lease_candidate $(BUILD)/fence_resource \
-	$(BUILD)/xdp_pass.bpf.o
+	$(BUILD)/xdp_pass.bpf.o $(BUILD)/cadence_trace
 TEST_BINS := $(addprefix $(BUILD)/,test_logic test_policy test_common test_auth test_agent test_eventlog \
 	test_prog test_diff fuzz_beat)
 BENCH_BINS := $(addprefix $(BUILD)/,vigil-trafficgen vigil-bench vigil-baseline vigil-scale)

@@ -35,9 +35,13 @@ PACKAGES=(
 	# tests
 	iproute2        # ip netns, veth
 	util-linux      # nsenter
+	bsdutils        # script: vigil status --watch under a pseudo-terminal (tests/e2e/27-status-views.sh)
 	procps          # pgrep, sysctl
 	python3         # test helpers
 	python3-yaml    # tests/e2e/95-deploy.sh parses the Kubernetes manifests
+	python3-venv    # the Python agent installs into a venv (tests/e2e/94-python-agent.sh) ...
+	python3-setuptools # ... built offline with Debian's setuptools (pip --no-build-isolation)
+	python3-wheel   # ... which needs wheel to build it
 	jq              # checks on --json output
 	sqlite3         # inspecting the event log in tests
 	prometheus      # promtool checks metrics and rules; tests/e2e/62-prometheus.sh runs a Prometheus

@@ -122,6 +122,11 @@ enum vigil_lease_state {
 	VIGIL_LEASE_STATE_MAX = VIGIL_LEASE_RELEASED,
 };
 
+/* Map fields of these enum types are 4 bytes wide (the compare-and-swaps on
+ * them are 32-bit) and show in `bpftool map dump` by name (BTF). */
+_Static_assert(sizeof(enum vigil_agent_state) == 4 && sizeof(enum vigil_lease_state) == 4,
+	       "state fields are 32-bit");
+
 /* lease_slot.flags */
 #define VIGIL_LEASE_F_FORCED 0x01 /* RELEASED by an operator (`vigil lease release|transfer`),
 				   * not by the holder: the next grant waits until
@@ -141,7 +146,7 @@ struct lease_slot {
 	__u64 granted_ns;
 	__u64 renewals;
 	__u32 duration_ms;
-	__u32 state;          /* enum vigil_lease_state */
+	enum vigil_lease_state state; /* 4 bytes, typed so bpftool prints its name */
 	__u32 flags;          /* VIGIL_LEASE_* */
 	struct bpf_spin_lock lock;
 	char name[VIGIL_NAME_LEN];
@@ -198,7 +203,7 @@ struct agent_slot {
 			       * (set by the sweeper; whoever clears it with a
 			       * compare-and-swap decides the verdict) */
 	__u32 gap_hist[VIGIL_GAP_BUCKETS]; /* inter-arrival times, see VIGIL_GAP_BUCKETS */
-	__u32 state;          /* enum vigil_agent_state */
+	enum vigil_agent_state state; /* 4 bytes, typed so bpftool prints its name */
 	__u32 incarnation;
 	__u32 interval_ms;    /* advertised interval, clamped to the bounds below */
 	__u32 interval_min_ms;
@@ -208,7 +213,7 @@ struct agent_slot {
 	__u32 pad1;
 	__u16 queue_depth;
 	__u16 rxq;            /* receive queue of the last accepted beat */
-	__u8 status;          /* enum vigil_status of the last beat */
+	enum vigil_status status; /* of the last beat; 1 byte (packed) */
 	__u8 pad0[3];
 	char name[VIGIL_NAME_LEN];
 	char group[VIGIL_GROUP_LEN];

@@ -20,14 +20,18 @@
 #define VIGIL_DEFAULT_PORT 4747
 #define VIGIL_MAC_LEN 16
 
-/* Agent-reported health, carried in every beat. */
+/* Agent-reported health, carried in every beat. One byte (packed), so the
+ * agent slot can hold it with its type and `bpftool map dump` prints the
+ * name (docs/maps.md). */
 enum vigil_status {
 	VIGIL_STATUS_OK = 0,
 	VIGIL_STATUS_DEGRADED = 1,
 	VIGIL_STATUS_DRAINING = 2,
 	VIGIL_STATUS_LEAVING = 3,
 	VIGIL_STATUS_MAX = VIGIL_STATUS_LEAVING,
-};
+} __attribute__((packed));
+
+_Static_assert(sizeof(enum vigil_status) == 1, "a status is one byte");
 
 /* Beat flags. Unknown bits make a beat malformed, so they can gain meaning
  * later without an old monitor silently misreading them. */

@@ -18,16 +18,7 @@
 #include "common/registry.h"
 #include "common/event.h"
 #include "common/util.h"
-
-struct agent_row {
-	__u32 slot;
-	struct agent_slot s;
-};
-
-struct rows {
-	struct agent_row *v;
-	size_t n, cap;
-};
+#include "cli/status.h"
 
 static int collect(__u32 slot, const struct agent_slot *s, void *ctx)
 {
@@ -202,21 +193,7 @@ static void print_health_text(const __u32 *qs, const struct rxq_state *r, size_t
 	       st->held_max_ns / 1e6, (unsigned long long)st->corrected);
 }
 
-/* What `vigil status` shows, read once from the pinned maps. */
-struct snapshot {
-	struct vigil_meta meta;
-	struct vigil_config cfg;
-	struct vigil_stats st;
-	struct wheel_state ws;
-	struct rows rows;
-	__u32 counts[VIGIL_AGENT_STATE_MAX + 1];
-	__u32 qs[VIGIL_MAX_RXQ];
-	struct rxq_state rxq[VIGIL_MAX_RXQ];
-	size_t nq;
-	__u64 now;
-};
-
-static int read_snapshot(const char *pin_root, struct snapshot *sn)
+int read_snapshot(const char *pin_root, struct snapshot *sn)
 {
 	struct vg_maps m;
 	__u32 zero = 0;
@@ -303,7 +280,7 @@ static void print_text(const struct snapshot *sn)
 	       (unsigned long long)st->reordered, (unsigned long long)st->events,
 	       (unsigned long long)st->ringbuf_full);
 	printf("refused: %llu malformed, %llu bad version, %llu unknown agent, %llu not allowed, "
-	       "%llu unauthenticated, %llu bad tag, %llu duplicate, %llu replayed, "
+	       "%llu unauthenticated, %llu bad tag, %llu duplicates, %llu replayed, "
 	       "%llu over agent rate, %llu over source rate, %llu IPv4-mapped IPv6 source\n",
 	       (unsigned long long)st->malformed, (unsigned long long)st->bad_version,
 	       (unsigned long long)st->unknown_agent, (unsigned long long)st->not_allowed,
@@ -319,25 +296,73 @@ static void print_text(const struct snapshot *sn)
 	print_health_text(sn->qs, sn->rxq, sn->nq, ws, st, &sn->cfg, sn->now);
 }
 
+__u64 snapshot_refused(const struct vigil_stats *st)
+{
+	__u64 n = 0;
+
+#define X(r) n += st->r;
+	VIGIL_REFUSALS(X)
+#undef X
+	return n;
+}
+
 struct status_opts {
 	const char *pin_root;
-	bool json;
+	bool json, watch, bpftool, from_bpftool;
+	__u32 interval_ms, count;
 };
 
 static const struct vg_opt status_opts[] = {
 	{ VG_OPT_JSON(struct status_opts, json, "print one JSON object") },
+	{ VG_OPT_FLAG('w', "watch", struct status_opts, watch,
+		      "refresh a terminal view: the fleet's counts and rates, the agents that "
+		      "changed last (Ctrl-C ends it)") },
+	{ VG_OPT_UINT(0, "interval-ms", struct status_opts, interval_ms, 100, 3600000, "MS",
+		      "--watch: time between refreshes") },
+	{ VG_OPT_UINT(0, "count", struct status_opts, count, 1, 1000000, "N",
+		      "--watch: stop after N refreshes"), .zero = "until Ctrl-C" },
+	{ VG_OPT_FLAG(0, "bpftool", struct status_opts, bpftool,
+		      "print the bpftool commands that look up the slots in use "
+		      "(registered agents, leases), for `| sh`") },
+	{ VG_OPT_FLAG(0, "from-bpftool", struct status_opts, from_bpftool,
+		      "read bpftool map output on stdin and write it back with each monotonic "
+		      "time (*_ns) also as UTC and age") },
 	{ VG_OPT_PIN_ROOT(struct status_opts, pin_root) },
 	{}
 };
 
-static const struct status_opts status_defaults = { .pin_root = VIGIL_DEFAULT_PIN_ROOT };
+static const struct status_opts status_defaults = { .pin_root = VIGIL_DEFAULT_PIN_ROOT,
+						     .interval_ms = 1000 };
+
+/* One view at a time; --interval-ms and --count only with --watch. */
+static int status_usage_ok(const struct vg_parsed *p, const struct status_opts *o)
+{
+	if (o->json + o->watch + o->bpftool + o->from_bpftool > 1) {
+		pr_warn("status: give one of --json, --watch, --bpftool, --from-bpftool\n");
+		return 0;
+	}
+	if (!o->watch && (vg_opt_given(p, &o->interval_ms) || vg_opt_given(p, &o->count))) {
+		pr_warn("status: --interval-ms and --count go with --watch\n");
+		return 0;
+	}
+	return 1;
+}
 
 static int status_run(const struct vg_parsed *p)
 {
 	const struct status_opts *o = p->opts;
-	struct snapshot *sn = calloc(1, sizeof(*sn));
+	struct snapshot *sn;
 	int ret;
 
+	if (!status_usage_ok(p, o))
+		return 2;
+	if (o->watch)
+		return status_watch(o->pin_root, o->interval_ms, o->count);
+	if (o->bpftool)
+		return status_bpftool(o->pin_root);
+	if (o->from_bpftool)
+		return status_from_bpftool(stdin, stdout);
+	sn = calloc(1, sizeof(*sn));
 	if (!sn)
 		return 1;
 	ret = read_snapshot(o->pin_root, sn);
@@ -354,8 +379,13 @@ const struct vg_cmd cli_status = {
 	VG_CMD("status", "every agent's state and counters, from the pinned maps",
 	       "Every agent's state, age since its last beat, sequence, interval and counters, "
 	       "and the monitor's own health, read from the pinned maps: it works while the "
-	       "daemon is down.", "  vigil status\n"
-	       "  vigil status --json | jq '.agents[] | select(.state != \"alive\")'\n"),
+	       "daemon is down. --watch refreshes a view for the SRE on call; --bpftool and "
+	       "--from-bpftool read the raw maps with bpftool, only the slots in use, with "
+	       "times readable (docs/maps.md).", "  vigil status\n"
+	       "  vigil status --json | jq '.agents[] | select(.state != \"alive\")'\n"
+	       "  vigil status --watch\n"
+	       "  vigil status --bpftool | sh | vigil status --from-bpftool\n"
+	       "  bpftool map dump pinned /sys/fs/bpf/vigil/vigil_leases | vigil status --from-bpftool\n"),
 	.opts = status_opts, .size = sizeof(struct status_opts), .defaults = &status_defaults,
 	.run = status_run,
 };

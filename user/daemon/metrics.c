@@ -298,6 +298,7 @@ static const struct {
 	{ "malformed", offsetof(struct agent_slot, malformed) },
 	{ "bad_version", offsetof(struct agent_slot, bad_version) },
 	{ "bad_tag", offsetof(struct agent_slot, bad_tag) },
+	{ "duplicates", offsetof(struct agent_slot, duplicates) },
 	{ "replayed", offsetof(struct agent_slot, replayed) },
 	{ "over_rate", offsetof(struct agent_slot, over_rate) },
 };
@@ -444,7 +445,7 @@ static const struct {
 	{ "not_allowed", offsetof(struct vigil_stats, not_allowed) },
 	{ "unauthenticated", offsetof(struct vigil_stats, unauthenticated) },
 	{ "bad_tag", offsetof(struct vigil_stats, bad_tag) },
-	{ "duplicate", offsetof(struct vigil_stats, duplicates) },
+	{ "duplicates", offsetof(struct vigil_stats, duplicates) },
 	{ "replayed", offsetof(struct vigil_stats, replayed) },
 	{ "over_rate_agent", offsetof(struct vigil_stats, over_rate_agent) },
 	{ "over_rate_source", offsetof(struct vigil_stats, over_rate_source) },
