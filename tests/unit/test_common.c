@@ -362,6 +362,41 @@ static void test_json(void)
 	free(out);
 }
 
+/* Reading fields back: what a consumer of the event lines needs. */
+static void test_json_read(void)
+{
+	static const char doc[] = " { \"a\" : 18446744073709551615, \"s\":\"q\\\"\\\\\\n\","
+				  "\"o\":{\"a\":2,\"x\":[1,{\"y\":\"}\"}]},\"t\":true,\"b\":7}";
+	static const char *const bad[] = {
+		"", "[]", "{", "{\"b\":}", "{\"a\":1 \"b\":7}", "{\"a\":\"x}", "{\"a\":[1,}, \"b\":7}",
+		"{\"a\":\"\x01\",\"b\":7}",
+	};
+	char buf[16];
+	size_t n;
+	__u64 v = 0;
+	const char *p;
+
+	CHECK(vg_json_get_u64(doc, sizeof(doc) - 1, "a", &v) && v == UINT64_MAX,
+	      "a top-level number, up to 2^64-1");
+	CHECK(vg_json_get_u64(doc, sizeof(doc) - 1, "b", &v) && v == 7,
+	      "the member after a nested object whose strings hold braces");
+	CHECK(vg_json_get_str(doc, sizeof(doc) - 1, "s", buf, sizeof(buf)) &&
+	      !strcmp(buf, "q\"\\\n"), "a string, unescaped");
+	p = vg_json_lookup(doc, sizeof(doc) - 1, "o", &n);
+	CHECK(p && n == 25 && *p == '{', "an object member whole (%zu bytes)", n);
+	CHECK(!vg_json_get_u64(doc, sizeof(doc) - 1, "x", &v) && !vg_json_get_u64(doc, sizeof(doc) - 1, "t", &v) &&
+	      !vg_json_get_str(doc, sizeof(doc) - 1, "a", buf, sizeof(buf)),
+	      "a nested key is not a member; a bool is not a number, a number not a string");
+	CHECK(!vg_json_get_u64(doc, 20, "b", &v), "a truncated document hides what is past its end");
+	CHECK(!vg_json_get_str("{\"s\":\"0123456789abcdef\"}", 24, "s", buf, sizeof(buf)),
+	      "a string longer than the buffer is refused, not cut");
+	CHECK(!vg_json_get_u64("{\"a\":18446744073709551616}", 26, "a", &v),
+	      "2^64 is refused");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK(!vg_json_get_u64(bad[i], strlen(bad[i]), "b", &v),
+		      "malformed document %zu: nothing found", i);
+}
+
 /* -------------------------------------------------------------- config */
 
 static int load_config(const char *path)
@@ -529,6 +564,7 @@ int main(void)
 	}
 	test_options();
 	test_json();
+	test_json_read();
 	test_config();
 	test_keys();
 	{
