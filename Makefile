@@ -99,9 +99,10 @@ $(BUILD)/test_auth: tests/unit/test_auth.c
 $(BUILD)/test_policy: tests/unit/test_policy.c user/daemon/policy.c user/common/u64map.c
 	$(CC) $(TEST_CFLAGS) $(INPUTS) -o $@ -lm
 
-# The option tables, the JSON writer, the agents file and key file parsers.
+# The option tables, the JSON writer, the agents file and key file parsers,
+# the fleet view's merge state.
 COMMON_TESTED := $(addprefix user/common/,options.c json.c config.c keys.c registry.c util.c \
-	log.c u64map.c event.c)
+	log.c u64map.c event.c fleet.c)
 $(BUILD)/test_common: tests/unit/test_common.c $(COMMON_TESTED)
 	$(CC) $(TEST_CFLAGS) $(INPUTS) -o $@ -lbpf -lelf -lz
 
