@@ -640,6 +640,7 @@ static void on_event(struct merger *g, const char *source, natsMsg *msg)
 	vg_json_str_field(&r.j, "seen_holes", holes);
 	vg_json_str_field(&r.j, "source", source);
 	vg_json_u64_field(&r.j, "source_seq", cur ? cur->seq : 0);
+	time_field(&r.j, vg_wall_ns()); /* merged; the event's own time is inside it */
 	{
 		char *ev = strndup(d, n);
 
