@@ -177,7 +177,7 @@ BOUND_MS=$((5 * INTERVAL_MS + 200))
 MERGE_MAX_MS=2000
 LAGS=()
 check_dies() { # check_dies ID WHAT: kill agent ID, its fleet DEAD in time
-	local t0 lag
+	local t0 total merge
 	t0=$(date +%s%N)
 	agent_down "$1"
 	if ! wait_for 10 is_state "$1" dead; then

@@ -387,6 +387,7 @@ struct merger {
 	char why[256];
 	__u64 appended;          /* this session */
 	__u64 last_ack_progress, acked_seen;
+	bool was_disconnected;
 	/* Counters for the whole run. */
 	__u64 merged, duplicates, malformed, records, restarts;
 };
@@ -530,6 +531,19 @@ static __u64 lost_after_ns(const struct merger *g, const struct vg_fleet_monitor
 static void tick(struct merger *g)
 {
 	__u64 now = vg_mono_ns();
+
+	/* Presence that cannot reach the merger says nothing about the
+	 * monitors: while disconnected, and for one bound after, none is lost. */
+	if (natsConnection_Status(g->c.nc) != NATS_CONN_STATUS_CONNECTED) {
+		g->was_disconnected = true;
+		return;
+	}
+	if (g->was_disconnected) {
+		g->was_disconnected = false;
+		for (__u32 i = 0; i < g->v.f.monitors.n; i++)
+			if (vg_fleet_mon(&g->v.f, i)->live)
+				vg_fleet_mon(&g->v.f, i)->presence_ns = now;
+	}
 
 	for (__u32 i = 0; i < g->v.f.monitors.n; i++) {
 		struct vg_fleet_monitor *m = vg_fleet_mon(&g->v.f, i);
