@@ -715,9 +715,18 @@ static int publish(struct vg_exporter *x, const struct row *r)
 		 (unsigned long long)r->k.seq);
 	jsPubOptions_Init(&po);
 	po.MsgId = id;
-	po.ExpectStream = x->cfg.stream;
 	po.MaxWait = REQUEST_WAIT_MS;
 	s = js_Publish(&pa, x->js, x->subject, r->payload, (int)r->len, &po, &jerr);
+	/* The stream is checked in the acknowledgement, not with an
+	 * expected-stream header: that header is stored with the message, and
+	 * nats-server 2.9 then refuses to source or mirror it into another
+	 * stream (the global view of docs/fleet.md). */
+	if (s == NATS_OK && (!pa->Stream || strcmp(pa->Stream, x->cfg.stream))) {
+		pr_warn("export: %s went to stream %s, not %s: does another stream take subject %s?\n",
+			id, pa->Stream ? pa->Stream : "(none)", x->cfg.stream, x->subject);
+		jsPubAck_Destroy(pa);
+		s = NATS_ERR;
+	}
 	if (s != NATS_OK) {
 		snprintf(step, sizeof(step), "publishing event %llu of instance %016llx to %s",
 			 (unsigned long long)r->k.seq, (unsigned long long)r->k.inst, x->subject);
