@@ -7,7 +7,7 @@
  *           streams) and presence (the <stream>_MONITORS bucket), merges the
  *           monitors' verdicts per agent (common/fleet.h) and appends what it
  *           decides to its own stream, --out (VIGIL_FLEET, subjects
- *           vigil.fleet.>): one record per merged event, one per monitor that
+ *           vigil.fleet.<out>.>): one record per merged event, one per monitor that
  *           turns live or lost, one per agent whose fleet state that changed.
  *   status  the fleet's state of every agent, from that stream alone;
  *   events  its records, as JSON lines or a table; --follow keeps going.
@@ -39,6 +39,8 @@
 #include "common/util.h"
 #include "daemon/export.h"
 
+/* The view's subjects: vigil.fleet.<its stream>.<kind>..., so several views
+ * (a region's, the global one) can share a cluster. */
 #define OUT_PREFIX "vigil.fleet."
 #define SOURCE_FILTER VG_EXPORT_SUBJECT_PREFIX ">"
 #define MAX_URLS 16
@@ -50,6 +52,8 @@
  * starts over from the stream. */
 #define MAX_IN_FLIGHT 4096
 #define ACK_STALL_MS 10000
+/* A source silent this long while its stream holds more is stalled. */
+#define SOURCE_STALL_MS 3000
 #define HOLES_LEN (VG_FLEET_MAX_HOLES * 44)
 
 struct fleet_opts {
@@ -158,6 +162,12 @@ static natsStatus subscribe(natsSubscription **sub, struct conn *c, const char *
 	return s;
 }
 
+/* "vigil.fleet.<out>." + rest */
+static void out_subject(char *buf, size_t len, const char *out, const char *rest)
+{
+	snprintf(buf, len, OUT_PREFIX "%s.%s", out, rest);
+}
+
 /* ----------------------------------------------------- the view's state */
 
 struct cursor {
@@ -251,10 +261,11 @@ static void fold_record(struct view *v, const char *d, size_t n)
 }
 
 /* Rebuild the view from the last record of every subject of the output
- * stream. Returns 0 (a missing or empty stream is an empty view), -1 after
- * one line naming the failure. */
+ * stream. Returns 0 (an empty stream is an empty view), -1 after one line
+ * naming the failure (a missing stream is one). */
 static int load_view(struct conn *c, const char *out, struct view *v)
 {
+	char filter[NAME_LEN + 16];
 	natsSubscription *sub = NULL;
 	jsStreamInfo *si = NULL;
 	jsErrCode jerr = 0;
@@ -262,8 +273,10 @@ static int load_view(struct conn *c, const char *out, struct view *v)
 	int ret = -1;
 
 	s = js_GetStreamInfo(&si, c->js, out, NULL, &jerr);
-	if (s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr)
-		return 0;
+	if (s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr) {
+		pr_warn("fleet: there is no stream %s (has `vigil fleet merge --out %s` run?)\n", out, out);
+		return -1;
+	}
 	if (s != NATS_OK) {
 		pr_warn("fleet: looking up stream %s failed: %s\n", out, nats_why(s));
 		return -1;
@@ -274,7 +287,8 @@ static int load_view(struct conn *c, const char *out, struct view *v)
 		return 0;
 	}
 	jsStreamInfo_Destroy(si);
-	s = subscribe(&sub, c, out, OUT_PREFIX ">", js_DeliverLastPerSubject, 0);
+	out_subject(filter, sizeof(filter), out, ">");
+	s = subscribe(&sub, c, out, filter, js_DeliverLastPerSubject, 0);
 	if (s != NATS_OK) {
 		pr_warn("fleet: reading stream %s failed: %s\n", out, nats_why(s));
 		return -1;
@@ -387,6 +401,7 @@ struct merger {
 	char why[256];
 	__u64 appended;          /* this session */
 	__u64 last_ack_progress, acked_seen;
+	__u64 last_source_ns;    /* a source message last arrived */
 	bool was_disconnected;
 	/* Counters for the whole run. */
 	__u64 merged, duplicates, malformed, records, restarts;
@@ -432,7 +447,6 @@ static int append(struct merger *g, const char *subject, struct rec *r)
 	if (s != NATS_OK)
 		goto fail;
 	jsPubOptions_Init(&po);
-	po.ExpectStream = g->o->out;
 	po.ExpectLastSeq = g->next_expect;
 	s = js_PublishMsgAsync(g->c.js, &m, &po);
 	if (s != NATS_OK) {
@@ -453,11 +467,13 @@ fail:
 
 static void change_record(struct merger *g, struct vg_fleet_agent *a, __u8 prev, const char *cause)
 {
-	char subject[64];
+	char subject[NAME_LEN + 48], rest[40];
 	struct rec r;
 
-	if (rec_begin(&r, "change"))
-		return broke(g, "%s", "out of memory");
+	if (rec_begin(&r, "change")) {
+		broke(g, "%s", "out of memory");
+		return;
+	}
 	vg_json_u64_field(&r.j, "agent_id", a->id);
 	vg_json_str_field(&r.j, "name", a->name);
 	vg_json_str_field(&r.j, "state", vg_fleet_state_name(a->state));
@@ -466,7 +482,8 @@ static void change_record(struct merger *g, struct vg_fleet_agent *a, __u8 prev,
 	watchers_json(&r.j, &g->v.f, a);
 	time_field(&r.j, vg_wall_ns());
 	rec_end(&r);
-	snprintf(subject, sizeof(subject), OUT_PREFIX "change.%llu", (unsigned long long)a->id);
+	snprintf(rest, sizeof(rest), "change.%llu", (unsigned long long)a->id);
+	out_subject(subject, sizeof(subject), g->o->out, rest);
 	append(g, subject, &r);
 }
 
@@ -488,14 +505,17 @@ static void rejudge(struct merger *g, const char *cause)
 static void monitor_record(struct merger *g, __u32 mi, bool live)
 {
 	struct vg_fleet_monitor *m = vg_fleet_mon(&g->v.f, mi);
-	char subject[96], inst[17], cause[128];
+	char subject[NAME_LEN + VG_FLEET_HOST_LEN + 32], rest[VG_FLEET_HOST_LEN + 16], inst[17];
+	char cause[128];
 	struct rec r;
 
 	m->live = live;
 	pr_info("fleet: monitor %s is %s\n", m->host, live ? "live" : "lost (no presence within "
 		"the bound; its verdicts no longer count)");
-	if (rec_begin(&r, "monitor"))
-		return broke(g, "%s", "out of memory");
+	if (rec_begin(&r, "monitor")) {
+		broke(g, "%s", "out of memory");
+		return;
+	}
 	snprintf(inst, sizeof(inst), "%016llx", (unsigned long long)m->presence_inst);
 	vg_json_str_field(&r.j, "host", m->host);
 	vg_json_str_field(&r.j, "state", live ? "live" : "lost");
@@ -505,7 +525,8 @@ static void monitor_record(struct merger *g, __u32 mi, bool live)
 	vg_json_u64_field(&r.j, "interval_ms", m->interval_ms);
 	time_field(&r.j, vg_wall_ns());
 	rec_end(&r);
-	snprintf(subject, sizeof(subject), OUT_PREFIX "monitor.%s", m->host);
+	snprintf(rest, sizeof(rest), "monitor.%s", m->host);
+	out_subject(subject, sizeof(subject), g->o->out, rest);
 	append(g, subject, &r);
 	snprintf(cause, sizeof(cause), "monitor %s %s", m->host, live ? "live" : "lost");
 	rejudge(g, cause);
@@ -587,7 +608,8 @@ static void on_event(struct merger *g, const char *source, natsMsg *msg)
 {
 	const char *subj = natsMsg_GetSubject(msg), *d = natsMsg_GetData(msg);
 	size_t n = (size_t)natsMsg_GetDataLength(msg);
-	char state[16] = "", kind[24] = "", holes[HOLES_LEN], subject[160], raw_inst[17];
+	char state[16] = "", kind[24] = "", holes[HOLES_LEN], raw_inst[17];
+	char subject[NAME_LEN + VG_FLEET_HOST_LEN + 48], rest[VG_FLEET_HOST_LEN + 40];
 	const char *host = subj + strlen(SOURCE_FILTER) - 1;
 	__u64 seq = 0, agent_id = 0, inst = 0;
 	jsMsgMetaData *meta = NULL;
@@ -599,8 +621,10 @@ static void on_event(struct merger *g, const char *source, natsMsg *msg)
 	struct rec r;
 	int mi;
 
-	if (natsMsg_GetMetaData(&meta, msg) != NATS_OK)
-		return broke(g, "%s", "a source message without JetStream metadata");
+	if (natsMsg_GetMetaData(&meta, msg) != NATS_OK) {
+		broke(g, "%s", "a source message without JetStream metadata");
+		return;
+	}
 	cur = cursor_of(&g->v, source);
 	if (cur && meta->Sequence.Stream > cur->seq)
 		cur->seq = meta->Sequence.Stream;
@@ -618,15 +642,19 @@ static void on_event(struct merger *g, const char *source, natsMsg *msg)
 		g->duplicates++;
 		return;
 	}
-	if (vg_fleet_mark(&g->v.f, (__u32)mi, inst, seq))
-		return broke(g, "%s", "out of memory");
+	if (vg_fleet_mark(&g->v.f, (__u32)mi, inst, seq)) {
+		broke(g, "%s", "out of memory");
+		return;
+	}
 	g->merged++;
 	verdict = vg_kind_changes_agent(vg_name_to(kind, vg_kind_name, VIGIL_EV_KIND_MAX)) ?
 		  vg_verdict_of_state(state) : VG_VERDICT_NONE;
 	if (verdict) {
 		a = vg_fleet_agent(&g->v.f, agent_id);
-		if (!a)
-			return broke(g, "%s", "out of memory");
+		if (!a) {
+			broke(g, "%s", "out of memory");
+			return;
+		}
 		if (vg_fleet_set_verdict(a, (__u32)mi, verdict))
 			pr_debug("fleet: agent %llu has more than %d monitors; %s is not counted\n",
 				 (unsigned long long)agent_id, VG_FLEET_MAX_WATCHERS, host);
@@ -634,8 +662,10 @@ static void on_event(struct merger *g, const char *source, natsMsg *msg)
 		prev = a->state;
 		a->state = (__u8)vg_fleet_judge(&g->v.f, a);
 	}
-	if (rec_begin(&r, "event"))
-		return broke(g, "%s", "out of memory");
+	if (rec_begin(&r, "event")) {
+		broke(g, "%s", "out of memory");
+		return;
+	}
 	vg_json_str_field(&r.j, "host", host);
 	vg_json_str_field(&r.j, "instance", raw_inst);
 	vg_json_u64_field(&r.j, "event_seq", seq);
@@ -663,21 +693,23 @@ static void on_event(struct merger *g, const char *source, natsMsg *msg)
 	}
 	rec_end(&r);
 	if (a)
-		snprintf(subject, sizeof(subject), OUT_PREFIX "agent.%llu.%s",
-			 (unsigned long long)agent_id, host);
+		snprintf(rest, sizeof(rest), "agent.%llu.%s", (unsigned long long)agent_id, host);
 	else
-		snprintf(subject, sizeof(subject), OUT_PREFIX "host.%s", host);
+		snprintf(rest, sizeof(rest), "host.%s", host);
+	out_subject(subject, sizeof(subject), g->o->out, rest);
 	append(g, subject, &r);
 }
 
 static int create_out(struct merger *g)
 {
-	const char *subjects[] = { OUT_PREFIX ">" };
+	char filter[NAME_LEN + 16];
+	const char *subjects[] = { filter };
 	jsStreamInfo *si = NULL;
 	jsErrCode jerr = 0;
 	jsStreamConfig sc;
 	natsStatus s;
 
+	out_subject(filter, sizeof(filter), g->o->out, ">");
 	s = js_GetStreamInfo(&si, g->c.js, g->o->out, NULL, &jerr);
 	if (s == NATS_OK) {
 		jsStreamInfo_Destroy(si);
@@ -695,8 +727,8 @@ static int create_out(struct merger *g)
 		return -1;
 	}
 	jsStreamInfo_Destroy(si);
-	pr_info("fleet: created stream %s (subjects " OUT_PREFIX ">, file storage, %u replica(s))\n",
-		g->o->out, g->o->replicas);
+	pr_info("fleet: created stream %s (subjects %s, file storage, %u replica(s))\n",
+		g->o->out, filter, g->o->replicas);
 	return 0;
 }
 
@@ -749,6 +781,7 @@ static int session_start(struct merger *g)
 	g->acked_seen = 0;
 	g->appended = 0;
 	g->last_ack_progress = vg_mono_ns();
+	g->last_source_ns = vg_mono_ns();
 	vg_fleet_init(&g->v.f);
 	if (conn_open(&g->c, g->o->nats, &jo) || create_out(g) || load_view(&g->c, g->o->out, &g->v))
 		return -1;
@@ -804,10 +837,12 @@ static int drain(struct merger *g, int i, int max)
 
 		if (natsSubscription_NextMsg(&m, sub, WAIT_MS) != NATS_OK)
 			break;
-		if (i < 0)
+		if (i < 0) {
 			on_presence(g, m);
-		else
+		} else {
 			on_event(g, g->sources[i], m);
+			g->last_source_ns = vg_mono_ns();
+		}
 		natsMsg_Destroy(m);
 	}
 	return done;
@@ -827,6 +862,34 @@ static void watch_acks(struct merger *g)
 	}
 }
 
+/* A source consumer that stopped delivering while its stream holds more
+ * (seen under load: a push consumer that never resumed after flow control)
+ * means starting over from the view's cursor, which loses nothing. */
+static void watch_sources(struct merger *g)
+{
+	__u64 now = vg_mono_ns();
+
+	if (now - g->last_source_ns < SOURCE_STALL_MS * 1000000ULL)
+		return;
+	g->last_source_ns = now; /* look again one stall period later */
+	for (int i = 0; i < g->n_sources; i++) {
+		jsConsumerInfo *ci = NULL;
+		jsErrCode jerr = 0;
+		int pending = 0;
+
+		natsSubscription_GetPending(g->src[i], &pending, NULL);
+		if (!pending && natsSubscription_GetConsumerInfo(&ci, g->src[i], NULL, &jerr) == NATS_OK &&
+		    ci->NumPending) {
+			char why[160];
+
+			snprintf(why, sizeof(why), "reading %s stalled with %llu message(s) to go",
+				 g->sources[i], (unsigned long long)ci->NumPending);
+			broke(g, "%s", why);
+		}
+		jsConsumerInfo_Destroy(ci);
+	}
+}
+
 static int session_run(struct merger *g)
 {
 	__u64 next_tick = vg_mono_ns();
@@ -839,6 +902,7 @@ static int session_run(struct merger *g)
 		if (vg_mono_ns() >= next_tick) {
 			tick(g);
 			watch_acks(g);
+			watch_sources(g);
 			next_tick = vg_mono_ns() + TICK_MS * 1000000ULL;
 		}
 		if (got)
@@ -849,6 +913,7 @@ static int session_run(struct merger *g)
 			if (natsSubscription_NextMsg(&m, g->src[0], 20) == NATS_OK) {
 				on_event(g, g->sources[0], m);
 				natsMsg_Destroy(m);
+				g->last_source_ns = vg_mono_ns();
 			}
 		} else {
 			usleep(1000);
@@ -1067,6 +1132,7 @@ static void event_row(natsMsg *m, __u64 stored_ns)
 static int run_events(const struct vg_parsed *p)
 {
 	const struct fleet_opts *o = p->opts;
+	char filter[NAME_LEN + 16];
 	natsSubscription *sub = NULL;
 	jsStreamInfo *si = NULL;
 	jsErrCode jerr = 0;
@@ -1078,14 +1144,18 @@ static int run_events(const struct vg_parsed *p)
 		goto out;
 	s = js_GetStreamInfo(&si, c.js, o->out, NULL, &jerr);
 	if (s != NATS_OK) {
-		pr_warn("fleet: stream %s: %s (is `vigil fleet merge` running?)\n", o->out,
-			s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr ? "not found" : nats_why(s));
+		if (s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr)
+			pr_warn("fleet: there is no stream %s (has `vigil fleet merge --out %s` run?)\n",
+				o->out, o->out);
+		else
+			pr_warn("fleet: looking up stream %s failed: %s\n", o->out, nats_why(s));
 		goto out;
 	}
 	ret = 0;
 	if (!si->State.Msgs && !o->follow)
 		goto out;
-	s = subscribe(&sub, &c, o->out, OUT_PREFIX ">", o->new_only ? js_DeliverNew : js_DeliverAll, 0);
+	out_subject(filter, sizeof(filter), o->out, ">");
+	s = subscribe(&sub, &c, o->out, filter, o->new_only ? js_DeliverNew : js_DeliverAll, 0);
 	if (s != NATS_OK) {
 		pr_warn("fleet: reading stream %s failed: %s\n", o->out, nats_why(s));
 		ret = 1;
