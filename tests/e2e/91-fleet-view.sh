@@ -162,6 +162,22 @@ done | jq -sc .)
 check "which monitor watches which agent comes from their events (each agent: its two monitors)" \
 	[ "$watchers" = "$want" ]
 
+# The view across regions is a merger in the global cluster reading a stream
+# that sources the regional ones, and presence from a stream that sources
+# their buckets. Here one cluster plays both parts: VIGIL_GLOBAL sources
+# VIGIL_EVENTS, KV_VIGIL_GLOBAL_MONITORS sources KV_VIGIL_EVENTS_MONITORS
+# (created as docs/fleet.md gives them), read by a second merger.
+js_api() { in_ns "$NS_N" "$NATS_READ" --servers "$URLS_N" --request "\$JS.API.$1" "$2" >"$E2E_TMP/api.out" 2>&1; }
+if js_api STREAM.CREATE.VIGIL_GLOBAL '{"name":"VIGIL_GLOBAL","storage":"file","num_replicas":3,"sources":[{"name":"VIGIL_EVENTS"}]}' &&
+	js_api STREAM.CREATE.KV_VIGIL_GLOBAL_MONITORS '{"name":"KV_VIGIL_GLOBAL_MONITORS","storage":"file","num_replicas":3,"max_msgs_per_subject":1,"sources":[{"name":"KV_VIGIL_EVENTS_MONITORS"}]}'; then
+	ok "streams VIGIL_GLOBAL and KV_VIGIL_GLOBAL_MONITORS source the hosts' stream and presence bucket"
+else
+	show_file "JetStream API" "$E2E_TMP/api.out"
+	not_ok "streams VIGIL_GLOBAL and KV_VIGIL_GLOBAL_MONITORS source the hosts' stream and presence bucket"
+fi
+start_bg global "$NS_N" "$VIGIL" fleet merge --nats "$URLS_N" --replicas 3 --source VIGIL_GLOBAL \
+	--presence VIGIL_GLOBAL_MONITORS --out VIGIL_FLEET_GLOBAL
+
 # dead_lag ID T0: ms from T0 (ns) to the view's first DEAD record of agent ID
 # after T0, and from the monitor's detection to that record ("TOTAL MERGE").
 dead_lag() {
@@ -256,6 +272,15 @@ for i in "${CHURN[@]}"; do
 done
 back() { [ "$(status | jq .counts.alive)" -eq 9 ]; }
 check "all churned agents are back: 9 alive (1, 6, 10 stay dead)" wait_for 20 back
+gstatus() { in_ns "$NS_N" "$VIGIL" fleet status --json --nats "$URLS_N" --out VIGIL_FLEET_GLOBAL 2>/dev/null; }
+# (monitors and watchers listed in the order each merger met them)
+VIEW_JQ='[.counts, (.monitors | sort_by(.host)), (.agents | map(.watchers |= sort_by(.host)))]'
+same_view() { [ "$(gstatus | jq -c "$VIEW_JQ")" = "$(status | jq -c "$VIEW_JQ")" ]; }
+if wait_for 10 same_view; then
+	ok "the view from the sourced streams (VIGIL_GLOBAL) is the direct view: $(gstatus | jq -c .counts), monitors $(gstatus | jq -c '[.monitors | sort_by(.host)[] | [.host, .live]]')"
+else
+	not_ok "the view from the sourced streams is the direct view ($(gstatus | jq -c .counts) vs $(status | jq -c .counts))"
+fi
 # Quiet the sources: the monitors stop, so the stream stops growing.
 for m in 1 2; do kill_bg "daemon-$m" TERM; done
 src_msgs=$(in_ns "$NS_N" "$NATS_READ" --servers "$URLS_N" --stream "$STREAM" --info | jq .msgs)
@@ -290,6 +315,13 @@ else
 	diff "$E2E_TMP/monitors.verdicts" "$E2E_TMP/view.verdicts" | head -n 6 | sed 's/^/# /'
 	not_ok "the view's verdicts are each monitor's last word on each agent"
 fi
+# The view from the sourced streams: the same events once.
+gmerged() { fleet events --json --out VIGIL_FLEET_GLOBAL | jq -r 'select(.type == "event") | "\(.host)-\(.instance)-\(.event_seq)"' | sort; }
+gcaught_up() { [ "$(gmerged | wc -l)" -ge "$n_src" ]; }
+wait_for 30 gcaught_up
+gmerged >"$E2E_TMP/global.ids"
+check "the view from the sourced streams holds each of the $n_src events once too" \
+	cmp -s "$E2E_TMP/source.ids" "$E2E_TMP/global.ids"
 note "merge lag, monitor's detection to the fleet view: ${LAGS[*]} ms"
 kill_bg "$MERGER" TERM
 check "vigil fleet merge stops on SIGTERM (exit $LAST_RC)" [ "$LAST_RC" -eq 0 ]
