@@ -153,7 +153,8 @@ E2E_HELPERS := $(BUILD)/nats_read $(BUILD)/lease_candidate $(BUILD)/fence_resour
 	$(BUILD)/xdp_pass.bpf.o
 TEST_BINS := $(addprefix $(BUILD)/,test_logic test_policy test_common test_auth test_agent \
 	test_prog test_diff fuzz_beat)
-BENCH_BINS := $(addprefix $(BUILD)/,vigil-trafficgen vigil-bench vigil-baseline vigil-scale)
+BENCH_BINS := $(addprefix $(BUILD)/,vigil-trafficgen vigil-bench vigil-baseline vigil-scale \
+	vigil-fleetgen)
 all: $(E2E_HELPERS)
 
 # The flood test (40-flood.sh) and the benchmark smoke run (50-bench-smoke.sh)
@@ -211,6 +212,10 @@ $(BUILD)/vigil-bench: $(BUILD)/bench/bench.o $(BUILD)/bench/fastpath.o $(BENCH_O
 
 $(BUILD)/vigil-baseline: $(BUILD)/bench/baseline.o $(BENCH_OBJS)
 	$(CC) $(BENCH_CFLAGS) $(INPUTS) -o $@ $(BENCH_LIBS)
+
+# The fleet view's synthetic monitors and reader (bench/fleet.sh).
+$(BUILD)/vigil-fleetgen: $(BUILD)/bench/fleetgen.o $(BENCH_OBJS)
+	$(CC) $(BENCH_CFLAGS) $(INPUTS) -o $@ $(BENCH_LIBS) -lnats
 
 bench: deps-check $(BUILD)/vigil $(BENCH_BINS)
 	@bench/run.sh
