@@ -7,8 +7,9 @@
  *           streams) and presence (the <stream>_MONITORS bucket), merges the
  *           monitors' verdicts per agent (common/fleet.h) and appends what it
  *           decides to its own stream, --out (VIGIL_FLEET, subjects
- *           vigil.fleet.<out>.>): one record per merged event, one per monitor that
- *           turns live or lost, one per agent whose fleet state that changed.
+ *           vigil.fleet.<out>.>): one record per merged event, one per
+ *           monitor that turns live or lost, one per agent whose fleet state
+ *           that changed.
  *   status  the fleet's state of every agent, from that stream alone;
  *   events  its records, as JSON lines or a table; --follow keeps going.
  *
@@ -21,7 +22,7 @@
  * check: when one append fails, every later one fails too, and the merger
  * rebuilds from what the stream holds. Hence each source event is merged
  * exactly once however the merger is killed, and a second merger writing to
- * the same stream is refused.
+ * the same stream makes both start over rather than interleave.
  */
 #include <signal.h>
 #include <stdatomic.h>
@@ -863,8 +864,8 @@ static void watch_acks(struct merger *g)
 }
 
 /* A source consumer that stopped delivering while its stream holds more
- * (seen under load: a push consumer that never resumed after flow control)
- * means starting over from the view's cursor, which loses nothing. */
+ * (seen under load: an ordered consumer whose reset the overloaded server
+ * did not answer) is replaced by a new one from the cursor. */
 static void watch_sources(struct merger *g)
 {
 	__u64 now = vg_mono_ns();
@@ -873,20 +874,27 @@ static void watch_sources(struct merger *g)
 		return;
 	g->last_source_ns = now; /* look again one stall period later */
 	for (int i = 0; i < g->n_sources; i++) {
+		struct cursor *c = cursor_of(&g->v, g->sources[i]);
 		jsConsumerInfo *ci = NULL;
 		jsErrCode jerr = 0;
 		int pending = 0;
+		natsStatus s;
 
 		natsSubscription_GetPending(g->src[i], &pending, NULL);
-		if (!pending && natsSubscription_GetConsumerInfo(&ci, g->src[i], NULL, &jerr) == NATS_OK &&
-		    ci->NumPending) {
-			char why[160];
-
-			snprintf(why, sizeof(why), "reading %s stalled with %llu message(s) to go",
-				 g->sources[i], (unsigned long long)ci->NumPending);
-			broke(g, "%s", why);
+		if (pending || natsSubscription_GetConsumerInfo(&ci, g->src[i], NULL, &jerr) != NATS_OK ||
+		    !ci->NumPending || !c) {
+			jsConsumerInfo_Destroy(ci);
+			continue;
 		}
+		pr_warn("fleet: reading %s stalled with %llu message(s) to go; reading again after "
+			"sequence %llu\n", g->sources[i], (unsigned long long)ci->NumPending,
+			(unsigned long long)c->seq);
 		jsConsumerInfo_Destroy(ci);
+		natsSubscription_Destroy(g->src[i]);
+		g->src[i] = NULL;
+		s = subscribe(&g->src[i], &g->c, g->sources[i], SOURCE_FILTER, js_DeliverAll, c->seq + 1);
+		if (s != NATS_OK)
+			broke(g, "reading the source again failed: %s", nats_why(s));
 	}
 }
 
