@@ -53,7 +53,8 @@ log() { echo "# $(date +%T) fleet: $*" >&2; }
 for t in nats-server jq ip nsenter; do
 	command -v "$t" >/dev/null || die "$t is missing (scripts/deps.sh installs it)"
 done
-[ -x "$VIGIL" ] && [ -x "$GEN" ] || die "build/vigil and build/vigil-fleetgen are not built (make bench)"
+[ -x "$VIGIL" ] && [ -x "$GEN" ] && [ -x "$ROOT/build/nats_read" ] ||
+	die "build/vigil, build/vigil-fleetgen and build/nats_read are not built (make bench)"
 
 NS=vg$$f
 TMP=$(mktemp -d "/tmp/vg$$.XXXXXX") || die mktemp
@@ -98,6 +99,7 @@ start_merger() {
 	bg "$MERGER" "$VIGIL" fleet merge --nats "$URL"
 }
 merging() { grep -q "appending after sequence" "$TMP/$MERGER.err"; }
+view_msgs() { in_ns "$ROOT/build/nats_read" --servers "$URL" --stream VIGIL_FLEET --info | jq .msgs; }
 observe() { # observe NAME EVENTS: the reader, in the background, once ready
 	bg "$1" "$GEN" --nats "$URL" observe --events "$2" --timeout-s 600
 	wait_for 20 grep -q ready "$TMP/$1.out" || die "the view's reader did not start ($(cat "$TMP/$1.err"))"
@@ -129,6 +131,7 @@ for n in "${SIZES[@]}"; do
 
 	# 3: exactly once while the merger is killed during a backlog.
 	stop "$MERGER"
+	view0=$(view_msgs)
 	gen publish --hosts 2 --agents "$n" --kind suspect >/dev/null &&
 		gen publish --hosts 2 --agents "$n" --kind dead >/dev/null || die "publishing"
 	observe kills $((4 * n))
@@ -146,6 +149,10 @@ for n in "${SIZES[@]}"; do
 		rebuild+=("$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')")
 	done
 	result kills kills
+	# The view itself, whatever its reader saw: 4 x agents more records.
+	grown() { [ "$(view_msgs)" -ge $((view0 + 4 * n)) ]; }
+	wait_for 120 grown
+	view_delta=$(($(view_msgs) - view0))
 
 	# 4: the merge lag at a steady rate, the merger caught up.
 	p50s=() p99s=()
@@ -163,17 +170,17 @@ for n in "${SIZES[@]}"; do
 	stop nats
 
 	jq -n --argjson n "$n" --argjson stream "$stream" --argjson drain "$drain" \
-		--argjson kills "$kills" --argjson mid "$mid" --arg drain_s "$drain_s" --arg rebuild "${rebuild[*]}" \
+		--argjson kills "$kills" --argjson mid "$mid" --argjson view_delta "$view_delta" --arg drain_s "$drain_s" --arg rebuild "${rebuild[*]}" \
 		--arg p50 "${p50s[*]}" --arg p99 "${p99s[*]}" \
-		'{agents: $n, stream: $stream, merge: $drain, drain_s: ($drain_s | tonumber), kills: $kills, kills_mid_stream: $mid,
+		'{agents: $n, stream: $stream, merge: $drain, drain_s: ($drain_s | tonumber), kills: $kills, kills_mid_stream: $mid, view_records_for_kill_backlog: $view_delta,
 		  rebuild_s: ($rebuild | split(" ") | map(tonumber)), lag_p50_ms: ($p50 | split(" ") | map(tonumber)),
 		  lag_p99_ms: ($p99 | split(" ") | map(tonumber))}' >"$TMP/fleet-$n.json"
-	ROWS+=("$(printf '| %s | %s | %s | %.2f | %s | %s (%s) | %s (%s) | %s/%s/%s | %s |' "$n" \
+	ROWS+=("$(printf '| %s | %s | %s | %.2f | %s | %s (%s) | %s (%s) | %s: %s for %s | %s |' "$n" \
 		"$(jq .rate <<<"$stream")" "$(jq .rate <<<"$drain")" \
 		"$(jq -n "$(jq .rate <<<"$drain") / $(jq .rate <<<"$stream")")" "$drain_s" \
 		"$(printf '%s\n' "${p50s[@]}" | median)" "$(printf '%s\n' "${p50s[@]}" | span)" \
 		"$(printf '%s\n' "${p99s[@]}" | median)" "$(printf '%s\n' "${p99s[@]}" | span)" \
-		"$mid" "$(jq .duplicates <<<"$kills")" "$(($(jq .wanted <<<"$kills") - $(jq .events <<<"$kills")))" \
+		"$mid" "$view_delta" "$((4 * n))" \
 		"$(printf '%s\n' "${rebuild[@]}" | median)")")
 	log "$n agents: $(jq -c . "$TMP/fleet-$n.json")"
 done
@@ -187,11 +194,11 @@ done
 	echo "asynchronously as fast as the stream acknowledges. Merge rate: the merger on that backlog,"
 	echo "records/s at the view's reader. Lag: detection (publication) to the record at the reader, at"
 	echo "$LAG_RATE events/s, median of $((RUNS * 2)) runs (min-max). Kills: SIGKILL and restart during a"
-	echo "backlog of 4 x agents events (kills while the reader still waited for some of it; duplicates;
-events missing from the view); rebuild: median"
+	echo "backlog of 4 x agents events (kills while the reader still waited for some of it: the records
+the view's stream grew by, for that many events: equal is exactly once); rebuild: median"
 	echo "seconds from a restart to merging again."
 	echo
-	echo "| agents | stream (ev/s) | merge (ev/s) | merge / stream | drain 2 x agents (s) | lag p50 ms | lag p99 ms | kills mid-stream/dup/missing | rebuild (s) |"
+	echo "| agents | stream (ev/s) | merge (ev/s) | merge / stream | drain 2 x agents (s) | lag p50 ms | lag p99 ms | kills mid-stream: records for events | rebuild (s) |"
 	echo "|---|---|---|---|---|---|---|---|---|"
 	printf '%s\n' "${ROWS[@]}"
 } | tee "${OUT_MD:-/dev/null}"

@@ -253,6 +253,7 @@ static int cmd_observe(natsConnection *nc, jsCtx *js, __u64 want, double timeout
 	s = js_SubscribeSync(&sub, js, "vigil.fleet." FLEET_STREAM ".>", NULL, &so, &jerr);
 	if (s != NATS_OK || !lag)
 		die("reading the fleet view", s);
+	natsSubscription_SetPendingLimits(sub, -1, -1);
 	printf("ready\n");
 	fflush(stdout);
 	while (got < want && vg_mono_ns() < deadline) {
@@ -273,6 +274,7 @@ static int cmd_observe(natsConnection *nc, jsCtx *js, __u64 want, double timeout
 				if (js_SubscribeSync(&sub, js, "vigil.fleet." FLEET_STREAM ".>", NULL, &so,
 						     &jerr) != NATS_OK)
 					die("reading the fleet view again", NATS_ERR);
+				natsSubscription_SetPendingLimits(sub, -1, -1);
 				idle = 0;
 				resets++;
 			}

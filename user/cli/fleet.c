@@ -160,6 +160,10 @@ static natsStatus subscribe(natsSubscription **sub, struct conn *c, const char *
 	/* A cluster electing leaders can be slow to answer: a few tries. */
 	for (int attempt = 0; attempt < 4 && s == NATS_TIMEOUT; attempt++)
 		s = js_SubscribeSync(sub, c->js, filter, NULL, &so, &jerr);
+	/* Flow control bounds what waits here; a client-side limit would only
+	 * drop messages (a slow consumer) and force the consumer to start over. */
+	if (s == NATS_OK)
+		natsSubscription_SetPendingLimits(*sub, -1, -1);
 	return s;
 }
 
