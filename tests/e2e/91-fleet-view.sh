@@ -94,6 +94,12 @@ for n in 1 2 3; do
 	}
 done
 ok "a 3-node nats-server cluster with JetStream runs in $NS_N"
+expect_usage_error "vigil fleet merge --nats refuses what is not a nats:// URL list" \
+	"--nats: 'http://x' is not a list of up to 16 nats:// or tls:// URLs" "$VIGIL" fleet merge --nats http://x
+expect_usage_error "vigil fleet status --out refuses a stream name with a dot" \
+	"--out: 'a.b' is not a name" "$VIGIL" fleet status --out a.b
+run_refused "$NS_N" 1 "there is no stream NOPE" "$VIGIL" fleet status --nats "$URLS_N" --out NOPE
+refusal_result "vigil fleet status on a view that does not exist" 80
 
 # ------------------------------------------------------------ monitors
 make_keys "$KEYS" "1-$AGENTS" || die "vigil key gen"
