@@ -100,9 +100,10 @@ $(BUILD)/test_auth: tests/unit/test_auth.c
 $(BUILD)/test_policy: tests/unit/test_policy.c user/daemon/policy.c user/common/u64map.c
 	$(CC) $(TEST_CFLAGS) $(INPUTS) -o $@ -lm
 
-# The option tables, the JSON writer, the agents file and key file parsers.
+# The option tables, the JSON writer, the agents file and key file parsers,
+# the fleet view's merge state.
 COMMON_TESTED := $(addprefix user/common/,options.c json.c config.c keys.c registry.c util.c secret.c \
-	log.c u64map.c event.c)
+	log.c u64map.c event.c fleet.c)
 $(BUILD)/test_common: tests/unit/test_common.c $(COMMON_TESTED)
 	$(CC) $(TEST_CFLAGS) $(INPUTS) -o $@ -lbpf -lelf -lz
 
@@ -164,7 +165,8 @@ E2E_HELPERS := $(BUILD)/nats_read $(BUILD)/lease_candidate $(BUILD)/fence_resour
 	$(BUILD)/xdp_pass.bpf.o $(BUILD)/cadence_trace
 TEST_BINS := $(addprefix $(BUILD)/,test_logic test_policy test_common test_auth test_agent test_eventlog \
 	test_prog test_diff fuzz_beat)
-BENCH_BINS := $(addprefix $(BUILD)/,vigil-trafficgen vigil-bench vigil-baseline vigil-scale)
+BENCH_BINS := $(addprefix $(BUILD)/,vigil-trafficgen vigil-bench vigil-baseline vigil-scale \
+	vigil-fleetgen)
 all: $(E2E_HELPERS)
 
 # The flood test (40-flood.sh) and the benchmark smoke run (50-bench-smoke.sh)
@@ -224,6 +226,10 @@ $(BUILD)/vigil-bench: $(BUILD)/bench/bench.o $(BUILD)/bench/fastpath.o $(BENCH_O
 # The AF_XDP baseline uses libxdp's xsk API (libxdp-dev).
 $(BUILD)/vigil-baseline: $(BUILD)/bench/baseline.o $(BUILD)/bench/monitor.o $(BENCH_OBJS)
 	$(CC) $(BENCH_CFLAGS) $(INPUTS) -o $@ $(BENCH_LIBS) -lxdp
+
+# The fleet view's synthetic monitors and reader (bench/fleet.sh).
+$(BUILD)/vigil-fleetgen: $(BUILD)/bench/fleetgen.o $(BENCH_OBJS)
+	$(CC) $(BENCH_CFLAGS) $(INPUTS) -o $@ $(BENCH_LIBS) -lnats
 
 bench: deps-check $(BUILD)/vigil $(BENCH_BINS)
 	@bench/run.sh

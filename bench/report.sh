@@ -396,6 +396,13 @@ if [ -n "$st_on" ] || have st-vigil-0.json || have st-bfd.json; then
 fi
 
 # --------------------------------------------------------------- targets
+# ------------------------------------------------------------ 7 fleet view
+# bench/fleet.sh writes its own table (merge lag and rate of vigil fleet).
+if have fleet.md; then
+	cat "$RES/fleet.md" >>"$TABLES"
+	t ""
+fi
+
 if [ ${#TARGETS[@]} -gt 0 ]; then
 	t "### Targets (issues 6 and 13)"
 	t ""

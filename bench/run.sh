@@ -14,7 +14,7 @@
 # default: the repository's docs/ for a full run, a temporary one for a quick
 # run), BENCH_GEN_CPU / BENCH_RX_CPU (default 0 and 1), BENCH_SKIP (space
 # separated sections to leave out: fastpath throughput scale massfail overload
-# starve).
+# starve fleet).
 set -u
 export LC_ALL=C
 
@@ -760,7 +760,12 @@ section_starve() {
 	starve_bfd
 }
 
-for s in fastpath throughput scale massfail overload starve; do
+# The merged fleet view over NATS JetStream: its own script, also runnable alone.
+section_fleet() {
+	BENCH_QUICK=$QUICK "$ROOT/bench/fleet.sh" "$RES/fleet.md" || log "bench/fleet.sh failed"
+}
+
+for s in fastpath throughput scale massfail overload starve fleet; do
 	case $SKIP in
 	*" $s "*) log "skipping $s (BENCH_SKIP)" ;;
 	*) "section_$s" ;;

@@ -6,11 +6,15 @@
  *
  *   nats_read --servers URL[,URL...] --stream NAME [--subject FILTER]
  *   nats_read --servers URL[,URL...] --stream NAME --info
+ *   nats_read --servers URL[,URL...] --request SUBJECT JSON
  *
  * Messages are printed one per line: stream sequence, the time the stream
  * stored it (ns since the epoch), subject, Nats-Msg-Id and the payload,
  * separated by tabs. --info prints the stream's message
- * count, replicas, duplicate window and cluster leader as one JSON object.
+ * count, replicas, duplicate window and cluster leader as one JSON object;
+ * --request sends JSON to a JetStream API subject (e.g.
+ * $JS.API.STREAM.CREATE.NAME, a stream that sources others, as an operator
+ * would create it) and prints the reply.
  * Errors: one line naming the failing step, exit status 1.
  */
 #include <getopt.h>
@@ -53,9 +57,10 @@ int main(int argc, char **argv)
 		{ "stream", required_argument, NULL, 'n' },
 		{ "subject", required_argument, NULL, 'j' },
 		{ "info", no_argument, NULL, 'i' },
+		{ "request", required_argument, NULL, 'r' },
 		{}
 	};
-	const char *servers = NULL, *stream = NULL, *subject = "vigil.events.>";
+	const char *servers = NULL, *stream = NULL, *subject = "vigil.events.>", *request = NULL;
 	const char *urls[MAX_URLS];
 	char *buf, *save = NULL;
 	bool info = false;
@@ -85,14 +90,17 @@ int main(int argc, char **argv)
 		case 'i':
 			info = true;
 			break;
+		case 'r':
+			request = optarg;
+			break;
 		default:
 			fprintf(stderr, "usage: nats_read --servers URLS --stream NAME "
 					"[--subject FILTER] [--info]\n");
 			return 2;
 		}
 	}
-	if (!servers || !stream) {
-		fprintf(stderr, "nats_read: --servers and --stream are required\n");
+	if (!servers || (!stream && !(request && optind == argc - 1))) {
+		fprintf(stderr, "nats_read: --servers and --stream (or --request SUBJECT JSON) are required\n");
 		return 2;
 	}
 	buf = strdup(servers);
@@ -108,6 +116,19 @@ int main(int argc, char **argv)
 		s = natsConnection_Connect(&nc, o);
 	if (s != NATS_OK) {
 		fail("connecting", s);
+		goto out;
+	}
+	if (request) {
+		natsMsg *reply = NULL;
+
+		s = natsConnection_RequestString(&reply, nc, request, argv[optind], WAIT_MS);
+		if (s != NATS_OK) {
+			fail("the request", s);
+			goto out;
+		}
+		printf("%.*s\n", natsMsg_GetDataLength(reply), natsMsg_GetData(reply));
+		ret = strstr(natsMsg_GetData(reply), "\"error\"") ? 1 : 0;
+		natsMsg_Destroy(reply);
 		goto out;
 	}
 	jsOptions_Init(&jo);

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include "check.h"
 #include "common/config.h"
+#include "common/fleet.h"
 #include "common/json.h"
 #include "common/keys.h"
 #include "common/options.h"
@@ -363,6 +364,126 @@ static void test_json(void)
 	free(out);
 }
 
+/* Reading fields back: what a consumer of the event lines needs. */
+static void test_json_read(void)
+{
+	static const char doc[] = " { \"a\" : 18446744073709551615, \"s\":\"q\\\"\\\\\\n\","
+				  "\"o\":{\"a\":2,\"x\":[1,{\"y\":\"}\"}]},\"t\":true,\"b\":7}";
+	static const char *const bad[] = {
+		"", "[]", "{", "{\"b\":}", "{\"a\":1 \"b\":7}", "{\"a\":\"x}", "{\"a\":[1,}, \"b\":7}",
+		"{\"a\":\"\x01\",\"b\":7}",
+	};
+	char buf[16];
+	size_t n;
+	__u64 v = 0;
+	const char *p;
+
+	CHECK(vg_json_get_u64(doc, sizeof(doc) - 1, "a", &v) && v == UINT64_MAX,
+	      "a top-level number, up to 2^64-1");
+	CHECK(vg_json_get_u64(doc, sizeof(doc) - 1, "b", &v) && v == 7,
+	      "the member after a nested object whose strings hold braces");
+	CHECK(vg_json_get_str(doc, sizeof(doc) - 1, "s", buf, sizeof(buf)) &&
+	      !strcmp(buf, "q\"\\\n"), "a string, unescaped");
+	p = vg_json_lookup(doc, sizeof(doc) - 1, "o", &n);
+	CHECK(p && n == 25 && *p == '{', "an object member whole (%zu bytes)", n);
+	CHECK(!vg_json_get_u64(doc, sizeof(doc) - 1, "x", &v) && !vg_json_get_u64(doc, sizeof(doc) - 1, "t", &v) &&
+	      !vg_json_get_str(doc, sizeof(doc) - 1, "a", buf, sizeof(buf)),
+	      "a nested key is not a member; a bool is not a number, a number not a string");
+	CHECK(!vg_json_get_u64(doc, 20, "b", &v), "a truncated document hides what is past its end");
+	CHECK(!vg_json_get_str("{\"s\":\"0123456789abcdef\"}", 24, "s", buf, sizeof(buf)),
+	      "a string longer than the buffer is refused, not cut");
+	CHECK(!vg_json_get_u64("{\"a\":18446744073709551616}", 26, "a", &v),
+	      "2^64 is refused");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK(!vg_json_get_u64(bad[i], strlen(bad[i]), "b", &v),
+		      "malformed document %zu: nothing found", i);
+}
+
+/* --------------------------------------------------------------- fleet */
+
+/* The fleet's verdict from its monitors', and exactly-once bookkeeping. */
+static void test_fleet(void)
+{
+	static const struct {
+		const char *what;
+		__u8 v[3];
+		bool live[3];
+		enum vg_fleet_state want;
+	} cases[] = {
+		{ "all live monitors see it alive", { 1, 1, 1 }, { 1, 1, 1 }, VG_FLEET_ALIVE },
+		{ "every live monitor says dead", { 3, 3, 3 }, { 1, 1, 1 }, VG_FLEET_DEAD },
+		{ "dead for the live ones; the lost one's alive does not count", { 3, 3, 1 },
+		  { 1, 1, 0 }, VG_FLEET_DEAD },
+		{ "one dead, one alive: a partition, not a death", { 3, 1, 0 }, { 1, 1, 1 },
+		  VG_FLEET_DISAGREE },
+		{ "left for one, alive for another: disagreement", { 4, 1, 0 }, { 1, 1, 1 },
+		  VG_FLEET_DISAGREE },
+		{ "one suspects, the other hears it", { 2, 1, 0 }, { 1, 1, 1 }, VG_FLEET_SUSPECT },
+		{ "one suspects, one says dead", { 2, 3, 0 }, { 1, 1, 1 }, VG_FLEET_SUSPECT },
+		{ "dead for one, left for the other", { 3, 4, 0 }, { 1, 1, 1 }, VG_FLEET_DEAD },
+		{ "left for all", { 4, 4, 0 }, { 1, 1, 1 }, VG_FLEET_LEFT },
+		{ "no live monitor watches it", { 3, 1, 0 }, { 0, 0, 1 }, VG_FLEET_UNKNOWN },
+	};
+	struct vg_fleet f;
+	char buf[64];
+	bool ok = true;
+
+	vg_fleet_init(&f);
+	CHECK(vg_fleet_monitor(&f, "host-a") == 0 && vg_fleet_monitor(&f, "host-b") == 1 &&
+	      vg_fleet_monitor(&f, "host-c") == 2 && vg_fleet_monitor(&f, "host-b") == 1 &&
+	      vg_fleet_monitor(&f, "a.b") < 0 && vg_fleet_find_monitor(&f, "host-d") < 0,
+	      "monitors by host name; a name that is not a subject token is refused");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct vg_fleet_agent *a = vg_fleet_agent(&f, 100 + i);
+
+		for (__u32 m = 0; m < 3; m++) {
+			vg_fleet_mon(&f, m)->live = cases[i].live[m];
+			if (cases[i].v[m])
+				vg_fleet_set_verdict(a, m, cases[i].v[m]);
+		}
+		CHECK(vg_fleet_judge(&f, a) == cases[i].want, "%s: %s", cases[i].what,
+		      vg_fleet_state_name(vg_fleet_judge(&f, a)));
+	}
+	for (__u32 m = 0; m <= VG_FLEET_MAX_WATCHERS; m++) {
+		snprintf(buf, sizeof(buf), "h%u", m);
+		if (m >= 3)
+			vg_fleet_monitor(&f, buf);
+		if (m < VG_FLEET_MAX_WATCHERS)
+			ok &= !vg_fleet_set_verdict(vg_fleet_agent(&f, 1), m, VG_VERDICT_ALIVE);
+	}
+	CHECK(ok && vg_fleet_set_verdict(vg_fleet_agent(&f, 1), VG_FLEET_MAX_WATCHERS, 1) < 0 &&
+	      !vg_fleet_set_verdict(vg_fleet_agent(&f, 1), 2, VG_VERDICT_DEAD) &&
+	      vg_fleet_verdict(vg_fleet_agent(&f, 1), 2) == VG_VERDICT_DEAD,
+	      "at most %d monitors per agent", VG_FLEET_MAX_WATCHERS);
+
+	/* (host-a, instance 7): 1, 2, then 5 (a hole 3-4), then 4, then 2 again. */
+	ok = !vg_fleet_seen(&f, 0, 7, 1) && !vg_fleet_mark(&f, 0, 7, 1) && !vg_fleet_mark(&f, 0, 7, 2) &&
+	     !vg_fleet_mark(&f, 0, 7, 5);
+	vg_fleet_holes_fmt(vg_fleet_seen_of(&f, 0, 7), buf, sizeof(buf));
+	CHECK(ok && !strcmp(buf, "3-4") && vg_fleet_seen(&f, 0, 7, 2) && !vg_fleet_seen(&f, 0, 7, 4) &&
+	      !vg_fleet_seen(&f, 0, 7, 6) && !vg_fleet_seen(&f, 1, 7, 1) && !vg_fleet_seen(&f, 0, 8, 1),
+	      "merged: 1, 2, 5; not 3-4 (a hole), 6, nor another host's or instance's 1 (%s)", buf);
+	vg_fleet_mark(&f, 0, 7, 4);
+	vg_fleet_holes_fmt(vg_fleet_seen_of(&f, 0, 7), buf, sizeof(buf));
+	CHECK(!strcmp(buf, "3-3") && vg_fleet_seen(&f, 0, 7, 4), "a late event fills its hole (%s)", buf);
+	vg_fleet_mark(&f, 0, 7, 10);
+	vg_fleet_mark(&f, 0, 7, 8);
+	vg_fleet_holes_fmt(vg_fleet_seen_of(&f, 0, 7), buf, sizeof(buf));
+	CHECK(!strcmp(buf, "3-3,6-7,9-9"), "a late event in the middle splits its hole (%s)", buf);
+	CHECK(!vg_fleet_seen_set(&f, 1, 9, 20, "2-3,6-7") && vg_fleet_seen(&f, 1, 9, 5) &&
+	      !vg_fleet_seen(&f, 1, 9, 7) && vg_fleet_seen(&f, 1, 9, 20) && !vg_fleet_seen(&f, 1, 9, 21),
+	      "the record a fleet record carries is read back");
+	CHECK(vg_fleet_seen_set(&f, 1, 9, 20, "6-7,2-3") && vg_fleet_seen_set(&f, 1, 9, 20, "2-30") &&
+	      vg_fleet_seen_set(&f, 1, 9, 20, "3-2") && vg_fleet_seen_set(&f, 1, 9, 20, "2-3;") &&
+	      vg_fleet_seen(&f, 1, 9, 5), "malformed hole lists are refused and change nothing");
+	for (__u64 s = 30; s < 30 + 2 * (VG_FLEET_MAX_HOLES + 2); s += 2)
+		vg_fleet_mark(&f, 2, 1, s);
+	CHECK(vg_fleet_seen_of(&f, 2, 1)->n_holes == VG_FLEET_MAX_HOLES && vg_fleet_seen(&f, 2, 1, 1) &&
+	      !vg_fleet_seen(&f, 2, 1, 30 + 2 * (VG_FLEET_MAX_HOLES + 2) - 3),
+	      "beyond %d holes the oldest are forgotten", VG_FLEET_MAX_HOLES);
+	vg_fleet_free(&f);
+}
+
 /* -------------------------------------------------------------- config */
 
 static int load_config(const char *path)
@@ -650,6 +771,8 @@ int main(void)
 	}
 	test_options();
 	test_json();
+	test_json_read();
+	test_fleet();
 	test_config();
 	test_keys();
 	test_secrets();

@@ -9,7 +9,7 @@
 #include "common/options.h"
 
 extern const struct vg_cmd cli_run, cli_beat, cli_status, cli_events, cli_detach;
-extern const struct vg_verbs cli_log, cli_agent, cli_key, cli_dlq, cli_lease;
+extern const struct vg_verbs cli_log, cli_agent, cli_key, cli_dlq, cli_lease, cli_fleet;
 extern const struct vg_cmd cli_log_query; /* events.c: the twin of vigil events */
 
 #endif

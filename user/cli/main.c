@@ -7,7 +7,7 @@ static const struct vg_verb commands[] = {
 	{ .cmd = &cli_run }, { .cmd = &cli_beat }, { .cmd = &cli_status },
 	{ .cmd = &cli_events }, { .group = &cli_log }, { .group = &cli_agent },
 	{ .cmd = &cli_detach }, { .group = &cli_key }, { .group = &cli_dlq },
-	{ .group = &cli_lease }, {}
+	{ .group = &cli_lease }, { .group = &cli_fleet }, {}
 };
 
 static const struct vg_verbs vigil = {

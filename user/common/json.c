@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
 /* The one JSON writer (common/json.h). */
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 #include "common/json.h"
 
 void vg_json_begin(struct vg_json *j, FILE *f)
@@ -219,4 +221,149 @@ void vg_json_raw_field(struct vg_json *j, const char *key, const char *json)
 {
 	vg_json_key(j, key);
 	vg_json_raw(j, json);
+}
+
+/* ------------------------------------------------------------- reading */
+
+/* The end of the string whose opening quote is at p, or NULL. */
+static const char *skip_string(const char *p, const char *end)
+{
+	for (p++; p < end; p++) {
+		if (*p == '\\')
+			p++;
+		else if (*p == '"')
+			return p + 1;
+		else if ((unsigned char)*p < 0x20)
+			return NULL;
+	}
+	return NULL;
+}
+
+static const char *skip_ws(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+/* The end of the value at p (after white space), or NULL if it is not one. */
+static const char *skip_value(const char *p, const char *end, unsigned depth)
+{
+	p = skip_ws(p, end);
+	if (p >= end || depth > VG_JSON_MAX_DEPTH)
+		return NULL;
+	if (*p == '"')
+		return skip_string(p, end);
+	if (*p == '{' || *p == '[') {
+		char close = *p == '{' ? '}' : ']';
+
+		p = skip_ws(p + 1, end);
+		if (p < end && *p == close)
+			return p + 1;
+		for (;;) {
+			if (close == '}') {
+				p = skip_ws(p, end);
+				if (p >= end || *p != '"' || !(p = skip_string(p, end)))
+					return NULL;
+				p = skip_ws(p, end);
+				if (p >= end || *p++ != ':')
+					return NULL;
+			}
+			p = skip_value(p, end, depth + 1);
+			if (!p)
+				return NULL;
+			p = skip_ws(p, end);
+			if (p < end && *p == ',') {
+				p++;
+				continue;
+			}
+			return p < end && *p == close ? p + 1 : NULL;
+		}
+	}
+	{
+		const char *s = p;
+
+		while (p < end && ((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
+				   *p == '-' || *p == '+' || *p == '.' || *p == 'E'))
+			p++;
+		return p > s ? p : NULL;
+	}
+}
+
+const char *vg_json_lookup(const char *doc, size_t len, const char *key, size_t *vlen)
+{
+	const char *end = doc + len, *p = skip_ws(doc, end);
+	size_t klen = strlen(key);
+
+	if (p >= end || *p++ != '{')
+		return NULL;
+	p = skip_ws(p, end);
+	if (p < end && *p == '}')
+		return NULL;
+	while (p < end) {
+		const char *k = p, *v, *ve;
+
+		if (*p != '"' || !(p = skip_string(p, end)))
+			return NULL;
+		p = skip_ws(p, end);
+		if (p >= end || *p++ != ':')
+			return NULL;
+		v = skip_ws(p, end);
+		ve = skip_value(v, end, 1);
+		if (!ve)
+			return NULL;
+		if ((size_t)(p - 1 - k) >= klen + 2 && !memcmp(k + 1, key, klen) && k[klen + 1] == '"') {
+			*vlen = (size_t)(ve - v);
+			return v;
+		}
+		p = skip_ws(ve, end);
+		if (p < end && *p == ',')
+			p = skip_ws(p + 1, end);
+		else
+			return NULL;
+	}
+	return NULL;
+}
+
+bool vg_json_get_u64(const char *doc, size_t len, const char *key, __u64 *out)
+{
+	size_t n;
+	const char *v = vg_json_lookup(doc, len, key, &n);
+	__u64 x = 0;
+
+	if (!v || !n || n > 20)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i] < '0' || v[i] > '9' || x > (UINT64_MAX - (__u64)(v[i] - '0')) / 10)
+			return false;
+		x = x * 10 + (__u64)(v[i] - '0');
+	}
+	*out = x;
+	return true;
+}
+
+bool vg_json_get_str(const char *doc, size_t len, const char *key, char *buf, size_t size)
+{
+	size_t n, o = 0;
+	const char *v = vg_json_lookup(doc, len, key, &n);
+
+	if (!v || n < 2 || *v != '"' || !size)
+		return false;
+	for (size_t i = 1; i + 1 < n; i++) {
+		char c = v[i];
+
+		if (c == '\\') {
+			static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+			const char *e = v[++i] ? strchr(from, v[i]) : NULL;
+
+			if (!e) /* \uXXXX: not in the fields read back */
+				return false;
+			c = to[e - from];
+		}
+		if (o + 1 >= size)
+			return false;
+		buf[o++] = c;
+	}
+	buf[o] = '\0';
+	return true;
 }

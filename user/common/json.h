@@ -66,4 +66,16 @@ void vg_json_arr_field(struct vg_json *j, const char *key);
  * whole document (a Prometheus label is not JSON: it has its own escaping). */
 void vg_json_write_string(FILE *f, const char *s);
 
+/* Reading back a flat field of one JSON object (an event line, a fleet
+ * record), for the few fields a consumer needs; the object is checked for
+ * well-formedness up to the key. The value's text (a string with its quotes
+ * and escapes, a number, a whole object or array) and its length, or NULL
+ * when the key is not a top-level member. */
+const char *vg_json_lookup(const char *doc, size_t len, const char *key, size_t *vlen);
+/* A member that is an unsigned integer; false if missing, not one, or too big. */
+bool vg_json_get_u64(const char *doc, size_t len, const char *key, __u64 *out);
+/* A member that is a string, unescaped into buf (size bytes with the NUL);
+ * false if missing, not a string, too long, or with a \u escape. */
+bool vg_json_get_str(const char *doc, size_t len, const char *key, char *buf, size_t size);
+
 #endif

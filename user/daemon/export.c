@@ -44,6 +44,7 @@
 #include <sqlite3.h>
 #include "daemon/dstats.h"
 #include "common/eventlog.h"
+#include "common/json.h"
 #include "daemon/export.h"
 #include "daemon/natsauth.h"
 #include "common/log.h"
@@ -71,6 +72,8 @@
 #define BACKOFF_MAX_MS 5000ULL
 #define MAX_URLS 16
 #define NAME_MAX_LEN 64
+/* How often the exporter announces itself in the presence bucket. */
+#define PRESENCE_MS VG_EXPORT_PRESENCE_MS
 #define ERR_LEN 384
 
 void vg_export_cfg_default(struct vg_export_cfg *cfg)
@@ -184,6 +187,7 @@ struct vg_exporter {
 	char host[NAME_MAX_LEN + 1];
 	char subject[sizeof(VG_EXPORT_SUBJECT_PREFIX) + NAME_MAX_LEN];
 	char target[2 * NAME_MAX_LEN + sizeof(VG_EXPORT_SUBJECT_PREFIX) + 2];
+	char presence_subject[2 * NAME_MAX_LEN + 32]; /* $KV.<stream>_MONITORS.<host> */
 	char *urls_buf;         /* the URLs, split */
 	size_t urls_len;
 	const char *urls[MAX_URLS];
@@ -206,6 +210,7 @@ struct vg_exporter {
 	struct key hold_key;    /* the row after a hole, waiting for it to fill */
 	__u64 hold_since;
 	__u64 last_gap_scan;
+	__u64 last_presence;
 	bool cursor_dirty;      /* committed since the last fsync'ed commit */
 	sqlite3_int64 data_version;
 	__u32 failures;         /* in a row */
@@ -618,6 +623,36 @@ static int lookup_or_create_stream(struct vg_exporter *x)
 	return 0;
 }
 
+/* The presence bucket (docs/fleet.md): the fleet view's evidence that this
+ * host's export works. Best effort: without it the export goes on. */
+static void lookup_or_create_presence(struct vg_exporter *x)
+{
+	char bucket[NAME_MAX_LEN + sizeof(VG_EXPORT_PRESENCE_SUFFIX)];
+	kvStore *kv = NULL;
+	kvConfig kc;
+	natsStatus s;
+
+	snprintf(bucket, sizeof(bucket), "%s" VG_EXPORT_PRESENCE_SUFFIX, x->cfg.stream);
+	s = js_KeyValue(&kv, x->js, bucket);
+	if (s != NATS_OK && !x->cfg.no_create) {
+		kvConfig_Init(&kc);
+		kc.Bucket = bucket;
+		kc.History = 1;
+		kc.StorageType = js_FileStorage;
+		kc.Replicas = (int)x->cfg.replicas;
+		s = js_CreateKeyValue(&kv, x->js, &kc);
+		if (s == NATS_OK)
+			pr_info("export: created presence bucket %s (%u replica(s))\n", bucket,
+				x->cfg.replicas);
+	}
+	kvStore_Destroy(kv);
+	if (s != NATS_OK)
+		pr_warn("export: no presence bucket %s (%s): the fleet view will count host %s "
+			"as a monitor that is not live\n", bucket,
+			x->cfg.no_create ? "--export-no-create leaves it to the operator" :
+			request_why(x, s), x->host);
+}
+
 /* Parse "<host>-<16 hex>-<seq>" of this host. */
 static bool parse_msg_id(const struct vg_exporter *x, const char *id, struct key *k)
 {
@@ -680,6 +715,35 @@ static int resume(struct vg_exporter *x)
 	return 0;
 }
 
+/* Announce this host in the presence bucket: fire and forget, the next one
+ * follows in PRESENCE_MS. The value says how far the export has come, so
+ * the fleet view can tell a host that is live but behind. */
+static void publish_presence(struct vg_exporter *x)
+{
+	char inst[17] = "", *buf = NULL;
+	struct vg_json j;
+	size_t len = 0;
+	FILE *f;
+
+	x->last_presence = vg_mono_ns();
+	f = open_memstream(&buf, &len);
+	if (!f)
+		return;
+	if (x->have_cursor)
+		snprintf(inst, sizeof(inst), "%016llx", (unsigned long long)x->cursor.inst);
+	vg_json_begin(&j, f);
+	vg_json_obj(&j);
+	vg_json_str_field(&j, "host", x->host);
+	vg_json_u64_field(&j, "interval_ms", PRESENCE_MS);
+	vg_json_str_field(&j, "instance", inst);
+	vg_json_u64_field(&j, "event_seq", x->have_cursor ? (__u64)x->cursor.seq : 0);
+	vg_json_u64_field(&j, "time_ns", vg_wall_ns());
+	vg_json_close(&j);
+	if (!fclose(f) && x->nc)
+		natsConnection_Publish(x->nc, x->presence_subject, buf, (int)len);
+	free(buf);
+}
+
 static int publish(struct vg_exporter *x, const struct row *r)
 {
 	char id[NAME_MAX_LEN + 48], step[NAME_MAX_LEN + 160];
@@ -694,9 +758,18 @@ static int publish(struct vg_exporter *x, const struct row *r)
 		 (unsigned long long)r->end.seq);
 	jsPubOptions_Init(&po);
 	po.MsgId = id;
-	po.ExpectStream = x->cfg.stream;
 	po.MaxWait = REQUEST_WAIT_MS;
 	s = js_Publish(&pa, x->js, x->subject, r->payload, (int)r->len, &po, &jerr);
+	/* The stream is checked in the acknowledgement, not with an
+	 * expected-stream header: that header is stored with the message, and
+	 * nats-server 2.9 then refuses to source or mirror it into another
+	 * stream (the global view of docs/fleet.md). */
+	if (s == NATS_OK && (!pa->Stream || strcmp(pa->Stream, x->cfg.stream))) {
+		pr_warn("export: %s went to stream %s, not %s: does another stream take subject %s?\n",
+			id, pa->Stream ? pa->Stream : "(none)", x->cfg.stream, x->subject);
+		jsPubAck_Destroy(pa);
+		s = NATS_ERR;
+	}
 	if (s != NATS_OK) {
 		snprintf(step, sizeof(step), "publishing event %llu of instance %016llx to %s",
 			 (unsigned long long)r->k.seq, (unsigned long long)r->k.inst, x->subject);
@@ -843,6 +916,8 @@ static void *worker_main(void *arg)
 			r = lookup_or_create_stream(x);
 			if (!r)
 				r = resume(x);
+			if (!r)
+				lookup_or_create_presence(x);
 			x->stream_ready = !r;
 		} else {
 			r = pass(x);
@@ -857,6 +932,8 @@ static void *worker_main(void *arg)
 		}
 		if (passed)
 			recovered(x);
+		if (passed && vg_mono_ns() - x->last_presence >= PRESENCE_MS * 1000000ULL)
+			publish_presence(x);
 		if (idle)
 			idle_wait(x);
 	}
@@ -937,6 +1014,8 @@ int vg_exporter_start(const char *db_path, const struct vg_export_cfg *cfg,
 	snprintf(x->subject, sizeof(x->subject), VG_EXPORT_SUBJECT_PREFIX "%s", x->host);
 	snprintf(x->target, sizeof(x->target), "nats:%s:%s", cfg->stream, x->subject);
 	x->urls_len = strlen(cfg->nats_urls);
+	snprintf(x->presence_subject, sizeof(x->presence_subject),
+		 "$KV.%s" VG_EXPORT_PRESENCE_SUFFIX ".%s", cfg->stream, x->host);
 	x->urls_buf = strdup(cfg->nats_urls);
 	if (!x->urls_buf) {
 		pr_warn("export: out of memory\n");

@@ -42,6 +42,12 @@ struct vg_export_cfg {
 #define VG_EXPORT_STREAM "VIGIL_EVENTS"
 #define VG_EXPORT_SUBJECT_PREFIX "vigil.events."
 #define VG_EXPORT_DUPLICATE_WINDOW_S 120
+/* Each exporter puts {host, interval_ms, instance, event_seq, time_ns} under
+ * its host name in the key-value bucket <stream>_MONITORS every
+ * VG_EXPORT_PRESENCE_MS: how `vigil fleet merge` knows which monitors are
+ * live (docs/fleet.md). */
+#define VG_EXPORT_PRESENCE_SUFFIX "_MONITORS"
+#define VG_EXPORT_PRESENCE_MS 1000
 
 void vg_export_cfg_default(struct vg_export_cfg *cfg);
 
