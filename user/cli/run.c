@@ -10,6 +10,7 @@
 #include "common/eventlog.h"
 #include "common/log.h"
 #include "common/options.h"
+#include "common/targets.h"
 #include "common/util.h"
 #include "daemon/daemon.h"
 #include "daemon/metrics.h"
@@ -17,6 +18,11 @@
 #define RUN struct vg_run_opts
 
 static const char *const modes[] = { "native", "skb", NULL };
+
+static int parse_peer(const char *arg, void *field, const struct vg_opt *o)
+{
+	return vg_targets_parse(field, arg, o->name);
+}
 static const char *const alert_formats[] = { "json", "alertmanager", NULL };
 
 static const struct vg_opt opts[] = {
@@ -120,6 +126,16 @@ static const struct vg_opt opts[] = {
 	{ VG_OPT_FLAG(0, "export-no-create", RUN, xcfg.no_create,
 		      "never create the stream: the operator manages it") },
 
+	{ VG_OPT_SECTION("Monitors watching each other (docs/monitors.md)") },
+	{ VG_OPT_FUNC(0, "peer", RUN, peers.targets, parse_peer, "ADDR[,ADDR...]",
+		      "beat to these peer monitors as agent --peer-id, so that they report this "
+		      "one's death; ADDR:PORT, [ADDR]:PORT, ADDR@FILE as for vigil beat --target") },
+	{ VG_OPT_UINT(0, "peer-id", RUN, peers.id, 1, UINT64_MAX, "ID",
+		      "this monitor's agent id in its peers' agents files; its key comes from "
+		      "--keys (or the peer's ADDR@FILE)") },
+	{ VG_OPT_UINT(0, "peer-interval-ms", RUN, peers.interval_ms, 1, 3600000, "N",
+		      "beat the peers every N ms") },
+
 	{ VG_OPT_SECTION("Metrics") },
 	{ VG_OPT_STR(0, "metrics", RUN, metrics_addr, "ADDR:PORT",
 		     "serve Prometheus /metrics, /healthz, /readyz ([::1]:PORT for IPv6; off: "
@@ -176,7 +192,7 @@ static int check(struct vg_run_opts *ro)
 	}
 	if (ro->keys_path && vg_keyfile_load(ro->keys_path, true, &ro->keys))
 		return 2;
-	return 0;
+	return vg_peers_check(&ro->peers, &ro->keys, ro->keys_path, ro->load.port);
 }
 
 static void run_init(void *opts)

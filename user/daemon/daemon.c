@@ -33,6 +33,7 @@ void vg_run_opts_default(struct vg_run_opts *o)
 	o->metrics_addr = VG_METRICS_DEFAULT_LISTEN;
 	o->metrics_max_agents = VG_METRICS_DEFAULT_MAX_AGENTS;
 	o->storm_interval_ms = 1000;
+	o->peers.interval_ms = 100;
 	o->learn_cap = 64;
 }
 
@@ -213,6 +214,8 @@ static int start_workers(struct daemon *d)
 			    d->meta.max_agents, o->quiet))
 		return -1;
 	d->esc.shadow = d->leases.shadow = o->shadow;
+	if (vg_peers_start(&o->peers, &d->peer_agent))
+		return -1;
 	if (o->shadow)
 		pr_warn("shadow mode: detecting and recording only; no alert is sent, no "
 			"remediation run, no lease granted ('vigil log notices' and 'vigil lease show' "
@@ -314,6 +317,9 @@ static int serve(struct daemon *d)
 
 static void stop(struct daemon *d, int ret)
 {
+	/* A stop on purpose leaves the peers' watch; a failing daemon goes
+	 * DEAD there, as it should. */
+	vg_peers_stop(d->peer_agent, !ret);
 	vg_metrics_stop(d->metrics); /* first: it reads the maps closed below */
 	/* An instance this run loaded but never served with (bad --events-file,
 	 * more agents than --max-agents...) is removed, so that fixing the

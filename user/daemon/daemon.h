@@ -17,6 +17,7 @@
 #include "daemon/alert.h"
 #include "daemon/escalate.h"
 #include "daemon/export.h"
+#include "daemon/peers.h"
 
 struct vg_run_opts {
 	struct vg_load_opts load; /* a fresh load's settings; load.cfg applies at every start */
@@ -39,6 +40,7 @@ struct vg_run_opts {
 	struct vg_alert_cfg acfg;
 	struct vg_export_cfg xcfg;
 	struct vg_escalation esc; /* its configuration part */
+	struct vg_peers peers;    /* --peer: this monitor as an agent of its peers */
 };
 
 void vg_run_opts_default(struct vg_run_opts *o);
