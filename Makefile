@@ -211,5 +211,6 @@ $(BUILD)/vigil-bench: $(BUILD)/bench/bench.o $(BUILD)/bench/fastpath.o $(BENCH_O
 $(BUILD)/vigil-baseline: $(BUILD)/bench/baseline.o $(BENCH_OBJS)
 	$(CC) $(BENCH_CFLAGS) $(INPUTS) -o $@ $(BENCH_LIBS)
 
-bench: deps-check $(BUILD)/vigil $(BENCH_BINS)
+bench: deps-check $(BUILD)/vigil $(BENCH_BINS) $(BUILD)/lease_candidate $(BUILD)/fence_resource
 	@bench/run.sh
+	@bench/lease-takeover.sh

@@ -33,14 +33,17 @@ static __always_inline void lease_transition(struct vigil_stats *st, struct leas
 	event_end(st, e);
 }
 
-/* The holder's fresh beat naming its lease renews it; DRAINING or LEAVING
- * gives it up at once. Beats of other agents naming the lease do nothing. */
+/* The holder's fresh beat naming its lease renews it, up to the granting
+ * monitor's term when the lease is replicated (vigil_lease_terms: a monitor
+ * that can no longer renew its term in the lease bucket stops renewing here
+ * by then, so a standby may take over); DRAINING or LEAVING gives it up at
+ * once. Beats of other agents naming the lease do nothing. */
 static __always_inline void renew_lease(struct vigil_stats *st, struct agent_slot *s,
 					const struct vigil_beat_info *b, __u64 now)
 {
 	__u32 id = b->lease_id;
 	struct lease_slot *l;
-	__u64 until;
+	__u64 until, *term;
 
 	if (id >= VIGIL_MAX_LEASES)
 		return;
@@ -54,6 +57,13 @@ static __always_inline void renew_lease(struct vigil_stats *st, struct agent_slo
 	/* Only ever later, even when two CPUs renew at once: a CAS, so an
 	 * earlier renewal can never overwrite a later one. */
 	until = now + (__u64)l->duration_ms * VIGIL_NSEC_PER_MSEC;
+	term = bpf_map_lookup_elem(&vigil_lease_terms, &id);
+	if (term) {
+		__u64 t = *(volatile __u64 *)term;
+
+		if (t && until > t)
+			until = t;
+	}
 	for (int i = 0; i < 4; i++) {
 		__u64 old = l->expires_ns;
 

@@ -126,6 +126,20 @@ static const struct vg_opt opts[] = {
 	{ VG_OPT_FLAG(0, "export-no-create", RUN, xcfg.no_create,
 		      "never create the stream: the operator manages it") },
 
+	{ VG_OPT_SECTION("Leases that outlive their monitor (docs/leases.md)") },
+	{ VG_OPT_STR(0, "lease-nats", RUN, lcfg.nats_urls, "URL[,URL...]",
+		      "replicate the agents file's leases through this NATS JetStream: one monitor "
+		      "grants each, a standby takes over when it dies") },
+	{ VG_OPT_STR(0, "lease-bucket", RUN, lcfg.bucket, "NAME", "the key-value bucket") },
+	{ VG_OPT_STR(0, "lease-host", RUN, lcfg.host, "NAME",
+		     "this monitor's name in the bucket, unique among the monitors"),
+	  .zero = "the host name, dots as _" },
+	{ VG_OPT_UINT(0, "lease-replicas", RUN, lcfg.replicas, 1, 5, "N",
+		      "replicas of the bucket if vigil creates it") },
+	{ VG_OPT_UINT(0, "lease-term-ms", RUN, lcfg.term_ms, 100, 3600000, "N",
+		      "the granting monitor's term, renewed every third of it; a standby takes over "
+		      "this long (+0.3 %, + the grace) after the last renewal") },
+
 	{ VG_OPT_SECTION("Monitors watching each other (docs/monitors.md)") },
 	{ VG_OPT_FUNC(0, "peer", RUN, peers.targets, parse_peer, "ADDR[,ADDR...]",
 		      "beat to these peer monitors as agent --peer-id, so that they report this "
@@ -176,7 +190,8 @@ static int check(struct vg_run_opts *ro)
 		pr_warn("--ringbuf-mb: %u is not a power of two\n", ringbuf_mb);
 		return 2;
 	}
-	if (vg_alert_cfg_check(&ro->acfg) || vg_export_cfg_check(&ro->xcfg))
+	if (vg_alert_cfg_check(&ro->acfg) || vg_export_cfg_check(&ro->xcfg) ||
+	    vg_lease_repl_cfg_check(&ro->lcfg))
 		return 2;
 	if (ro->config_path && vg_config_load(ro->config_path, &ro->config))
 		return 2;

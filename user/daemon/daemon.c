@@ -29,6 +29,7 @@ void vg_run_opts_default(struct vg_run_opts *o)
 	vg_escalation_defaults(&o->esc);
 	vg_alert_cfg_default(&o->acfg);
 	vg_export_cfg_default(&o->xcfg);
+	vg_lease_repl_cfg_default(&o->lcfg);
 	o->db_path = VIGIL_DEFAULT_DB;
 	o->metrics_addr = VG_METRICS_DEFAULT_LISTEN;
 	o->metrics_max_agents = VG_METRICS_DEFAULT_MAX_AGENTS;
@@ -210,8 +211,11 @@ static int start_workers(struct daemon *d)
 	if ((!o->shadow && vg_alerter_start(o->db_path, &o->acfg, &d->ds, &d->alerter)) ||
 	    vg_exporter_start(o->db_path, &o->xcfg, &d->ds, &d->exporter) ||
 	    vg_escalation_start(&d->esc, &d->log, &o->acfg, &d->ds, &d->maps, o->quiet) ||
+	    /* A shadow monitor grants nothing, so it takes no term either. */
+	    (!o->shadow && vg_lease_repl_start(&o->lcfg, o->config.leases, o->config.n_leases,
+					       d->maps.lease_terms, &d->repl)) ||
 	    vg_leases_start(&d->leases, &d->maps, d->log.db, o->config.leases, o->config.n_leases,
-			    d->meta.max_agents, o->quiet))
+			    d->meta.max_agents, o->quiet, d->repl))
 		return -1;
 	d->esc.shadow = d->leases.shadow = o->shadow;
 	if (vg_peers_start(&o->peers, &d->peer_agent))
@@ -219,7 +223,8 @@ static int start_workers(struct daemon *d)
 	if (o->shadow)
 		pr_warn("shadow mode: detecting and recording only; no alert is sent, no "
 			"remediation run, no lease granted ('vigil log notices' and 'vigil lease show' "
-			"show what would have been)\n");
+			"show what would have been)%s\n",
+			o->lcfg.nats_urls ? "; --lease-nats ignored: it takes no term" : "");
 	return 0;
 }
 
@@ -331,6 +336,7 @@ static void stop(struct daemon *d, int ret)
 	vg_exporter_stop(d->exporter);
 	vg_escalation_stop(&d->esc);
 	vg_leases_stop(&d->leases);
+	vg_lease_repl_stop(d->repl); /* before the maps it writes are closed */
 	vg_eventlog_close(&d->log);
 	if (d->skel)
 		vigil_bpf__destroy(d->skel);

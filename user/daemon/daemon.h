@@ -17,6 +17,7 @@
 #include "daemon/alert.h"
 #include "daemon/escalate.h"
 #include "daemon/export.h"
+#include "daemon/lease_repl.h"
 #include "daemon/peers.h"
 
 struct vg_run_opts {
@@ -39,6 +40,7 @@ struct vg_run_opts {
 	__u32 storm_beats_per_sec, storm_events_per_sec, storm_interval_ms;
 	struct vg_alert_cfg acfg;
 	struct vg_export_cfg xcfg;
+	struct vg_lease_repl_cfg lcfg; /* --lease-*: leases replicated through NATS */
 	struct vg_escalation esc; /* its configuration part */
 	struct vg_peers peers;    /* --peer: this monitor as an agent of its peers */
 };
