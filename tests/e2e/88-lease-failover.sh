@@ -216,8 +216,14 @@ for ((n = 1; n <= KILLS; n++)); do
 		dead=$s
 	else
 		if [ $act = stall ]; then
+			# It freezes at its next write as the holder; a holder whose
+			# own deadline ran out meanwhile (a busy machine) writes
+			# nothing: then this is a plain kill.
 			kill -USR2 "${PIDS[cand-$h]}"
-			wait_for 1 stopped "${PIDS[cand-$h]}" || bad+=("kill $n: holder $h did not freeze")
+			if ! wait_for 2 stopped "${PIDS[cand-$h]}"; then
+				note "kill $n: holder $h did not write in 2 s; a plain kill"
+				act=kill
+			fi
 		fi
 		t_kill=$(mono)
 		monitor_host_dies "$g" "$(dname "$g")"
@@ -240,6 +246,10 @@ for ((n = 1; n <= KILLS; n++)); do
 			wait_for 3 resource_saw "$t" && STALLS=$((STALLS + 1))
 			kill -CONT "${PIDS[cand-$h]}"
 		fi
+		# A freeze asked for and not taken happens at a later write.
+		for i in 1 2 3; do
+			stopped "${PIDS[cand-$i]}" && kill -CONT "${PIDS[cand-$i]}"
+		done
 		dead=$g
 	fi
 	# The dead host comes back as a new instance, in the background.

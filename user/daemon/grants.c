@@ -21,7 +21,8 @@ struct vg_lease_state {
 	__u32 last_state;   /* kernel state seen at the last tick */
 	__u64 since_ns;     /* first tick that looked at this lease */
 	__u64 term_end;     /* replicated: this monitor's term ends (monotonic ns) */
-	__u64 bucket_token; /* replicated: the bucket's token, recorded in the database */
+	__u64 bucket_token; /* replicated: the highest token recorded in the database
+			     * (the bucket's, as seen; the database's at start) */
 };
 
 static int sql(struct sqlite3 *db, const char *s)
@@ -227,10 +228,14 @@ static bool repl_ready(struct vg_leases *l, size_t i, const struct lease_slot *k
 {
 	const struct vg_lease_def *d = &l->defs[i];
 	struct vg_lease_state *s = &l->st[i];
-	__u64 db = db_token(l->db, d->id), token;
+	__u64 local = k->token, token;
 
-	if (!vg_lease_repl_may_grant(l->repl, i, db > k->token ? db : k->token, &token,
-				     &s->term_end))
+	/* The database's highest, without asking it at every tick. */
+	if (s->bucket_token > local)
+		local = s->bucket_token;
+	if (s->reserved > local)
+		local = s->reserved;
+	if (!vg_lease_repl_may_grant(l->repl, i, local, &token, &s->term_end))
 		return false;
 	if (token != s->reserved) {
 		if (reserve(l, d, token))
@@ -267,8 +272,11 @@ int vg_leases_tick(struct vg_leases *l, int cap_ms)
 
 		if (bpf_map_lookup_elem(l->maps->leases, &id, &k))
 			continue;
-		if (!s->since_ns)
+		if (!s->since_ns) {
 			s->since_ns = now;
+			if (l->repl)
+				s->bucket_token = db_token(l->db, id);
+		}
 		if (k.state != s->last_state) {
 			if (k.state == VIGIL_LEASE_EXPIRED || k.state == VIGIL_LEASE_RELEASED)
 				s->last_holder = k.holder;
