@@ -21,7 +21,9 @@ KILLS=${LEASE_KILLS:-100}
 OUT=$(mktemp /tmp/vigil-lease-takeover.XXXXXX.json)
 trap 'rm -f "$OUT"' EXIT
 echo "# $(date +%T) lease takeover: $KILLS monitor deaths (tests/e2e/88-lease-failover.sh)" >&2
-if ! LEASE_KILLS=$KILLS LEASE_STATS=$OUT VIGIL_ROOT=$ROOT VIGIL_BIN=$ROOT/build/vigil \
+# Figures, not a verdict: no bound on the takeover time here (the test's
+# other checks still apply).
+if ! LEASE_KILLS=$KILLS LEASE_STATS=$OUT LEASE_ALLOW_MS=3600000 VIGIL_ROOT=$ROOT VIGIL_BIN=$ROOT/build/vigil \
 	"$ROOT/tests/e2e/88-lease-failover.sh" >"$OUT.log" 2>&1; then
 	grep -E '^(not ok|#)' "$OUT.log" >&2
 	echo "bench/lease-takeover.sh: the run failed (its checks above)" >&2
@@ -33,7 +35,7 @@ rm -f "$OUT.log"
 jq -r '
 	def pct(p): sort | .[(((length * p / 100) | ceil) - 1) | if . < 0 then 0 else . end];
 	def row(name; v): "| \(name) | \(v | length) | \(v | pct(50)) | \(v | pct(99)) | \(v | max) |";
-	"Lease takeover after the granting monitor dies (term \(.term_ms) ms, grace \(.grace_ms) ms, lease \(.duration_ms) ms; bound term x 1.003 + grace + 50 ms + 3 bucket writes):",
+	"Lease takeover after the granting monitor dies (term \(.term_ms) ms, grace \(.grace_ms) ms, lease \(.duration_ms) ms; bound term x 1.003 + grace + 50 ms + 2 bucket round trips):",
 	"",
 	"| from the death to | takeovers | median ms | p99 ms | max ms |",
 	"|---|---:|---:|---:|---:|",

@@ -45,10 +45,12 @@ TERM=300  # --lease-term-ms
 POLL=50   # the standby's read interval (user/daemon/lease_repl.c)
 # A standby takes over term x (1 + 3 x 1000 ppm) + grace after the last
 # renewal it saw, i.e. at most that + one poll after the granter died; then
-# two bucket writes (take the term, reserve a token) and the grant. The
-# allowance covers those writes and a busy machine.
+# the bucket write that takes the term and reserves a token, and the grant.
+# The allowance covers that write and a busy machine (NATS is not at
+# real-time priority: under a load of 15 a write took over a second here);
+# bench/lease-takeover.sh reports the figures.
 W=$((TERM + TERM * 3 / 1000 + G))
-ALLOW=500
+ALLOW=${LEASE_ALLOW_MS:-1500}
 BOUND=$((W + POLL + ALLOW))
 KILLS=${LEASE_KILLS:-50}
 SEED=${LEASE_SEED:-$((RANDOM * 32768 + RANDOM))}

@@ -29,6 +29,9 @@
 #define CONNECT_TIMEOUT_MS 1000
 #define RETRY_MS 500         /* after a failed connection */
 #define NAME_LEN 64
+/* Revisions the bucket keeps per key: a reservation looks at all of them
+ * (see step()). */
+#define HISTORY 16
 
 /* A lease's record in the bucket. */
 struct rec {
@@ -54,6 +57,7 @@ struct repl_lease {
 	__u64 holder;       /* the daemon granted to this agent ... */
 	bool holder_dirty;  /* ... not yet recorded in the bucket */
 	__u64 none_since;   /* no healthy candidate since (0: there is one) */
+	__u64 history_token; /* the highest token in the key's history (see step) */
 	char last_err[128]; /* said once per streak */
 };
 
@@ -247,7 +251,7 @@ static int connect_bucket(struct vg_lease_repl *r)
 		if (s == NATS_NOT_FOUND) {
 			kvConfig_Init(&kc);
 			kc.Bucket = r->cfg.bucket;
-			kc.History = 1;
+			kc.History = HISTORY;
 			kc.StorageType = js_FileStorage;
 			kc.Replicas = (int)r->cfg.replicas;
 			step = "creating the lease bucket";
@@ -292,7 +296,9 @@ static bool next_write(struct vg_lease_repl *r, struct repl_lease *L, __u64 now,
 			return true;
 		}
 		if (L->want_token) {
-			out->token = (L->cur.token > L->local_max ? L->cur.token : L->local_max) + 1;
+			__u64 top = L->cur.token > L->local_max ? L->cur.token : L->local_max;
+
+			out->token = (top > L->history_token ? top : L->history_token) + 1;
 			out->holder = 0;
 			*what = "reserve a token";
 			return true;
@@ -313,6 +319,34 @@ static bool next_write(struct vg_lease_repl *r, struct repl_lease *L, __u64 now,
 		return true;
 	}
 	return false;
+}
+
+/* The highest token in the retained revisions of L's key, into *top; -1
+ * when the history cannot be read.
+ * In a clustered stream, JetStream checks a write's expected revision before
+ * its Raft proposal, not in it (nats-server issue 4320; fixed for most cases
+ * in 2.9.21): two writes on one revision can then both be stored, one right
+ * after the other, and the later one hides the earlier's token. Reserving
+ * above every retained revision keeps tokens unique even so. */
+static int history_token(struct vg_lease_repl *r, struct repl_lease *L, __u64 *top)
+{
+	*top = 0;
+	/* Raced writes are stored right after one another: the revisions just
+	 * below the newest (those of other keys are not found). */
+	for (__u64 i = 1; i <= HISTORY && i < L->rev; i++) {
+		kvEntry *e = NULL;
+		struct rec v;
+		natsStatus s = kvStore_GetRevision(&e, r->kv, L->key, L->rev - i);
+
+		if (s == NATS_NOT_FOUND)
+			continue;
+		if (s != NATS_OK)
+			return -1;
+		if (!rec_parse(kvEntry_ValueString(e), &v) && v.token > *top)
+			*top = v.token;
+		kvEntry_Destroy(e);
+	}
+	return 0;
 }
 
 static void step(struct vg_lease_repl *r, struct repl_lease *L)
@@ -378,6 +412,18 @@ static void step(struct vg_lease_repl *r, struct repl_lease *L)
 		L->mine = false; /* lapsed: a reservation of that term is void */
 	if (!L->mine)
 		L->reserved = 0;
+	write = L->want_token && !strcmp(L->cur.granter, r->host);
+	pthread_mutex_unlock(&r->w.lock);
+	if (write) {
+		__u64 h;
+
+		if (history_token(r, L, &h))
+			return; /* without the history, no reservation */
+		pthread_mutex_lock(&r->w.lock);
+		L->history_token = h;
+		pthread_mutex_unlock(&r->w.lock);
+	}
+	pthread_mutex_lock(&r->w.lock);
 	write = next_write(r, L, now, &w, &what);
 	pthread_mutex_unlock(&r->w.lock);
 	if (!write)
