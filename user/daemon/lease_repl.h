@@ -25,8 +25,8 @@
  *  - A standby reads the key every poll; when it has seen the same revision
  *    for term x (1 + 3 x drift) (+ grace), the granter's term has ended on
  *    any clock within the drift bound and its holder has stopped acting:
- *    it takes the term with a write on that revision, which also reserves
- *    its first token, and grants.
+ *    it takes the term with a write on that revision, then reserves a
+ *    token (a write on its own) and grants.
  *  - A granter whose lease stays unheld with no healthy candidate hands the
  *    term back (granter ""), so a monitor that sees the candidates grants.
  *
