@@ -50,10 +50,6 @@ static __always_inline void renew_lease(struct vigil_stats *st, struct agent_slo
 	l = bpf_map_lookup_elem(&vigil_leases, &id);
 	if (!l || l->state != VIGIL_LEASE_HELD || l->holder != s->agent_id)
 		return;
-	/* Run out, not yet swept: it stays over (a renewal now would revive a
-	 * grant whose holder has stopped, past a replicated lease's term). */
-	if (now >= l->expires_ns)
-		return;
 	if (b->status == VIGIL_STATUS_DRAINING || b->status == VIGIL_STATUS_LEAVING) {
 		lease_transition(st, l, id, VIGIL_LEASE_RELEASED, VIGIL_EV_LEASE_RELEASED, now);
 		return;
