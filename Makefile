@@ -231,5 +231,6 @@ $(BUILD)/vigil-baseline: $(BUILD)/bench/baseline.o $(BUILD)/bench/monitor.o $(BE
 $(BUILD)/vigil-fleetgen: $(BUILD)/bench/fleetgen.o $(BENCH_OBJS)
 	$(CC) $(BENCH_CFLAGS) $(INPUTS) -o $@ $(BENCH_LIBS) -lnats
 
-bench: deps-check $(BUILD)/vigil $(BENCH_BINS)
+bench: deps-check $(BUILD)/vigil $(BENCH_BINS) $(BUILD)/lease_candidate $(BUILD)/fence_resource
 	@bench/run.sh
+	@bench/lease-takeover.sh

@@ -53,8 +53,11 @@ static __always_inline void report_lease_end(struct vigil_stats *st, const struc
 	event_end(st, e);
 }
 
-/* The holder's fresh beat naming its lease renews it; DRAINING or LEAVING
- * gives it up at once. Beats of other agents naming the lease do nothing. */
+/* The holder's fresh beat naming its lease renews it, up to the granting
+ * monitor's term when the lease is replicated (vigil_lease_terms: a monitor
+ * that can no longer renew its term in the lease bucket stops renewing here
+ * by then, so a standby may take over); DRAINING or LEAVING gives it up at
+ * once. Beats of other agents naming the lease do nothing. */
 static __always_inline void renew_lease(struct vigil_stats *st, struct agent_slot *s,
 					const struct vigil_beat_info *b, __u64 now)
 {
@@ -62,12 +65,18 @@ static __always_inline void renew_lease(struct vigil_stats *st, struct agent_slo
 	struct lease_slot *l;
 	struct lease_view v;
 	int released = 0;
+	__u64 cap = 0, *term;
 
 	if (id >= VIGIL_MAX_LEASES)
 		return;
 	l = bpf_map_lookup_elem(&vigil_leases, &id);
 	if (!l)
 		return;
+	/* The granting monitor's term, read before the lock (no helper call
+	 * may run under it). */
+	term = bpf_map_lookup_elem(&vigil_lease_terms, &id);
+	if (term)
+		cap = *(volatile __u64 *)term;
 	bpf_spin_lock(&l->lock);
 	if (l->state == VIGIL_LEASE_HELD && l->holder == s->agent_id) {
 		if (b->status == VIGIL_STATUS_DRAINING || b->status == VIGIL_STATUS_LEAVING) {
@@ -78,6 +87,8 @@ static __always_inline void renew_lease(struct vigil_stats *st, struct agent_slo
 			/* Only ever later: an earlier renewal never undoes a later one. */
 			__u64 until = now + (__u64)l->duration_ms * VIGIL_NSEC_PER_MSEC;
 
+			if (cap && until > cap)
+				until = cap;
 			if (until > l->expires_ns)
 				l->expires_ns = until;
 			l->renewals++;

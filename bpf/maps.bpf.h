@@ -144,6 +144,18 @@ struct {
 	__type(value, struct lease_slot);
 } vigil_leases SEC(".maps");
 
+/* vigil_lease_terms: per lease id, the granting monitor's term (monotonic ns;
+ * 0: none): renewals never move a lease's expiry past it. Written only by the
+ * daemon of a replicated lease (docs/leases.md), through mmap with an atomic
+ * store, while XDP renews; read by XDP. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, VIGIL_MAX_LEASES);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u64);
+} vigil_lease_terms SEC(".maps");
+
 /* vigil_rxq: each receive queue's progress (send-time watermark, lateness);
  * written by XDP on the queue's CPU, sampled and reset by the sweeper. */
 struct {

@@ -6,9 +6,14 @@
  * libc, pthreads and the pure headers of include/vigil/, so the static
  * library can be linked into any program.
  *
- * One thread per agent owns the socket, the sequence counter and the ring of
- * recently sent beats; everything callers can see or change lives behind one
- * mutex. Callbacks run on the agent thread with the mutex released.
+ * One thread per agent owns the sockets (one per monitor), the sequence
+ * counter and the ring of recently sent beats; everything callers can see or
+ * change lives behind one mutex. Callbacks run on the agent thread with the
+ * mutex released.
+ *
+ * Several monitors: every beat goes to each (signed with that monitor's key),
+ * each monitor's acknowledgements are ordered and remembered apart, and the
+ * holding belongs to the monitor that granted it (include/vigil/agent.h).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -44,12 +49,28 @@ struct sent_beat {
 	uint64_t t_ns; /* vigil_agent_now_ns() just before send(2) */
 };
 
+/* One monitor the agent beats to. */
+struct monitor {
+	struct sockaddr_storage addr; /* its address and port */
+	socklen_t len;
+	int fd;          /* UDP: beats out, its acknowledgements in */
+	int has_key;     /* sign beats to it and require signed acknowledgements */
+	struct vigil_key key;
+	uint8_t key_id;
+
+	/* ---- under the agent's mu */
+	int seen_ack;
+	uint64_t last_ack_seq; /* its acks are applied in sequence order only */
+	uint64_t holder, token, last_ack_ns;
+	uint32_t state, remaining_ms, recommend_ms;
+	uint64_t acks_ok, send_errors;
+	int send_errno;
+};
+
 struct vigil_agent {
 	struct vigil_agent_config cfg;
-	struct vigil_key key;
-	int fd;  /* UDP: beats out, acknowledgements in */
-	struct sockaddr_storage mon; /* the monitor's address and port */
-	socklen_t mon_len;
+	struct monitor mons[VIGIL_AGENT_MAX_MONITORS];
+	uint32_t n_mons;
 	int efd; /* eventfd: wakes the thread (status change, stop) */
 	int tfd; /* timerfd on CLOCK_BOOTTIME, armed at an absolute time: after
 		  * the process was stopped (SIGSTOP) the thread wakes at once,
@@ -66,18 +87,15 @@ struct vigil_agent {
 	int auto_drain; /* the next beat says DRAINING: hand back a grant we refuse */
 	int holding;    /* an acknowledgement made us the holder ... */
 	uint64_t token; /* ... of this grant ... */
-	uint64_t deadline; /* ... until this (safety rule) */
+	uint64_t deadline; /* ... until this (safety rule) ... */
+	uint32_t granter;  /* ... from this monitor */
 	uint64_t last_token; /* token of the grant held last */
 	enum vigil_lease_loss lost_reason;
 	uint64_t max_token; /* highest token in any verified ack */
 	uint64_t min_token; /* grants below this are never taken (released ones) */
-	uint64_t last_ack_seq; /* acks are applied in sequence order only */
 	uint64_t drain_seq;    /* last beat that said DRAINING or LEAVING */
-	int seen_ack;
-	uint64_t mon_holder, last_ack_ns;
-	uint32_t mon_state, remaining_ms, recommend_ms, interval_ms;
-	uint64_t beats, acks_ok, acks_rejected, acks_stale, send_errors, skipped;
-	int send_errno;
+	uint32_t interval_ms;
+	uint64_t beats, acks_ok, acks_rejected, acks_stale, skipped;
 	struct vigil_cadence_cfg ccfg; /* fixed after start */
 	struct vigil_cadence cad;      /* the schedule: next beat, level, promise */
 
@@ -168,10 +186,42 @@ static int draining(uint8_t status)
 	return status == VIGIL_STATUS_DRAINING || status == VIGIL_STATUS_LEAVING;
 }
 
+/* Under mu: the monitor whose answers describe the lease: the granter of
+ * the holding; otherwise the one whose newest answer carried the highest
+ * token (a standby's "free, token 0" does not hide the granter's grant). */
+static uint32_t lease_monitor(const struct vigil_agent *a)
+{
+	uint32_t best = 0;
+
+	if (a->holding)
+		return a->granter;
+	for (uint32_t i = 1; i < a->n_mons; i++) {
+		const struct monitor *m = &a->mons[i], *b = &a->mons[best];
+
+		if (m->seen_ack && (!b->seen_ack || m->token > b->token ||
+				    (m->token == b->token && m->last_ack_ns > b->last_ack_ns)))
+			best = i;
+	}
+	return best;
+}
+
+/* Under mu: the slowest interval any monitor recommends (0: none). */
+static uint32_t recommend_ms(const struct vigil_agent *a)
+{
+	uint32_t r = 0;
+
+	for (uint32_t i = 0; i < a->n_mons; i++)
+		if (a->mons[i].recommend_ms > r)
+			r = a->mons[i].recommend_ms;
+	return r;
+}
+
 /* Under mu: the view of the lease as of `now`. */
 static void fill_view(const struct vigil_agent *a, uint64_t now, struct vigil_lease_view *v)
 {
 	int h = a->holding && now < a->deadline;
+	uint32_t lm = lease_monitor(a);
+	const struct monitor *m = &a->mons[lm];
 
 	memset(v, 0, sizeof(*v));
 	v->lease_id = a->cfg.lease_id;
@@ -180,24 +230,29 @@ static void fill_view(const struct vigil_agent *a, uint64_t now, struct vigil_le
 	v->token = h ? a->token : a->last_token;
 	v->deadline_ns = h ? a->deadline : 0;
 	v->lost_reason = a->holding && !h ? VIGIL_LOSS_DEADLINE : a->lost_reason;
-	v->monitor_holder = a->mon_holder;
+	v->monitor_holder = m->holder;
 	v->monitor_token = a->max_token;
-	v->monitor_state = a->mon_state;
-	v->remaining_ms = a->remaining_ms;
-	v->last_ack_ns = a->last_ack_ns;
-	v->recommend_interval_ms = a->recommend_ms;
+	v->monitor_state = m->state;
+	v->remaining_ms = m->remaining_ms;
+	v->last_ack_ns = m->last_ack_ns;
+	v->recommend_interval_ms = recommend_ms(a);
 	v->interval_ms = a->interval_ms;
 	v->beats_sent = a->beats;
 	v->acks_ok = a->acks_ok;
 	v->acks_rejected = a->acks_rejected;
 	v->acks_stale = a->acks_stale;
-	v->send_errors = a->send_errors;
-	v->send_errno = a->send_errno;
+	for (uint32_t i = 0; i < a->n_mons; i++) {
+		v->send_errors += a->mons[i].send_errors;
+		if (a->mons[i].send_errors)
+			v->send_errno = a->mons[i].send_errno;
+	}
 	v->queue_depth = a->queue_depth;
 	v->cadence_level = a->cad.level;
 	v->cadence_changes = a->cad.changes;
 	v->next_beat_ns = a->cad.next_ns;
 	v->beats_skipped = a->skipped;
+	v->monitors = a->n_mons;
+	v->lease_monitor = lm;
 }
 
 /* Under mu: end the holding when the safety rule's deadline has passed. */
@@ -259,6 +314,7 @@ static void send_beat(struct vigil_agent *a, int status_override, uint64_t due_n
 	struct sent_beat *s;
 	uint64_t t;
 	uint32_t cap = 0;
+	int errs[VIGIL_AGENT_MAX_MONITORS];
 
 	pthread_mutex_lock(&a->mu);
 	t = vigil_agent_now_ns();
@@ -271,10 +327,13 @@ static void send_beat(struct vigil_agent *a, int status_override, uint64_t due_n
 	/* What this beat promises, and so when the next one is due. A holder
 	 * renews at least three times per remaining lease time. */
 	expire_locked(a, t);
-	if (a->cfg.lease_id && a->holding)
-		cap = a->remaining_ms / 3 ? a->remaining_ms / 3 : 1;
-	info.interval_ms = vigil_cadence_on_send(&a->ccfg, &a->cad, a->queue_depth, a->recommend_ms,
-						 cap, t);
+	if (a->cfg.lease_id && a->holding) {
+		uint32_t rem = a->mons[a->granter].remaining_ms;
+
+		cap = rem / 3 ? rem / 3 : 1;
+	}
+	info.interval_ms = vigil_cadence_on_send(&a->ccfg, &a->cad, a->queue_depth,
+						 recommend_ms(a), cap, t);
 	a->interval_ms = info.interval_ms;
 	info.seq = a->seq++;
 	if (draining(info.status)) {
@@ -294,31 +353,41 @@ static void send_beat(struct vigil_agent *a, int status_override, uint64_t due_n
 	 * estimates its offset from the beats and judges its receive path by it. */
 	info.send_ts_ns = vigil_agent_now_ns();
 	vigil_beat_encode(&b, &info);
-	if (a->cfg.has_key)
-		vigil_beat_sign(&b, &a->key, a->cfg.key_id);
 	s = &a->ring[info.seq % SENT_RING];
-	/* Taken before the send: the deadline counts from no later than the
-	 * moment the beat could reach the monitor. */
+	/* Taken before the first send: the deadline counts from no later than
+	 * the moment the beat could reach any monitor. */
 	t = vigil_agent_now_ns();
 	s->seq = info.seq;
 	s->t_ns = t;
-	/* Errors (no route yet, a full buffer) only cost this beat: liveness
-	 * and the lease's deadline account for missing beats. */
-	if (sendto(a->fd, &b, sizeof(b), MSG_NOSIGNAL, (struct sockaddr *)&a->mon, a->mon_len) < 0) {
-		int err = errno;
+	/* The same beat to each monitor, signed with its key. Errors (no route
+	 * yet, a full buffer) only cost this beat: liveness and the lease's
+	 * deadline account for missing beats. */
+	for (uint32_t i = 0; i < a->n_mons; i++) {
+		struct monitor *m = &a->mons[i];
+		struct vigil_beat out = b;
 
-		pthread_mutex_lock(&a->mu);
-		a->send_errors++;
-		a->send_errno = err;
-		pthread_mutex_unlock(&a->mu);
+		if (m->has_key)
+			vigil_beat_sign(&out, &m->key, m->key_id);
+		errs[i] = sendto(m->fd, &out, sizeof(out), MSG_NOSIGNAL,
+				 (struct sockaddr *)&m->addr, m->len) < 0 ? errno : 0;
 	}
+	pthread_mutex_lock(&a->mu);
+	for (uint32_t i = 0; i < a->n_mons; i++) {
+		if (errs[i]) {
+			a->mons[i].send_errors++;
+			a->mons[i].send_errno = errs[i];
+		}
+	}
+	pthread_mutex_unlock(&a->mu);
 	if (a->cfg.on_send)
 		a->cfg.on_send(a, info.seq, due_ns, t, vigil_agent_now_ns(), a->cfg.arg);
 }
 
-/* Agent thread: verify and apply one datagram from the monitor. */
-static void handle_ack(struct vigil_agent *a, const void *buf, ssize_t n, uint64_t now)
+/* Agent thread: verify and apply one datagram from monitor mi. */
+static void handle_ack(struct vigil_agent *a, uint32_t mi, const void *buf, ssize_t n,
+		       uint64_t now)
 {
+	struct monitor *m = &a->mons[mi];
 	const struct vigil_ack *k = buf;
 	const struct sent_beat *s;
 	uint64_t seq, holder, token, self = a->cfg.agent_id;
@@ -328,9 +397,9 @@ static void handle_ack(struct vigil_agent *a, const void *buf, ssize_t n, uint64
 	if (n != (ssize_t)sizeof(*k) || vg_be16(k->magic) != VIGIL_MAGIC ||
 	    k->version != VIGIL_VERSION || !(k->flags & VIGIL_F_ACK))
 		goto reject;
-	if (a->cfg.has_key) {
-		if (!(k->flags & VIGIL_F_MAC) || k->key_id != a->cfg.key_id ||
-		    !vigil_ack_tag_ok(k, &a->key))
+	if (m->has_key) {
+		if (!(k->flags & VIGIL_F_MAC) || k->key_id != m->key_id ||
+		    !vigil_ack_tag_ok(k, &m->key))
 			goto reject;
 	} else if (!a->cfg.allow_unsigned_acks) {
 		goto reject;
@@ -347,21 +416,23 @@ static void handle_ack(struct vigil_agent *a, const void *buf, ssize_t n, uint64
 
 	pthread_mutex_lock(&a->mu);
 	expire_locked(a, now);
-	if (seq <= a->last_ack_seq) {
+	if (seq <= m->last_ack_seq) {
 		/* Reordered: a newer answer was applied already. */
 		a->acks_stale++;
 		pthread_mutex_unlock(&a->mu);
 		return;
 	}
-	a->last_ack_seq = seq;
+	m->last_ack_seq = seq;
 	a->acks_ok++;
-	a->last_ack_ns = now;
-	a->mon_holder = holder;
-	a->mon_state = state;
-	a->remaining_ms = rem;
-	a->recommend_ms = vg_be16(k->recommend_interval_ms);
-	first = !a->seen_ack;
-	a->seen_ack = 1;
+	m->acks_ok++;
+	m->last_ack_ns = now;
+	m->holder = holder;
+	m->state = state;
+	m->token = token;
+	m->remaining_ms = rem;
+	m->recommend_ms = vg_be16(k->recommend_interval_ms);
+	first = !m->seen_ack;
+	m->seen_ack = 1;
 	if (token > a->max_token)
 		a->max_token = token;
 	if (!a->cfg.lease_id)
@@ -390,6 +461,7 @@ static void handle_ack(struct vigil_agent *a, const void *buf, ssize_t n, uint64
 			a->holding = 1;
 			a->token = a->last_token = token;
 			a->deadline = dl;
+			a->granter = mi;
 			a->lost_reason = VIGIL_LOSS_NONE;
 		} else {
 			/* Ours, but this answer is too old to act on (the agent
@@ -404,9 +476,14 @@ static void handle_ack(struct vigil_agent *a, const void *buf, ssize_t n, uint64
 			a->auto_drain = 1;
 			a->beat_now = 1;
 		}
-		/* Any answer that does not confirm the grant ends it: another
-		 * holder, a higher token, or a state other than HELD. */
-		if (state != VIGIL_LEASE_HELD)
+		/* Any answer of the granter that does not confirm the grant
+		 * ends it: another holder, a higher token, or a state other
+		 * than HELD. Another monitor ends it only with a newer grant:
+		 * a standby's view (free, or an older grant) says nothing about
+		 * this one. */
+		if (a->holding && mi != a->granter && token <= a->token)
+			;
+		else if (state != VIGIL_LEASE_HELD)
 			lose_locked(a, VIGIL_LOSS_NOT_HELD);
 		else if (holder != self)
 			lose_locked(a, VIGIL_LOSS_OTHER_HOLDER);
@@ -425,23 +502,24 @@ reject:
 }
 
 /* Did this datagram come from the monitor's address and port? */
-static int from_monitor(const struct vigil_agent *a, const struct sockaddr_storage *ss)
+static int from_monitor(const struct monitor *mon, const struct sockaddr_storage *ss)
 {
-	if (ss->ss_family != a->mon.ss_family)
+	if (ss->ss_family != mon->addr.ss_family)
 		return 0;
 	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *x = (const void *)ss, *m = (const void *)&a->mon;
+		const struct sockaddr_in *x = (const void *)ss, *m = (const void *)&mon->addr;
 
 		return x->sin_port == m->sin_port && x->sin_addr.s_addr == m->sin_addr.s_addr;
 	} else {
-		const struct sockaddr_in6 *x = (const void *)ss, *m = (const void *)&a->mon;
+		const struct sockaddr_in6 *x = (const void *)ss, *m = (const void *)&mon->addr;
 
 		return x->sin6_port == m->sin6_port &&
 		       !memcmp(&x->sin6_addr, &m->sin6_addr, sizeof(x->sin6_addr));
 	}
 }
 
-static void drain_socket(struct vigil_agent *a)
+/* Monitor mi's socket: its acknowledgements, in arrival order. */
+static void drain_socket(struct vigil_agent *a, uint32_t mi)
 {
 	union {
 		struct vigil_ack ack;
@@ -451,10 +529,11 @@ static void drain_socket(struct vigil_agent *a)
 	socklen_t len = sizeof(ss);
 	ssize_t n;
 
-	while ((n = recvfrom(a->fd, &buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&ss,
-			     &len)) >= 0 || errno == EINTR || errno == ECONNREFUSED) {
-		if (n >= 0 && from_monitor(a, &ss)) {
-			handle_ack(a, &buf, n, vigil_agent_now_ns());
+	while ((n = recvfrom(a->mons[mi].fd, &buf, sizeof(buf), MSG_DONTWAIT,
+			     (struct sockaddr *)&ss, &len)) >= 0 || errno == EINTR ||
+	       errno == ECONNREFUSED) {
+		if (n >= 0 && from_monitor(&a->mons[mi], &ss)) {
+			handle_ack(a, mi, &buf, n, vigil_agent_now_ns());
 			report(a);
 		}
 		len = sizeof(ss);
@@ -484,10 +563,12 @@ static void *agent_thread(void *arg)
 	uint64_t linger_until = 0;
 	int gated = 0, gate_ok = 1; /* the gate ran for the coming slot; its verdict */
 
+	struct pollfd p[2 + VIGIL_AGENT_MAX_MONITORS] = { { .fd = a->efd, .events = POLLIN },
+							   { .fd = a->tfd, .events = POLLIN } };
+
+	for (uint32_t i = 0; i < a->n_mons; i++)
+		p[2 + i] = (struct pollfd){ .fd = a->mons[i].fd, .events = POLLIN };
 	for (;;) {
-		struct pollfd p[3] = { { .fd = a->fd, .events = POLLIN },
-				       { .fd = a->efd, .events = POLLIN },
-				       { .fd = a->tfd, .events = POLLIN } };
 		uint64_t now = vigil_agent_now_ns(), wake, next, budget_ns = 0;
 		struct itimerspec its = {};
 		int beat_now, stop;
@@ -559,15 +640,16 @@ static void *agent_thread(void *arg)
 		its.it_value.tv_nsec = (long)(wake % VIGIL_NSEC_PER_SEC);
 		if (timerfd_settime(a->tfd, TFD_TIMER_ABSTIME, &its, NULL))
 			break; /* cannot happen with a valid fd and time */
-		if (poll(p, 3, -1) > 0) {
+		if (poll(p, 2 + a->n_mons, -1) > 0) {
 			uint64_t v;
 
-			if (p[1].revents)
-				(void)!read(a->efd, &v, sizeof(v));
-			if (p[2].revents)
-				(void)!read(a->tfd, &v, sizeof(v));
 			if (p[0].revents)
-				drain_socket(a);
+				(void)!read(a->efd, &v, sizeof(v));
+			if (p[1].revents)
+				(void)!read(a->tfd, &v, sizeof(v));
+			for (uint32_t i = 0; i < a->n_mons; i++)
+				if (p[2 + i].revents)
+					drain_socket(a, i);
 		}
 	}
 
@@ -589,28 +671,55 @@ static void wake(struct vigil_agent *a)
 	(void)!write(a->efd, &one, sizeof(one));
 }
 
-/* Not connect(2)ed: an agent started before its network is up keeps
- * trying instead of failing; answers are filtered by source instead. */
-static int open_socket(struct vigil_agent *a, const struct vigil_agent_config *cfg)
+/* Monitor i's address, key and socket; cfg->monitors[i], or the one
+ * cfg->monitor. Not connect(2)ed: an agent started before its network is up
+ * keeps trying instead of failing; answers are filtered by source instead.
+ * Returns 0, or -1 with errno set. */
+static int open_monitor(struct monitor *m, const struct vigil_agent_config *cfg, uint32_t i)
 {
-	struct sockaddr_in *in4 = (struct sockaddr_in *)&a->mon;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a->mon;
-	uint16_t port = cfg->port ? cfg->port : VIGIL_AGENT_DEFAULT_PORT;
+	const struct vigil_agent_monitor *mc = cfg->n_monitors ? &cfg->monitors[i] : NULL;
+	const char *addr = mc ? mc->address : cfg->monitor;
+	struct sockaddr_in *in4 = (struct sockaddr_in *)&m->addr;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&m->addr;
+	uint16_t port = mc && mc->port ? mc->port : cfg->port ? cfg->port : VIGIL_AGENT_DEFAULT_PORT;
 
-	memset(&a->mon, 0, sizeof(a->mon));
-	if (inet_pton(AF_INET, cfg->monitor, &in4->sin_addr) == 1) {
+	memset(m, 0, sizeof(*m));
+	m->fd = -1;
+	if (!addr || (mc && mc->has_key && mc->key_id > 1)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (inet_pton(AF_INET, addr, &in4->sin_addr) == 1) {
 		in4->sin_family = AF_INET;
 		in4->sin_port = htons(port);
-		a->mon_len = sizeof(*in4);
-	} else if (inet_pton(AF_INET6, cfg->monitor, &in6->sin6_addr) == 1) {
+		m->len = sizeof(*in4);
+	} else if (inet_pton(AF_INET6, addr, &in6->sin6_addr) == 1) {
 		in6->sin6_family = AF_INET6;
 		in6->sin6_port = htons(port);
-		a->mon_len = sizeof(*in6);
+		m->len = sizeof(*in6);
 	} else {
 		errno = EINVAL;
 		return -1;
 	}
-	return socket(a->mon.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (mc && mc->has_key) {
+		m->has_key = 1;
+		vigil_key_from_bytes(&m->key, mc->key);
+		m->key_id = mc->key_id;
+	} else if (cfg->has_key) {
+		m->has_key = 1;
+		vigil_key_from_bytes(&m->key, cfg->key);
+		m->key_id = cfg->key_id;
+	}
+	m->fd = socket(m->addr.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	return m->fd < 0 ? -1 : 0;
+}
+
+/* Every monitor slot's fd is a socket or -1. */
+static void close_monitors(struct vigil_agent *a)
+{
+	for (uint32_t i = 0; i < VIGIL_AGENT_MAX_MONITORS; i++)
+		if (a->mons[i].fd >= 0)
+			close(a->mons[i].fd);
 }
 
 struct vigil_agent *vigil_agent_start(const struct vigil_agent_config *cfg)
@@ -620,7 +729,9 @@ struct vigil_agent *vigil_agent_start(const struct vigil_agent_config *cfg)
 	sigset_t all, old;
 	int err;
 
-	if (!cfg || !cfg->agent_id || !cfg->monitor || cfg->key_id > 1 ||
+	if (!cfg || !cfg->agent_id || !cfg->monitor == !cfg->n_monitors ||
+	    cfg->n_monitors > VIGIL_AGENT_MAX_MONITORS || (cfg->n_monitors && !cfg->monitors) ||
+	    cfg->key_id > 1 ||
 	    cfg->status > VIGIL_STATUS_MAX || cfg->interval_ms > 3600000 ||
 	    cfg->max_interval_ms > 3600000 ||
 	    (cfg->queue_high && cfg->queue_low >= cfg->queue_high)) {
@@ -631,15 +742,14 @@ struct vigil_agent *vigil_agent_start(const struct vigil_agent_config *cfg)
 	if (!a)
 		return NULL;
 	a->cfg = *cfg;
-	a->cfg.monitor = NULL; /* not kept: the caller's string */
+	a->cfg.monitor = NULL; /* not kept: the caller's strings */
+	a->cfg.monitors = NULL;
 	if (!a->cfg.interval_ms)
 		a->cfg.interval_ms = VIGIL_AGENT_DEFAULT_INTERVAL_MS;
 	if (!a->cfg.drift_ppm)
 		a->cfg.drift_ppm = VIGIL_AGENT_DEFAULT_DRIFT_PPM;
 	if (a->cfg.drift_ppm > 1000000)
 		a->cfg.drift_ppm = 1000000;
-	if (cfg->has_key)
-		vigil_key_from_bytes(&a->key, cfg->key);
 	a->status = cfg->status;
 	a->queue_depth = cfg->queue_depth;
 	a->ccfg.min_ms = a->cfg.interval_ms;
@@ -655,9 +765,11 @@ struct vigil_agent *vigil_agent_start(const struct vigil_agent_config *cfg)
 	 * so a restart within the same second still moves them forward. */
 	a->seq = cfg->first_seq ? cfg->first_seq : wall_ns() / 1000;
 	a->efd = a->tfd = -1;
-	a->fd = open_socket(a, cfg);
-	if (a->fd < 0)
-		goto fail;
+	for (uint32_t i = 0; i < VIGIL_AGENT_MAX_MONITORS; i++)
+		a->mons[i].fd = -1;
+	for (a->n_mons = 0; a->n_mons < (cfg->n_monitors ? cfg->n_monitors : 1); a->n_mons++)
+		if (open_monitor(&a->mons[a->n_mons], cfg, a->n_mons))
+			goto fail;
 	a->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (a->efd < 0)
 		goto fail;
@@ -683,8 +795,7 @@ struct vigil_agent *vigil_agent_start(const struct vigil_agent_config *cfg)
 	return a;
 fail:
 	err = errno;
-	if (a->fd >= 0)
-		close(a->fd);
+	close_monitors(a);
 	if (a->efd >= 0)
 		close(a->efd);
 	if (a->tfd >= 0)
@@ -705,7 +816,7 @@ void vigil_agent_stop(struct vigil_agent *a, int leave)
 	pthread_join(a->thread, NULL);
 	if (leave)
 		send_beat(a, VIGIL_STATUS_LEAVING, 0);
-	close(a->fd);
+	close_monitors(a);
 	close(a->efd);
 	close(a->tfd);
 	pthread_cond_destroy(&a->cv);
@@ -762,6 +873,26 @@ int vigil_agent_lease(const struct vigil_agent *agent, struct vigil_lease_view *
 	fill_view(a, now, out);
 	pthread_mutex_unlock(&a->mu);
 	return out->holder;
+}
+
+int vigil_agent_monitor_view(const struct vigil_agent *agent, uint32_t i,
+			     struct vigil_monitor_view *out)
+{
+	struct vigil_agent *a = (struct vigil_agent *)agent; /* the mutex only */
+	const struct monitor *m;
+
+	if (!a || !out || i >= a->n_mons)
+		return -EINVAL;
+	m = &a->mons[i];
+	pthread_mutex_lock(&a->mu);
+	*out = (struct vigil_monitor_view){
+		.acks_ok = m->acks_ok, .last_ack_ns = m->last_ack_ns, .holder = m->holder,
+		.token = m->token, .state = m->state, .remaining_ms = m->remaining_ms,
+		.recommend_interval_ms = m->recommend_ms, .send_errno = m->send_errno,
+		.send_errors = m->send_errors,
+	};
+	pthread_mutex_unlock(&a->mu);
+	return 0;
 }
 
 int vigil_agent_holds(const struct vigil_agent *agent, uint64_t *token)

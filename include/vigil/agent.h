@@ -30,6 +30,14 @@
  * is what the fencing token is for: present it with every write, and have the
  * protected resource refuse any token lower than the highest it has seen.
  *
+ * SEVERAL MONITORS (docs/monitors.md). The agent may beat to a list of
+ * monitors; each gets every beat and detects on its own. A grant counts from
+ * the monitor that made it (the granter): answers from the others end the
+ * holding only when they show a newer grant (a higher token), so a standby
+ * monitor that holds no grant changes nothing. A lease is granted by one
+ * monitor at a time: define it on one monitor only, or replicate it between
+ * them (vigil run --lease-nats, docs/leases.md), never both unreplicated.
+ *
  * ADAPTIVE CADENCE (docs/leases.md#adaptive-cadence). Every beat announces
  * the interval it promises: the next beat comes within it. With `adaptive`,
  * the interval lengthens as the queue depth (vigil_agent_set_queue_depth)
@@ -65,6 +73,7 @@ extern "C" {
 #define VIGIL_AGENT_DEFAULT_PORT 4747
 #define VIGIL_AGENT_DEFAULT_INTERVAL_MS 1000
 #define VIGIL_AGENT_DEFAULT_DRIFT_PPM 1000 /* 0.1 %: far above real quartz drift */
+#define VIGIL_AGENT_MAX_MONITORS 8
 
 /* Values of vigil_agent_set_status() (enum vigil_status on the wire). */
 enum vigil_agent_status {
@@ -129,6 +138,25 @@ struct vigil_lease_view {
 	uint32_t cadence_changes; /* how often the announced interval changed */
 	uint64_t next_beat_ns;    /* vigil_agent_now_ns() the next beat is due at */
 	uint64_t beats_skipped;   /* scheduled beats the gate held back */
+	/* Several monitors (appended). */
+	uint32_t monitors;        /* how many the agent beats to */
+	uint32_t lease_monitor;   /* the one the monitor_* fields above come from:
+				   * the granter of the holding, else the one whose
+				   * newest acknowledgement carried the highest token */
+};
+
+/* One monitor's own view (vigil_agent_monitor_view()), for an agent that
+ * beats to several. */
+struct vigil_monitor_view {
+	uint64_t acks_ok;         /* its acknowledgements verified and applied */
+	uint64_t last_ack_ns;     /* vigil_agent_now_ns() of the newest, 0 = none yet */
+	uint64_t holder;          /* the lease as its newest acknowledgement saw it */
+	uint64_t token;
+	uint32_t state;           /* 0 free, 1 held, 2 expired, 3 released */
+	uint32_t remaining_ms;
+	uint32_t recommend_interval_ms;
+	int send_errno;           /* the last error sending to it */
+	uint64_t send_errors;     /* beats sendto(2) refused for this monitor */
 };
 
 struct vigil_agent;
@@ -152,9 +180,20 @@ typedef int (*vigil_agent_gate_fn)(struct vigil_agent *agent, uint32_t timeout_m
 typedef void (*vigil_agent_send_fn)(struct vigil_agent *agent, uint64_t seq, uint64_t due_ns,
 				    uint64_t start_ns, uint64_t end_ns, void *arg);
 
+/* One monitor of several (vigil_agent_config.monitors). */
+struct vigil_agent_monitor {
+	const char *address;       /* required: IPv4 or IPv6 */
+	uint16_t port;             /* 0: the config's port (itself 0: 4747) */
+	int has_key;               /* 1: this monitor's own key for the agent (each
+				    * monitor its own key set); 0: the config's key */
+	uint8_t key[16];
+	uint8_t key_id;
+};
+
 struct vigil_agent_config {
 	uint64_t agent_id;         /* required, 1..2^64-1 */
-	const char *monitor;       /* required: the monitor's IPv4 or IPv6 address */
+	const char *monitor;       /* the monitor's IPv4 or IPv6 address (required
+				    * unless `monitors` lists several) */
 	uint16_t port;             /* 0: 4747 */
 	uint8_t key[16];           /* the agent's 128-bit key (vigil key gen) */
 	int has_key;               /* 1: sign beats and require signed acks */
@@ -200,10 +239,17 @@ struct vigil_agent_config {
 				    * current interval) */
 	vigil_agent_gate_fn gate;  /* optional: beat only while it passes (probe mode) */
 	vigil_agent_send_fn on_send; /* optional: told of every beat sent (appended) */
+	/* Several monitors (appended; docs/monitors.md). Each gets every beat,
+	 * signed with its own key if it has one (has_key), else with the key
+	 * above (one key set shared by all monitors); each answers on its own.
+	 * `monitor` must then be NULL. */
+	const struct vigil_agent_monitor *monitors;
+	uint32_t n_monitors;       /* 0: the one `monitor`; at most VIGIL_AGENT_MAX_MONITORS */
 };
 
 /* Start beating from a new thread. Returns NULL with errno set: EINVAL (bad
- * config: no id, no address, key_id > 1, status out of range, queue_low >=
+ * config: no id, no address or both `monitor` and `monitors`, more than
+ * VIGIL_AGENT_MAX_MONITORS, key_id > 1, status out of range, queue_low >=
  * queue_high, max_interval_ms above one hour), or the error
  * of the system call that failed (socket, eventfd, timerfd_create,
  * pthread_create). The monitor need not be reachable yet: beats that cannot
@@ -232,6 +278,11 @@ VIGIL_AGENT_API uint32_t vigil_agent_interval_ms(const struct vigil_agent *agent
  * moment. Returns out->holder. */
 VIGIL_AGENT_API int vigil_agent_lease(const struct vigil_agent *agent,
 				      struct vigil_lease_view *out);
+
+/* Monitor i (0-based, in the order configured) as the agent sees it.
+ * Returns 0, or -EINVAL when there is no monitor i. */
+VIGIL_AGENT_API int vigil_agent_monitor_view(const struct vigil_agent *agent, uint32_t i,
+					     struct vigil_monitor_view *out);
 
 /* Shorthand: 1 and *token if the agent may act as the holder now, else 0. */
 VIGIL_AGENT_API int vigil_agent_holds(const struct vigil_agent *agent, uint64_t *token);

@@ -425,7 +425,7 @@ struct vigil_meta {
 
 /* Bump when a pinned map's layout changes: an instance pinned with another
  * layout is refused, never silently recreated (docs/maps.md). */
-#define VIGIL_LAYOUT_VERSION 8
+#define VIGIL_LAYOUT_VERSION 9 /* 9: vigil_lease_terms */
 
 /* One ring-buffer record: a state transition or a notable beat. */
 struct vigil_event {

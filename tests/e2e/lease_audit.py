@@ -3,7 +3,10 @@
 """Audit the protected resource's write log against the monitor's grants
 (tests/e2e/85-leases.sh), independently of the resource's own rule.
 
-  lease_audit.py --db vigil.db --lease 1 --writes resource.jsonl --offset NS
+  lease_audit.py --db vigil.db [--db ...] --lease 1 --writes resource.jsonl --offset NS
+
+Several --db: the grants of several monitors of one replicated lease
+(tests/e2e/88-lease-failover.sh), merged in the order they were made.
 
 --offset is CLOCK_REALTIME minus CLOCK_BOOTTIME in ns: the grants' wall_ns
 (lease_log) become comparable with the writers' decided_ns (CLOCK_BOOTTIME).
@@ -28,16 +31,20 @@ import sys
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--db", required=True)
+    ap.add_argument("--db", required=True, action="append")
     ap.add_argument("--lease", type=int, required=True)
     ap.add_argument("--writes", required=True)
     ap.add_argument("--offset", type=int, required=True)
     a = ap.parse_args()
 
-    db = sqlite3.connect(f"file:{a.db}?mode=ro", uri=True)
-    grants = db.execute(
-        "SELECT token, holder, wall_ns FROM lease_log WHERE lease_id = ? AND event = 'granted' "
-        "ORDER BY id", (a.lease,)).fetchall()
+    grants = []
+    for path in a.db:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        grants += db.execute(
+            "SELECT token, holder, wall_ns FROM lease_log WHERE lease_id = ? AND event = 'granted' "
+            "ORDER BY id", (a.lease,)).fetchall()
+    if len(a.db) > 1:
+        grants.sort(key=lambda g: g[2])
     rising = all(grants[i][0] > grants[i - 1][0] for i in range(1, len(grants)))
     holder_of = {t: h for t, h, _ in grants}
     # Grant times on the writers' clock; the next grant above each token.

@@ -6,8 +6,11 @@
  * (fence_resource.c) with its fencing token whenever the library says it
  * holds the lease. Lease changes are printed as JSON lines on stdout.
  *
- *   lease_candidate --id N --target ADDR --key HEX --lease L
+ *   lease_candidate --id N --target ADDR[,ADDR...] --key HEX --lease L
  *                   --socket PATH [--interval-ms I] [--write-ms W] [--port P]
+ *
+ * Several targets: it beats to each monitor (one key set shared by all),
+ * as in tests/e2e/88-lease-failover.sh.
  *
  * SIGUSR1: go DRAINING for --drain-ms (default 300), handing the lease over,
  * then back to OK. SIGUSR2: at the next write as the holder, stop the whole
@@ -91,6 +94,8 @@ int main(int argc, char **argv)
 		{}
 	};
 	struct vigil_agent_config c = { .interval_ms = 50 };
+	struct vigil_agent_monitor mons[VIGIL_AGENT_MAX_MONITORS] = {};
+	char *list = NULL;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct sigaction act = { .sa_handler = on_signal };
 	unsigned write_ms = 5, drain_ms = 300;
@@ -105,7 +110,7 @@ int main(int argc, char **argv)
 			id = strtoull(optarg, NULL, 10);
 			break;
 		case 't':
-			c.monitor = optarg;
+			list = optarg;
 			break;
 		case 'p':
 			c.port = (uint16_t)atoi(optarg);
@@ -136,7 +141,20 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!id || !c.monitor || !sock || strlen(sock) >= sizeof(sa.sun_path) || !write_ms) {
+	for (char *p = list ? strtok(list, ",") : NULL; p; p = strtok(NULL, ",")) {
+		if (c.n_monitors == VIGIL_AGENT_MAX_MONITORS) {
+			fprintf(stderr, "--target: at most %d monitors\n", VIGIL_AGENT_MAX_MONITORS);
+			return 2;
+		}
+		mons[c.n_monitors++].address = p;
+	}
+	if (c.n_monitors == 1) {
+		c.monitor = mons[0].address; /* the one-monitor form of the API */
+		c.n_monitors = 0;
+	} else {
+		c.monitors = mons;
+	}
+	if (!id || !list || !sock || strlen(sock) >= sizeof(sa.sun_path) || !write_ms) {
 		fprintf(stderr, "usage: lease_candidate --id N --target ADDR --key HEX --lease L "
 				"--socket PATH [--interval-ms I] [--write-ms W]\n");
 		return 2;

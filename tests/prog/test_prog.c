@@ -2053,6 +2053,63 @@ static void run_keyfile_cases(void)
 
 /* ------------------------------------------------------------- driver */
 
+/* Leases replicated between monitors (docs/leases.md): the holder's beats
+ * renew a lease up to the granting monitor's term in vigil_lease_terms,
+ * never past it; without a term (0) as far as the duration. */
+static void run_lease_term_cases(void)
+{
+	const __u64 id = 9100;
+	const __u32 lease = 9;
+	struct vigil_key k = agent_key(id, 0);
+	struct frame_spec f = { .key = &k };
+	struct vigil_beat_info b = { .agent_id = id, .incarnation = 1, .interval_ms = 100,
+				     .lease_id = lease };
+	struct lease_slot l = { .holder = id, .token = 1, .duration_ms = 1000,
+				.state = VIGIL_LEASE_HELD };
+	__u8 frame[PKT_MAX];
+	__u64 t0, t1, term, zero64 = 0, exp1, exp2;
+	bool ok;
+
+	if (!tap_result(!add_agent(id, 10, PKT_MAX_MS, PKT_MULT, NULL), "lease term: agent registered"))
+		return;
+	/* Granted as the daemon does under a term: expiring by the term at the
+	 * latest (here sooner). */
+	l.granted_ns = vg_mono_ns();
+	l.expires_ns = l.granted_ns + 100 * VIGIL_NSEC_PER_MSEC;
+	term = l.granted_ns + 300 * VIGIL_NSEC_PER_MSEC;
+	ok = !bpf_map_update_elem(maps.leases, &lease, &l, BPF_ANY) &&
+	     !bpf_map_update_elem(maps.lease_terms, &lease, &term, BPF_ANY);
+	b.seq = 1;
+	ok = ok && xdp_run(frame, build_frame(frame, &f, &b, NULL), &t0, &t1) == XDP_DROP &&
+	     !bpf_map_lookup_elem(maps.leases, &lease, &l);
+	exp1 = l.expires_ns;
+	tap_result(ok && l.state == VIGIL_LEASE_HELD && exp1 == term && l.renewals == 1,
+		   "lease term: the holder's beat renews a 1000 ms lease only up to the granting "
+		   "monitor's term, 300 ms away (expires %+.1f ms from the term)",
+		   ((double)exp1 - (double)term) / 1e6);
+	/* The term ended: a renewal never moves the expiry earlier either. */
+	term = vg_mono_ns() - 1;
+	b.seq = 2;
+	ok = !bpf_map_update_elem(maps.lease_terms, &lease, &term, BPF_ANY) &&
+	     xdp_run(frame, build_frame(frame, &f, &b, NULL), &t0, &t1) == XDP_DROP &&
+	     !bpf_map_lookup_elem(maps.leases, &lease, &l);
+	tap_result(ok && l.expires_ns == exp1 && l.state == VIGIL_LEASE_HELD,
+		   "lease term: with the term over, a renewing beat leaves the expiry where it was");
+	b.seq = 3;
+	ok = !bpf_map_update_elem(maps.lease_terms, &lease, &zero64, BPF_ANY) &&
+	     xdp_run(frame, build_frame(frame, &f, &b, NULL), &t0, &t1) == XDP_DROP &&
+	     !bpf_map_lookup_elem(maps.leases, &lease, &l);
+	exp2 = l.expires_ns;
+	tap_result(ok && exp2 >= t0 + 1000 * VIGIL_NSEC_PER_MSEC &&
+			   exp2 <= t1 + 1000 * VIGIL_NSEC_PER_MSEC,
+		   "lease term: no term (0, a lease one monitor grants alone): renewed by the full "
+		   "duration");
+	l = (struct lease_slot){};
+	bpf_map_update_elem(maps.leases, &lease, &l, BPF_ANY);
+	vg_agent_remove(&maps, id);
+	drain();
+}
+
 static void run_packet_tests(void)
 {
 	struct agent_slot s;
@@ -3642,6 +3699,7 @@ int main(void)
 	run_keyfile_cases();
 	run_packet_tests();
 	run_torn_value_tests();
+	run_lease_term_cases();
 	run_deadline_tests();
 	run_bulk_test();
 	run_race_test();

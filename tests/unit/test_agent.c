@@ -13,7 +13,10 @@
  *     holding at once; DRAINING ends it before set_status returns, and no
  *     answer to an earlier beat brings it back;
  *   - a grant held before the process started is handed back (DRAINING);
- *   - LEAVING on stop, max_beats.
+ *   - LEAVING on stop, max_beats;
+ *   - several monitors: each gets every beat signed with its own key (or
+ *     the shared one); a grant counts from its granter, a standby's "free"
+ *     changes nothing, a higher token anywhere ends the holding.
  *
  * And the adaptive cadence (include/vigil/cadence.h, docs/leases.md): the
  * pure decision step by step (a step in queue depth moves the cadence a
@@ -73,6 +76,7 @@ struct monitor {
 	int fd;
 	uint16_t port;
 	struct vigil_key key;
+	uint8_t key_id; /* the agent's key id this monitor knows it by */
 };
 
 struct beat {
@@ -93,6 +97,7 @@ static int monitor_open(struct monitor *m)
 		return -1;
 	m->port = ntohs(sa.sin_port);
 	vigil_key_from_bytes(&m->key, KEY);
+	m->key_id = 0;
 	return 0;
 }
 
@@ -139,7 +144,7 @@ static void ack(struct monitor *m, const struct beat *b, const struct ack_opts *
 	a.version = VIGIL_VERSION;
 	a.flags = VIGIL_F_ACK;
 	a.lease_state = o->state;
-	a.key_id = 0;
+	a.key_id = m->key_id;
 	a.agent_id = vg_be64(b->info.agent_id);
 	a.seq = vg_be64(b->info.seq + o->seq_delta);
 	a.token = vg_be64(o->token);
@@ -343,6 +348,163 @@ static struct vigil_agent *start(struct monitor *m, int inherit)
 	n_changes = 0;
 	pthread_mutex_unlock(&ch_mu);
 	return vigil_agent_start(&c);
+}
+
+/* ------------------------------------------------------ several monitors */
+
+static const uint8_t KEY2[16] = { 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88,
+				  0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, 0x01 };
+
+/* The beats with one sequence, as two monitors got them (up to 1 s). */
+static bool same_beat(struct monitor *m1, struct monitor *m2, struct beat *b1, struct beat *b2)
+{
+	if (fresh_beat(m1, b1))
+		return false;
+	while (next_beat(m2, b2, 1000) == 0)
+		if (b2->info.seq >= b1->info.seq)
+			return b2->info.seq == b1->info.seq;
+	return false;
+}
+
+static void test_several_monitors(struct monitor *m1)
+{
+	struct monitor m2;
+	struct vigil_agent_monitor mons[2] = {
+		{ .address = "127.0.0.1", .port = m1->port }, /* the shared key */
+		{ .address = "127.0.0.1", .has_key = 1, .key_id = 1 },
+	};
+	struct vigil_agent_config c = {
+		.agent_id = AGENT, .has_key = 1, .interval_ms = 20, .lease_id = LEASE,
+		.on_change = on_change, .monitors = mons, .n_monitors = 2,
+	};
+	struct ack_opts free0 = { .state = VIGIL_LEASE_FREE };
+	struct vigil_monitor_view mv;
+	struct vigil_lease_view v;
+	struct vigil_agent *a;
+	struct beat b1, b2;
+	struct vigil_key k1;
+	bool ok;
+
+	if (monitor_open(&m2)) {
+		result(false, "a second scripted monitor");
+		return;
+	}
+	vigil_key_from_bytes(&m2.key, KEY2);
+	m2.key_id = 1;
+	vigil_key_from_bytes(&k1, KEY);
+	mons[1].port = m2.port;
+	memcpy(mons[1].key, KEY2, 16);
+	memcpy(c.key, KEY, 16);
+
+	c.monitor = "127.0.0.1";
+	errno = 0;
+	ok = !vigil_agent_start(&c) && errno == EINVAL;
+	c.monitor = NULL;
+	c.n_monitors = VIGIL_AGENT_MAX_MONITORS + 1;
+	ok = ok && !vigil_agent_start(&c) && errno == EINVAL;
+	c.n_monitors = 2;
+	result(ok, "several monitors: `monitor` and `monitors` together, or more than %d, are "
+	       "refused (EINVAL)", VIGIL_AGENT_MAX_MONITORS);
+
+	pthread_mutex_lock(&ch_mu);
+	n_changes = 0;
+	pthread_mutex_unlock(&ch_mu);
+	a = vigil_agent_start(&c);
+	if (!a || !same_beat(m1, &m2, &b1, &b2)) {
+		result(false, "an agent with two monitors beats to both");
+		vigil_agent_stop(a, 0);
+		close(m2.fd);
+		return;
+	}
+	result(vigil_beat_tag_ok(&b1.raw, &m1->key) && b1.raw.key_id == 0 &&
+		       vigil_beat_tag_ok(&b2.raw, &m2.key) && b2.raw.key_id == 1 &&
+		       !vigil_beat_tag_ok(&b2.raw, &k1),
+	       "two monitors get every beat (seq %llu at both): the first signed with the shared "
+	       "key, the second with its own (key id 1)", (unsigned long long)b1.info.seq);
+
+	/* Monitor 1 grants; monitor 2, a standby, keeps saying "free". (The
+	 * first answers say "free": a grant in a monitor's first answer would
+	 * be an earlier process's, handed back.) */
+	ack(m1, &b1, &free0);
+	ack(&m2, &b2, &free0);
+	same_beat(m1, &m2, &b1, &b2);
+	held_ack(m1, &b1, AGENT, 5, 200);
+	ack(&m2, &b2, &free0);
+	ok = wait_holder(a, 1, &v) && v.token == 5;
+	for (int i = 0; i < 5 && ok; i++) {
+		ok = same_beat(m1, &m2, &b1, &b2);
+		ack(&m2, &b2, &free0);
+		held_ack(m1, &b1, AGENT, 5, 200);
+		sleep_ms(5);
+		ok = ok && vigil_agent_holds(a, NULL);
+	}
+	vigil_agent_lease(a, &v);
+	result(ok && v.holder && v.token == 5 && v.monitors == 2 && v.lease_monitor == 0 &&
+		       v.monitor_state == VIGIL_LEASE_HELD && v.monitor_holder == AGENT,
+	       "the grant of monitor 1 (token 5) holds while monitor 2 answers 'free' to every "
+	       "beat; the view's monitor fields are the granter's");
+	vigil_agent_monitor_view(a, 1, &mv);
+	result(mv.acks_ok >= 5 && mv.state == VIGIL_LEASE_FREE && !mv.token &&
+		       vigil_agent_monitor_view(a, 2, &mv) == -EINVAL,
+	       "vigil_agent_monitor_view: monitor 2's own acknowledgements (%llu, 'free'); no "
+	       "monitor 3 (-EINVAL)", (unsigned long long)mv.acks_ok);
+
+	/* Storm advice: the slowest of the two. */
+	{
+		struct ack_opts r1 = { .state = VIGIL_LEASE_HELD, .holder = AGENT, .token = 5,
+				       .remaining_ms = 200, .recommend_ms = 40 };
+		struct ack_opts r2 = { .state = VIGIL_LEASE_FREE, .recommend_ms = 80 };
+
+		same_beat(m1, &m2, &b1, &b2);
+		ack(m1, &b1, &r1);
+		ack(&m2, &b2, &r2);
+		sleep_ms(10);
+		vigil_agent_lease(a, &v);
+		result(v.recommend_interval_ms == 80,
+		       "the recommended interval is the slowest any monitor advises (40 and 80: %u)",
+		       v.recommend_interval_ms);
+	}
+
+	/* A newer grant seen at the standby ends the holding at once. */
+	same_beat(m1, &m2, &b1, &b2);
+	held_ack(&m2, &b2, 99, 6, 200);
+	ok = wait_holder(a, 0, &v);
+	result(ok && v.lost_reason == VIGIL_LOSS_OTHER_HOLDER && v.monitor_token == 6,
+	       "a higher token for another agent at monitor 2 ends monitor 1's grant (reason %s)",
+	       vigil_lease_loss_name(v.lost_reason));
+
+	/* Monitor 2 takes over granting; monitor 1's old grant, now expired, is
+	 * a lower token from a monitor that is not the granter. */
+	same_beat(m1, &m2, &b1, &b2);
+	held_ack(&m2, &b2, AGENT, 7, 200);
+	ok = wait_holder(a, 1, &v) && v.token == 7;
+	{
+		struct ack_opts exp5 = { .state = VIGIL_LEASE_EXPIRED, .holder = AGENT, .token = 5 };
+
+		same_beat(m1, &m2, &b1, &b2);
+		ack(m1, &b1, &exp5);
+		held_ack(&m2, &b2, AGENT, 7, 200);
+		sleep_ms(10);
+		vigil_agent_lease(a, &v);
+	}
+	result(ok && v.holder && v.token == 7 && v.lease_monitor == 1,
+	       "monitor 2 grants token 7: taken; monitor 1 then saying 'expired, token 5' does not "
+	       "end it");
+	{
+		struct ack_opts exp7 = { .state = VIGIL_LEASE_EXPIRED, .holder = AGENT, .token = 7 };
+
+		same_beat(m1, &m2, &b1, &b2);
+		ack(&m2, &b2, &exp7);
+		ok = wait_holder(a, 0, &v);
+		result(ok && v.lost_reason == VIGIL_LOSS_NOT_HELD,
+		       "the granter (monitor 2) saying 'expired' ends it (reason %s)",
+		       vigil_lease_loss_name(v.lost_reason));
+	}
+
+	vigil_agent_stop(a, 0);
+	while (next_beat(m1, &b1, 50) == 0)
+		;
+	close(m2.fd);
 }
 
 /* ------------------------------------------------- adaptive cadence: pure */
@@ -1136,6 +1298,7 @@ int main(void)
 		       "vigil_agent_key_parse: 32 hex digits, nothing else");
 	}
 
+	test_several_monitors(&m);
 	test_cadence_pure();
 	test_cadence_agent(&m);
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
 /*
  * `vigil beat`: be one agent, or a range of agents, sending beats to a
- * monitor. The reference sender for the wire format in include/vigil/wire.h.
+ * monitor, or to several (each gets every beat; docs/monitors.md). The
+ * reference sender for the wire format in include/vigil/wire.h.
  *
  * Two engines send (pick_engine() says which and why): the agent library
  * (include/vigil/agent.h), a thread per agent, and the round loop, one
@@ -29,19 +30,13 @@
 #include "common/log.h"
 #include "common/options.h"
 #include "common/secret.h"
+#include "common/targets.h"
 #include "common/util.h"
-
-/* The monitor's address: the round loop sends to ss, the agent library
- * parses `addr` itself. */
-struct target {
-	const char *addr;
-	struct sockaddr_storage ss;
-	socklen_t len;
-};
 
 struct beat_opts {
 	__u64 id_lo, id_hi;          /* --id */
-	struct target target;
+	struct vg_targets targets;   /* --target: the round loop sends to .ss, the
+				      * agent library parses .addr itself */
 	__u16 port;
 	struct vigil_beat_info info; /* interval, status, incarnation, queue depth, lease */
 	__u64 count;
@@ -62,6 +57,7 @@ struct beat_opts {
 	/* From check() and open_files(), released by close_files(). */
 	bool have_inc, adaptive;
 	struct vg_keyfile kf;
+	struct vg_keyfile target_kf[VG_MAX_TARGETS]; /* a target's own key file (@FILE) */
 	FILE *send_log;
 };
 
@@ -79,24 +75,7 @@ _Static_assert(VIGIL_STATUS_MAX == VIGIL_STATUS_LEAVING, "a new status needs its
 
 static int parse_target(const char *arg, void *field, const struct vg_opt *o)
 {
-	struct target *t = field;
-	struct sockaddr_in *in4 = (struct sockaddr_in *)&t->ss;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&t->ss;
-
-	memset(t, 0, sizeof(*t));
-	t->addr = arg;
-	if (inet_pton(AF_INET, arg, &in4->sin_addr) == 1) {
-		in4->sin_family = AF_INET;
-		t->len = sizeof(*in4);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, arg, &in6->sin6_addr) == 1) {
-		in6->sin6_family = AF_INET6;
-		t->len = sizeof(*in6);
-		return 0;
-	}
-	pr_warn("--%s: '%s' is not an IPv4 or IPv6 address\n", o->name, arg);
-	return -1;
+	return vg_targets_parse(field, arg, o->name);
 }
 
 /* --queue-thresholds HIGH,LOW: HIGH in [1, 65535], LOW below it. */
@@ -139,8 +118,10 @@ static const struct vg_opt opts[] = {
 	{ VG_OPT_PAIR("id", BEAT, id_lo, id_hi, 1, UINT64_MAX, 0, '-', VG_OPT_PAIR_SAME, "ID[-ID]",
 		      "agent id, or an inclusive range of ids (one process beats for all)"),
 	  .required = true },
-	{ VG_OPT_FUNC('t', "target", BEAT, target, parse_target, "ADDR",
-		      "monitor's IPv4 or IPv6 address"), .required = true },
+	{ VG_OPT_FUNC('t', "target", BEAT, targets, parse_target, "ADDR[,ADDR...]",
+		      "the monitor's IPv4 or IPv6 address; several (a list, or the option again) "
+		      "each get every beat. ADDR:PORT, [ADDR]:PORT: its own port; ADDR@FILE: its "
+		      "own key file (docs/monitors.md)"), .required = true },
 	{ VG_OPT_UINT('p', "port", BEAT, port, 1, 65535, "PORT", "beat port") },
 	{ VG_OPT_UINT('I', "interval-ms", BEAT, info.interval_ms, 1, 3600000, "N",
 		      "promise and send a beat every N ms") },
@@ -264,10 +245,7 @@ static int check(struct beat_opts *o, const struct vg_parsed *p)
 	if (cadence_can_change(o) && o->id_hi - o->id_lo >= 1024)
 		return bad("--id: at most 1024 agents per process with --adaptive or "
 			   "--max-interval-ms");
-	if (o->target.ss.ss_family == AF_INET)
-		((struct sockaddr_in *)&o->target.ss)->sin_port = htons(o->port);
-	else
-		((struct sockaddr_in6 *)&o->target.ss)->sin6_port = htons(o->port);
+	vg_targets_set_port(&o->targets, o->port);
 	return 0;
 }
 
@@ -280,6 +258,40 @@ static const struct vigil_key *key_for(const struct beat_opts *o, __u64 id)
 		return o->key.have ? &o->key.key : NULL;
 	a = vg_keyfile_get(&o->kf, id);
 	return a && (a->valid & (1u << o->key_id)) ? &a->key[o->key_id] : NULL;
+}
+
+/* The key agent `id` signs its beats to target ti with: from the target's
+ * own key file, or key_for()'s. */
+static const struct vigil_key *target_key(const struct beat_opts *o, unsigned ti, __u64 id)
+{
+	const struct agent_auth *a;
+
+	if (!o->targets.t[ti].keys_path)
+		return key_for(o, id);
+	a = vg_keyfile_get(&o->target_kf[ti], id);
+	return a && (a->valid & (1u << o->key_id)) ? &a->key[o->key_id] : NULL;
+}
+
+/* Each target's own key file (ADDR@FILE), with a key for every agent.
+ * Exit 2 when one cannot be used. */
+static int open_target_keys(struct beat_opts *o)
+{
+	for (unsigned ti = 0; ti < o->targets.n; ti++) {
+		const char *path = o->targets.t[ti].keys_path;
+
+		if (!path)
+			continue;
+		if (vg_keyfile_load(path, false, &o->target_kf[ti]))
+			return 2;
+		for (__u64 i = 0; i < n_agents(o); i++) {
+			if (!target_key(o, ti, o->id_lo + i)) {
+				pr_warn("%s: no key %u for agent %llu\n", path, o->key_id,
+					(unsigned long long)(o->id_lo + i));
+				return 2;
+			}
+		}
+	}
+	return 0;
 }
 
 /* The files the options name: the key (--key-file, stdin, VIGIL_KEY) or
@@ -309,7 +321,7 @@ static int open_files(struct beat_opts *o)
 		}
 		setvbuf(o->send_log, NULL, _IOLBF, 0);
 	}
-	return 0;
+	return open_target_keys(o);
 }
 
 static void close_files(struct beat_opts *o)
@@ -317,6 +329,8 @@ static void close_files(struct beat_opts *o)
 	if (o->send_log)
 		fclose(o->send_log);
 	vg_keyfile_free(&o->kf);
+	for (unsigned ti = 0; ti < o->targets.n; ti++)
+		vg_keyfile_free(&o->target_kf[ti]);
 }
 
 /* ------------------------------------------------------ what both do */
@@ -510,14 +524,22 @@ static int read_queue_depth(const char *path)
 	return v < 0 ? 0 : v > 65535 ? 65535 : (int)v;
 }
 
+/* vigil_key_from_bytes() backwards. */
+static void key_bytes(const struct vigil_key *k, __u8 out[16])
+{
+	for (int j = 0; j < 16; j++)
+		out[j] = (__u8)((j < 8 ? k->k0 : k->k1) >> (8 * (j % 8)));
+}
+
 /* Start agent `id` of the range; `depth` is the queue depth read at start (-1: none). */
 static int lib_start(const struct beat_opts *o, struct lib_agent *la, __u64 id, int depth)
 {
 	const struct vigil_key *k = key_for(o, id);
+	struct vigil_agent_monitor mons[VG_MAX_TARGETS] = {};
 	struct vigil_agent_config c = {
 		.agent_id = id,
-		.monitor = o->target.addr,
-		.port = o->port,
+		.monitors = mons,
+		.n_monitors = o->targets.n,
 		.key_id = o->key_id,
 		.has_key = k != NULL,
 		/* Without a key the monitor runs --no-auth: its acks are unsigned. */
@@ -541,9 +563,19 @@ static int lib_start(const struct beat_opts *o, struct lib_agent *la, __u64 id, 
 		.on_send = o->send_log ? on_sent : NULL,
 	};
 
-	if (k) /* vigil_key_from_bytes() backwards */
-		for (int j = 0; j < 16; j++)
-			c.key[j] = (__u8)((j < 8 ? k->k0 : k->k1) >> (8 * (j % 8)));
+	if (k)
+		key_bytes(k, c.key);
+	for (unsigned ti = 0; ti < o->targets.n; ti++) {
+		const struct vg_target *t = &o->targets.t[ti];
+
+		mons[ti].address = t->addr;
+		mons[ti].port = t->port;
+		if (t->keys_path) {
+			mons[ti].has_key = 1;
+			mons[ti].key_id = o->key_id;
+			key_bytes(target_key(o, ti, id), mons[ti].key);
+		}
+	}
 	*la = (struct lib_agent){
 		.o = o, .id = id, .last_iv = o->info.interval_ms, .probe_state = -1
 	};
@@ -575,10 +607,9 @@ static bool lib_all_done(struct lib_agent *las, size_t n)
 static void lib_watch(const struct beat_opts *o, struct lib_agent *las, size_t n, int depth,
 		      __u64 start)
 {
-	bool warned = false;
+	bool warned[VG_MAX_TARGETS] = {};
 
 	while (!stop_requested && !lib_all_done(las, n)) {
-		struct vigil_lease_view v;
 		int d = o->queue_file ? read_queue_depth(o->queue_file) : -1;
 
 		if (d >= 0 && d != depth) {
@@ -586,12 +617,17 @@ static void lib_watch(const struct beat_opts *o, struct lib_agent *las, size_t n
 			for (size_t i = 0; i < n; i++)
 				vigil_agent_set_queue_depth(las[i].a, (__u16)d);
 		}
-		if (!warned) {
-			vigil_agent_lease(las[0].a, &v);
-			warned = v.send_errors > 0;
-			if (warned)
-				pr_warn("sending beats to %s failed: %s (still trying)\n",
-					o->target.addr, strerror(v.send_errno));
+		for (unsigned ti = 0; ti < o->targets.n; ti++) {
+			struct vigil_monitor_view mv;
+			char name[INET6_ADDRSTRLEN + 8];
+
+			if (warned[ti] || vigil_agent_monitor_view(las[0].a, ti, &mv) ||
+			    !mv.send_errors)
+				continue;
+			warned[ti] = true;
+			pr_warn("sending beats to %s failed: %s (still trying)\n",
+				vg_target_name(&o->targets.t[ti], name, sizeof(name)),
+				strerror(mv.send_errno));
 		}
 		if (duration_over(o, start, vg_mono_ns()))
 			break;
@@ -599,7 +635,7 @@ static void lib_watch(const struct beat_opts *o, struct lib_agent *las, size_t n
 }
 
 /* Stop the agents (--leave: with a LEAVING beat). Like the round loop, an
- * agent none of whose beats went out has failed: 1. */
+ * agent none of whose beats went out to some monitor has failed: 1. */
 static int lib_stop(const struct beat_opts *o, struct lib_agent *las, size_t started)
 {
 	int ret = 0;
@@ -608,9 +644,14 @@ static int lib_stop(const struct beat_opts *o, struct lib_agent *las, size_t sta
 		struct vigil_lease_view v;
 
 		vigil_agent_lease(las[i].a, &v);
+		for (unsigned ti = 0; ti < o->targets.n; ti++) {
+			struct vigil_monitor_view mv;
+
+			if (!vigil_agent_monitor_view(las[i].a, ti, &mv) && v.beats_sent &&
+			    mv.send_errors >= v.beats_sent)
+				ret = 1;
+		}
 		vigil_agent_stop(las[i].a, o->leave);
-		if (v.beats_sent && v.send_errors >= v.beats_sent)
-			ret = 1;
 	}
 	return ret;
 }
@@ -649,25 +690,33 @@ static void sleep_until(__u64 mono_ns)
 		;
 }
 
-/* One beat for every agent of the range, each signed with its key. */
-static int send_round(int fd, const struct beat_opts *o, struct vigil_beat_info *info, __u64 seq)
+/* One beat for every agent of the range to every target (fds[ti]), each
+ * signed with the agent's key for that target. */
+static int send_round(const int *fds, const struct beat_opts *o, struct vigil_beat_info *info,
+		      __u64 seq)
 {
 	struct vigil_beat b;
 
 	for (__u64 i = 0; i < n_agents(o) && !stop_requested; i++) {
-		const struct vigil_key *k = key_for(o, o->id_lo + i);
-
 		info->agent_id = o->id_lo + i;
 		info->seq = seq;
 		info->send_ts_ns = vg_mono_ns(); /* never steps back (docs/wire-format.md) */
-		vigil_beat_encode(&b, info);
-		if (k)
-			vigil_beat_sign(&b, k, o->key_id);
-		if (sendto(fd, &b, sizeof(b), 0, (const struct sockaddr *)&o->target.ss,
-			   o->target.len) < 0 && errno != ENOBUFS && errno != ECONNREFUSED) {
-			pr_warn("sending beat for agent %llu failed: %s\n",
-				(unsigned long long)info->agent_id, strerror(errno));
-			return -1;
+		for (unsigned ti = 0; ti < o->targets.n; ti++) {
+			const struct vigil_key *k = target_key(o, ti, info->agent_id);
+			const struct vg_target *t = &o->targets.t[ti];
+
+			vigil_beat_encode(&b, info);
+			if (k)
+				vigil_beat_sign(&b, k, o->key_id);
+			if (sendto(fds[ti], &b, sizeof(b), 0, (const struct sockaddr *)&t->ss,
+				   t->len) < 0 && errno != ENOBUFS && errno != ECONNREFUSED) {
+				char name[INET6_ADDRSTRLEN + 8];
+
+				pr_warn("sending beat for agent %llu to %s failed: %s\n",
+					(unsigned long long)info->agent_id,
+					vg_target_name(t, name, sizeof(name)), strerror(errno));
+				return -1;
+			}
 		}
 	}
 	return 0;
@@ -678,7 +727,8 @@ static int beat_loop(const struct beat_opts *o)
 	struct vigil_beat_info info = o->info;
 	__u64 interval_ns = (__u64)info.interval_ms * VIGIL_NSEC_PER_MSEC;
 	__u64 seq, next, start, now, round;
-	int fd, ret = 0;
+	int fds[VG_MAX_TARGETS], ret = 0;
+	unsigned nfd;
 
 	if (o->queue_file || o->print_cadence)
 		pr_warn("beat: --queue-depth-from and --print-cadence need one agent id, "
@@ -687,10 +737,13 @@ static int beat_loop(const struct beat_opts *o)
 		pr_warn("beat: --print-acks works with one agent id only; ignored\n");
 	if (!o->have_inc)
 		info.incarnation = (__u32)(vg_wall_ns() / VIGIL_NSEC_PER_SEC);
-	fd = socket(o->target.ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		pr_warn("creating a UDP socket failed: %s\n", strerror(errno));
-		return 1;
+	for (nfd = 0; nfd < o->targets.n; nfd++) {
+		fds[nfd] = socket(o->targets.t[nfd].ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (fds[nfd] < 0) {
+			pr_warn("creating a UDP socket failed: %s\n", strerror(errno));
+			ret = 1;
+			goto out;
+		}
 	}
 	catch_signals();
 	/* Sequences start at the wall clock in microseconds, so a restart
@@ -701,7 +754,7 @@ static int beat_loop(const struct beat_opts *o)
 	for (round = 1; !stop_requested; round++, seq++) {
 		__u64 t0 = vg_mono_ns();
 
-		if (send_round(fd, o, &info, seq)) {
+		if (send_round(fds, o, &info, seq)) {
 			ret = 1;
 			break;
 		}
@@ -723,9 +776,11 @@ static int beat_loop(const struct beat_opts *o)
 	if (o->leave) {
 		info.status = VIGIL_STATUS_LEAVING;
 		stop_requested = 0;
-		send_round(fd, o, &info, seq + 1);
+		send_round(fds, o, &info, seq + 1);
 	}
-	close(fd);
+out:
+	while (nfd--)
+		close(fds[nfd]);
 	return ret;
 }
 
@@ -776,6 +831,7 @@ const struct vg_cmd cli_beat = {
 	       "while a check passes; it runs ahead of each beat with 80\v% of the interval as "
 	       "its timeout.",
 	       "  vigil beat --id 7 --target 127.0.0.1 --interval-ms 100 --keys agent7.key\n"
+	       "  vigil beat --id 7 --target 198.18.0.1,198.18.1.1@/etc/vigil/keys.b --keys k\n"
 	       "  vigil beat --id 1-50 --target 198.18.0.1 --interval-ms 20 --duration 30\n"
 	       "  vigil beat --id 9 --target 127.0.0.1 --keys k "
 	       "--probe-http http://127.0.0.1:8080/healthz\n"

@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/options.h"
 #include "common/secret.h"
+#include "common/targets.h"
 #include "common/util.h"
 #include "daemon/daemon.h"
 #include "daemon/metrics.h"
@@ -18,6 +19,11 @@
 #define RUN struct vg_run_opts
 
 static const char *const modes[] = { "native", "skb", NULL };
+
+static int parse_peer(const char *arg, void *field, const struct vg_opt *o)
+{
+	return vg_targets_parse(field, arg, o->name);
+}
 static const char *const alert_formats[] = { "json", "alertmanager", NULL };
 
 /* The environment variables that can hold the URLs instead. */
@@ -149,6 +155,30 @@ static const struct vg_opt opts[] = {
 	{ VG_OPT_FLAG(0, "export-no-create", RUN, xcfg.no_create,
 		      "never create the stream: the operator manages it") },
 
+	{ VG_OPT_SECTION("Leases that outlive their monitor (docs/leases.md)") },
+	{ VG_OPT_STR(0, "lease-nats", RUN, lcfg.nats_urls, "URL[,URL...]",
+		      "replicate the agents file's leases through this NATS JetStream: one monitor "
+		      "grants each, a standby takes over when it dies") },
+	{ VG_OPT_STR(0, "lease-bucket", RUN, lcfg.bucket, "NAME", "the key-value bucket") },
+	{ VG_OPT_STR(0, "lease-host", RUN, lcfg.host, "NAME",
+		     "this monitor's name in the bucket, unique among the monitors"),
+	  .zero = "the host name, dots as _" },
+	{ VG_OPT_UINT(0, "lease-replicas", RUN, lcfg.replicas, 1, 5, "N",
+		      "replicas of the bucket if vigil creates it") },
+	{ VG_OPT_UINT(0, "lease-term-ms", RUN, lcfg.term_ms, 100, 3600000, "N",
+		      "the granting monitor's term, renewed every third of it; a standby takes over "
+		      "this long (+0.3 %, + the grace) after the last renewal") },
+
+	{ VG_OPT_SECTION("Monitors watching each other (docs/monitors.md)") },
+	{ VG_OPT_FUNC(0, "peer", RUN, peers.targets, parse_peer, "ADDR[,ADDR...]",
+		      "beat to these peer monitors as agent --peer-id, so that they report this "
+		      "one's death; ADDR:PORT, [ADDR]:PORT, ADDR@FILE as for vigil beat --target") },
+	{ VG_OPT_UINT(0, "peer-id", RUN, peers.id, 1, UINT64_MAX, "ID",
+		      "this monitor's agent id in its peers' agents files; its key comes from "
+		      "--keys (or the peer's ADDR@FILE)") },
+	{ VG_OPT_UINT(0, "peer-interval-ms", RUN, peers.interval_ms, 1, 3600000, "N",
+		      "beat the peers every N ms") },
+
 	{ VG_OPT_SECTION("Metrics") },
 	{ VG_OPT_STR(0, "metrics", RUN, metrics_addr, "ADDR:PORT",
 		     "serve Prometheus /metrics, /healthz, /readyz ([::1]:PORT for IPv6; off: "
@@ -228,7 +258,8 @@ static int check(struct vg_run_opts *ro)
 	    url_from(&ro->xcfg.nats_urls, ro->nats_file, URL_ENV_NATS, &ro->owned[1],
 		     "export-nats", "--export-nats-file, " URL_ENV_NATS " or the "
 		     "--export-nats-creds, -nkey and -user-file options") ||
-	    vg_alert_cfg_check(&ro->acfg) || vg_export_cfg_check(&ro->xcfg))
+	    vg_alert_cfg_check(&ro->acfg) || vg_export_cfg_check(&ro->xcfg) ||
+	    vg_lease_repl_cfg_check(&ro->lcfg))
 		return 2;
 	if (ro->config_path && vg_config_load(ro->config_path, &ro->config))
 		return 2;
@@ -244,7 +275,7 @@ static int check(struct vg_run_opts *ro)
 	}
 	if (ro->keys_path && vg_keyfile_load(ro->keys_path, true, &ro->keys))
 		return 2;
-	return 0;
+	return vg_peers_check(&ro->peers, &ro->keys, ro->keys_path, ro->load.port);
 }
 
 static void run_init(void *opts)

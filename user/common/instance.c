@@ -52,6 +52,7 @@ static const struct {
 	{ "vigil_leases", offsetof(struct vg_maps, leases), sizeof(struct lease_slot) },
 	{ "vigil_rxq", offsetof(struct vg_maps, rxq), sizeof(struct rxq_state) },
 	{ "vigil_floors", offsetof(struct vg_maps, floors), sizeof(struct replay_floor) },
+	{ "vigil_lease_terms", offsetof(struct vg_maps, lease_terms), sizeof(__u64) },
 	{ "vigil_timer", (size_t)-1, 0 }, /* pinned so the sweeper outlives us */
 };
 #define N_PINNED (sizeof(pinned_maps) / sizeof(pinned_maps[0]))
@@ -118,6 +119,7 @@ void vg_maps_from_skel(struct vigil_bpf *skel, struct vg_maps *m)
 	m->sources = bpf_map__fd(skel->maps.vigil_sources);
 	m->allow = bpf_map__fd(skel->maps.vigil_allow);
 	m->leases = bpf_map__fd(skel->maps.vigil_leases);
+	m->lease_terms = bpf_map__fd(skel->maps.vigil_lease_terms);
 	m->rxq = bpf_map__fd(skel->maps.vigil_rxq);
 	m->floors = bpf_map__fd(skel->maps.vigil_floors);
 	m->max_agents = bpf_map__max_entries(skel->maps.vigil_agents);

@@ -18,7 +18,7 @@
 /* File descriptors of every map, from a fresh load or from the pins. */
 struct vg_maps {
 	int agents, index, links, buckets, wheel, inbox, config, globals, stats, events, meta;
-	int auth, auth_sel, groups, guard, sources, allow, leases, rxq, floors;
+	int auth, auth_sel, groups, guard, sources, allow, leases, rxq, floors, lease_terms;
 	__u32 max_agents;
 	int ncpus;
 };

@@ -29,11 +29,13 @@ void vg_run_opts_default(struct vg_run_opts *o)
 	vg_escalation_defaults(&o->esc);
 	vg_alert_cfg_default(&o->acfg);
 	vg_export_cfg_default(&o->xcfg);
+	vg_lease_repl_cfg_default(&o->lcfg);
 	o->db_path = VIGIL_DEFAULT_DB;
 	o->retain_rejections_days = VG_REJECT_RETAIN_DAYS;
 	o->metrics_addr = VG_METRICS_DEFAULT_LISTEN;
 	o->metrics_max_agents = VG_METRICS_DEFAULT_MAX_AGENTS;
 	o->storm_interval_ms = 1000;
+	o->peers.interval_ms = 100;
 	o->learn_cap = 64;
 }
 
@@ -259,14 +261,20 @@ static int start_workers(struct daemon *d)
 					      &d->alerter)) ||
 	    vg_exporter_start(o->db_path, &o->xcfg, &d->ds, &d->exporter) ||
 	    vg_escalation_start(&d->esc, &d->log, &o->acfg, &d->ds, &d->maps, o->quiet) ||
+	    /* A shadow monitor grants nothing, so it takes no term either. */
+	    (!o->shadow && vg_lease_repl_start(&o->lcfg, o->config.leases, o->config.n_leases,
+					       d->maps.lease_terms, &d->repl)) ||
 	    vg_leases_start(&d->leases, &d->maps, d->log.db, o->config.leases, o->config.n_leases,
-			    d->meta.max_agents, o->quiet))
+			    d->meta.max_agents, o->quiet, d->repl))
 		return -1;
 	d->esc.shadow = d->leases.shadow = o->shadow;
+	if (vg_peers_start(&o->peers, &d->peer_agent))
+		return -1;
 	if (o->shadow)
 		pr_warn("shadow mode: detecting and recording only; no alert is sent, no "
 			"remediation run, no lease granted ('vigil log notices' and 'vigil lease show' "
-			"show what would have been)\n");
+			"show what would have been)%s\n",
+			o->lcfg.nats_urls ? "; --lease-nats ignored: it takes no term" : "");
 	return 0;
 }
 
@@ -370,6 +378,9 @@ static int serve(struct daemon *d)
 
 static void stop(struct daemon *d, int ret)
 {
+	/* A stop on purpose leaves the peers' watch; a failing daemon goes
+	 * DEAD there, as it should. */
+	vg_peers_stop(d->peer_agent, !ret);
 	vg_metrics_stop(d->metrics); /* first: it reads the maps closed below */
 	/* An instance this run loaded but never served with (bad --events-file,
 	 * more agents than --max-agents...) is removed, so that fixing the
@@ -381,6 +392,7 @@ static void stop(struct daemon *d, int ret)
 	vg_exporter_stop(d->exporter);
 	vg_escalation_stop(&d->esc);
 	vg_leases_stop(&d->leases);
+	vg_lease_repl_stop(d->repl); /* before the maps it writes are closed */
 	/* Where the windows stand, also after a detach (the maps are still
 	 * open): the next instance starts from there. */
 	if (d->started_ns)

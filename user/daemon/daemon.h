@@ -17,6 +17,8 @@
 #include "daemon/alert.h"
 #include "daemon/escalate.h"
 #include "daemon/export.h"
+#include "daemon/lease_repl.h"
+#include "daemon/peers.h"
 
 struct vg_run_opts {
 	struct vg_load_opts load; /* a fresh load's settings; load.cfg applies at every start */
@@ -43,7 +45,9 @@ struct vg_run_opts {
 	 * environment gave, and URLs moved off argv, are held in owned[]. */
 	const char *webhook_file, *nats_file;
 	char *owned[2];
+	struct vg_lease_repl_cfg lcfg; /* --lease-*: leases replicated through NATS */
 	struct vg_escalation esc; /* its configuration part */
+	struct vg_peers peers;    /* --peer: this monitor as an agent of its peers */
 };
 
 void vg_run_opts_default(struct vg_run_opts *o);

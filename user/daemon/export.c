@@ -958,8 +958,7 @@ static sqlite3 *open_db(const char *path)
 	return db;
 }
 
-/* The default host: the host name, as a subject token. */
-static void default_host(char *out, size_t len)
+void vg_export_default_host(char *out, size_t len)
 {
 	char name[256] = "";
 
@@ -1010,7 +1009,7 @@ int vg_exporter_start(const char *db_path, const struct vg_export_cfg *cfg,
 	if (cfg->host)
 		vg_strlcpy(x->host, cfg->host, sizeof(x->host));
 	else
-		default_host(x->host, sizeof(x->host));
+		vg_export_default_host(x->host, sizeof(x->host));
 	snprintf(x->subject, sizeof(x->subject), VG_EXPORT_SUBJECT_PREFIX "%s", x->host);
 	snprintf(x->target, sizeof(x->target), "nats:%s:%s", cfg->stream, x->subject);
 	x->urls_len = strlen(cfg->nats_urls);

@@ -51,6 +51,10 @@ struct vg_export_cfg {
 
 void vg_export_cfg_default(struct vg_export_cfg *cfg);
 
+/* The default host: the host name, as a subject token (also the lease
+ * replication's default monitor name). */
+void vg_export_default_host(char *out, size_t len);
+
 /* The settings a table cannot check: the URL list, the stream name, the
  * host token and the credential files. One line and -1 if wrong. */
 int vg_export_cfg_check(const struct vg_export_cfg *cfg);

@@ -7,6 +7,7 @@
 #include <sqlite3.h>
 #include "common/eventlog.h"
 #include "daemon/grants.h"
+#include "daemon/lease_repl.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/registry.h"
@@ -19,6 +20,9 @@ struct vg_lease_state {
 	__u64 last_holder;  /* holder of the grant that ended, avoided on release */
 	__u32 last_state;   /* kernel state seen at the last tick */
 	__u64 since_ns;     /* first tick that looked at this lease */
+	__u64 term_end;     /* replicated: this monitor's term ends (monotonic ns) */
+	__u64 bucket_token; /* replicated: the highest token recorded in the database
+			     * (the bucket's, as seen; the database's at start) */
 };
 
 static int sql(struct sqlite3 *db, const char *s)
@@ -127,8 +131,20 @@ static void publish_static(struct vg_leases *l, const struct vg_lease_def *d)
 	bpf_map_update_elem(l->maps->leases, &id, &ls, BPF_F_LOCK);
 }
 
+/* A lease this monitor grants alone has no term: whatever a replicated run
+ * left in the kernel must not cut its renewals short. */
+static void clear_term(struct vg_leases *l, const struct vg_lease_def *d)
+{
+	__u64 none = 0;
+	__u32 id = d->id;
+
+	if (bpf_map_update_elem(l->maps->lease_terms, &id, &none, BPF_ANY))
+		pr_warn("leases: clearing the term of %s failed: %s\n", d->name, strerror(errno));
+}
+
 int vg_leases_start(struct vg_leases *l, const struct vg_maps *m, struct sqlite3 *db,
-		    const struct vg_lease_def *defs, size_t n, __u32 max_agents, bool quiet)
+		    const struct vg_lease_def *defs, size_t n, __u32 max_agents, bool quiet,
+		    struct vg_lease_repl *repl)
 {
 	memset(l, 0, sizeof(*l));
 	l->maps = m;
@@ -137,13 +153,17 @@ int vg_leases_start(struct vg_leases *l, const struct vg_maps *m, struct sqlite3
 	l->n = n;
 	l->max_agents = max_agents;
 	l->quiet = quiet;
+	l->repl = repl;
 	if (!n)
 		return 0;
 	l->st = calloc(n, sizeof(*l->st));
 	if (!l->st || sql(db, vg_lease_schema))
 		return -1;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		publish_static(l, &defs[i]);
+		if (!repl)
+			clear_term(l, &defs[i]);
+	}
 	return 0;
 }
 
@@ -180,6 +200,8 @@ static int grant(struct vg_leases *l, const struct vg_lease_def *d, struct vg_le
 	k.token = ls->reserved;
 	k.granted_ns = now;
 	k.expires_ns = now + (__u64)d->duration_ms * VIGIL_NSEC_PER_MSEC;
+	if (l->repl && k.expires_ns > ls->term_end)
+		k.expires_ns = ls->term_end; /* as XDP's renewals will be */
 	k.duration_ms = d->duration_ms;
 	k.state = VIGIL_LEASE_HELD;
 	vg_strlcpy(k.name, d->name, sizeof(k.name));
@@ -190,11 +212,48 @@ static int grant(struct vg_leases *l, const struct vg_lease_def *d, struct vg_le
 	if (bpf_map_update_elem(l->maps->inbox, NULL, &wheel, BPF_ANY))
 		pr_warn("leases: handing %s to the sweeper failed: %s\n", d->name, strerror(errno));
 	ls->reserved = 0;
+	if (l->repl)
+		vg_lease_repl_granted(l->repl, (size_t)(d - l->defs), holder, k.token);
 	log_event(l, d, "granted", holder, k.token);
 	vg_sql_run(l->db, "UPDATE leases SET holder = ?, granted_wall_ns = ? WHERE lease_id = ?",
 		   "iii", (long long)holder, (long long)vg_wall_ns(), (long long)id);
 	vg_sql_run(l->db, "DELETE FROM lease_requests WHERE lease_id = ?", "i", (long long)id);
 	return 0;
+}
+
+/* A replicated lease: this monitor may grant it only while it holds the
+ * term, under a token the bucket has reserved for it, which is recorded in
+ * the database too before it is used. false: not now. */
+static bool repl_ready(struct vg_leases *l, size_t i, const struct lease_slot *k)
+{
+	const struct vg_lease_def *d = &l->defs[i];
+	struct vg_lease_state *s = &l->st[i];
+	__u64 local = k->token, token;
+
+	/* The database's highest, without asking it at every tick. */
+	if (s->bucket_token > local)
+		local = s->bucket_token;
+	if (s->reserved > local)
+		local = s->reserved;
+	if (!vg_lease_repl_may_grant(l->repl, i, local, &token, &s->term_end))
+		return false;
+	if (token != s->reserved) {
+		if (reserve(l, d, token))
+			return false;
+		s->reserved = token;
+	}
+	return true;
+}
+
+/* A replicated lease: keep the bucket's token in the database as well, so
+ * that this monitor's own record stays above every token granted anywhere. */
+static void note_bucket_token(struct vg_leases *l, size_t i)
+{
+	struct vg_lease_state *s = &l->st[i];
+	__u64 t = vg_lease_repl_token(l->repl, i);
+
+	if (t > s->bucket_token && !reserve(l, &l->defs[i], t))
+		s->bucket_token = t;
 }
 
 int vg_leases_tick(struct vg_leases *l, int cap_ms)
@@ -209,20 +268,34 @@ int vg_leases_tick(struct vg_leases *l, int cap_ms)
 		__u32 id = d->id;
 		__u64 due;
 		const char *why;
+		int err;
 
 		if (bpf_map_lookup_elem_flags(l->maps->leases, &id, &k, BPF_F_LOCK))
 			continue;
+		if (!s->since_ns) {
+			s->since_ns = now;
+			if (l->repl)
+				s->bucket_token = db_token(l->db, id);
+		}
 		if (k.state != s->last_state) {
 			if (k.state == VIGIL_LEASE_EXPIRED || k.state == VIGIL_LEASE_RELEASED)
 				s->last_holder = k.holder;
 			s->last_state = k.state;
 		}
+		if (l->repl)
+			note_bucket_token(l, i);
 		if (k.state == VIGIL_LEASE_HELD)
 			continue;
 		/* Reserve the next token as soon as a grant is needed, well
 		 * before it is due: the fsync is then off the failover path.
 		 * A shadow monitor hands out nothing, so it reserves nothing. */
-		if (!s->reserved && !l->shadow) {
+		if (l->repl) {
+			if (!repl_ready(l, i, &k)) {
+				if (wait_ms > 10)
+					wait_ms = 10; /* a standby, or the bucket is slow */
+				continue;
+			}
+		} else if (!s->reserved && !l->shadow) {
 			__u64 t = db_token(l->db, id);
 
 			if (k.token > t)
@@ -246,8 +319,6 @@ int vg_leases_tick(struct vg_leases *l, int cap_ms)
 			/* Never granted in this instance. If the database has
 			 * granted it before (new instance, reboot), a former
 			 * holder may still act for one lease duration. */
-			if (!s->since_ns)
-				s->since_ns = now;
 			due = s->reserved > 1 && !k.token ?
 				      s->since_ns + (__u64)(d->duration_ms + d->grace_ms) *
 							    VIGIL_NSEC_PER_MSEC : now;
@@ -261,7 +332,10 @@ int vg_leases_tick(struct vg_leases *l, int cap_ms)
 				wait_ms = (int)ms;
 			continue;
 		}
-		if (grant(l, d, s, why) && wait_ms > 10)
+		err = grant(l, d, s, why);
+		if (l->repl)
+			vg_lease_repl_no_candidate(l->repl, i, err != 0);
+		if (err && wait_ms > 10)
 			wait_ms = 10; /* no healthy candidate yet: look again soon */
 	}
 	return wait_ms;

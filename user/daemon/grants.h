@@ -18,6 +18,7 @@
 
 struct sqlite3;
 struct vg_lease_state; /* per-lease bookkeeping, grants.c */
+struct vg_lease_repl;  /* replication through NATS JetStream, lease_repl.h */
 
 struct vg_leases {
 	const struct vg_maps *maps;
@@ -28,12 +29,16 @@ struct vg_leases {
 	__u32 max_agents;
 	bool quiet;
 	bool shadow; /* decide and log grants, never write them to the kernel */
+	struct vg_lease_repl *repl; /* NULL: not replicated; this monitor alone grants */
 };
 
 /* Create the lease tables if needed, publish the leases' names and
- * durations, and pick up tokens from both the database and the maps. */
+ * durations, and pick up tokens from both the database and the maps. With
+ * `repl`, a lease is granted only while this monitor holds its term, under
+ * a token reserved in the bucket (lease_repl.h). */
 int vg_leases_start(struct vg_leases *l, const struct vg_maps *m, struct sqlite3 *db,
-		    const struct vg_lease_def *defs, size_t n, __u32 max_agents, bool quiet);
+		    const struct vg_lease_def *defs, size_t n, __u32 max_agents, bool quiet,
+		    struct vg_lease_repl *repl);
 void vg_leases_stop(struct vg_leases *l);
 /* Grant what is due. Returns how many ms until something is due next (the
  * daemon waits no longer than that), at most `cap_ms`. */

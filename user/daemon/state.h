@@ -32,9 +32,11 @@ struct daemon {
 	struct vg_exporter *exporter; /* NULL: no --export-nats */
 	struct vg_escalation esc;   /* what to alert, flap damping, remediation */
 	struct vg_leases leases;    /* grants leases with fencing tokens */
+	struct vg_lease_repl *repl; /* --lease-nats: their terms and tokens in NATS */
 	struct vg_ringbuf *rb;
 	struct vg_daemon_stats ds;  /* read by the metrics thread */
 	struct vg_metrics *metrics; /* NULL with --metrics off */
+	struct vigil_agent *peer_agent; /* --peer: beats to the peer monitors */
 	int lock_fd;
 	__u64 started_ns;           /* 0 until the instance serves */
 	__u64 last_prune_ns;
