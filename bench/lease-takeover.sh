@@ -35,7 +35,7 @@ rm -f "$OUT.log"
 jq -r '
 	def pct(p): sort | .[(((length * p / 100) | ceil) - 1) | if . < 0 then 0 else . end];
 	def row(name; v): "| \(name) | \(v | length) | \(v | pct(50)) | \(v | pct(99)) | \(v | max) |";
-	"Lease takeover after the granting monitor dies (term \(.term_ms) ms, grace \(.grace_ms) ms, lease \(.duration_ms) ms; bound term x 1.003 + grace + 50 ms + the bucket's round trips):",
+	"Lease takeover after the granting monitor dies (term \(.term_ms) ms, grace \(.grace_ms) ms, lease \(.duration_ms) ms; bound term x 1.003 + grace + 50 ms + the round trips to the bucket):",
 	"",
 	"| from the death to | takeovers | median ms | p99 ms | max ms |",
 	"|---|---:|---:|---:|---:|",
