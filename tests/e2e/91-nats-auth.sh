@@ -190,6 +190,37 @@ check_daemon_says "no --export-nats-ca: the server's certificate is not trusted"
 	"export: connecting to NATS (tls://127.0.0.1:$PORT) failed: .*\(certificate\|SSL\|handshake\)"
 kill_bg d-noca TERM
 
+# ------------------------------------- 6. leases, with the same files
+# The lease replication's connection (--lease-nats) authenticates with the
+# export's files: the bucket is created, this monitor takes the term and
+# grants; with a wrong password it is refused and says so.
+cat >"$T/lease.conf" <<EOF
+defaults group=cand
+agent 1 name=na-1
+agent 2 name=na-2
+ack cand
+lease primary id=1 duration-ms=500 grace-ms=100 candidates=1:20,2:10
+EOF
+run_lease() { # NAME USER-FILE: a replicating monitor, without --export-nats
+	start_daemon_or_die "vigil run ($1) starts" "$1" "$NS" "$PIN" --iface lo --mode skb \
+		--keys "$KEYS" --config "$T/lease.conf" --db "$T/$1.db" --metrics off \
+		--lease-nats "$URL" --lease-host mon-a --lease-term-ms 300 \
+		--export-nats-user-file "$2" "${TLS[@]}"
+}
+lease_row() { in_ns "$NS" "$VIGIL" lease list --json --pin-root "$PIN" --db "$T/l-user.db" 2>/dev/null | jq -c '.leases[0]'; }
+held() { lease_row | jq -e 'select(.state == "held" and .token >= 1)' >/dev/null; }
+run_lease l-user "$T/user"
+check_daemon_says "--lease-nats with --export-nats-user-file and TLS: the bucket is reached" l-user 10 \
+	"leases: replicating 1 lease(s) in bucket VIGIL_LEASES at tls://127.0.0.1:$PORT as 'mon-a'"
+check_daemon_says "... and this monitor takes the term" l-user 10 "leases: primary: this monitor grants it now"
+wait_for 10 held
+check "... and grants the lease under a token the bucket reserved: $(lease_row | jq -c '[.state, .holder, .token]')" held
+kill_bg l-user TERM
+run_lease l-wrong "$T/user-wrong"
+check_daemon_says "--lease-nats with a wrong password: refused, and said" l-wrong 10 \
+	"leases: connecting to NATS failed: .*[Aa]uthorization"
+kill_bg l-wrong TERM
+
 # ---------------------------------------------------- 5. refused at start
 expect_run_bad() { # DESCRIPTION REGEX ARGS...
 	expect_usage_error "$1" "$2" in_ns "$NS" "$VIGIL" run --iface lo --mode skb --config "$CONF" \
@@ -206,10 +237,11 @@ expect_run_bad "two ways to authenticate" "give one of --export-nats-creds, --ex
 	--export-nats "$URL" --export-nats-nkey "$T/nkey.seed" --export-nats-user-file "$T/user"
 expect_run_bad "a client certificate without its key" "--export-nats-cert and --export-nats-key go together" \
 	--export-nats "$URL" --export-nats-cert "$P/client.pem"
-expect_run_bad "credentials without --export-nats" "need --export-nats" --export-nats-user-file "$T/user"
+expect_run_bad "credentials without --export-nats or --lease-nats" "need --export-nats or --lease-nats" \
+	--export-nats-user-file "$T/user"
 
 # -------------------------------------------------- no secret printed
-leaks=$(grep -l -e "$PW" -e "$NKEY_SEED" "$T"/d-*.err "$T"/d-*.out "$T/usage.err" 2>/dev/null | tr '\n' ' ')
+leaks=$(grep -l -e "$PW" -e "$NKEY_SEED" "$T"/[dl]-*.err "$T"/[dl]-*.out "$T/usage.err" 2>/dev/null | tr '\n' ' ')
 check "no password or seed in any daemon's output${leaks:+ (found in: $leaks)}" [ -z "$leaks" ]
 
 e2e_finish
