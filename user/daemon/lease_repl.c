@@ -633,6 +633,20 @@ void vg_lease_repl_no_candidate(struct vg_lease_repl *r, size_t i, bool none)
 	pthread_mutex_unlock(&r->w.lock);
 }
 
+void vg_lease_repl_view(struct vg_lease_repl *r, size_t i, struct vg_lease_repl_view *v)
+{
+	struct repl_lease *L = &r->ls[i];
+
+	pthread_mutex_lock(&r->w.lock);
+	v->monitor = r->host;
+	snprintf(v->granter, sizeof(v->granter), "%s", L->cur.granter);
+	v->holder = L->cur.holder;
+	v->token = L->cur.token;
+	v->revision = L->rev;
+	v->term_ms = L->cur.term_ms;
+	pthread_mutex_unlock(&r->w.lock);
+}
+
 __u64 vg_lease_repl_token(struct vg_lease_repl *r, size_t i)
 {
 	__u64 t;

@@ -86,4 +86,14 @@ void vg_lease_repl_no_candidate(struct vg_lease_repl *r, size_t i, bool none);
 /* The highest token the bucket holds for lease i (0: unknown yet). */
 __u64 vg_lease_repl_token(struct vg_lease_repl *r, size_t i);
 
+/* Lease i's record as this monitor last read it (for `vigil lease list`). */
+struct vg_lease_repl_view {
+	const char *monitor;  /* this monitor's name in the bucket */
+	char granter[65];     /* "": nobody holds the term */
+	__u64 holder, token;  /* holder 0: reserved, not granted */
+	__u64 revision;       /* 0: not read yet */
+	__u32 term_ms;
+};
+void vg_lease_repl_view(struct vg_lease_repl *r, size_t i, struct vg_lease_repl_view *v);
+
 #endif
