@@ -149,8 +149,6 @@ static double remaining_ms(const struct lease_slot *k, __u64 now)
 		       (double)(k->expires_ns - now) / 1e6 : 0.0;
 }
 
-/* The row's fields, into an object the caller has opened (show adds the
- * history before closing it). */
 static void replica_json(struct vg_json *j, const struct replica *p, bool standing_by)
 {
 	char when[40];
@@ -174,6 +172,8 @@ static void replica_json(struct vg_json *j, const struct replica *p, bool standi
 	vg_json_close(j);
 }
 
+/* The row's fields, into an object the caller has opened (show adds the
+ * history before closing it). */
 static void row_json(struct vg_json *j, const struct lease_row *r, __u64 now)
 {
 	const struct lease_slot *k = &r->k;
