@@ -39,7 +39,7 @@ for f in lease_candidate fence_resource; do
 done
 
 D=200     # lease duration, ms
-G=50      # grace, ms
+GRACE=50  # grace, ms
 IV=50     # candidates' beat interval, ms
 TERM=300  # --lease-term-ms
 POLL=50   # the standby's read interval (user/daemon/lease_repl.c)
@@ -49,7 +49,7 @@ POLL=50   # the standby's read interval (user/daemon/lease_repl.c)
 # The allowance covers that write and a busy machine (NATS is not at
 # real-time priority: under a load of 15 a write took over a second here);
 # bench/lease-takeover.sh reports the figures.
-W=$((TERM + TERM * 3 / 1000 + G))
+W=$((TERM + TERM * 3 / 1000 + GRACE))
 ALLOW=${LEASE_ALLOW_MS:-1500}
 BOUND=$((W + POLL + ALLOW))
 KILLS=${LEASE_KILLS:-50}
@@ -75,7 +75,7 @@ agent 2 name=cand-2
 agent 3 name=cand-3
 agent 99 name=canary
 ack cand
-lease primary id=1 duration-ms=$D grace-ms=$G candidates=1:30,2:20,3:10
+lease primary id=1 duration-ms=$D grace-ms=$GRACE candidates=1:30,2:20,3:10
 EOC
 	for m in $MONS; do
 		[ "$m" = "$1" ] || echo "agent 10$m name=monitor-$m group=peers"
@@ -298,7 +298,7 @@ if [ ${#t_grant[@]} -gt 0 ]; then
 		printf '{"kills":%d,"grant_ms":[%s],"learn_ms":[%s],"term_ms":%d,"grace_ms":%d,"duration_ms":%d}\n' \
 			"$KILLS" "$(printf '%s\n' "${t_grant[@]}" | awk '{ printf "%s%.1f", (NR > 1 ? "," : ""), $1 / 1000 }')" \
 			"$(printf '%s\n' "${t_learn[@]:-}" | awk 'NF { printf "%s%.1f", (NR > 1 ? "," : ""), $1 / 1000 }')" \
-			"$TERM" "$G" "$D" >"$LEASE_STATS"
+			"$TERM" "$GRACE" "$D" >"$LEASE_STATS"
 	fi
 fi
 worst=$(pct 100 "${t_grant[@]:-999999999}")
