@@ -760,9 +760,11 @@ section_starve() {
 	starve_bfd
 }
 
-# The merged fleet view over NATS JetStream: its own script, also runnable alone.
+# The merged fleet view over NATS JetStream: its own script, also runnable
+# alone. Its table reaches the report through fleet.md (report.sh), so the
+# copy it prints is not printed here a second time, out of place.
 section_fleet() {
-	BENCH_QUICK=$QUICK "$ROOT/bench/fleet.sh" "$RES/fleet.md" || log "bench/fleet.sh failed"
+	BENCH_QUICK=$QUICK "$ROOT/bench/fleet.sh" "$RES/fleet.md" >/dev/null || log "bench/fleet.sh failed"
 }
 
 for s in fastpath throughput scale massfail overload starve fleet; do
