@@ -168,6 +168,25 @@ standby_ready() {
 	return 1
 }
 
+# vigil lease list on a standby shows the bucket's record: who grants, the
+# holder and the token; on the granter, that it grants.
+list_json() { "$VIGIL" lease list --json --pin-root "${MON_PIN[$1]}" --db "$E2E_TMP/mon-$1.db" 2>/dev/null | jq -c '.leases[0]'; }
+list_text() { "$VIGIL" lease list --pin-root "${MON_PIN[$1]}" --db "$E2E_TMP/mon-$1.db" 2>/dev/null; }
+shows_standby() { # shows_standby S G: monitor S's list names G as the granter of H's grant, T_NOW
+	list_json "$1" | jq -e --arg g "mon-$2" --argjson h "$H" --argjson t "$T_NOW" \
+		'.state == "standby" and .holder == $h and .token == $t and .replicated.granter == $g and .replicated.standby' >/dev/null &&
+		list_text "$1" | grep -q "replicated: monitor 'mon-$2' grants it; this one ('mon-$1') stands by"
+}
+wait_for 15 standby_ready "$G"
+if wait_for 15 shows_standby "$S" "$G"; then
+	ok "vigil lease list on standby monitor $S: $(list_text "$S" | sed -n 2p | tr -s ' '); $(list_text "$S" | sed -n 3p | sed 's/^ *//')"
+else
+	list_text "$S" | sed 's/^/# /'
+	not_ok "vigil lease list on standby monitor $S shows the bucket's holder $H, token $T_NOW and granter mon-$G ($(list_json "$S"))"
+fi
+check "vigil lease list on monitor $G says it grants" \
+	sh -c "\"$VIGIL\" lease list --pin-root '${MON_PIN[$G]}' --db '$E2E_TMP/mon-$G.db' | grep -q \"replicated: this monitor ('mon-$G') grants it\""
+
 read -r OFF_MONO OFF_BOOT < <(python3 -c 'import time
 w = time.time_ns(); m = time.monotonic_ns(); b = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
 print(w - m, w - b)')

@@ -123,15 +123,11 @@ int vg_export_cfg_check(const struct vg_export_cfg *cfg)
 
 	if (cfg->nats_urls && check_urls(cfg->nats_urls))
 		return -1;
-	if (!cfg->nats_urls && (cfg->creds_file || cfg->nkey_file || cfg->user_file ||
-				cfg->ca_file || cfg->cert_file || cfg->key_file)) {
-		pr_warn("--export-nats-creds, -nkey, -user-file, -ca, -cert and -key need "
-			"--export-nats\n");
-		return -1;
+	if (cfg->nats_urls) {
+		if (vg_nats_auth_load(&cfg->auth, &a))
+			return -1;
+		vg_nats_auth_free(&a);
 	}
-	if (vg_nats_auth_load(cfg, &a))
-		return -1;
-	vg_nats_auth_free(&a);
 	if (!token_ok(cfg->stream)) {
 		pr_warn("--export-stream: '%s' is not a stream name (1-%d of A-Z a-z 0-9 _ -)\n",
 			cfg->stream, NAME_MAX_LEN);
@@ -550,7 +546,7 @@ static int connect_nats(struct vg_exporter *x)
 	if (s == NATS_OK)
 		s = natsOptions_SetReconnectedCB(o, on_reconnected, x);
 	if (s == NATS_OK)
-		s = vg_nats_auth_apply(o, &x->cfg, &x->auth);
+		s = vg_nats_auth_apply(o, &x->cfg.auth, &x->auth);
 	if (s == NATS_OK)
 		s = natsConnection_Connect(&nc, o);
 	natsOptions_Destroy(o);
@@ -1024,7 +1020,7 @@ int vg_exporter_start(const char *db_path, const struct vg_export_cfg *cfg,
 	     u = strtok_r(NULL, ",", &save))
 		x->urls[x->n_urls++] = u;
 	vg_urls_redact(cfg->nats_urls, x->urls_shown, sizeof(x->urls_shown));
-	if (vg_nats_auth_load(cfg, &x->auth))
+	if (vg_nats_auth_load(&cfg->auth, &x->auth))
 		goto fail;
 
 	x->db = open_db(db_path);
