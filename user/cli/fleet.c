@@ -39,6 +39,7 @@
 #include "common/options.h"
 #include "common/util.h"
 #include "daemon/export.h"
+#include "daemon/natsauth.h"
 
 /* The view's subjects: vigil.fleet.<its stream>.<kind>..., so several views
  * (a region's, the global one) can share a cluster. */
@@ -87,16 +88,6 @@ struct conn {
 	jsCtx *js;
 };
 
-static const char *nats_why(natsStatus s)
-{
-	const char *t = nats_GetLastError(NULL), *p;
-
-	if (!t || !*t)
-		return natsStatus_GetText(s);
-	if (*t == '(' && (p = strstr(t, "): ")))
-		t = p + 3;
-	return t;
-}
 
 static void conn_close(struct conn *c)
 {
@@ -136,12 +127,12 @@ static int conn_open(struct conn *c, const char *list, jsOptions *jo)
 	natsOptions_Destroy(no);
 	free(buf);
 	if (s != NATS_OK) {
-		pr_warn("fleet: connecting to NATS (%s) failed: %s\n", list, nats_why(s));
+		pr_warn("fleet: connecting to NATS (%s) failed: %s\n", list, vg_nats_why(s));
 		return -1;
 	}
 	s = natsConnection_JetStream(&c->js, c->nc, jo);
 	if (s != NATS_OK) {
-		pr_warn("fleet: opening a JetStream context failed: %s\n", nats_why(s));
+		pr_warn("fleet: opening a JetStream context failed: %s\n", vg_nats_why(s));
 		conn_close(c);
 		return -1;
 	}
@@ -311,7 +302,7 @@ static int read_last_records(struct conn *c, const char *out, struct view *v, __
 	out_subject(filter, sizeof(filter), out, ">");
 	s = subscribe(&sub, c, out, filter, js_DeliverLastPerSubject, 0);
 	if (s != NATS_OK) {
-		pr_warn("fleet: reading stream %s failed: %s\n", out, nats_why(s));
+		pr_warn("fleet: reading stream %s failed: %s\n", out, vg_nats_why(s));
 		return -1;
 	}
 	for (;;) {
@@ -322,7 +313,7 @@ static int read_last_records(struct conn *c, const char *out, struct view *v, __
 		s = natsSubscription_NextMsg(&m, sub, WAIT_MS);
 		if (s != NATS_OK) {
 			pr_warn("fleet: reading stream %s failed after %llu record(s): %s\n", out,
-				(unsigned long long)v->records, nats_why(s));
+				(unsigned long long)v->records, vg_nats_why(s));
 			break;
 		}
 		if (natsMsg_GetMetaData(&meta, m) != NATS_OK) {
@@ -369,7 +360,7 @@ static int load_view(struct conn *c, const char *out, struct view *v)
 			return -1;
 		}
 		if (s != NATS_OK) {
-			pr_warn("fleet: looking up stream %s failed: %s\n", out, nats_why(s));
+			pr_warn("fleet: looking up stream %s failed: %s\n", out, vg_nats_why(s));
 			return -1;
 		}
 		last = si->State.LastSeq;
@@ -526,7 +517,7 @@ static int append(struct merger *g, const char *subject, struct rec *r)
 	s = js_PublishMsgAsync(g->c.js, &m, &po);
 	if (s != NATS_OK) {
 		natsMsg_Destroy(m);
-		broke(g, "appending failed: %s", nats_why(s));
+		broke(g, "appending failed: %s", vg_nats_why(s));
 		goto fail;
 	}
 	free(r->buf);
@@ -798,7 +789,7 @@ static int create_out(struct merger *g)
 	sc.Replicas = g->o->replicas;
 	s = js_AddStream(&si, g->c.js, &sc, NULL, &jerr);
 	if (s != NATS_OK) {
-		pr_warn("fleet: creating stream %s failed: %s\n", g->o->out, nats_why(s));
+		pr_warn("fleet: creating stream %s failed: %s\n", g->o->out, vg_nats_why(s));
 		return -1;
 	}
 	jsStreamInfo_Destroy(si);
@@ -877,7 +868,7 @@ static int session_start(struct merger *g)
 
 		s = subscribe(&g->src[i], &g->c, g->sources[i], SOURCE_FILTER, js_DeliverAll, from);
 		if (s != NATS_OK) {
-			pr_warn("fleet: reading stream %s failed: %s\n", g->sources[i], nats_why(s));
+			pr_warn("fleet: reading stream %s failed: %s\n", g->sources[i], vg_nats_why(s));
 			return -1;
 		}
 		pr_info("fleet: merging %s from sequence %llu\n", g->sources[i],
@@ -887,7 +878,7 @@ static int session_start(struct merger *g)
 		      js_DeliverLastPerSubject, 0);
 	if (s != NATS_OK) {
 		pr_warn("fleet: reading the presence bucket (stream %s) failed: %s\n",
-			g->presence_stream, nats_why(s));
+			g->presence_stream, vg_nats_why(s));
 		return -1;
 	}
 	pr_info("fleet: %s holds %llu agent(s), %llu monitor(s) (%u live) in %llu record(s); "
@@ -960,7 +951,7 @@ static void watch_sources(struct merger *g)
 		g->src[i] = NULL;
 		s = subscribe(&g->src[i], &g->c, g->sources[i], SOURCE_FILTER, js_DeliverAll, c->seq + 1);
 		if (s != NATS_OK)
-			broke(g, "reading the source again failed: %s", nats_why(s));
+			broke(g, "reading the source again failed: %s", vg_nats_why(s));
 	}
 }
 
@@ -1255,7 +1246,7 @@ static natsStatus next_record(struct follower *fw, bool follow, natsMsg **m)
 	if (vg_mono_ns() - fw->quiet_since < SOURCE_STALL_MS * 1000000ULL)
 		return NATS_TIMEOUT;
 	if (s != NATS_TIMEOUT)
-		follow_again(fw, nats_why(s), 0);
+		follow_again(fw, vg_nats_why(s), 0);
 	else if (consumer_stalled(fw->c, fw->sub, fw->out, fw->last_seq, &to_go))
 		follow_again(fw, NULL, to_go);
 	else
@@ -1281,7 +1272,7 @@ static int run_events(const struct vg_parsed *p)
 			pr_warn("fleet: there is no stream %s (has `vigil fleet merge --out %s` run?)\n",
 				o->out, o->out);
 		else
-			pr_warn("fleet: looking up stream %s failed: %s\n", o->out, nats_why(s));
+			pr_warn("fleet: looking up stream %s failed: %s\n", o->out, vg_nats_why(s));
 		goto out;
 	}
 	ret = 0;
@@ -1293,7 +1284,7 @@ static int run_events(const struct vg_parsed *p)
 		fw.last_seq = si->State.LastSeq;
 	s = subscribe(&fw.sub, &c, o->out, fw.filter, js_DeliverAll, fw.last_seq + 1);
 	if (s != NATS_OK) {
-		pr_warn("fleet: reading stream %s failed: %s\n", o->out, nats_why(s));
+		pr_warn("fleet: reading stream %s failed: %s\n", o->out, vg_nats_why(s));
 		ret = 1;
 		goto out;
 	}
@@ -1313,7 +1304,7 @@ static int run_events(const struct vg_parsed *p)
 		if (s == NATS_TIMEOUT && o->follow)
 			continue;
 		if (s != NATS_OK) {
-			pr_warn("fleet: reading stream %s failed: %s\n", o->out, nats_why(s));
+			pr_warn("fleet: reading stream %s failed: %s\n", o->out, vg_nats_why(s));
 			ret = 1;
 			break;
 		}

@@ -86,15 +86,7 @@ void vg_export_cfg_default(struct vg_export_cfg *cfg)
 /* Stream names and subject tokens: no dots, wildcards, spaces or slashes. */
 static bool token_ok(const char *s)
 {
-	size_t n = strlen(s);
-
-	if (!n || n > NAME_MAX_LEN)
-		return false;
-	for (; *s; s++)
-		if (!(*s >= 'a' && *s <= 'z') && !(*s >= 'A' && *s <= 'Z') &&
-		    !(*s >= '0' && *s <= '9') && *s != '_' && *s != '-')
-			return false;
-	return true;
+	return vg_token_ok(s, NAME_MAX_LEN);
 }
 
 static int check_urls(const char *arg)
@@ -220,19 +212,6 @@ static bool stopping(struct vg_exporter *x)
 	return vg_waker_stopping(&x->w);
 }
 
-/* libnats' own description of the last failure in this thread, without
- * its "(file.c:line): " prefix. */
-static const char *nats_why(natsStatus s)
-{
-	const char *t = nats_GetLastError(NULL), *p;
-
-	if (!t || !*t)
-		return natsStatus_GetText(s);
-	if (*t == '(' && (p = strstr(t, "): ")))
-		t = p + 3;
-	return t;
-}
-
 /* The same for a request on the connection, which mostly fails because no
  * server is reachable while libnats reconnects. */
 static const char *request_why(struct vg_exporter *x, natsStatus s)
@@ -245,7 +224,7 @@ static const char *request_why(struct vg_exporter *x, natsStatus s)
 		snprintf(why, sizeof(why), "no reply from JetStream within %d ms", REQUEST_WAIT_MS);
 		return why;
 	}
-	return nats_why(s);
+	return vg_nats_why(s);
 }
 
 /* One failed step: counted, said once per streak of the same error (later
@@ -554,14 +533,14 @@ static int connect_nats(struct vg_exporter *x)
 		char step[64 + 256];
 
 		snprintf(step, sizeof(step), "connecting to NATS (%.256s)", x->urls_shown);
-		return failed(x, step, nats_why(s));
+		return failed(x, step, vg_nats_why(s));
 	}
 	jsOptions_Init(&jo);
 	jo.Wait = REQUEST_WAIT_MS;
 	s = natsConnection_JetStream(&js, nc, &jo);
 	if (s != NATS_OK) {
 		natsConnection_Destroy(nc);
-		return failed(x, "opening a JetStream context", nats_why(s));
+		return failed(x, "opening a JetStream context", vg_nats_why(s));
 	}
 	pthread_mutex_lock(&x->w.lock);
 	x->nc = nc;

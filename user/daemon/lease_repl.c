@@ -93,15 +93,7 @@ void vg_lease_repl_cfg_default(struct vg_lease_repl_cfg *c)
 
 static bool name_ok(const char *s)
 {
-	size_t n = strlen(s);
-
-	if (!n || n > NAME_LEN)
-		return false;
-	for (; *s; s++)
-		if (!(*s >= 'a' && *s <= 'z') && !(*s >= 'A' && *s <= 'Z') &&
-		    !(*s >= '0' && *s <= '9') && *s != '_' && *s != '-')
-			return false;
-	return true;
+	return vg_token_ok(s, NAME_LEN);
 }
 
 int vg_lease_repl_cfg_check(const struct vg_lease_repl_cfg *c)
@@ -190,19 +182,12 @@ static int rec_parse(const char *s, struct rec *v)
 
 /* ------------------------------------------------------------- NATS */
 
-static const char *nats_why(natsStatus s)
-{
-	const char *t = nats_GetLastError(NULL);
-
-	return t && *t ? t : natsStatus_GetText(s);
-}
-
 /* Say a failing step once per streak (per lease, or of the connection). */
 static void failed(char *last, size_t len, const char *step, natsStatus s)
 {
 	char msg[128];
 
-	snprintf(msg, sizeof(msg), "%s", nats_why(s));
+	snprintf(msg, sizeof(msg), "%s", vg_nats_why(s));
 	if (!strcmp(last, msg))
 		return;
 	snprintf(last, len, "%s", msg);

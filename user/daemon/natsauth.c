@@ -220,3 +220,14 @@ natsStatus vg_nats_auth_apply(natsOptions *o, const struct vg_nats_files *cfg,
 		s = natsOptions_SetToken(o, a->token);
 	return s;
 }
+
+const char *vg_nats_why(natsStatus s)
+{
+	const char *t = nats_GetLastError(NULL), *p;
+
+	if (!t || !*t)
+		return natsStatus_GetText(s);
+	if (*t == '(' && (p = strstr(t, "): ")))
+		t = p + 3;
+	return t;
+}

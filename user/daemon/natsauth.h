@@ -9,6 +9,8 @@
  * key (`--export-nats-cert`, `--export-nats-key`). Files that hold secrets
  * must be private (common/secret.h). One set serves every NATS connection
  * of the daemon: the export's and the lease replication's (lease_repl.h).
+ * Also the text of a libnats failure, as every NATS user of vigil says it
+ * (vg_nats_why: the export, the lease replication, `vigil fleet`).
  */
 #ifndef VIGIL_NATSAUTH_H
 #define VIGIL_NATSAUTH_H
@@ -44,5 +46,9 @@ void vg_nats_auth_free(struct vg_nats_auth *a);
  * are read by libnats now, and again at each connect). */
 natsStatus vg_nats_auth_apply(natsOptions *o, const struct vg_nats_files *f,
 			      const struct vg_nats_auth *a);
+
+/* libnats' own description of the last failure in this thread, without
+ * its "(file.c:line): " prefix; the status's text when it has none. */
+const char *vg_nats_why(natsStatus s);
 
 #endif
