@@ -25,6 +25,7 @@
 #endif
 
 #define LINK_PIN "link"
+#define NAPI_LINK_PIN "napi_link" /* the receive queues' watch (bpf/napi.bpf.h) */
 
 /* Every map that is pinned, by name, and where its fd lives in vg_maps. */
 static const struct {
@@ -244,6 +245,27 @@ static int attach_xdp(struct vigil_bpf *skel, const char *iface, bool skb_mode)
 	return fd;
 }
 
+/* Watch the interface's NAPI polls, so the sweeper sees a receive queue that
+ * stalls (bpf/napi.bpf.h), and pin the watch beside the XDP link. Without it
+ * a stall shows only in the beats once they arrive: say so, and go on. */
+static void watch_napi(struct vigil_bpf *skel, const char *root)
+{
+	struct bpf_link *l = bpf_program__attach(skel->progs.vigil_napi_poll);
+	char p[512];
+
+	path_join(p, sizeof(p), root, NAPI_LINK_PIN);
+	if (!l || bpf_link__pin(l, p)) {
+		pr_warn("watching the receive queues (tracepoint napi:napi_poll) failed: %s; a "
+			"stalled queue will be seen only from its late beats, and verdicts wait "
+			"--hold-max-ms for it at most\n", strerror(errno));
+		if (l)
+			bpf_link__destroy(l);
+		return;
+	}
+	bpf_link__disconnect(l); /* the pin keeps it */
+	bpf_link__destroy(l);
+}
+
 static int pin_all(struct vigil_bpf *skel, const char *root, int link_fd)
 {
 	char p[512];
@@ -272,6 +294,8 @@ static void unpin_all(const char *root)
 
 	path_join(p, sizeof(p), root, LINK_PIN);
 	unlink(p);
+	path_join(p, sizeof(p), root, NAPI_LINK_PIN);
+	unlink(p);
 	for (size_t i = 0; i < N_PINNED; i++) {
 		path_join(p, sizeof(p), root, pinned_maps[i].name);
 		unlink(p);
@@ -283,6 +307,7 @@ int vg_instance_load(const struct vg_load_opts *o, struct vg_maps *m, struct vig
 {
 	struct vigil_meta meta = {};
 	struct vigil_bpf *skel;
+	struct stat ns;
 	__u32 zero = 0;
 	int link_fd = -1;
 
@@ -299,6 +324,12 @@ int vg_instance_load(const struct vg_load_opts *o, struct vg_maps *m, struct vig
 	skel->rodata->beat_port_be = htons(o->port);
 	skel->rodata->tick_ns = o->tick_ns;
 	skel->rodata->max_agents = o->max_agents;
+	if (o->iface && o->pin_root && !stat("/proc/self/ns/net", &ns)) {
+		skel->rodata->rx_ifindex = if_nametoindex(o->iface);
+		skel->rodata->rx_netns_ino = (__u32)ns.st_ino;
+	} else {
+		bpf_program__set_autoload(skel->progs.vigil_napi_poll, false);
+	}
 	bpf_map__set_max_entries(skel->maps.vigil_agents, o->max_agents);
 	bpf_map__set_max_entries(skel->maps.vigil_index, o->max_agents);
 	/* Wheel slots: agents, then one per lease. */
@@ -341,6 +372,8 @@ int vg_instance_load(const struct vg_load_opts *o, struct vg_maps *m, struct vig
 			unpin_all(o->pin_root);
 			goto fail;
 		}
+		if (o->iface)
+			watch_napi(skel, o->pin_root);
 	}
 	/* The pinned link keeps XDP attached; our fd is no longer needed. */
 	if (link_fd >= 0)
