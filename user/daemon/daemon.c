@@ -345,11 +345,18 @@ static int serve(struct daemon *d)
 			pr_warn("waiting for the ring buffer failed: %s\n", strerror(-err));
 			break;
 		}
+		/* A grant never waits behind other work: the events that woke
+		 * us (the old holder's DEAD falls due with the grace's end) are
+		 * committed after it, and grants that fell due meanwhile go out
+		 * before alerts and housekeeping. Candidates' health is read
+		 * from the kernel, so the log need not be current for it. */
+		vg_leases_tick(&d->leases, 100);
 		if (vg_daemon_drain(d)) {
 			pr_warn("the event log cannot be written; stopping so that no event is "
 				"released unrecorded (they wait in the ring buffer)\n");
 			return 1;
 		}
+		vg_leases_tick(&d->leases, 100);
 		/* Flap releases and remediation; their notices and alerts are
 		 * committed right away. */
 		vg_escalation_tick(&d->esc);
