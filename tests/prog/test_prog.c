@@ -3476,6 +3476,49 @@ static void run_evidence_tests(void)
 	cfg.hold_max_ms = EV_HOLD_MS;
 	cfg_write(&cfg);
 
+	/* H: a verdict held long (a longer bound) is taken within 8 ticks of
+	 * the evidence that arrives during its hold, not at the next look of a
+	 * doubling back-off. Its interval is at least 50 ms, so its horizon
+	 * (3 x 50 ms) does not bring the looks closer by itself. */
+	{
+		const __u64 H = EV_BASE + 14, W = EV_BASE + 13;
+		__u64 ev_at;
+
+		cfg.hold_max_ms = 4 * EV_HOLD_MS;
+		cfg_write(&cfg);
+		add_agent(H, 50, 1000, DL_MULT, &hint);
+		add_agent(W, 5, 1000, DL_MULT, &hint);
+		beat_ts(W, vg_mono_ns(), VIGIL_STATUS_OK);
+		dl = ev_then_silent(H);
+		beat_ts(W, vg_mono_ns(), VIGIL_STATUS_OK); /* sent before the deadline */
+		ev0 = drain();
+		ev_wait(dl + 130 * MS, 0, NULL); /* held past 64 ticks */
+		ev_at = vg_mono_ns();
+		beat_ts(W, ev_at, VIGIL_STATUS_OK); /* the evidence: sent after the deadline */
+		ev_watch_id = H, ev_watch_from = ev0, ev_watch_want = 1;
+		ev_wait(dl + 4 * hold, 0, ev_have);
+		n = ev_of(H, ev0, e, 8);
+		if (ev_at >= dl + 4 * hold - 2 * LATE_BOUND_NS) {
+			tap_skip("this test was held off the CPU past the hold bound (agent side)",
+				 "evidence: a held verdict is taken within 8 ticks of its evidence");
+		} else {
+			__s64 after = n ? (__s64)(e[0]->detected_ns - ev_at) : -1;
+
+			tap_result(n >= 1 && e[0]->kind == VIGIL_EV_SUSPECT &&
+					   (e[0]->flags & VIGIL_EVF_HELD) &&
+					   !(e[0]->flags & VIGIL_EVF_RX_UNVERIFIED) && after >= 0 &&
+					   after <= (__s64)(8 * TICK_NS + LATE_BOUND_NS),
+				   "evidence: a verdict held %.0f ms is taken within 8 ticks + 2 ticks + "
+				   "slack of the evidence that came meanwhile (%.3f ms after it, held "
+				   "%.3f ms, flags %#x)", (ev_at - dl) / 1e6,
+				   after / 1e6, n ? e[0]->aux_ns / 1e6 : -1.0, n ? e[0]->flags : 0);
+		}
+		ev_leave(H);
+		ev_leave(W);
+		cfg.hold_max_ms = EV_HOLD_MS;
+		cfg_write(&cfg);
+	}
+
 	/* G: the receive ring dropping: beats of others arrive after the
 	 * deadline, but with sequence gaps (a burst of losses): no evidence;
 	 * the silent agent's next beat, itself after a gap, ends the hold with
