@@ -13,6 +13,9 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <linux/if_link.h>
+#include <linux/genetlink.h>
+#include <linux/netlink.h>
+#include <sys/socket.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "vigil.skel.h"
@@ -213,6 +216,110 @@ static int start_sweeper(struct vigil_bpf *skel)
 	if (err || topts.retval) {
 		pr_warn("starting the sweeper timer failed: %s\n",
 			strerror(err ? errno : -(int)topts.retval));
+		return -1;
+	}
+	return 0;
+}
+
+/* The interface's XDP features (netlink family "netdev", kernel 6.3+: its
+ * NETDEV_A_DEV_XDP_FEATURES; bit 0, NETDEV_XDP_ACT_BASIC, is native XDP),
+ * asked in the current network namespace. Returns 0 and sets *features, or
+ * -1 when the kernel cannot say. Numbers from include/uapi/linux/netdev.h,
+ * which Debian 12's headers predate. */
+#define NETDEV_CMD_DEV_GET 1
+#define NETDEV_A_DEV_IFINDEX 1
+#define NETDEV_A_DEV_XDP_FEATURES 3
+#define NETDEV_XDP_ACT_BASIC 1ULL
+
+struct genl_msg {
+	struct nlmsghdr n;
+	struct genlmsghdr g;
+	char buf[256];
+};
+
+/* One request, its first answer into *m; the attribute `type` of it
+ * copied to out (len bytes). 0 when found. */
+static int genl_ask(int fd, struct genl_msg *m, __u16 type, void *out, size_t len)
+{
+	struct nlattr *a;
+	ssize_t n;
+	int left;
+
+	if (send(fd, m, m->n.nlmsg_len, 0) < 0)
+		return -1;
+	n = recv(fd, m, sizeof(*m), 0);
+	if (n < (ssize_t)NLMSG_LENGTH(GENL_HDRLEN) || m->n.nlmsg_type == NLMSG_ERROR)
+		return -1;
+	left = (int)(m->n.nlmsg_len < (size_t)n ? m->n.nlmsg_len : (size_t)n) -
+	       (int)NLMSG_LENGTH(GENL_HDRLEN);
+	for (a = (struct nlattr *)m->buf; left >= (int)sizeof(*a) && a->nla_len >= sizeof(*a) &&
+					  a->nla_len <= left;
+	     left -= NLA_ALIGN(a->nla_len), a = (struct nlattr *)((char *)a + NLA_ALIGN(a->nla_len)))
+		if ((a->nla_type & NLA_TYPE_MASK) == type && a->nla_len >= NLA_HDRLEN + len) {
+			memcpy(out, (char *)a + NLA_HDRLEN, len);
+			return 0;
+		}
+	return -1;
+}
+
+static void genl_put(struct genl_msg *m, __u16 family, __u8 cmd, __u16 type, const void *v,
+		     size_t len)
+{
+	struct nlattr *a = (struct nlattr *)m->buf;
+
+	memset(m, 0, sizeof(*m));
+	m->n.nlmsg_type = family;
+	m->n.nlmsg_flags = NLM_F_REQUEST;
+	m->g.cmd = cmd;
+	m->g.version = 1;
+	a->nla_type = type;
+	a->nla_len = (__u16)(NLA_HDRLEN + len);
+	memcpy((char *)a + NLA_HDRLEN, v, len);
+	m->n.nlmsg_len = NLMSG_LENGTH(GENL_HDRLEN) + NLA_ALIGN(a->nla_len);
+}
+
+static int xdp_features(int ifindex, __u64 *features)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	struct timeval tv = { .tv_sec = 1 };
+	struct genl_msg m;
+	__u16 family;
+	__u32 idx = (__u32)ifindex;
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC), ret = -1;
+
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)))
+		goto out;
+	genl_put(&m, GENL_ID_CTRL, CTRL_CMD_GETFAMILY, CTRL_ATTR_FAMILY_NAME, "netdev", 7);
+	if (genl_ask(fd, &m, CTRL_ATTR_FAMILY_ID, &family, sizeof(family)))
+		goto out;
+	genl_put(&m, family, NETDEV_CMD_DEV_GET, NETDEV_A_DEV_IFINDEX, &idx, sizeof(idx));
+	ret = genl_ask(fd, &m, NETDEV_A_DEV_XDP_FEATURES, features, sizeof(*features));
+out:
+	close(fd);
+	return ret;
+}
+
+int vg_instance_can_attach(const char *iface, bool skb_mode)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+	int ifindex = if_nametoindex(iface);
+	__u64 features;
+
+	if (!ifindex) {
+		pr_warn("no network interface named '%s'; check --iface (ip link)\n", iface);
+		return -1;
+	}
+	if (!bpf_xdp_query(ifindex, 0, &q) && q.prog_id) {
+		pr_warn("another XDP program is attached to %s; remove it first "
+			"(vigil detach, or ip link set dev %s xdp off)\n", iface, iface);
+		return -1;
+	}
+	if (!skb_mode && !xdp_features(ifindex, &features) && !(features & NETDEV_XDP_ACT_BASIC)) {
+		pr_warn("native XDP not supported on %s (its driver has no XDP); use --mode skb\n",
+			iface);
 		return -1;
 	}
 	return 0;

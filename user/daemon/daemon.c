@@ -160,6 +160,17 @@ static void forget_new_log(struct daemon *d, bool db_new, bool ev_new)
 		unlink(o->events_path);
 }
 
+/* A fresh instance has room for --max-agents agents, fixed at load. */
+static bool too_many_agents(const struct vg_run_opts *o)
+{
+	if (o->config.n <= o->load.max_agents)
+		return false;
+	pr_warn("the agents file registers %zu agents, more than --max-agents %u (the capacity "
+		"is fixed at load: run with a larger --max-agents)\n", o->config.n,
+		o->load.max_agents);
+	return true;
+}
+
 /* Returns 0, or the exit status: 2 for a malformed --metrics, else 1. */
 static int open_instance(struct daemon *d)
 {
@@ -189,7 +200,10 @@ static int open_instance(struct daemon *d)
 		bool db_new = access(o->db_path, F_OK) != 0;
 		bool ev_new = o->events_path && access(o->events_path, F_OK) != 0;
 
-		if (open_log(d, id)) {
+		/* Refuse what can be told now, before the load: verifying the
+		 * programs takes seconds of CPU on a busy machine. */
+		if ((o->load.iface && vg_instance_can_attach(o->load.iface, o->load.skb_mode)) ||
+		    too_many_agents(o) || open_log(d, id)) {
 			if (!root_existed)
 				rmdir(pin_root);
 			return 1;
