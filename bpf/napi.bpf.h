@@ -6,7 +6,7 @@
  * all, and a silent queue looks like agents that stopped. The kernel knows
  * better: a NAPI instance with packets waiting is scheduled (NAPI_STATE_SCHED)
  * until a poll drains it. So every poll of the watched interface's NAPI
- * instances is noted (tp_btf/napi_poll, on_napi_poll), and the sweeper's
+ * instances is noted (vigil_napi_poll on tp_btf/napi_poll), and the sweeper's
  * health sampler reads each one's state: scheduled, and not polled since
  * it was first seen so, is a queue stalled for that long.
  */
@@ -26,13 +26,14 @@ const volatile __u32 rx_netns_ino = 0;
 
 struct napi_watch {
 	__u64 napi;           /* struct napi_struct *, read with probe reads only */
-	__u64 polled_ns;      /* end of its last poll (on_napi_poll) */
+	__u64 polled_ns;      /* end of its last poll (vigil_napi_poll) */
 	__u64 seen_sched_ns;  /* first sample that found it scheduled since; 0: not */
 };
 
 /* vigil_napi: napi_id -> its watch, for the watched interface's NAPI
- * instances; added and polled_ns written by on_napi_poll, seen_sched_ns by
- * the sweeper. */
+ * instances; added and polled_ns written by vigil_napi_poll, seen_sched_ns
+ * by the sweeper. Here rather than in maps.bpf.h: only this file reads it,
+ * it is not pinned, and no userspace code knows its layout. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, VIGIL_MAX_RXQ);

@@ -41,6 +41,7 @@
 #include "evidence.bpf.h"
 #include "lease.bpf.h"
 #include "health.bpf.h"
+#include "napi.bpf.h"
 #include "wheel.bpf.h"
 #include "accept.bpf.h"
 #include "ack.bpf.h"

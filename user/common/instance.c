@@ -302,6 +302,17 @@ out:
 	return ret;
 }
 
+static void say_no_iface(const char *iface)
+{
+	pr_warn("no network interface named '%s'; check --iface (ip link)\n", iface);
+}
+
+static void say_xdp_taken(const char *iface)
+{
+	pr_warn("another XDP program is attached to %s; remove it first "
+		"(vigil detach, or ip link set dev %s xdp off)\n", iface, iface);
+}
+
 int vg_instance_can_attach(const char *iface, bool skb_mode)
 {
 	LIBBPF_OPTS(bpf_xdp_query_opts, q);
@@ -309,12 +320,11 @@ int vg_instance_can_attach(const char *iface, bool skb_mode)
 	__u64 features;
 
 	if (!ifindex) {
-		pr_warn("no network interface named '%s'; check --iface (ip link)\n", iface);
+		say_no_iface(iface);
 		return -1;
 	}
 	if (!bpf_xdp_query(ifindex, 0, &q) && q.prog_id) {
-		pr_warn("another XDP program is attached to %s; remove it first "
-			"(vigil detach, or ip link set dev %s xdp off)\n", iface, iface);
+		say_xdp_taken(iface);
 		return -1;
 	}
 	if (!skb_mode && !xdp_features(ifindex, &features) && !(features & NETDEV_XDP_ACT_BASIC)) {
@@ -331,7 +341,7 @@ static int attach_xdp(struct vigil_bpf *skel, const char *iface, bool skb_mode)
 	int ifindex = if_nametoindex(iface), fd;
 
 	if (!ifindex) {
-		pr_warn("no network interface named '%s'; check --iface (ip link)\n", iface);
+		say_no_iface(iface);
 		return -1;
 	}
 	lopts.flags = skb_mode ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
@@ -343,8 +353,7 @@ static int attach_xdp(struct vigil_bpf *skel, const char *iface, bool skb_mode)
 			pr_warn("native XDP not supported on %s (%s); use --mode skb\n", iface,
 				strerror(e));
 		else if (e == EBUSY || e == EEXIST)
-			pr_warn("another XDP program is attached to %s; remove it first "
-				"(vigil detach, or ip link set dev %s xdp off)\n", iface, iface);
+			say_xdp_taken(iface);
 		else
 			pr_warn("attaching XDP to %s failed: %s\n", iface, strerror(e));
 		return -1;
