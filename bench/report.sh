@@ -357,7 +357,7 @@ if [ -n "$st_on" ] || have st-vigil-0.json || have st-bfd.json; then
 	ms() { f %.1f "$(calc "$(j "$1" "$2") / 1e6")"; }
 	t "### 6. Monitor starvation: the receive path starved, the agents not"
 	t ""
-	t "| monitor | false SUSPECT / DEAD / RECOVERED (nothing excused) | verdicts held: dropped (beat in time) / taken on evidence / unverified; longest | corrected (monitor_delay) | receive path behind, worst | killed agents: SUSPECT late p50 / p99 / max | DEAD late p50 / max |"
+	t "| monitor | false SUSPECT / DEAD / RECOVERED (of them, the agents' send logs excuse) | verdicts held: dropped (beat in time) / taken on evidence / unverified; longest | corrected (monitor_delay) | receive path behind, worst | killed agents: SUSPECT late p50 / p99 / max | DEAD late p50 / max |"
 	t "|---|---|---|---|---|---|---|"
 	for m in $st_on st-vigil-0.json; do
 		have "$m" || continue
@@ -366,7 +366,7 @@ if [ -n "$st_on" ] || have st-vigil-0.json || have st-bfd.json; then
 		else
 			label="vigil (verdicts wait for receive-path evidence, up to $(j "$m" .hold_max_ms) ms)"
 		fi
-		t "| $label | $(j "$m" .false_verdicts) | $(j "$m" .held_cancelled) / $(j "$m" .held_decided) / $(j "$m" .held_unverified); $(ms "$m" .held_max_ns) ms | $(j "$m" .corrected) | $(ms "$m" .rx_behind_max_ns) ms | $(ms "$m" .suspect_p50) / $(ms "$m" .suspect_p99) / $(ms "$m" .suspect_max) ms | $(ms "$m" .dead_p50) / $(ms "$m" .dead_max) ms |"
+		t "| $label | $(j "$m" .false_verdicts) ($(j "$m" .agent_side)) | $(j "$m" .held_cancelled) / $(j "$m" .held_decided) / $(j "$m" .held_unverified); $(ms "$m" .held_max_ns) ms | $(j "$m" .corrected) | $(ms "$m" .rx_behind_max_ns) ms | $(ms "$m" .suspect_p50) / $(ms "$m" .suspect_p99) / $(ms "$m" .suspect_max) ms | $(ms "$m" .dead_p50) / $(ms "$m" .dead_max) ms |"
 	done
 	if have st-bfd.json; then
 		t "| FRR bfdd 8.4, 10 ms x 3 | $(j st-bfd.json .session_down) session downs | – | – | – | – | – |"
@@ -376,16 +376,19 @@ if [ -n "$st_on" ] || have st-vigil-0.json || have st-bfd.json; then
 	t "the receiving veth's threaded NAPI (its receive queue) runs at normal priority on CPU $RX_CPU,"
 	t "against \`nice -n -10 stress-ng --cpu 2 --timer 1 --timer-freq 20000\` there and a flood of"
 	t "forged beats through the same veth, for the whole run; halfway, 5 % of the agents are killed."
-	t "\"False\": a verdict on an agent that was beating. \"Worst behind\": the largest delay of"
+	t "\"False\": a verdict on an agent that was beating; the agents' send logs excuse one only when"
+	t "they show the agent sent nothing between its last accepted beat and the deadline (the"
+	t "machine held the beater off its CPU: tests/e2e/excuse.py). \"Worst behind\": the largest delay of"
 	t "beats reaching XDP beyond their agent's least delay (vigil's MONITOR_BEHIND record). The"
 	t "bfdd pair runs between the same namespaces, the monitor's bfdd on CPU $RX_CPU at normal"
 	t "priority, its peer at real-time priority on CPU $GEN_CPU, under the same load."
 	t ""
 	if [ -n "$st_on" ]; then
-		met=$(yesno "$(calc "$(j "$st_on" .false_verdicts) == 0")")
-		target "zero false SUSPECT/DEAD/RECOVERED with the receive path starved (nothing excused)" \
-			"$(j "$st_on" .false_verdicts)" "$met"
-		miss "$met" "**$(j "$st_on" .false_verdicts) false verdict(s) with the receive path starved.**" \
+		st_false=$(calc "$(j "$st_on" .false_verdicts) - $(j "$st_on" .agent_side)")
+		met=$(yesno "$(calc "$st_false == 0")")
+		target "zero false SUSPECT/DEAD/RECOVERED with the receive path starved (but what the agents' send logs excuse)" \
+			"$st_false" "$met"
+		miss "$met" "**$st_false false verdict(s) with the receive path starved.**" \
 			"Held verdicts that reached the bound ($(j "$st_on" .held_unverified) unverified) mean the" \
 			"receive path stayed behind longer than --hold-max-ms; raise it, or give the NAPI thread" \
 			"(ksoftirqd) a CPU of its own (docs/operations.md)."

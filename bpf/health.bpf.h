@@ -20,6 +20,7 @@
 struct health_ctx {
 	__u64 now;
 	__u64 behind_ns; /* more than this is behind: one tick */
+	__u64 stall_ns;  /* the interface's longest NAPI stall (napi.bpf.h) */
 	struct vigil_stats *st;
 };
 
@@ -45,8 +46,11 @@ static __always_inline void health_step(struct vigil_stats *st, __u64 *since, __
 	}
 }
 
-/* bpf_loop step: sample one receive queue. A queue that accepted no
- * timestamped beat since the last sample is not judged either way. */
+/* bpf_loop step: sample one receive queue that has carried beats: the least
+ * delay of its beats since the last sample, or what the kernel shows of a
+ * stall of the interface's receive queues, whichever is more. A stalled
+ * queue delivers no beat at all, so without that a queue that accepted no
+ * beat since the last sample could not be judged either way. */
 static long health_rxq(__u64 i, struct health_ctx *h)
 {
 	__u32 q = (__u32)i;
@@ -56,8 +60,10 @@ static long health_rxq(__u64 i, struct health_ctx *h)
 	if (!r)
 		return 1;
 	lag = r->win_lag_min_ns;
-	if (!r->beats || lag == ~0ULL)
+	if (!r->beats || (lag == ~0ULL && h->stall_ns <= h->behind_ns))
 		return 0;
+	if (lag == ~0ULL || h->stall_ns > lag)
+		lag = h->stall_ns;
 	r->win_lag_min_ns = ~0ULL;
 	health_step(h->st, &r->behind_since_ns, &r->behind_max_ns, &r->last_late_ms, &r->episodes,
 		    lag > h->behind_ns, lag, VIGIL_PART_RXQ, q, h->now);

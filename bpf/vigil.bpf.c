@@ -7,11 +7,13 @@
  *             leaving). Never touches the timing wheel.
  *   tick   -> sweep_tick (one bpf_timer): walk the due buckets of a timing
  *             wheel, take ALIVE->SUSPECT->DEAD edges, re-file the rest.
+ *   poll   -> vigil_napi_poll: note each poll of the interface's receive
+ *             queues, so that the sweeper sees a queue that stalls.
  *
  * Every state change is a compare-and-swap on agent_slot.state, so the beat
  * path and the sweeper can race and each transition still happens once.
  *
- * This file holds the two entry points and the beat path's top-level flow;
+ * This file holds the entry points and the beat path's top-level flow;
  * the parts live in headers, by role, each included once, here:
  *   parse.bpf.h     packet parsing, one header at a time
  *   maps.bpf.h      every map and the load-time settings
@@ -20,12 +22,14 @@
  *   evidence.bpf.h  receive-path evidence: send times, losses, holds
  *   lease.bpf.h     lease renewal, release and expiry
  *   health.bpf.h    the monitor's own lateness (MONITOR_BEHIND)
+ *   napi.bpf.h      receive queues the kernel shows stalled
  *   wheel.bpf.h     the timing wheel and the sweeper
  *   accept.bpf.h    what an accepted beat stores and the edges it takes
  *   ack.bpf.h       the acknowledgement sent back in place of the beat
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
 #include "parse.bpf.h"
 #include "vigil/wire.h"
 #include "vigil/maps.h"
@@ -37,6 +41,7 @@
 #include "evidence.bpf.h"
 #include "lease.bpf.h"
 #include "health.bpf.h"
+#include "napi.bpf.h"
 #include "wheel.bpf.h"
 #include "accept.bpf.h"
 #include "ack.bpf.h"
@@ -126,6 +131,15 @@ int vigil_xdp(struct xdp_md *ctx)
 pass:
 	st->passed++;
 	return XDP_PASS;
+}
+
+/* Every NAPI poll of the machine: the watched interface's are noted, so the
+ * sweeper can tell a stalled receive queue from silent agents (napi.bpf.h). */
+SEC("tp_btf/napi_poll")
+int BPF_PROG(vigil_napi_poll, struct napi_struct *napi, int work, int budget)
+{
+	note_napi_poll(napi);
+	return 0;
 }
 
 /* Run once by the daemon (BPF_PROG_TEST_RUN) to start the sweeper. */

@@ -17,6 +17,7 @@
 #include "evidence.bpf.h"
 #include "lease.bpf.h"
 #include "health.bpf.h"
+#include "napi.bpf.h"
 
 /* One tick of the sweeper: its clock, settings and tallies. */
 struct sweep_ctx {
@@ -380,7 +381,8 @@ static int sweep_tick(void *map, __u32 *key, struct sweeper_timer *t)
 		ws->refiled += c.refiled;
 		ws->last_run_ns = c.now;
 		if (c.now >= ws->health_next_ns) {
-			struct health_ctx h = { .now = c.now, .behind_ns = tick_ns, .st = st };
+			struct health_ctx h = { .now = c.now, .behind_ns = tick_ns,
+						.stall_ns = napi_stall_ns(c.now), .st = st };
 
 			ws->health_next_ns = c.now + HEALTH_PERIOD_NS;
 			bpf_loop(VIGIL_MAX_RXQ, health_rxq, &h, 0);

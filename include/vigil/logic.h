@@ -168,10 +168,11 @@ VIGIL_INLINE enum vigil_gate vigil_verdict_gate(__u64 due_ns, __u64 wm_ns, __u64
 	return VIGIL_GATE_HOLD;
 }
 
-/* Ticks until the next look at a held verdict: 1, 2, 4, ... 64, so a
- * million held slots cost a few visits each, never one per tick; never
- * past the bound. */
-#define VIGIL_HOLD_STEP_MAX 64
+/* Ticks until the next look at a held verdict: 1, 2, 4, then every 8, so
+ * that a held slot costs one visit per 8 ticks, not one per tick, and a
+ * verdict is taken within 8 ticks of its evidence (a longer step made it
+ * wait up to as long again as it had been held); never past the bound. */
+#define VIGIL_HOLD_STEP_MAX 8
 VIGIL_INLINE __u64 vigil_hold_next_tick(__u64 now_tick, __u32 *step, __u64 bound_ns, __u64 tick_ns)
 {
 	__u32 s = *step ? *step * 2 : 1;

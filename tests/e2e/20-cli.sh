@@ -113,9 +113,19 @@ expect_fail "vigil events without an event log" nz "$DB: cannot open event log" 
 	"$VIGIL" events --db "$DB"
 expect_fail "vigil log query without an event log" nz "$DB: cannot open event log" \
 	"$VIGIL" log query --db "$DB"
+# A refusal comes before the expensive work: verifying the programs takes
+# seconds of CPU on a busy machine (a refused run was still loading after
+# 10 s at a load average of 17). The bpf(2) calls of a refused run, traced:
+# BPF_PROG_LOAD must not be among them.
+STRACE=(strace -f -qq -e trace=bpf -o "$E2E_TMP/refused.bpf")
+loaded_nothing() {
+	! grep -q BPF_PROG_LOAD "$E2E_TMP/refused.bpf"
+}
 expect_fail "vigil run --mode native --iface lo (lo has no native XDP)" nz \
 	"native XDP not supported on lo.*use --mode skb" \
-	"$VIGIL" run --iface lo --mode native --keys "$KEYS" --pin-root "$PIN" --db "$DB" --events-file "$EV"
+	"${STRACE[@]}" "$VIGIL" run --iface lo --mode native --keys "$KEYS" --pin-root "$PIN" --db "$DB" \
+	--events-file "$EV"
+check "... refused before loading any program" loaded_nothing
 no_xdp_on_lo() {
 	! ip -n "$NS" -d link show lo | grep -q 'prog/xdp'
 }
@@ -150,8 +160,9 @@ expect_undone "vigil run with an unusable --events-file" "not-a-dir/ev.jsonl: ca
 	"$VIGIL" run "${RUN_SAFE[@]}" --events-file "$E2E_TMP/not-a-dir/ev.jsonl"
 rm -f -- "$DB" "$DB"-* "$EV"
 printf 'agent 1\nagent 2\nagent 3\n' >"$E2E_TMP/three.conf"
-expect_undone "vigil run with more agents than --max-agents" "registering agent 3 failed.*larger --max-agents" \
-	"$VIGIL" run "${RUN_SAFE[@]}" --max-agents 2 --config "$E2E_TMP/three.conf"
+expect_undone "vigil run with more agents than --max-agents" "registers 3 agents, more than --max-agents 2.*larger --max-agents" \
+	"${STRACE[@]}" "$VIGIL" run "${RUN_SAFE[@]}" --max-agents 2 --config "$E2E_TMP/three.conf"
+check "... refused before loading any program" loaded_nothing
 rm -f -- "$EV" "$DB" "$DB"-*
 
 # ------------------------------------------------------ a running instance

@@ -231,8 +231,13 @@ newest_before=$(q "$DB" "SELECT max(event_seq) FROM events")
 start_daemon daemon2 "$NS" "$PIN" --iface lo --mode skb --config "$CONF" --keys "$KEYS" --db "$DB" \
 	--metrics off --retain-events 5 || die "vigil run --retain-events 5 adopts the instance"
 # Of the events logged before the start (what the ring buffer held while no
-# daemon ran, e.g. the monitor's own health events, comes after).
-n_after=$(q "$DB" "SELECT count(*) FROM events WHERE event_seq <= $newest_before")
+# daemon ran, e.g. the monitor's own health events, comes after). Retention
+# runs once the daemon serves, its first housekeeping after start_daemon
+# has seen it adopt the instance: wait for it.
+kept_before() { q "$DB" "SELECT count(*) FROM events WHERE event_seq <= $newest_before"; }
+retained() { [ "$(kept_before)" -le 5 ]; }
+wait_for 5 retained
+n_after=$(kept_before)
 check_sh "--retain-events 5: the log held $n_before events; once the daemon started it holds $n_after of them" \
 	'[ "$n_before" -gt 5 ] && [ "$n_after" -le 5 ] && [ "$n_after" -ge 1 ]'
 newest=$(q "$DB" "SELECT max(event_seq) FROM events")

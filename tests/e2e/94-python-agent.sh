@@ -176,7 +176,10 @@ gained() {
 	jq -r --argjson t "${2:-0}" 'select(.event == "gained" and .token > $t) | .token' \
 		"$E2E_TMP/$1.out" 2>/dev/null | tail -n 1
 }
+# Agent 3 first: the lease goes to the first healthy candidate, and on a busy
+# machine the second Python process can beat before the first one does.
 start_py py3 --id 3 --keys "$KEYS" --interval-ms 50 --lease 1
+wait_for 10 sh -c "[ \"\$('$VIGIL' status --json --pin-root '$PIN' | jq -r '.agents[] | select(.agent_id == 3) | .state')\" = alive ]"
 start_py py4 --id 4 --keys "$KEYS" --interval-ms 50 --lease 1
 if wait_for 10 sh -c "[ -n \"\$(jq -r 'select(.event == \"gained\") | .token' '$E2E_TMP/py3.out' 2>/dev/null)\" ]"; then
 	T1=$(gained py3)

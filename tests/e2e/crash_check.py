@@ -7,6 +7,8 @@ one JSON document; the test asserts on its fields with jq.
   rows DB                every row parses: known kind and states, sane fields
   seqs DB [rw]           the event_seqs in the log (one JSON list); rw for a
                          copy of a crashed log (recovery writes its -shm)
+  upto DB N              the latest instance's events with event_seq <= N:
+                         how many, the highest; and the kinds of those above N
   wal-truncate WAL CUT   cut CUT bytes off the last committed frame of a WAL
                          (and drop whatever follows it)
 
@@ -250,6 +252,16 @@ def wal_truncate(path, cut):
     return out
 
 
+def upto(db_path, n):
+    rows = rows_of(db_path)
+    insts = sorted({r["instance_id"] for r in rows})
+    cur = [r for r in rows if insts and r["instance_id"] == insts[-1]]
+    seqs = [s for r in cur for s in span(r)]
+    below = [s for s in seqs if s <= n]
+    return {"events": len(below), "distinct": len(set(below)), "max": max(below, default=0),
+            "above": [r["kind"] for r in cur if r["event_seq"] > n]}
+
+
 def main():
     if len(sys.argv) < 3:
         print(__doc__, file=sys.stderr)
@@ -261,6 +273,8 @@ def main():
         res = rows_check(sys.argv[2])
     elif cmd == "seqs":
         res = seqs(sys.argv[2], len(sys.argv) > 3 and sys.argv[3] == "rw")
+    elif cmd == "upto":
+        res = upto(sys.argv[2], int(sys.argv[3]))
     elif cmd == "wal-truncate":
         res = wal_truncate(sys.argv[2], int(sys.argv[3]))
     else:

@@ -1142,10 +1142,22 @@ static void test_evidence(void)
 		     (uint64_t)seen[0], (uint64_t)seen[1], (uint64_t)seen[2], (uint64_t)seen[3],
 		     (uint64_t)seen[15]);
 		CHECK(seen[0] == 1001 && seen[1] == 1003 && seen[2] == 1007 && seen[3] == 1015 &&
-			      seen[7] - seen[6] == VIGIL_HOLD_STEP_MAX && seen[14] == 1639 &&
-			      seen[15] == 1700,
-		      "hold backoff: 1, 2, 4 ... %d ticks, then stays at the bound",
+			      seen[4] == 1023 && seen[15] == 1111,
+		      "hold backoff: 1, 2, 4, then every %d ticks",
 		      VIGIL_HOLD_STEP_MAX);
+		step = 0;
+		t = 1000;
+		for (n = 0; n < 200 && t < 1700; n++) {
+			__u64 next = vigil_hold_next_tick(t, &step, 1000 * MS + 700 * MS, MS);
+
+			if (next - t > VIGIL_HOLD_STEP_MAX || next > 1700)
+				break;
+			t = next;
+		}
+		CHECK(t == 1700,
+		      "hold backoff: no two looks more than %d ticks apart, the last at the bound "
+		      "(a verdict is taken within %d ticks of its evidence)",
+		      VIGIL_HOLD_STEP_MAX, VIGIL_HOLD_STEP_MAX);
 	}
 
 	{

@@ -13,6 +13,9 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <linux/if_link.h>
+#include <linux/genetlink.h>
+#include <linux/netlink.h>
+#include <sys/socket.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "vigil.skel.h"
@@ -25,6 +28,7 @@
 #endif
 
 #define LINK_PIN "link"
+#define NAPI_LINK_PIN "napi_link" /* the receive queues' watch (bpf/napi.bpf.h) */
 
 /* Every map that is pinned, by name, and where its fd lives in vg_maps. */
 static const struct {
@@ -217,13 +221,127 @@ static int start_sweeper(struct vigil_bpf *skel)
 	return 0;
 }
 
+/* The interface's XDP features (netlink family "netdev", kernel 6.3+: its
+ * NETDEV_A_DEV_XDP_FEATURES; bit 0, NETDEV_XDP_ACT_BASIC, is native XDP),
+ * asked in the current network namespace. Returns 0 and sets *features, or
+ * -1 when the kernel cannot say. Numbers from include/uapi/linux/netdev.h,
+ * which Debian 12's headers predate. */
+#define NETDEV_CMD_DEV_GET 1
+#define NETDEV_A_DEV_IFINDEX 1
+#define NETDEV_A_DEV_XDP_FEATURES 3
+#define NETDEV_XDP_ACT_BASIC 1ULL
+
+struct genl_msg {
+	struct nlmsghdr n;
+	struct genlmsghdr g;
+	char buf[256];
+};
+
+/* One request, its first answer into *m; the attribute `type` of it
+ * copied to out (len bytes). 0 when found. */
+static int genl_ask(int fd, struct genl_msg *m, __u16 type, void *out, size_t len)
+{
+	struct nlattr *a;
+	ssize_t n;
+	int left;
+
+	if (send(fd, m, m->n.nlmsg_len, 0) < 0)
+		return -1;
+	n = recv(fd, m, sizeof(*m), 0);
+	if (n < (ssize_t)NLMSG_LENGTH(GENL_HDRLEN) || m->n.nlmsg_type == NLMSG_ERROR)
+		return -1;
+	left = (int)(m->n.nlmsg_len < (size_t)n ? m->n.nlmsg_len : (size_t)n) -
+	       (int)NLMSG_LENGTH(GENL_HDRLEN);
+	for (a = (struct nlattr *)m->buf; left >= (int)sizeof(*a) && a->nla_len >= sizeof(*a) &&
+					  a->nla_len <= left;
+	     left -= NLA_ALIGN(a->nla_len), a = (struct nlattr *)((char *)a + NLA_ALIGN(a->nla_len)))
+		if ((a->nla_type & NLA_TYPE_MASK) == type && a->nla_len >= NLA_HDRLEN + len) {
+			memcpy(out, (char *)a + NLA_HDRLEN, len);
+			return 0;
+		}
+	return -1;
+}
+
+static void genl_put(struct genl_msg *m, __u16 family, __u8 cmd, __u16 type, const void *v,
+		     size_t len)
+{
+	struct nlattr *a = (struct nlattr *)m->buf;
+
+	memset(m, 0, sizeof(*m));
+	m->n.nlmsg_type = family;
+	m->n.nlmsg_flags = NLM_F_REQUEST;
+	m->g.cmd = cmd;
+	m->g.version = 1;
+	a->nla_type = type;
+	a->nla_len = (__u16)(NLA_HDRLEN + len);
+	memcpy((char *)a + NLA_HDRLEN, v, len);
+	m->n.nlmsg_len = NLMSG_LENGTH(GENL_HDRLEN) + NLA_ALIGN(a->nla_len);
+}
+
+static int xdp_features(int ifindex, __u64 *features)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	struct timeval tv = { .tv_sec = 1 };
+	struct genl_msg m;
+	__u16 family;
+	__u32 idx = (__u32)ifindex;
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC), ret = -1;
+
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)))
+		goto out;
+	genl_put(&m, GENL_ID_CTRL, CTRL_CMD_GETFAMILY, CTRL_ATTR_FAMILY_NAME, "netdev", 7);
+	if (genl_ask(fd, &m, CTRL_ATTR_FAMILY_ID, &family, sizeof(family)))
+		goto out;
+	genl_put(&m, family, NETDEV_CMD_DEV_GET, NETDEV_A_DEV_IFINDEX, &idx, sizeof(idx));
+	ret = genl_ask(fd, &m, NETDEV_A_DEV_XDP_FEATURES, features, sizeof(*features));
+out:
+	close(fd);
+	return ret;
+}
+
+static void say_no_iface(const char *iface)
+{
+	pr_warn("no network interface named '%s'; check --iface (ip link)\n", iface);
+}
+
+static void say_xdp_taken(const char *iface)
+{
+	pr_warn("another XDP program is attached to %s; remove it first "
+		"(vigil detach, or ip link set dev %s xdp off)\n", iface, iface);
+}
+
+int vg_instance_can_attach(const char *iface, bool skb_mode)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+	int ifindex = if_nametoindex(iface);
+	__u64 features;
+
+	if (!ifindex) {
+		say_no_iface(iface);
+		return -1;
+	}
+	if (!bpf_xdp_query(ifindex, 0, &q) && q.prog_id) {
+		say_xdp_taken(iface);
+		return -1;
+	}
+	if (!skb_mode && !xdp_features(ifindex, &features) && !(features & NETDEV_XDP_ACT_BASIC)) {
+		pr_warn("native XDP not supported on %s (its driver has no XDP); use --mode skb\n",
+			iface);
+		return -1;
+	}
+	return 0;
+}
+
 static int attach_xdp(struct vigil_bpf *skel, const char *iface, bool skb_mode)
 {
 	LIBBPF_OPTS(bpf_link_create_opts, lopts);
 	int ifindex = if_nametoindex(iface), fd;
 
 	if (!ifindex) {
-		pr_warn("no network interface named '%s'; check --iface (ip link)\n", iface);
+		say_no_iface(iface);
 		return -1;
 	}
 	lopts.flags = skb_mode ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
@@ -235,13 +353,33 @@ static int attach_xdp(struct vigil_bpf *skel, const char *iface, bool skb_mode)
 			pr_warn("native XDP not supported on %s (%s); use --mode skb\n", iface,
 				strerror(e));
 		else if (e == EBUSY || e == EEXIST)
-			pr_warn("another XDP program is attached to %s; remove it first "
-				"(vigil detach, or ip link set dev %s xdp off)\n", iface, iface);
+			say_xdp_taken(iface);
 		else
 			pr_warn("attaching XDP to %s failed: %s\n", iface, strerror(e));
 		return -1;
 	}
 	return fd;
+}
+
+/* Watch the interface's NAPI polls, so the sweeper sees a receive queue that
+ * stalls (bpf/napi.bpf.h), and pin the watch beside the XDP link. Without it
+ * a stall shows only in the beats once they arrive: say so, and go on. */
+static void watch_napi(struct vigil_bpf *skel, const char *root)
+{
+	struct bpf_link *l = bpf_program__attach(skel->progs.vigil_napi_poll);
+	char p[512];
+
+	path_join(p, sizeof(p), root, NAPI_LINK_PIN);
+	if (!l || bpf_link__pin(l, p)) {
+		pr_warn("watching the receive queues (tracepoint napi:napi_poll) failed: %s; a "
+			"stalled queue will be seen only from its late beats, and verdicts wait "
+			"--hold-max-ms for it at most\n", strerror(errno));
+		if (l)
+			bpf_link__destroy(l);
+		return;
+	}
+	bpf_link__disconnect(l); /* the pin keeps it */
+	bpf_link__destroy(l);
 }
 
 static int pin_all(struct vigil_bpf *skel, const char *root, int link_fd)
@@ -272,6 +410,8 @@ static void unpin_all(const char *root)
 
 	path_join(p, sizeof(p), root, LINK_PIN);
 	unlink(p);
+	path_join(p, sizeof(p), root, NAPI_LINK_PIN);
+	unlink(p);
 	for (size_t i = 0; i < N_PINNED; i++) {
 		path_join(p, sizeof(p), root, pinned_maps[i].name);
 		unlink(p);
@@ -283,6 +423,7 @@ int vg_instance_load(const struct vg_load_opts *o, struct vg_maps *m, struct vig
 {
 	struct vigil_meta meta = {};
 	struct vigil_bpf *skel;
+	struct stat ns;
 	__u32 zero = 0;
 	int link_fd = -1;
 
@@ -299,6 +440,12 @@ int vg_instance_load(const struct vg_load_opts *o, struct vg_maps *m, struct vig
 	skel->rodata->beat_port_be = htons(o->port);
 	skel->rodata->tick_ns = o->tick_ns;
 	skel->rodata->max_agents = o->max_agents;
+	if (o->iface && o->pin_root && !stat("/proc/self/ns/net", &ns)) {
+		skel->rodata->rx_ifindex = if_nametoindex(o->iface);
+		skel->rodata->rx_netns_ino = (__u32)ns.st_ino;
+	} else {
+		bpf_program__set_autoload(skel->progs.vigil_napi_poll, false);
+	}
 	bpf_map__set_max_entries(skel->maps.vigil_agents, o->max_agents);
 	bpf_map__set_max_entries(skel->maps.vigil_index, o->max_agents);
 	/* Wheel slots: agents, then one per lease. */
@@ -341,6 +488,8 @@ int vg_instance_load(const struct vg_load_opts *o, struct vg_maps *m, struct vig
 			unpin_all(o->pin_root);
 			goto fail;
 		}
+		if (o->iface)
+			watch_napi(skel, o->pin_root);
 	}
 	/* The pinned link keeps XDP attached; our fd is no longer needed. */
 	if (link_fd >= 0)

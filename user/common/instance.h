@@ -41,6 +41,10 @@ struct vigil_bpf;
 void vg_load_opts_default(struct vg_load_opts *o);
 /* A new random instance id (never 0). */
 __u64 vg_instance_new_id(void);
+/* Before anything is loaded: does IFACE exist, is it free of other XDP
+ * programs, and (native mode) does its driver have XDP? Says why not, once;
+ * a kernel that cannot tell the last is given the benefit of the doubt. */
+int vg_instance_can_attach(const char *iface, bool skb_mode);
 /* Load, start the sweeper, attach (if o->iface) and pin (if o->pin_root).
  * On success *skel_out owns the programs; maps are in *m. */
 int vg_instance_load(const struct vg_load_opts *o, struct vg_maps *m, struct vigil_bpf **skel_out);

@@ -160,6 +160,17 @@ static void forget_new_log(struct daemon *d, bool db_new, bool ev_new)
 		unlink(o->events_path);
 }
 
+/* A fresh instance has room for --max-agents agents, fixed at load. */
+static bool too_many_agents(const struct vg_run_opts *o)
+{
+	if (o->config.n <= o->load.max_agents)
+		return false;
+	pr_warn("the agents file registers %zu agents, more than --max-agents %u (the capacity "
+		"is fixed at load: run with a larger --max-agents)\n", o->config.n,
+		o->load.max_agents);
+	return true;
+}
+
 /* Returns 0, or the exit status: 2 for a malformed --metrics, else 1. */
 static int open_instance(struct daemon *d)
 {
@@ -189,7 +200,10 @@ static int open_instance(struct daemon *d)
 		bool db_new = access(o->db_path, F_OK) != 0;
 		bool ev_new = o->events_path && access(o->events_path, F_OK) != 0;
 
-		if (open_log(d, id)) {
+		/* Refuse what can be told now, before the load: verifying the
+		 * programs takes seconds of CPU on a busy machine. */
+		if ((o->load.iface && vg_instance_can_attach(o->load.iface, o->load.skb_mode)) ||
+		    too_many_agents(o) || open_log(d, id)) {
 			if (!root_existed)
 				rmdir(pin_root);
 			return 1;
@@ -345,11 +359,18 @@ static int serve(struct daemon *d)
 			pr_warn("waiting for the ring buffer failed: %s\n", strerror(-err));
 			break;
 		}
+		/* A grant never waits behind other work: the events that woke
+		 * us (the old holder's DEAD falls due with the grace's end) are
+		 * committed after it, and grants that fell due meanwhile go out
+		 * before alerts and housekeeping. Candidates' health is read
+		 * from the kernel, so the log need not be current for it. */
+		vg_leases_tick(&d->leases, 100);
 		if (vg_daemon_drain(d)) {
 			pr_warn("the event log cannot be written; stopping so that no event is "
 				"released unrecorded (they wait in the ring buffer)\n");
 			return 1;
 		}
+		vg_leases_tick(&d->leases, 100);
 		/* Flap releases and remediation; their notices and alerts are
 		 * committed right away. */
 		vg_escalation_tick(&d->esc);

@@ -85,11 +85,15 @@ static __u64 requested_agent(struct vg_leases *l, __u32 id)
 	return a;
 }
 
+/* ALIVE, and not past a deadline: a candidate whose verdict the sweeper
+ * holds (waiting for evidence that the receive path is current) has missed
+ * its deadline and may be dead; it is granted nothing until it beats again. */
 static bool healthy(struct vg_leases *l, __u64 agent_id)
 {
 	struct agent_slot s;
 
 	return vg_agent_get(l->maps, agent_id, NULL, &s) == 0 && s.state == VIGIL_AGENT_ALIVE &&
+	       !s.hold_since_ns &&
 	       (s.status == VIGIL_STATUS_OK || s.status == VIGIL_STATUS_DEGRADED);
 }
 
@@ -318,18 +322,13 @@ int vg_leases_tick(struct vg_leases *l, int cap_ms)
 			note_bucket_token(l, i);
 			note_replica(l, i, now);
 		}
-		if (k.state == VIGIL_LEASE_HELD)
-			continue;
-		/* Reserve the next token as soon as a grant is needed, well
-		 * before it is due: the fsync is then off the failover path.
-		 * A shadow monitor hands out nothing, so it reserves nothing. */
-		if (l->repl) {
-			if (!repl_ready(l, i, &k)) {
-				if (wait_ms > 10)
-					wait_ms = 10; /* a standby, or the bucket is slow */
-				continue;
-			}
-		} else if (!s->reserved && !l->shadow) {
+		/* Reserve the next token while the lease is still held: the
+		 * write and its fsync are then off the failover path, which on
+		 * a busy disk (or behind another connection's lock) can take
+		 * far longer than the grace. A shadow monitor hands out
+		 * nothing, so it reserves nothing; with replication the bucket
+		 * holds the tokens. */
+		if (!l->repl && !s->reserved && !l->shadow) {
 			__u64 t = db_token(l->db, id);
 
 			if (k.token > t)
@@ -337,6 +336,13 @@ int vg_leases_tick(struct vg_leases *l, int cap_ms)
 			if (reserve(l, d, t + 1))
 				continue;
 			s->reserved = t + 1;
+		}
+		if (k.state == VIGIL_LEASE_HELD)
+			continue;
+		if (l->repl && !repl_ready(l, i, &k)) {
+			if (wait_ms > 10)
+				wait_ms = 10; /* a standby, or the bucket is slow */
+			continue;
 		}
 		switch (k.state) {
 		case VIGIL_LEASE_EXPIRED:
