@@ -469,7 +469,7 @@ int cmd_fastpath(int argc, char **argv)
 	 * turns the beat into a signed ack and returns XDP_TX). */
 	for (__u32 i = 0; i < f.agents; i++) {
 		struct agent_auth a = { .key = { f.keys[i] }, .valid = 1, .flags = VIGIL_AUTH_ACK };
-		struct agent_slot as;
+		struct vg_agent as;
 		__u32 slot;
 
 		if (vg_agent_get(&f.m, i + 1, &slot, &as) ||

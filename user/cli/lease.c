@@ -55,15 +55,15 @@ static sqlite3 *open_db(const char *path, bool rw, bool must)
 
 static void fill_row(const struct vg_maps *m, sqlite3 *db, struct lease_row *r)
 {
-	struct agent_slot s;
+	struct vg_agent a;
 
 	r->have_db = vg_sql_u64(db, &r->reserved, "SELECT token FROM leases WHERE lease_id = ?",
 				"i", (long long)r->id);
 	vg_sql_u64(db, &r->transfer_to, "SELECT to_agent FROM lease_requests WHERE lease_id = ?",
 		   "i", (long long)r->id);
 	r->holder_name[0] = '\0';
-	if (r->k.holder && vg_agent_get(m, r->k.holder, NULL, &s) == 0)
-		vg_strlcpy(r->holder_name, s.name, sizeof(r->holder_name));
+	if (r->k.holder && vg_agent_get(m, r->k.holder, NULL, &a) == 0)
+		vg_strlcpy(r->holder_name, a.i.name, sizeof(r->holder_name));
 }
 
 static bool in_use(const struct lease_slot *k)
@@ -287,14 +287,14 @@ static int lease_change(const struct vg_maps *m, const char *db_path, const char
 {
 	const char *name;
 	struct lease_row r;
-	struct agent_slot s;
+	struct vg_agent a;
 	sqlite3 *db;
 	int ended;
 
 	if (resolve(m, arg, &r))
 		return 1;
 	name = r.k.name[0] ? r.k.name : arg;
-	if (transfer && vg_agent_get(m, to, NULL, &s)) {
+	if (transfer && vg_agent_get(m, to, NULL, &a)) {
 		pr_warn("lease %s: agent %llu is not registered (see vigil agent list)\n", name,
 			(unsigned long long)to);
 		return 1;
