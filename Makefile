@@ -233,4 +233,3 @@ $(BUILD)/vigil-fleetgen: $(BUILD)/bench/fleetgen.o $(BENCH_OBJS)
 
 bench: deps-check $(BUILD)/vigil $(BENCH_BINS) $(BUILD)/lease_candidate $(BUILD)/fence_resource
 	@bench/run.sh
-	@bench/lease-takeover.sh

@@ -22,22 +22,25 @@ OUT=$(mktemp /tmp/vigil-lease-takeover.XXXXXX.json)
 trap 'rm -f "$OUT"' EXIT
 echo "# $(date +%T) lease takeover: $KILLS monitor deaths (tests/e2e/88-lease-failover.sh)" >&2
 # Figures, not a verdict: no bound on the takeover time here (the test's
-# other checks still apply).
+# other checks still apply, and a failed one is said, but the figures
+# measured are printed all the same).
+rc=0
 if ! LEASE_KILLS=$KILLS LEASE_STATS=$OUT LEASE_ALLOW_MS=3600000 VIGIL_ROOT=$ROOT VIGIL_BIN=$ROOT/build/vigil \
 	"$ROOT/tests/e2e/88-lease-failover.sh" >"$OUT.log" 2>&1; then
 	grep -E '^(not ok|#)' "$OUT.log" >&2
-	echo "bench/lease-takeover.sh: the run failed (its checks above)" >&2
-	rm -f "$OUT.log"
-	exit 1
+	echo "bench/lease-takeover.sh: a check of the run failed (above)" >&2
+	rc=1
 fi
 rm -f "$OUT.log"
+[ -s "$OUT" ] || exit 1
 [ -n "${BENCH_OUT:-}" ] && cp "$OUT" "$BENCH_OUT/lease-takeover.json"
 jq -r '
 	def pct(p): sort | .[(((length * p / 100) | ceil) - 1) | if . < 0 then 0 else . end];
 	def row(name; v): "| \(name) | \(v | length) | \(v | pct(50)) | \(v | pct(99)) | \(v | max) |";
-	"Lease takeover after the granting monitor dies (term \(.term_ms) ms, grace \(.grace_ms) ms, lease \(.duration_ms) ms; bound term x 1.003 + grace + 50 ms + the bucket's round trips):",
+	"Lease takeover after the granting monitor dies (term \(.term_ms) ms, grace \(.grace_ms) ms, lease \(.duration_ms) ms; bound term x 1.003 + grace + 50 ms + the round trips to the bucket):",
 	"",
 	"| from the death to | takeovers | median ms | p99 ms | max ms |",
 	"|---|---:|---:|---:|---:|",
 	row("the standby'"'"'s grant"; .grant_ms),
 	row("the holder knows its new token"; .learn_ms)' "$OUT"
+exit "$rc"

@@ -403,6 +403,15 @@ if have fleet.md; then
 	t ""
 fi
 
+# ------------------------------------------------------- 8 lease takeover
+# bench/lease-takeover.sh writes its own table (issue 11).
+if have lease.md; then
+	t "### Lease takeover after a monitor dies (bench/lease-takeover.sh)"
+	t ""
+	cat "$RES/lease.md" >>"$TABLES"
+	t ""
+fi
+
 if [ ${#TARGETS[@]} -gt 0 ]; then
 	t "### Targets (issues 6 and 13)"
 	t ""

@@ -14,7 +14,7 @@
 # default: the repository's docs/ for a full run, a temporary one for a quick
 # run), BENCH_GEN_CPU / BENCH_RX_CPU (default 0 and 1), BENCH_SKIP (space
 # separated sections to leave out: fastpath throughput scale massfail overload
-# starve fleet).
+# starve fleet lease).
 set -u
 export LC_ALL=C
 
@@ -55,6 +55,7 @@ if [ "$QUICK" = 1 ]; then
 	MF_SIZES=(10000) MF_INTERVAL=200
 	OV_AGENTS=100 OV_SEC=1.5
 	ST_AGENTS=40 ST_SEC=4 ST_FLOOD=${ST_FLOOD:-20000}
+	LEASE_KILLS=2
 else
 	FP_ARGS=(--runs 7 --repeat 1048576)
 	TP_AGENTS=65536 TP_STEPS=7 TP_STEP_SEC=2 TP_WARM=3
@@ -64,6 +65,7 @@ else
 	MF_SIZES=(100000 1000000) MF_INTERVAL=1000
 	OV_AGENTS=1000 OV_SEC=10
 	ST_AGENTS=200 ST_SEC=30 ST_FLOOD=${ST_FLOOD:-50000}
+	LEASE_KILLS=100
 fi
 
 if [ -n "${BENCH_OUT:-}" ]; then
@@ -707,7 +709,7 @@ starve_bfd() {
 	# bfdd drops to user frr: its directory must be reachable, unlike $TMP.
 	d=$(mktemp -d "/tmp/vg$$-bfd.XXXXXX") || die "mktemp"
 	chmod 0755 "$d"
-	log "6/6 starvation: FRR bfdd, 10 ms x 3, the monitor's bfdd on CPU $RX_CPU, same load"
+	log "6/6 starvation: FRR bfdd, 10 ms x 3, the monitor's bfdd on CPU $RX_CPU, same load ($d)"
 	command -v /usr/lib/frr/bfdd >/dev/null || { log "   /usr/lib/frr/bfdd missing (scripts/deps.sh installs frr): skipped"; return 0; }
 	in_r "$BIN/vigil-bench" sink --iface "$IFR" --pin "$PIN_SINK" --pass || die "sink --pass"
 	set_threaded 1
@@ -760,12 +762,19 @@ section_starve() {
 	starve_bfd
 }
 
-# The merged fleet view over NATS JetStream: its own script, also runnable alone.
+# The merged fleet view over NATS JetStream, and lease takeover after a
+# monitor's death: their own scripts, also runnable alone. Each writes its
+# table into $RES; the report prints it with the others.
 section_fleet() {
-	BENCH_QUICK=$QUICK "$ROOT/bench/fleet.sh" "$RES/fleet.md" || log "bench/fleet.sh failed"
+	BENCH_QUICK=$QUICK "$ROOT/bench/fleet.sh" "$RES/fleet.md" >/dev/null ||
+		log "bench/fleet.sh failed"
+}
+section_lease() {
+	LEASE_KILLS=$LEASE_KILLS BENCH_OUT=$RES "$ROOT/bench/lease-takeover.sh" >"$RES/lease.md" ||
+		log "bench/lease-takeover.sh failed"
 }
 
-for s in fastpath throughput scale massfail overload starve fleet; do
+for s in fastpath throughput scale massfail overload starve fleet lease; do
 	case $SKIP in
 	*" $s "*) log "skipping $s (BENCH_SKIP)" ;;
 	*) "section_$s" ;;

@@ -29,7 +29,8 @@ else
 fi
 
 for s in "### 1. Fast path" "### 2. Throughput" "### 3. Scale" "### 4. Mass failure" \
-	"### 5. Overload" "### 6. Monitor starvation" "### Targets"; do
+	"### 5. Overload" "### 6. Monitor starvation" "### Fleet view" "### Lease takeover" \
+	"### Targets"; do
 	check "it prints the table '$s'" grep -qF "$s" "$E2E_TMP/bench.out"
 done
 check "the fast-path table has the reference, known, unknown, authenticated and acknowledged beats" \
@@ -56,6 +57,9 @@ else
 	not_ok "every throughput row has both views, each a median [min, max], and the idle check"
 	note "$BAD_ROWS"
 fi
+check "the lease takeover table has the standby's grant and the holder learning it" \
+	sh -c "grep -q \"^| the standby's grant | [1-9]\" '$E2E_TMP/bench.out' &&
+		grep -q '^| the holder knows its new token | ' '$E2E_TMP/bench.out'"
 check "the targets include the issue 13 ratios" \
 	sh -c "grep -q '^| saturated accepted rate ≥ 60 %' '$E2E_TMP/bench.out' &&
 		grep -q '^| CPU per beat below the AF_XDP baseline' '$E2E_TMP/bench.out' &&
@@ -94,7 +98,11 @@ check_sh "the document names machine, kernel, date and command" \
 	'grep -q "^- Kernel: $(uname -r)" "$DOC" && grep -q "^- Date: " "$DOC" && grep -q "^- Command: " "$DOC"'
 n_png=$(find "$OUT/bench" -name '*.png' -size +1k 2>/dev/null | wc -l)
 check "gnuplot drew the plots ($n_png PNG files)" [ "$n_png" -ge 4 ]
+# This run's bfdd, by its configuration directory (the log names it): other
+# runs on the machine may have theirs.
+BFD_DIR=$(sed -n 's/.*starvation: FRR bfdd.*(\(\/tmp\/vg[^)]*\))$/\1/p' "$E2E_TMP/bench.err" | tail -n 1)
 check_sh "no generator, daemon or baseline is left running" \
-	'! pgrep -f "$E2E_ROOT/build/vigil-(trafficgen|baseline)" >/dev/null && ! pgrep -f "bfdd -f /tmp/vg" >/dev/null'
+	'! pgrep -f "$E2E_ROOT/build/vigil-(trafficgen|baseline)" >/dev/null &&
+	 [ -n "$BFD_DIR" ] && ! pgrep -f "bfdd -f $BFD_DIR/" >/dev/null'
 
 e2e_finish

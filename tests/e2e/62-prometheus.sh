@@ -144,8 +144,8 @@ yaml.safe_dump(r, open(sys.argv[2], "w"))
 EOF
 python3 "$NAMES" check --rules "$E2E_TMP/drifted.yml" --dashboard "$DASH" --metrics "$M" >"$E2E_TMP/drift.out" 2>&1
 drift_rc=$?
-check "... and it sees drift: a rule on vigil_beats_dropped_total, on vigil_beats_total{reason=...}, on state=\"zombie\" give 3 problems and exit 1 (exit $drift_rc, $(wc -l <"$E2E_TMP/drift.out") lines)" \
-	[ "$drift_rc" -eq 1 ] && [ "$(wc -l <"$E2E_TMP/drift.out")" -eq 3 ]
+check_sh "... and it sees drift: a rule on vigil_beats_dropped_total, on vigil_beats_total{reason=...}, on state=\"zombie\" give 3 problems and exit 1 (exit $drift_rc, $(wc -l <"$E2E_TMP/drift.out") lines)" \
+	'[ "$drift_rc" -eq 1 ] && [ "$(wc -l <"$E2E_TMP/drift.out")" -eq 3 ]'
 
 # ------------------------------------------------------ a real Prometheus
 cat >"$E2E_TMP/prometheus.yml" <<EOF
@@ -204,8 +204,8 @@ while IFS= read -r e; do
 		with_data=$((with_data + 1))
 	fi
 done < <(python3 "$NAMES" exprs --rules "$RULES" --dashboard "$DASH")
-check "all $n expressions of the rules and the dashboard run in Prometheus ($with_data return data already)" \
-	[ "$bad" -eq 0 ] && [ "$n" -gt 50 ]
+check_sh "all $n expressions of the rules and the dashboard run in Prometheus ($with_data return data already)" \
+	'[ "$bad" -eq 0 ] && [ "$n" -gt 50 ]'
 
 kill_bg prometheus TERM
 kill_bg daemon TERM

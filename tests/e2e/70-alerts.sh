@@ -190,8 +190,8 @@ else
 fi
 n_other=$(jq -s '[.[] | .body | fromjson | select(.kind != "suspect" and .kind != "dead" and .kind != "recovered")] | length' "$RLOG")
 n_restart=$("$VIGIL" log query --db "$DB" --json --kind restart | wc -l)
-check "UP and RESTART events are logged ($n_restart restart) but not alerted ($n_other such requests)" \
-	[ "$n_other" -eq 0 ] && [ "$n_restart" -ge 1 ]
+check_sh "UP and RESTART events are logged ($n_restart restart) but not alerted ($n_other such requests)" \
+	'[ "$n_other" -eq 0 ] && [ "$n_restart" -ge 1 ]'
 check "the outbox is empty once everything is delivered" wait_for 3 outbox_empty
 
 # ---------------------------------------------- phase 2: failure and DLQ
@@ -209,8 +209,8 @@ else
 fi
 n_s2=$(recv_n "$S2" fail)
 n_d2=$(recv_n "$D2" fail)
-check "each was tried exactly --alert-max-attempts=$MAX_ATTEMPTS times (got $n_s2 and $n_d2)" \
-	[ "$n_s2" -eq "$MAX_ATTEMPTS" ] && [ "$n_d2" -eq "$MAX_ATTEMPTS" ]
+check_sh "each was tried exactly --alert-max-attempts=$MAX_ATTEMPTS times (got $n_s2 and $n_d2)" \
+	'[ "$n_s2" -eq "$MAX_ATTEMPTS" ] && [ "$n_d2" -eq "$MAX_ATTEMPTS" ]'
 check "meanwhile the exec sink delivered both at once" wait_for 2 test -s "$EXECD/$S2.json" -a -s "$EXECD/$D2.json"
 
 # The daemon says what it drew for each retry; the receiver's clock says
@@ -381,8 +381,8 @@ start_daemon_or_die "a new daemon adopts the instance after the SIGKILL" \
 wait_for 5 has_event 6 dead
 S6=$(ev_seq 6 suspect)
 D6=$(ev_seq 6 dead)
-check "the new daemon logs agent 6's SUSPECT and DEAD (events $S6, $D6) from while none ran" \
-	[ -n "$S6" ] && [ -n "$D6" ]
+check_sh "the new daemon logs agent 6's SUSPECT and DEAD (events $S6, $D6) from while none ran" \
+	'[ -n "$S6" ] && [ -n "$D6" ]'
 
 # Every alerting event in the log, from every phase, reached both sinks.
 missing() {
@@ -419,8 +419,8 @@ wait_for 3 in_flight2 || not_ok "the webhook request for event $R2 reaches the h
 t_stop=$(date +%s%N)
 kill_bg daemon3 TERM
 stop_ms=$((($(date +%s%N) - t_stop) / 1000000))
-check "SIGTERM during a 20 s hung delivery: vigil run exits in $stop_ms ms (< 1500), status $LAST_RC" \
-	[ "$stop_ms" -lt 1500 ] && [ "$LAST_RC" -eq 0 ]
+check_sh "SIGTERM during a 20 s hung delivery: vigil run exits in $stop_ms ms (< 1500), status $LAST_RC" \
+	'[ "$stop_ms" -lt 1500 ] && [ "$LAST_RC" -eq 0 ]'
 left=$("$VIGIL" dlq list --db "$DB" --json --outbox | jq -r --argjson s "$R2" 'select(.sink == "webhook" and .event_seq == $s) | .attempts')
 check "the abandoned delivery stays in the outbox, its attempt not counted (attempts '$left')" [ "$left" = 0 ]
 

@@ -138,10 +138,13 @@ kill_bg beat-3 KILL
 if wait_for 5 am_has VigilAgentSuspect 1 && wait_for 2 am_has VigilAgentSuspect 3; then
 	s1=$(am_get VigilAgentSuspect 1)
 	now=$(date -u +%Y-%m-%dT%H:%M:%S)
-	check "SUSPECT: Alertmanager has VigilAgentSuspect firing with labels {alertname, agent_id, name, group, severity: warning}, endsAt ahead ($(jq -r .endsAt <<<"$s1"))" \
+	suspect_alert_ok() {
 		[ "$(jq -c '[.labels, .status.state, (.annotations.summary | test("web-1.*suspect")), (.annotations.event_seq | tonumber > 0)]' <<<"$s1")" = \
-		'[{"agent_id":"1","alertname":"VigilAgentSuspect","group":"web","name":"web-1","severity":"warning"},"active",true,true]' ] &&
-		[[ $(jq -r .endsAt <<<"$s1") > $now ]]
+			'[{"agent_id":"1","alertname":"VigilAgentSuspect","group":"web","name":"web-1","severity":"warning"},"active",true,true]' ] &&
+			[[ $(jq -r .endsAt <<<"$s1") > $now ]]
+	}
+	check "SUSPECT: Alertmanager has VigilAgentSuspect firing with labels {alertname, agent_id, name, group, severity: warning}, endsAt ahead ($(jq -r .endsAt <<<"$s1"))" \
+		suspect_alert_ok
 else
 	show_file "vigil run stderr" "$E2E_TMP/daemon.err" 10
 	not_ok "SUSPECT: Alertmanager has VigilAgentSuspect firing for agents 1 and 3"
@@ -202,8 +205,8 @@ ends1=$(am_get VigilAgentDead 1 | jq -r .endsAt)
 sleep_rest "$T_DEAD" $((RESOLVE_TIMEOUT_S + 2))
 d1=$(am_get VigilAgentDead 1)
 ends2=$(jq -r .endsAt <<<"$d1")
-check "$((RESOLVE_TIMEOUT_S + 2)) s after DEAD (resolve_timeout ${RESOLVE_TIMEOUT_S}s, endsAt $((4 * RESEND_S)) s ahead): still firing, endsAt renewed ($ends1 -> $ends2)" \
-	[ "$(jq -r .status.state <<<"$d1")" = active ] && [[ $ends2 > $ends1 ]]
+check_sh "$((RESOLVE_TIMEOUT_S + 2)) s after DEAD (resolve_timeout ${RESOLVE_TIMEOUT_S}s, endsAt $((4 * RESEND_S)) s ahead): still firing, endsAt renewed ($ends1 -> $ends2)" \
+	'[ "$(jq -r .status.state <<<"$d1")" = active ] && [[ $ends2 > $ends1 ]]'
 check_sh "vigil_alerts_firing 2, vigil_alerts_resent_total $(metric vigil_alerts_resent_total) (> 0)" \
 	'[ "$(metric vigil_alerts_firing)" = 2 ] && [ "$(metric vigil_alerts_resent_total)" -gt 0 ]'
 
@@ -220,8 +223,8 @@ else
 	not_ok "the new daemon re-sends at once, from the log and the maps (endsAt still $ends_kill)"
 fi
 sleep_rest "$T_KILL" $((4 * RESEND_S + 2))
-check "$((4 * RESEND_S + 2)) s after the SIGKILL (past the endsAt the old daemon set): agents 1 and 2 still firing" \
-	am_has VigilAgentDead 1 && am_has VigilAgentDead 2
+check_sh "$((4 * RESEND_S + 2)) s after the SIGKILL (past the endsAt the old daemon set): agents 1 and 2 still firing" \
+	'am_has VigilAgentDead 1 && am_has VigilAgentDead 2'
 
 # ------------------------------------------------------------ RECOVERED
 beat 1 2

@@ -189,16 +189,16 @@ kinds=$(q "SELECT kind FROM events WHERE agent_id = $FLAPPER AND kind IN ('suspe
 n_s=$(n_ev $FLAPPER suspect)
 n_d=$(n_ev $FLAPPER dead)
 n_r=$(n_ev $FLAPPER recovered)
-check "all transitions of the flapping agent are in the event log, in order: its $CYCLES deaths and any stall of its beater (suspect $n_s, dead $n_d, recovered $n_r)" \
-	grep -qE "^(suspect,(dead,)?recovered,?){$CYCLES,}\$" <<<"$kinds" && [ "$n_d" -ge "$CYCLES" ]
+check_sh "all transitions of the flapping agent are in the event log, in order: its $CYCLES deaths and any stall of its beater (suspect $n_s, dead $n_d, recovered $n_r)" \
+	'grep -qE "^(suspect,(dead,)?recovered,?){$CYCLES,}\$" <<<"$kinds" && [ "$n_d" -ge "$CYCLES" ]'
 n_sup=$(n_notice $FLAPPER suppressed)
 check "one 'suppressed' notice for agent $FLAPPER in the notices table ($n_sup)" [ "$n_sup" -eq 1 ]
 check "no 'released' notice yet (the penalty decays with a ${HALF_LIFE_S} s half-life)" \
 	[ "$(n_notice $FLAPPER released)" -eq 0 ]
 n_alerts=$(alerts $FLAPPER | wc -l)
 n_events=$((n_s + n_d + n_r))
-check "the exec sink got fewer alerts ($n_alerts) than the agent's SUSPECT/DEAD/RECOVERED events ($n_events)" \
-	[ "$n_alerts" -ge 3 ] && [ "$n_alerts" -lt "$n_events" ]
+check_sh "the exec sink got fewer alerts ($n_alerts) than the agent's SUSPECT/DEAD/RECOVERED events ($n_events)" \
+	'[ "$n_alerts" -ge 3 ] && [ "$n_alerts" -lt "$n_events" ]'
 
 # Release: after about log2(penalty / 1500) half-lives of calm (at most
 # 3.4 at the penalty's ceiling; later only if the agent flaps again).
@@ -439,8 +439,8 @@ check "an agent that recovers (its beater restarted by the hook): RECOVERED logg
 rec_from=$(episode $R_RECOVER 1)
 rec_to=$(episode $R_RECOVER 2)
 rec_attempts=$(q "SELECT detail FROM notices WHERE agent_id = $R_RECOVER AND kind = 'remediation' AND wall_ns >= $rec_from AND (${rec_to:-0} = 0 OR wall_ns < ${rec_to:-0}) ORDER BY id" | paste -sd, -)
-check "... and no further attempt after the failed first ($rec_attempts; attempts in all '$(attempts $R_RECOVER)', one per death)" \
-	[ "$rec_attempts" = "attempt 1" ] && [ "$(attempts $R_RECOVER | wc -w)" -eq "$(deaths $R_RECOVER | wc -l)" ]
+check_sh "... and no further attempt after the failed first ($rec_attempts; attempts in all '$(attempts $R_RECOVER)', one per death)" \
+	'[ "$rec_attempts" = "attempt 1" ] && [ "$(attempts $R_RECOVER | wc -w)" -eq "$(deaths $R_RECOVER | wc -l)" ]'
 check "a hanging hook: exactly $REM_MAX attempts for agent $R_HANG (attempts '$(attempts $R_HANG)')" \
 	[ "$(notice_details $R_HANG "$(episode $R_HANG)")" = "attempt 1,attempt 2,attempt 3" ]
 check "... each killed by the ${HOOK_TIMEOUT_S} s timeout (no run completed: $(paste -sd, "$HUNG" 2>/dev/null))" \

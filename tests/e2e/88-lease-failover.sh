@@ -39,9 +39,9 @@ for f in lease_candidate fence_resource; do
 done
 
 D=200     # lease duration, ms
-G=50      # grace, ms
+GRACE=50      # grace, ms
 IV=50     # candidates' beat interval, ms
-TERM=300  # --lease-term-ms
+TERM_MS=300  # --lease-term-ms
 POLL=50   # the standby's read interval (user/daemon/lease_repl.c)
 # A standby takes over term x (1 + 3 x 1000 ppm) + grace after the last
 # renewal it saw, i.e. at most that + one poll after the granter died; then
@@ -49,7 +49,7 @@ POLL=50   # the standby's read interval (user/daemon/lease_repl.c)
 # The allowance covers that write and a busy machine (NATS is not at
 # real-time priority: under a load of 15 a write took over a second here);
 # bench/lease-takeover.sh reports the figures.
-W=$((TERM + TERM * 3 / 1000 + G))
+W=$((TERM_MS + TERM_MS * 3 / 1000 + GRACE))
 ALLOW=${LEASE_ALLOW_MS:-1500}
 BOUND=$((W + POLL + ALLOW))
 KILLS=${LEASE_KILLS:-50}
@@ -75,7 +75,7 @@ agent 2 name=cand-2
 agent 3 name=cand-3
 agent 99 name=canary
 ack cand
-lease primary id=1 duration-ms=$D grace-ms=$G candidates=1:30,2:20,3:10
+lease primary id=1 duration-ms=$D grace-ms=$GRACE candidates=1:30,2:20,3:10
 EOC
 	for m in $MONS; do
 		[ "$m" = "$1" ] || echo "agent 10$m name=monitor-$m group=peers"
@@ -93,7 +93,7 @@ up() {
 	start_bg "$(dname "$1")" "${MON_NS[$1]}" "${BEAT_PRIO[@]}" "$VIGIL" run \
 		--pin-root "${MON_PIN[$1]}" --iface "${MON_IF[$1]}" --db "$E2E_TMP/mon-$1.db" \
 		--metrics off --config "$E2E_TMP/agents-$1.conf" --keys "$KEYS" \
-		--lease-nats "$NATS_URLS" --lease-host "mon-$1" --lease-term-ms "$TERM" \
+		--lease-nats "$NATS_URLS" --lease-host "mon-$1" --lease-term-ms "$TERM_MS" \
 		--lease-replicas 3 --peer "$(peers_of "$1")" --peer-id "10$1" --peer-interval-ms "$IV"
 }
 # ready I: monitor I serves, sees the candidates, and has read the lease's
@@ -122,7 +122,7 @@ done
 start_beater canary "vg$$c1" --id 99 --target "$TARGETS" --interval-ms 5 --keys "$KEYS"
 all_ready() { local i; for i in $MONS; do ready "$i" || return 1; done; }
 if wait_for 30 all_ready; then
-	ok "three daemons serve with --lease-nats (3 URLs, term $TERM ms) and --peer, and have read the lease's record"
+	ok "three daemons serve with --lease-nats (3 URLs, term $TERM_MS ms) and --peer, and have read the lease's record"
 else
 	for i in $MONS; do show_file "monitor $i stderr" "$E2E_TMP/$(dname "$i").err" 10; done
 	die "three daemons serve with --lease-nats and read the lease's record"
@@ -167,6 +167,25 @@ standby_ready() {
 	done
 	return 1
 }
+
+# vigil lease list on a standby shows the bucket's record: who grants, the
+# holder and the token; on the granter, that it grants.
+list_json() { "$VIGIL" lease list --json --pin-root "${MON_PIN[$1]}" --db "$E2E_TMP/mon-$1.db" 2>/dev/null | jq -c '.leases[0]'; }
+list_text() { "$VIGIL" lease list --pin-root "${MON_PIN[$1]}" --db "$E2E_TMP/mon-$1.db" 2>/dev/null; }
+shows_standby() { # shows_standby S G: monitor S's list names G as the granter of H's grant, T_NOW
+	list_json "$1" | jq -e --arg g "mon-$2" --argjson h "$H" --argjson t "$T_NOW" \
+		'.state == "standby" and .holder == $h and .token == $t and .replicated.granter == $g and .replicated.standby' >/dev/null &&
+		list_text "$1" | grep -q "replicated: monitor 'mon-$2' grants it; this one ('mon-$1') stands by"
+}
+wait_for 15 standby_ready "$G"
+if wait_for 15 shows_standby "$S" "$G"; then
+	ok "vigil lease list on standby monitor $S: $(list_text "$S" | sed -n 2p | tr -s ' '); $(list_text "$S" | sed -n 3p | sed 's/^ *//')"
+else
+	list_text "$S" | sed 's/^/# /'
+	not_ok "vigil lease list on standby monitor $S shows the bucket's holder $H, token $T_NOW and granter mon-$G ($(list_json "$S"))"
+fi
+check "vigil lease list on monitor $G says it grants" \
+	sh -c "\"$VIGIL\" lease list --pin-root '${MON_PIN[$G]}' --db '$E2E_TMP/mon-$G.db' | grep -q \"replicated: this monitor ('mon-$G') grants it\""
 
 read -r OFF_MONO OFF_BOOT < <(python3 -c 'import time
 w = time.time_ns(); m = time.monotonic_ns(); b = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
@@ -279,7 +298,7 @@ if [ ${#t_grant[@]} -gt 0 ]; then
 		printf '{"kills":%d,"grant_ms":[%s],"learn_ms":[%s],"term_ms":%d,"grace_ms":%d,"duration_ms":%d}\n' \
 			"$KILLS" "$(printf '%s\n' "${t_grant[@]}" | awk '{ printf "%s%.1f", (NR > 1 ? "," : ""), $1 / 1000 }')" \
 			"$(printf '%s\n' "${t_learn[@]:-}" | awk 'NF { printf "%s%.1f", (NR > 1 ? "," : ""), $1 / 1000 }')" \
-			"$TERM" "$G" "$D" >"$LEASE_STATS"
+			"$TERM_MS" "$GRACE" "$D" >"$LEASE_STATS"
 	fi
 fi
 worst=$(pct 100 "${t_grant[@]:-999999999}")

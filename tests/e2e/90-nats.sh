@@ -238,8 +238,8 @@ missing=$(comm -23 "$E2E_TMP/log.keys" "$E2E_TMP/stream.keys" | head -n 5 | tr '
 extra=$(comm -13 "$E2E_TMP/log.keys.now" "$E2E_TMP/stream.keys" | head -n 5 | tr '\n' ' ')
 later=$(comm -13 "$E2E_TMP/log.keys" "$E2E_TMP/stream.keys" | wc -l)
 [ "$later" -eq 0 ] || note "$later event(s) recorded after the snapshot are in the stream too"
-check "exactly once: the stream holds the log's $n_log (instance, event_seq) and nothing the log lacks${missing:+ (missing: $missing)}${extra:+ (extra: $extra)}" \
-	[ -z "$missing" ] && [ -z "$extra" ] && [ "$n_stream" -eq $((n_log + later)) ]
+check_sh "exactly once: the stream holds the log's $n_log (instance, event_seq) and nothing the log lacks${missing:+ (missing: $missing)}${extra:+ (extra: $extra)}" \
+	'[ -z "$missing" ] && [ -z "$extra" ] && [ "$n_stream" -eq $((n_log + later)) ]'
 # Message ids are <host>-<instance hex>-<event_seq> of their own payload.
 bad_id=$(cut -f4,5 "$STREAM_OUT" | while IFS=$'\t' read -r id json; do
 	[ "$id" = "$(jq -r --arg h "$HOST" '"\($h)-\(.instance)-\(.event_seq)"' <<<"$json")" ] || echo "$id"

@@ -8,9 +8,9 @@
 #       address of the namespace, routes on 127.0.0.1) and the merger;
 #   vg<pid>m1..m3: three monitors, each with XDP (native) on a veth to the
 #       agents and a veth to the cluster, exporting to one stream (3 replicas);
-#   vg<pid>a: twelve agents, each beating to two monitors (one `vigil beat`
-#       per monitor, same id and key: what a multi-target beat sends):
-#       agents 1-4 to m1 and m2, 5-8 to m2 and m3, 9-12 to m3 and m1.
+#   vg<pid>a: twelve agents, each one `vigil beat --target MON,MON` beating
+#       to two monitors: agents 1-4 to m1 and m2, 5-8 to m2 and m3, 9-12 to
+#       m3 and m1.
 #
 # It checks that:
 #   1. every agent is alive for the fleet and every monitor live, learnt from
@@ -24,7 +24,11 @@
 #      within the bound plus the merge lag;
 #   5. the merger is SIGKILLed and restarted 20 times while agents die and
 #      come back: every event of the hosts' stream is in the view exactly
-#      once, and the view's states agree with the monitors'.
+#      once, and the view's states agree with the monitors';
+#   6. `vigil fleet events --follow`, running all along, prints every record
+#      of the view once, in order, although its consumer is deleted under it
+#      (its watchdog reads again after the last record printed) and the NATS
+#      node it is connected to is restarted.
 #
 # check_sh evaluates its single-quoted condition later (SC2016); predicates
 # are called through check/wait_for (SC2317).
@@ -122,20 +126,15 @@ for m in 1 2 3; do
 done
 ok "three monitors run, XDP on their agent link, exporting to $STREAM as host-1..3"
 
-beat() { # beat ID M: agent ID's beater toward monitor M
-	start_beater "beat-$1-$2" "$NS_A" --id "$1" --target "198.18.$2.1" \
+declare -A INC=()
+agent_up() { # agent_up ID: one process beating to both its monitors, a new incarnation
+	local targets
+	INC[$1]=$((${INC[$1]:-0} + 1))
+	targets=$(watchers_of "$1" | sed 's/[0-9]/198.18.&.1/g; s/ /,/')
+	start_beater "beat-$1" "$NS_A" --id "$1" --target "$targets" \
 		--interval-ms "$INTERVAL_MS" --keys "$KEYS" --incarnation "${INC[$1]}"
 }
-declare -A INC=()
-agent_up() { # agent_up ID: beat to both its monitors, a new incarnation
-	local m
-	INC[$1]=$((${INC[$1]:-0} + 1))
-	for m in $(watchers_of "$1"); do beat "$1" "$m"; done
-}
-agent_down() { # agent_down ID: it dies (its beaters SIGKILLed); prints the time
-	local m
-	for m in $(watchers_of "$1"); do kill_bg "beat-$1-$m" KILL; done
-}
+agent_down() { kill_bg "beat-$1" KILL; } # agent_down ID: it dies (SIGKILL)
 for i in $(seq 1 "$AGENTS"); do agent_up "$i"; done
 
 # ------------------------------------------------------------ the merger
@@ -159,6 +158,7 @@ else
 	show_file "merger" "$E2E_TMP/$MERGER.err"
 	not_ok "the fleet view: $AGENTS agents alive, 3 monitors live ($(status | jq -c .counts))"
 fi
+start_bg follow "$NS_N" "$VIGIL" fleet events --follow --json --nats "$URLS_N"
 run_refused "$NS_N" 1 "there is no stream NOPE" "$VIGIL" fleet status --nats "$URLS_N" --out NOPE
 refusal_result "vigil fleet status on a view that does not exist" 80
 watchers=$(status | jq -c '[.agents[] | [.agent_id, ([.watchers[].host] | sort)]]')
@@ -173,6 +173,7 @@ check "which monitor watches which agent comes from their events (each agent: it
 # their buckets. Here one cluster plays both parts: VIGIL_GLOBAL sources
 # VIGIL_EVENTS, KV_VIGIL_GLOBAL_MONITORS sources KV_VIGIL_EVENTS_MONITORS
 # (created as docs/fleet.md gives them), read by a second merger.
+# js_api SUBJECT JSON: a JetStream API request, its reply in api.out.
 js_api() { in_ns "$NS_N" "$NATS_READ" --servers "$URLS_N" --request "\$JS.API.$1" "$2" >"$E2E_TMP/api.out" 2>&1; }
 if js_api STREAM.CREATE.VIGIL_GLOBAL '{"name":"VIGIL_GLOBAL","storage":"file","num_replicas":3,"sources":[{"name":"VIGIL_EVENTS"}]}' &&
 	js_api STREAM.CREATE.KV_VIGIL_GLOBAL_MONITORS '{"name":"KV_VIGIL_GLOBAL_MONITORS","storage":"file","num_replicas":3,"max_msgs_per_subject":1,"sources":[{"name":"KV_VIGIL_EVENTS_MONITORS"}]}'; then
@@ -209,9 +210,9 @@ check_dies() { # check_dies ID WHAT: kill agent ID, its fleet DEAD in time
 	fi
 	read -r total merge held <<<"$(dead_lag "$1" "$t0")"
 	LAGS+=("$merge")
-	check "$2: agent $1 DEAD for the fleet ${total} ms after it stopped (bound ${BOUND_MS} ms + held ${held} ms + merge lag ${merge} ms; merge lag at most ${MERGE_MAX_MS} ms)" \
-		[ -n "$total" ] && [ "$merge" -le "$MERGE_MAX_MS" ] &&
-		[ "$total" -le $((BOUND_MS + held + merge + 300)) ]
+	check_sh "$2: agent $1 DEAD for the fleet ${total} ms after it stopped (bound ${BOUND_MS} ms + held ${held} ms + merge lag ${merge} ms; merge lag at most ${MERGE_MAX_MS} ms)" \
+		'[ -n "$total" ] && [ "$merge" -le "$MERGE_MAX_MS" ] &&
+		[ "$total" -le $((BOUND_MS + held + merge + 300)) ]'
 }
 check_dies 1 "all monitors live"
 
@@ -266,23 +267,48 @@ check_dies 10 "host-3 dead, agent watched by host-3 and host-1"
 CHURN=(2 3 5 7 9 11)
 churn_step() {
 	local i=${CHURN[$((RANDOM % ${#CHURN[@]}))]}
-	if [ -n "${PIDS[beat-$i-$(watchers_of "$i" | cut -d' ' -f1)]:-}" ]; then
+	if [ -n "${PIDS[beat-$i]:-}" ]; then
 		agent_down "$i"
 	else
 		agent_up "$i"
 	fi
 }
+# Under the follower: its consumer deleted (while no merger reads the view,
+# so that only the follower's is there), then its NATS node restarted.
+delete_consumers() { # delete_consumers STREAM: prints how many
+	local c n=0
+	js_api "CONSUMER.NAMES.$1" '{}' || return 1
+	for c in $(jq -r '.consumers // [] | .[]' "$E2E_TMP/api.out"); do
+		js_api "CONSUMER.DELETE.$1.$c" '{}' && n=$((n + 1))
+	done
+	echo "$n"
+}
+follower_node() { # the node (1-3) the follower is connected to
+	in_ns "$NS_N" ss -tnpH state established | awk -v p="pid=${PIDS[follow]}," \
+		'index($0, p) { n = split($4, a, ":"); print a[n] - 14221; exit }'
+}
 for k in $(seq 1 20); do
 	churn_step
 	nap "0.$((RANDOM % 5 + 3))"
 	kill_bg "$MERGER" KILL
+	if [ "$k" -eq 5 ]; then
+		note "deleted the follower's consumer of VIGIL_FLEET ($(delete_consumers VIGIL_FLEET) consumer(s))"
+	elif [ "$k" -eq 10 ]; then
+		FNODE=$(follower_node)
+		case $FNODE in 1 | 2 | 3) ;; *) die "the follower is connected to a node (got '$FNODE')" ;; esac
+		kill_bg "nats-$FNODE" KILL
+		note "killed n$FNODE, the follower's NATS node (SIGKILL)"
+	elif [ "$k" -eq 13 ]; then
+		start_bg "nats-$FNODE" "$NS_N" nats-server -c "$E2E_TMP/n$FNODE.conf"
+		note "restarted n$FNODE"
+	fi
 	churn_step
 	start_merger
 	nap "0.$((RANDOM % 3 + 1))"
 done
 note "the merger was SIGKILLed and restarted 20 times while agents died and came back"
 for i in "${CHURN[@]}"; do
-	[ -n "${PIDS[beat-$i-$(watchers_of "$i" | cut -d' ' -f1)]:-}" ] || agent_up "$i"
+	[ -n "${PIDS[beat-$i]:-}" ] || agent_up "$i"
 done
 back() { [ "$(status | jq .counts.alive)" -eq 9 ]; }
 check "all churned agents are back: 9 alive (1, 6, 10 stay dead)" wait_for 20 back
@@ -309,8 +335,8 @@ n_src=$(wc -l <"$E2E_TMP/source.ids")
 dups=$(uniq -d "$E2E_TMP/merged.ids" | head -n 3 | tr '\n' ' ')
 missing=$(comm -23 "$E2E_TMP/source.ids" "$E2E_TMP/merged.ids" | head -n 3 | tr '\n' ' ')
 extra=$(comm -13 "$E2E_TMP/source.ids" "$E2E_TMP/merged.ids" | head -n 3 | tr '\n' ' ')
-check "exactly once across 20 merger kills: the view holds each of the stream's $n_src events once${dups:+ (twice: $dups)}${missing:+ (missing: $missing)}${extra:+ (extra: $extra)}" \
-	[ "$n_src" -gt 0 ] && [ -z "$dups$missing$extra" ] && [ "$(wc -l <"$E2E_TMP/merged.ids")" -eq "$n_src" ]
+check_sh "exactly once across 20 merger kills: the view holds each of the stream's $n_src events once${dups:+ (twice: $dups)}${missing:+ (missing: $missing)}${extra:+ (extra: $extra)}" \
+	'[ "$n_src" -gt 0 ] && [ -z "$dups$missing$extra" ] && [ "$(wc -l <"$E2E_TMP/merged.ids")" -eq "$n_src" ]'
 restarts=$(grep -h -c 'appending after sequence' "$E2E_TMP"/merger-*.err | awk '{ s += $1 } END { print s }')
 note "merger sessions: $restarts; records: $(wc -l <"$E2E_TMP/fleet.jsonl") ($(jq -r .type "$E2E_TMP/fleet.jsonl" | sort | uniq -c | awk '{ printf "%s%s %s", sep, $1, $2; sep = ", " }'))"
 # The view's verdicts agree with each monitor's own last event per agent (of
@@ -336,6 +362,20 @@ wait_for 30 gcaught_up
 gmerged >"$E2E_TMP/global.ids"
 check "the view from the sourced streams holds each of the $n_src events once too" \
 	cmp -s "$E2E_TMP/source.ids" "$E2E_TMP/global.ids"
+# The follower printed what the view holds, each record once, in order.
+follow_done() { [ "$(wc -l <"$E2E_TMP/follow.out")" -ge "$(wc -l <"$E2E_TMP/fleet.jsonl")" ]; }
+wait_for 20 follow_done
+fleet events --json >"$E2E_TMP/fleet.jsonl"
+if cmp -s "$E2E_TMP/follow.out" "$E2E_TMP/fleet.jsonl"; then
+	ok "vigil fleet events --follow printed the view's $(wc -l <"$E2E_TMP/fleet.jsonl") records once each, in order, through its consumer's deletion and n$FNODE's restart"
+else
+	note "follower: $(wc -l <"$E2E_TMP/follow.out") lines, $(sort "$E2E_TMP/follow.out" | uniq -d | wc -l) repeated; the view: $(wc -l <"$E2E_TMP/fleet.jsonl") records"
+	show_file "vigil fleet events --follow stderr" "$E2E_TMP/follow.err"
+	not_ok "vigil fleet events --follow printed the view's records once each, in order"
+fi
+check "the follower's watchdog saw its consumer stall and read again after the last record: $(grep -c 'stalled\|reading again' "$E2E_TMP/follow.err") time(s)" \
+	grep -q "fleet: reading VIGIL_FLEET stalled with [0-9]* record(s) to go; reading again after sequence" "$E2E_TMP/follow.err"
+kill_bg follow TERM
 note "merge lag, monitor's detection to the fleet view: ${LAGS[*]} ms"
 kill_bg "$MERGER" TERM
 check "vigil fleet merge stops on SIGTERM (exit $LAST_RC)" [ "$LAST_RC" -eq 0 ]

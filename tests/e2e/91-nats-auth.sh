@@ -15,7 +15,13 @@
 #   3. the password in the URL on the command line: warned about, gone from
 #      /proc/PID/cmdline, and still working;
 #   4. a wrong password, and no CA: the connection is refused, said once;
-#   5. bad files and combinations are refused at start (exit 2, one line).
+#   5. --lease-nats (no --export-nats) with the same files: the lease
+#      bucket is reached, the lease granted; a wrong password is refused;
+#   6. --export-nats-creds against a second server in operator (JWT) mode
+#      with a memory resolver: an operator, an account with JetStream and a
+#      user made here (tests/e2e/nats_jwt.py: openssl's Ed25519, as nsc
+#      would); a user of another operator is refused;
+#   7. bad files and combinations are refused at start (exit 2, one line).
 # Forged beats while the first daemon runs are one row of rejections in the
 # log, exported whole (the cursor reaches its last event_seq), and `vigil
 # log gaps` finds nothing missing.
@@ -29,6 +35,7 @@
 . "$(dirname "$0")/lib.sh"
 e2e_init
 need_tools nats-server openssl sqlite3
+NATS_JWT=$E2E_ROOT/tests/e2e/nats_jwt.py
 
 setup_lo_test "vg$$u" natsauth
 T=$E2E_TMP
@@ -62,27 +69,7 @@ ssl genpkey -algorithm ed25519 -out "$P/nkey.pem" &&
 	openssl pkey -in "$P/nkey.pem" -outform DER -out "$P/nkey.der" 2>>"$P/openssl.log" &&
 	openssl pkey -in "$P/nkey.pem" -pubout -outform DER -out "$P/nkey.pub.der" 2>>"$P/openssl.log" ||
 	die "openssl makes an Ed25519 key"
-read -r NKEY_SEED NKEY_PUB < <(python3 - "$P/nkey.der" "$P/nkey.pub.der" <<'EOF'
-import base64, sys
-
-def crc16(data):
-    crc = 0
-    for b in data:
-        crc ^= b << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021 if crc & 0x8000 else crc << 1) & 0xFFFF
-    return crc
-
-def encode(raw):
-    c = crc16(raw)
-    return base64.b32encode(raw + bytes([c & 0xFF, c >> 8])).decode().rstrip("=")
-
-seed = open(sys.argv[1], "rb").read()[-32:]
-pub = open(sys.argv[2], "rb").read()[-32:]
-user = 20 << 3
-print(encode(bytes([18 << 3 | user >> 5, (user & 31) << 3]) + seed), encode(bytes([user]) + pub))
-EOF
-)
+read -r NKEY_SEED NKEY_PUB < <(python3 "$NATS_JWT" nkey "$P/nkey.der" "$P/nkey.pub.der")
 case $NKEY_SEED$NKEY_PUB in SU*U*) ;; *) die "an nkey seed and public key (got '$NKEY_SEED' '$NKEY_PUB')" ;; esac
 (umask 077 && echo "$NKEY_SEED" >"$T/nkey.seed" && echo "vigil:$PW" >"$T/user" &&
 	echo "vigil:wrong-$PW" >"$T/user-wrong")
@@ -128,10 +115,10 @@ run_daemon() { # NAME ARGS...: vigil run exporting to the server
 	start_daemon_or_die "vigil run ($name) starts" "$name" "$NS" "$PIN" --iface lo --mode skb \
 		--keys "$KEYS" --config "$CONF" --db "$DB" --metrics off --export-host auth "$@"
 }
-# exports NAME WHAT: the daemon NAME connected and its cursor reached the
-# log's last event.
+# exports NAME WHAT [URL]: the daemon NAME connected (to URL, by default the
+# TLS server) and its cursor reached the log's last event.
 exports() {
-	if check_daemon_says "$2: connected" "$1" 10 "export: connected to NATS at tls://\(\*\*\*@\)\?127.0.0.1:$PORT" &&
+	if check_daemon_says "$2: connected" "$1" 10 "export: connected to NATS at ${3:-tls://\(\*\*\*@\)\?127.0.0.1:$PORT}" &&
 		wait_for 15 caught_up; then
 		ok "$2: every event reached the stream (cursor $(cursor))"
 	else
@@ -190,7 +177,73 @@ check_daemon_says "no --export-nats-ca: the server's certificate is not trusted"
 	"export: connecting to NATS (tls://127.0.0.1:$PORT) failed: .*\(certificate\|SSL\|handshake\)"
 kill_bg d-noca TERM
 
-# ---------------------------------------------------- 5. refused at start
+# ------------------------------------- 5. leases, with the same files
+# The lease replication's connection (--lease-nats) authenticates with the
+# export's files: the bucket is created, this monitor takes the term and
+# grants; with a wrong password it is refused and says so.
+cat >"$T/lease.conf" <<EOF
+defaults group=cand
+agent 1 name=na-1
+agent 2 name=na-2
+ack cand
+lease primary id=1 duration-ms=500 grace-ms=100 candidates=1:20,2:10
+EOF
+run_lease() { # NAME USER-FILE: a replicating monitor, without --export-nats
+	start_daemon_or_die "vigil run ($1) starts" "$1" "$NS" "$PIN" --iface lo --mode skb \
+		--keys "$KEYS" --config "$T/lease.conf" --db "$T/$1.db" --metrics off \
+		--lease-nats "$URL" --lease-host mon-a --lease-term-ms 300 \
+		--export-nats-user-file "$2" "${TLS[@]}"
+}
+lease_row() { in_ns "$NS" "$VIGIL" lease list --json --pin-root "$PIN" --db "$T/l-user.db" 2>/dev/null | jq -c '.leases[0]'; }
+# (The agents beat without naming the lease, so it expires and is granted
+# again, each time under a new token.)
+granted() { lease_row | jq -e 'select(.token >= 1 and .replicated.granter == "mon-a" and .replicated.token >= .token)' >/dev/null; }
+run_lease l-user "$T/user"
+check_daemon_says "--lease-nats with --export-nats-user-file and TLS: the bucket is reached" l-user 10 \
+	"leases: replicating 1 lease(s) in bucket VIGIL_LEASES at tls://127.0.0.1:$PORT as 'mon-a'"
+check_daemon_says "... and this monitor takes the term" l-user 10 "leases: primary: this monitor grants it now"
+wait_for 10 granted
+check "... and grants the lease under tokens the bucket reserved: $(lease_row | jq -c '[.state, .holder, .token, .replicated.granter, .replicated.token]')" granted
+kill_bg l-user TERM
+run_lease l-wrong "$T/user-wrong"
+check_daemon_says "--lease-nats with a wrong password: refused, and said" l-wrong 10 \
+	"leases: connecting to NATS failed: .*[Aa]uthorization"
+kill_bg l-wrong TERM
+
+# ------------------------------------------ 6. JWT credentials (.creds)
+mkdir -m 700 "$T/jwt" "$T/jwt-other"
+CREDS_SEED=$(python3 "$NATS_JWT" operator "$T/jwt") &&
+	python3 "$NATS_JWT" operator "$T/jwt-other" >/dev/null ||
+	die "nats_jwt.py makes an operator, an account and a user"
+JWT_PORT=$((PORT + 1))
+JWT_URL=nats://127.0.0.1:$JWT_PORT
+cat >"$T/nats-jwt.conf" <<EOF
+listen: 127.0.0.1:$JWT_PORT
+jetstream { store_dir: "$T/js-jwt" }
+operator: "$T/jwt/operator.jwt"
+system_account: $(cat "$T/jwt/system.pub")
+resolver: MEMORY
+resolver_preload: {
+  $(cat "$T/jwt/system.pub"): "$(cat "$T/jwt/system.jwt")"
+  $(cat "$T/jwt/account.pub"): "$(cat "$T/jwt/account.jwt")"
+}
+EOF
+start_bg nats-jwt "$NS" nats-server -c "$T/nats-jwt.conf"
+listening_jwt() { in_ns "$NS" bash -c "exec 3<>/dev/tcp/127.0.0.1/$JWT_PORT" 2>/dev/null; }
+if ! wait_for 10 listening_jwt; then
+	show_file "nats-server (operator mode) stderr" "$T/nats-jwt.err"
+	die "nats-server in operator mode listens on 127.0.0.1:$JWT_PORT in $NS"
+fi
+ok "a second nats-server with JetStream in operator mode (memory resolver, the account preloaded) listens"
+run_daemon d-creds --export-nats "$JWT_URL" --export-nats-creds "$T/jwt/user.creds"
+exports d-creds "--export-nats-creds (a user JWT of the account, and its seed)" "$JWT_URL"
+kill_bg d-creds TERM
+run_daemon d-creds-other --export-nats "$JWT_URL" --export-nats-creds "$T/jwt-other/user.creds"
+check_daemon_says "--export-nats-creds of a user the server does not trust: refused, and said" d-creds-other 10 \
+	"export: connecting to NATS ($JWT_URL) failed: .*[Aa]uthorization"
+kill_bg d-creds-other TERM
+
+# ---------------------------------------------------- 7. refused at start
 expect_run_bad() { # DESCRIPTION REGEX ARGS...
 	expect_usage_error "$1" "$2" in_ns "$NS" "$VIGIL" run --iface lo --mode skb --config "$CONF" \
 		--keys "$KEYS" --db "$DB" --pin-root "$PIN" --metrics off "${@:3}"
@@ -206,10 +259,11 @@ expect_run_bad "two ways to authenticate" "give one of --export-nats-creds, --ex
 	--export-nats "$URL" --export-nats-nkey "$T/nkey.seed" --export-nats-user-file "$T/user"
 expect_run_bad "a client certificate without its key" "--export-nats-cert and --export-nats-key go together" \
 	--export-nats "$URL" --export-nats-cert "$P/client.pem"
-expect_run_bad "credentials without --export-nats" "need --export-nats" --export-nats-user-file "$T/user"
+expect_run_bad "credentials without --export-nats or --lease-nats" "need --export-nats or --lease-nats" \
+	--export-nats-user-file "$T/user"
 
 # -------------------------------------------------- no secret printed
-leaks=$(grep -l -e "$PW" -e "$NKEY_SEED" "$T"/d-*.err "$T"/d-*.out "$T/usage.err" 2>/dev/null | tr '\n' ' ')
-check "no password or seed in any daemon's output${leaks:+ (found in: $leaks)}" [ -z "$leaks" ]
+leaks=$(grep -l -e "$PW" -e "$NKEY_SEED" -e "$CREDS_SEED" "$T"/[dl]-*.err "$T"/[dl]-*.out "$T/usage.err" 2>/dev/null | tr '\n' ' ')
+check "no password, seed or creds seed in any daemon's output${leaks:+ (found in: $leaks)}" [ -z "$leaks" ]
 
 e2e_finish

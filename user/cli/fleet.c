@@ -39,6 +39,7 @@
 #include "common/options.h"
 #include "common/util.h"
 #include "daemon/export.h"
+#include "daemon/natsauth.h"
 
 /* The view's subjects: vigil.fleet.<its stream>.<kind>..., so several views
  * (a region's, the global one) can share a cluster. */
@@ -56,6 +57,10 @@
 /* A source silent this long while its stream holds more is stalled. */
 #define SOURCE_STALL_MS 3000
 #define HOLES_LEN (VG_FLEET_MAX_HOLES * 44)
+/* A read of the view that ends short of its last record is tried again
+ * this many times, this far apart (load_view). */
+#define STALE_READS 20
+#define STALE_WAIT_MS 250
 
 struct fleet_opts {
 	const char *nats;
@@ -83,16 +88,6 @@ struct conn {
 	jsCtx *js;
 };
 
-static const char *nats_why(natsStatus s)
-{
-	const char *t = nats_GetLastError(NULL), *p;
-
-	if (!t || !*t)
-		return natsStatus_GetText(s);
-	if (*t == '(' && (p = strstr(t, "): ")))
-		t = p + 3;
-	return t;
-}
 
 static void conn_close(struct conn *c)
 {
@@ -132,12 +127,12 @@ static int conn_open(struct conn *c, const char *list, jsOptions *jo)
 	natsOptions_Destroy(no);
 	free(buf);
 	if (s != NATS_OK) {
-		pr_warn("fleet: connecting to NATS (%s) failed: %s\n", list, nats_why(s));
+		pr_warn("fleet: connecting to NATS (%s) failed: %s\n", list, vg_nats_why(s));
 		return -1;
 	}
 	s = natsConnection_JetStream(&c->js, c->nc, jo);
 	if (s != NATS_OK) {
-		pr_warn("fleet: opening a JetStream context failed: %s\n", nats_why(s));
+		pr_warn("fleet: opening a JetStream context failed: %s\n", vg_nats_why(s));
 		conn_close(c);
 		return -1;
 	}
@@ -165,6 +160,35 @@ static natsStatus subscribe(natsSubscription **sub, struct conn *c, const char *
 	if (s == NATS_OK)
 		natsSubscription_SetPendingLimits(*sub, -1, -1);
 	return s;
+}
+
+/* Has the ordered consumer sub on stream stopped delivering while the stream
+ * holds more after last_seq, the stream sequence of the last message it
+ * delivered? Seen under load: an ordered consumer whose reset the
+ * overloaded server did not answer; and a consumer lost with the node that
+ * held it. *to_go: how many messages wait. The caller then subscribes again
+ * from last_seq + 1, so nothing is skipped or delivered twice. */
+static bool consumer_stalled(struct conn *c, natsSubscription *sub, const char *stream,
+			     __u64 last_seq, __u64 *to_go)
+{
+	jsConsumerInfo *ci = NULL;
+	jsStreamInfo *si = NULL;
+	jsErrCode jerr = 0;
+	int pending = 0;
+
+	*to_go = 0;
+	if (sub)
+		natsSubscription_GetPending(sub, &pending, NULL);
+	if (pending)
+		return false;
+	if (sub && natsSubscription_GetConsumerInfo(&ci, sub, NULL, &jerr) == NATS_OK)
+		*to_go = ci->NumPending;
+	else if (js_GetStreamInfo(&si, c->js, stream, NULL, &jerr) == NATS_OK &&
+		 si->State.LastSeq > last_seq)
+		*to_go = si->State.LastSeq - last_seq; /* the consumer is gone */
+	jsConsumerInfo_Destroy(ci);
+	jsStreamInfo_Destroy(si);
+	return *to_go > 0;
 }
 
 /* "vigil.fleet.<out>." + rest */
@@ -265,37 +289,20 @@ static void fold_record(struct view *v, const char *d, size_t n)
 	}
 }
 
-/* Rebuild the view from the last record of every subject of the output
- * stream. Returns 0 (an empty stream is an empty view), -1 after one line
- * naming the failure (a missing stream is one). */
-static int load_view(struct conn *c, const char *out, struct view *v)
+/* Fold the last record of every subject of the output stream into v; the
+ * stream sequence of the newest one read into *newest. -1 after one line. */
+static int read_last_records(struct conn *c, const char *out, struct view *v, __u64 *newest)
 {
 	char filter[NAME_LEN + 16];
 	natsSubscription *sub = NULL;
-	jsStreamInfo *si = NULL;
-	jsErrCode jerr = 0;
 	natsStatus s;
 	int ret = -1;
 
-	s = js_GetStreamInfo(&si, c->js, out, NULL, &jerr);
-	if (s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr) {
-		pr_warn("fleet: there is no stream %s (has `vigil fleet merge --out %s` run?)\n", out, out);
-		return -1;
-	}
-	if (s != NATS_OK) {
-		pr_warn("fleet: looking up stream %s failed: %s\n", out, nats_why(s));
-		return -1;
-	}
-	v->last_seq = si->State.LastSeq;
-	if (!si->State.Msgs) {
-		jsStreamInfo_Destroy(si);
-		return 0;
-	}
-	jsStreamInfo_Destroy(si);
+	*newest = 0;
 	out_subject(filter, sizeof(filter), out, ">");
 	s = subscribe(&sub, c, out, filter, js_DeliverLastPerSubject, 0);
 	if (s != NATS_OK) {
-		pr_warn("fleet: reading stream %s failed: %s\n", out, nats_why(s));
+		pr_warn("fleet: reading stream %s failed: %s\n", out, vg_nats_why(s));
 		return -1;
 	}
 	for (;;) {
@@ -306,7 +313,7 @@ static int load_view(struct conn *c, const char *out, struct view *v)
 		s = natsSubscription_NextMsg(&m, sub, WAIT_MS);
 		if (s != NATS_OK) {
 			pr_warn("fleet: reading stream %s failed after %llu record(s): %s\n", out,
-				(unsigned long long)v->records, nats_why(s));
+				(unsigned long long)v->records, vg_nats_why(s));
 			break;
 		}
 		if (natsMsg_GetMetaData(&meta, m) != NATS_OK) {
@@ -317,8 +324,8 @@ static int load_view(struct conn *c, const char *out, struct view *v)
 		v->records++;
 		if ((__u64)meta->Timestamp > v->newest_ns)
 			v->newest_ns = (__u64)meta->Timestamp;
-		if (meta->Sequence.Stream > v->last_seq)
-			v->last_seq = meta->Sequence.Stream;
+		if (meta->Sequence.Stream > *newest)
+			*newest = meta->Sequence.Stream;
 		last = meta->NumPending == 0;
 		jsMsgMetaData_Destroy(meta);
 		natsMsg_Destroy(m);
@@ -329,6 +336,60 @@ static int load_view(struct conn *c, const char *out, struct view *v)
 	}
 	natsSubscription_Destroy(sub);
 	return ret;
+}
+
+/* Rebuild the view from the last record of every subject of the output
+ * stream. Returns 0 (an empty stream is an empty view), -1 after one line
+ * naming the failure (a missing stream is one).
+ * The stream's last record is the last of its subject, so a complete read
+ * delivers it. A consumer served from a replica still catching up (a node
+ * just restarted) ends short of it, with an older state and cursor; merging
+ * on from those would merge events twice, so the view is read again. */
+static int load_view(struct conn *c, const char *out, struct view *v)
+{
+	jsStreamInfo *si = NULL;
+	jsErrCode jerr = 0;
+	natsStatus s;
+	__u64 last = 0, newest = 0;
+
+	for (int attempt = 0;; attempt++) {
+		s = js_GetStreamInfo(&si, c->js, out, NULL, &jerr);
+		if (s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr) {
+			pr_warn("fleet: there is no stream %s (has `vigil fleet merge --out %s` run?)\n",
+				out, out);
+			return -1;
+		}
+		if (s != NATS_OK) {
+			pr_warn("fleet: looking up stream %s failed: %s\n", out, vg_nats_why(s));
+			return -1;
+		}
+		last = si->State.LastSeq;
+		newest = 0;
+		if (si->State.Msgs && read_last_records(c, out, v, &newest)) {
+			jsStreamInfo_Destroy(si);
+			return -1;
+		}
+		jsStreamInfo_Destroy(si);
+		si = NULL;
+		if (!v->records || newest >= last || attempt == STALE_READS)
+			break;
+		if (!attempt)
+			pr_info("fleet: reading the last records of %s ended at sequence %llu, short of "
+				"its last, %llu (a replica catching up?); reading again\n", out,
+				(unsigned long long)newest, (unsigned long long)last);
+		vg_fleet_free(&v->f);
+		memset(v, 0, sizeof(*v));
+		vg_fleet_init(&v->f);
+		usleep(STALE_WAIT_MS * 1000);
+	}
+	if (v->records && newest < last) {
+		pr_warn("fleet: reading the last records of %s ended at sequence %llu, short of its "
+			"last, %llu, %d times (a replica catching up?)\n", out,
+			(unsigned long long)newest, (unsigned long long)last, STALE_READS + 1);
+		return -1;
+	}
+	v->last_seq = last > newest ? last : newest;
+	return 0;
 }
 
 /* ------------------------------------------------------------ records */
@@ -456,7 +517,7 @@ static int append(struct merger *g, const char *subject, struct rec *r)
 	s = js_PublishMsgAsync(g->c.js, &m, &po);
 	if (s != NATS_OK) {
 		natsMsg_Destroy(m);
-		broke(g, "appending failed: %s", nats_why(s));
+		broke(g, "appending failed: %s", vg_nats_why(s));
 		goto fail;
 	}
 	free(r->buf);
@@ -728,7 +789,7 @@ static int create_out(struct merger *g)
 	sc.Replicas = g->o->replicas;
 	s = js_AddStream(&si, g->c.js, &sc, NULL, &jerr);
 	if (s != NATS_OK) {
-		pr_warn("fleet: creating stream %s failed: %s\n", g->o->out, nats_why(s));
+		pr_warn("fleet: creating stream %s failed: %s\n", g->o->out, vg_nats_why(s));
 		return -1;
 	}
 	jsStreamInfo_Destroy(si);
@@ -807,7 +868,7 @@ static int session_start(struct merger *g)
 
 		s = subscribe(&g->src[i], &g->c, g->sources[i], SOURCE_FILTER, js_DeliverAll, from);
 		if (s != NATS_OK) {
-			pr_warn("fleet: reading stream %s failed: %s\n", g->sources[i], nats_why(s));
+			pr_warn("fleet: reading stream %s failed: %s\n", g->sources[i], vg_nats_why(s));
 			return -1;
 		}
 		pr_info("fleet: merging %s from sequence %llu\n", g->sources[i],
@@ -817,7 +878,7 @@ static int session_start(struct merger *g)
 		      js_DeliverLastPerSubject, 0);
 	if (s != NATS_OK) {
 		pr_warn("fleet: reading the presence bucket (stream %s) failed: %s\n",
-			g->presence_stream, nats_why(s));
+			g->presence_stream, vg_nats_why(s));
 		return -1;
 	}
 	pr_info("fleet: %s holds %llu agent(s), %llu monitor(s) (%u live) in %llu record(s); "
@@ -867,9 +928,8 @@ static void watch_acks(struct merger *g)
 	}
 }
 
-/* A source consumer that stopped delivering while its stream holds more
- * (seen under load: an ordered consumer whose reset the overloaded server
- * did not answer) is replaced by a new one from the cursor. */
+/* A source consumer that stopped delivering while its stream holds more is
+ * replaced by a new one from the cursor (consumer_stalled). */
 static void watch_sources(struct merger *g)
 {
 	__u64 now = vg_mono_ns();
@@ -879,26 +939,19 @@ static void watch_sources(struct merger *g)
 	g->last_source_ns = now; /* look again one stall period later */
 	for (int i = 0; i < g->n_sources; i++) {
 		struct cursor *c = cursor_of(&g->v, g->sources[i]);
-		jsConsumerInfo *ci = NULL;
-		jsErrCode jerr = 0;
-		int pending = 0;
+		__u64 to_go;
 		natsStatus s;
 
-		natsSubscription_GetPending(g->src[i], &pending, NULL);
-		if (pending || natsSubscription_GetConsumerInfo(&ci, g->src[i], NULL, &jerr) != NATS_OK ||
-		    !ci->NumPending || !c) {
-			jsConsumerInfo_Destroy(ci);
+		if (!c || !consumer_stalled(&g->c, g->src[i], g->sources[i], c->seq, &to_go))
 			continue;
-		}
 		pr_warn("fleet: reading %s stalled with %llu message(s) to go; reading again after "
-			"sequence %llu\n", g->sources[i], (unsigned long long)ci->NumPending,
+			"sequence %llu\n", g->sources[i], (unsigned long long)to_go,
 			(unsigned long long)c->seq);
-		jsConsumerInfo_Destroy(ci);
 		natsSubscription_Destroy(g->src[i]);
 		g->src[i] = NULL;
 		s = subscribe(&g->src[i], &g->c, g->sources[i], SOURCE_FILTER, js_DeliverAll, c->seq + 1);
 		if (s != NATS_OK)
-			broke(g, "reading the source again failed: %s", nats_why(s));
+			broke(g, "reading the source again failed: %s", vg_nats_why(s));
 	}
 }
 
@@ -1141,14 +1194,73 @@ static void event_row(natsMsg *m, __u64 stored_ns)
 	       *prev ? prev : "-", *state ? state : "-", host, what);
 }
 
+/* --follow: a consumer that stopped delivering, or failed, is replaced by a
+ * new one after the last record printed (the merger's watchdog, above). */
+struct follower {
+	struct conn *c;
+	const char *out;
+	char filter[NAME_LEN + 16];
+	natsSubscription *sub;
+	__u64 last_seq;     /* the stream sequence of the last record printed */
+	__u64 quiet_since;  /* nothing arrived since (monotonic ns) */
+	bool failing;       /* a failure was said, not yet a recovery */
+};
+
+static natsStatus follow_again(struct follower *fw, const char *why, __u64 to_go)
+{
+	natsStatus s;
+
+	if (!fw->failing) {
+		if (to_go)
+			pr_warn("fleet: reading %s stalled with %llu record(s) to go; reading again "
+				"after sequence %llu\n", fw->out, (unsigned long long)to_go,
+				(unsigned long long)fw->last_seq);
+		else
+			pr_warn("fleet: reading %s failed: %s; reading again after sequence %llu\n",
+				fw->out, why, (unsigned long long)fw->last_seq);
+	}
+	natsSubscription_Destroy(fw->sub);
+	fw->sub = NULL;
+	s = subscribe(&fw->sub, fw->c, fw->out, fw->filter, js_DeliverAll, fw->last_seq + 1);
+	fw->failing = s != NATS_OK;
+	fw->quiet_since = vg_mono_ns();
+	return s;
+}
+
+/* The next record, or NATS_TIMEOUT; when following, never a failure. */
+static natsStatus next_record(struct follower *fw, bool follow, natsMsg **m)
+{
+	__u64 to_go;
+	natsStatus s;
+
+	if (!follow)
+		return natsSubscription_NextMsg(m, fw->sub, WAIT_MS);
+	s = fw->sub ? natsSubscription_NextMsg(m, fw->sub, 200) : NATS_INVALID_SUBSCRIPTION;
+	if (s == NATS_OK) {
+		fw->quiet_since = vg_mono_ns();
+		if (fw->failing)
+			pr_info("fleet: reading %s again\n", fw->out);
+		fw->failing = false;
+		return s;
+	}
+	if (vg_mono_ns() - fw->quiet_since < SOURCE_STALL_MS * 1000000ULL)
+		return NATS_TIMEOUT;
+	if (s != NATS_TIMEOUT)
+		follow_again(fw, vg_nats_why(s), 0);
+	else if (consumer_stalled(fw->c, fw->sub, fw->out, fw->last_seq, &to_go))
+		follow_again(fw, NULL, to_go);
+	else
+		fw->quiet_since = vg_mono_ns(); /* look again one stall period later */
+	return NATS_TIMEOUT;
+}
+
 static int run_events(const struct vg_parsed *p)
 {
 	const struct fleet_opts *o = p->opts;
-	char filter[NAME_LEN + 16];
-	natsSubscription *sub = NULL;
 	jsStreamInfo *si = NULL;
 	jsErrCode jerr = 0;
 	struct conn c = {};
+	struct follower fw = { .c = &c, .out = o->out };
 	natsStatus s;
 	int ret = 1;
 
@@ -1160,19 +1272,23 @@ static int run_events(const struct vg_parsed *p)
 			pr_warn("fleet: there is no stream %s (has `vigil fleet merge --out %s` run?)\n",
 				o->out, o->out);
 		else
-			pr_warn("fleet: looking up stream %s failed: %s\n", o->out, nats_why(s));
+			pr_warn("fleet: looking up stream %s failed: %s\n", o->out, vg_nats_why(s));
 		goto out;
 	}
 	ret = 0;
 	if (!si->State.Msgs && !o->follow)
 		goto out;
-	out_subject(filter, sizeof(filter), o->out, ">");
-	s = subscribe(&sub, &c, o->out, filter, o->new_only ? js_DeliverNew : js_DeliverAll, 0);
+	out_subject(fw.filter, sizeof(fw.filter), o->out, ">");
+	/* --new: from after the stream's end now. */
+	if (o->new_only)
+		fw.last_seq = si->State.LastSeq;
+	s = subscribe(&fw.sub, &c, o->out, fw.filter, js_DeliverAll, fw.last_seq + 1);
 	if (s != NATS_OK) {
-		pr_warn("fleet: reading stream %s failed: %s\n", o->out, nats_why(s));
+		pr_warn("fleet: reading stream %s failed: %s\n", o->out, vg_nats_why(s));
 		ret = 1;
 		goto out;
 	}
+	fw.quiet_since = vg_mono_ns();
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1182,21 +1298,30 @@ static int run_events(const struct vg_parsed *p)
 	while (!stop_requested) {
 		jsMsgMetaData *meta = NULL;
 		natsMsg *m = NULL;
-		__u64 id = 0, pending = 1, stored = 0;
+		__u64 id = 0, pending = 1, stored = 0, seq = 0;
 
-		s = natsSubscription_NextMsg(&m, sub, o->follow ? 200 : WAIT_MS);
+		s = next_record(&fw, o->follow, &m);
 		if (s == NATS_TIMEOUT && o->follow)
 			continue;
 		if (s != NATS_OK) {
-			pr_warn("fleet: reading stream %s failed: %s\n", o->out, nats_why(s));
+			pr_warn("fleet: reading stream %s failed: %s\n", o->out, vg_nats_why(s));
 			ret = 1;
 			break;
 		}
 		if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
 			pending = meta->NumPending;
 			stored = (__u64)meta->Timestamp;
+			seq = meta->Sequence.Stream;
 			jsMsgMetaData_Destroy(meta);
 		}
+		/* A consumer started again may repeat what its predecessor had
+		 * in flight: each record is printed once, in stream order. */
+		if (seq && seq <= fw.last_seq) {
+			natsMsg_Destroy(m);
+			continue;
+		}
+		if (seq)
+			fw.last_seq = seq;
 		if (!o->agent || (vg_json_get_u64(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
 						  "agent_id", &id) && id == o->agent)) {
 			if (o->json || o->follow)
@@ -1209,7 +1334,7 @@ static int run_events(const struct vg_parsed *p)
 			break;
 	}
 out:
-	natsSubscription_Destroy(sub);
+	natsSubscription_Destroy(fw.sub);
 	jsStreamInfo_Destroy(si);
 	conn_close(&c);
 	nats_Close();

@@ -24,6 +24,15 @@
 #include "common/sql.h"
 #include "common/util.h"
 
+/* A lease replicated through NATS (docs/leases.md): the bucket's record as
+ * the daemon last read it (table lease_replica). */
+struct replica {
+	bool have;
+	char monitor[65], granter[65]; /* this monitor's name; who grants ("": nobody) */
+	__u64 holder, token, revision, wall_ns;
+	__u32 term_ms;
+};
+
 struct lease_row {
 	__u32 id;
 	struct lease_slot k;
@@ -31,6 +40,7 @@ struct lease_row {
 	__u64 reserved;      /* highest token reserved (leases.token) */
 	__u64 transfer_to;   /* pending transfer, 0 = none */
 	char holder_name[VIGIL_NAME_LEN];
+	struct replica rep;
 };
 
 /* Open the database if it exists; NULL (and quietly) if it does not and the
@@ -53,16 +63,54 @@ static sqlite3 *open_db(const char *path, bool rw, bool must)
 	return db;
 }
 
+/* Does this monitor stand by while another grants (or nobody does)? Its
+ * kernel then holds no grant, and the bucket says who holds the lease. */
+static bool standby(const struct lease_row *r)
+{
+	return r->rep.have && strcmp(r->rep.granter, r->rep.monitor) &&
+	       r->k.state != VIGIL_LEASE_HELD;
+}
+
+static void fill_replica(sqlite3 *db, struct lease_row *r)
+{
+	sqlite3_stmt *st = NULL;
+	struct replica *p = &r->rep;
+
+	memset(p, 0, sizeof(*p));
+	/* A database of a daemon without --lease-nats has no such table. */
+	if (!db || sqlite3_prepare_v2(db, "SELECT monitor, granter, holder, token, revision, term_ms, "
+				      "wall_ns FROM lease_replica WHERE lease_id = ?", -1, &st,
+				      NULL) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return;
+	}
+	sqlite3_bind_int64(st, 1, r->id);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		p->have = true;
+		vg_strlcpy(p->monitor, vg_col_text(st, 0), sizeof(p->monitor));
+		vg_strlcpy(p->granter, vg_col_text(st, 1), sizeof(p->granter));
+		p->holder = (__u64)sqlite3_column_int64(st, 2);
+		p->token = (__u64)sqlite3_column_int64(st, 3);
+		p->revision = (__u64)sqlite3_column_int64(st, 4);
+		p->term_ms = (__u32)sqlite3_column_int64(st, 5);
+		p->wall_ns = (__u64)sqlite3_column_int64(st, 6);
+	}
+	sqlite3_finalize(st);
+}
+
 static void fill_row(const struct vg_maps *m, sqlite3 *db, struct lease_row *r)
 {
 	struct vg_agent a;
+	__u64 holder;
 
 	r->have_db = vg_sql_u64(db, &r->reserved, "SELECT token FROM leases WHERE lease_id = ?",
 				"i", (long long)r->id);
 	vg_sql_u64(db, &r->transfer_to, "SELECT to_agent FROM lease_requests WHERE lease_id = ?",
 		   "i", (long long)r->id);
+	fill_replica(db, r);
+	holder = standby(r) ? r->rep.holder : r->k.holder;
 	r->holder_name[0] = '\0';
-	if (r->k.holder && vg_agent_get(m, r->k.holder, NULL, &a) == 0)
+	if (holder && vg_agent_get(m, holder, NULL, &a) == 0)
 		vg_strlcpy(r->holder_name, a.i.name, sizeof(r->holder_name));
 }
 
@@ -101,18 +149,42 @@ static double remaining_ms(const struct lease_slot *k, __u64 now)
 		       (double)(k->expires_ns - now) / 1e6 : 0.0;
 }
 
+static void replica_json(struct vg_json *j, const struct replica *p, bool standing_by)
+{
+	char when[40];
+
+	vg_json_key(j, "replicated");
+	if (!p->have) {
+		vg_json_null(j);
+		return;
+	}
+	vg_fmt_wall(p->wall_ns, when, sizeof(when));
+	vg_json_obj(j);
+	vg_json_str_field(j, "monitor", p->monitor);
+	vg_json_str_field(j, "granter", p->granter);
+	vg_json_bool_field(j, "standby", standing_by);
+	vg_json_u64_field(j, "holder", p->holder);
+	vg_json_u64_field(j, "token", p->token);
+	vg_json_u64_field(j, "revision", p->revision);
+	vg_json_u64_field(j, "term_ms", p->term_ms);
+	vg_json_u64_field(j, "read_wall_ns", p->wall_ns);
+	vg_json_str_field(j, "read_time", when);
+	vg_json_close(j);
+}
+
 /* The row's fields, into an object the caller has opened (show adds the
  * history before closing it). */
 static void row_json(struct vg_json *j, const struct lease_row *r, __u64 now)
 {
 	const struct lease_slot *k = &r->k;
+	bool sb = standby(r);
 
 	vg_json_u64_field(j, "lease_id", r->id);
 	vg_json_str_field(j, "name", k->name);
-	vg_json_str_field(j, "state", vg_lease_state_name(k->state));
-	vg_json_u64_field(j, "holder", k->holder);
+	vg_json_str_field(j, "state", sb ? "standby" : vg_lease_state_name(k->state));
+	vg_json_u64_field(j, "holder", sb ? r->rep.holder : k->holder);
 	vg_json_str_field(j, "holder_name", r->holder_name);
-	vg_json_u64_field(j, "token", k->token);
+	vg_json_u64_field(j, "token", sb ? r->rep.token : k->token);
 	vg_json_double_field(j, "remaining_ms", "%.3f", remaining_ms(k, now));
 	vg_json_u64_field(j, "duration_ms", k->duration_ms);
 	vg_json_u64_field(j, "renewals", k->renewals);
@@ -130,6 +202,7 @@ static void row_json(struct vg_json *j, const struct lease_row *r, __u64 now)
 		vg_json_u64(j, r->transfer_to);
 	else
 		vg_json_null(j);
+	replica_json(j, &r->rep, sb);
 }
 
 static void print_header(void)
@@ -138,9 +211,32 @@ static void print_header(void)
 	       "HOLDER", "HOLDER-NAME", "TOKEN", "REMAINING", "DURATION", "RENEWALS", "RESERVED");
 }
 
+/* The line under a replicated lease: who grants it, from the bucket. */
+static void print_replica(const struct lease_row *r)
+{
+	const struct replica *p = &r->rep;
+	__u64 wall = vg_wall_ns();
+	char who[200];
+
+	if (!p->have)
+		return;
+	if (!p->granter[0])
+		snprintf(who, sizeof(who), "no monitor grants it now (the term is free)");
+	else if (!strcmp(p->granter, p->monitor))
+		snprintf(who, sizeof(who), "this monitor ('%s') grants it", p->monitor);
+	else
+		snprintf(who, sizeof(who), "monitor '%s' grants it; this one ('%s') stands by",
+			 p->granter, p->monitor);
+	printf("     replicated: %s (term %u ms); the bucket: holder %llu, token %llu, revision "
+	       "%llu, read %.1f s ago\n", who, p->term_ms, (unsigned long long)p->holder,
+	       (unsigned long long)p->token, (unsigned long long)p->revision,
+	       wall > p->wall_ns ? (double)(wall - p->wall_ns) / 1e9 : 0.0);
+}
+
 static void print_row_text(const struct lease_row *r, __u64 now)
 {
 	const struct lease_slot *k = &r->k;
+	bool sb = standby(r);
 	char rem[24], dur[16], res[24];
 
 	snprintf(rem, sizeof(rem), "%.1fms", remaining_ms(k, now));
@@ -150,10 +246,13 @@ static void print_row_text(const struct lease_row *r, __u64 now)
 	else
 		snprintf(res, sizeof(res), "-");
 	printf("%-4u %-20s %-9s %-10llu %-12s %10llu %12s %9s %10llu %9s%s\n", r->id,
-	       k->name[0] ? k->name : "-", vg_lease_state_name(k->state),
-	       (unsigned long long)k->holder, r->holder_name[0] ? r->holder_name : "-",
-	       (unsigned long long)k->token, rem, dur, (unsigned long long)k->renewals, res,
+	       k->name[0] ? k->name : "-", sb ? "standby" : vg_lease_state_name(k->state),
+	       (unsigned long long)(sb ? r->rep.holder : k->holder),
+	       r->holder_name[0] ? r->holder_name : "-",
+	       (unsigned long long)(sb ? r->rep.token : k->token), rem, dur,
+	       (unsigned long long)k->renewals, res,
 	       k->flags & VIGIL_LEASE_F_FORCED ? "  (released by an operator)" : "");
+	print_replica(r);
 	if (r->transfer_to)
 		printf("     transfer to agent %llu pending\n", (unsigned long long)r->transfer_to);
 }

@@ -137,17 +137,17 @@ static const struct vg_opt opts[] = {
 	{ VG_OPT_STR(0, "export-nats-file", RUN, nats_file, "FILE",
 		     "the NATS URLs from FILE, private to you (mode 0600), kept off the command "
 		     "line; or set " URL_ENV_NATS) },
-	{ VG_OPT_STR(0, "export-nats-creds", RUN, xcfg.creds_file, "FILE",
+	{ VG_OPT_STR(0, "export-nats-creds", RUN, xcfg.auth.creds_file, "FILE",
 		     "authenticate with a user credentials file (JWT and nkey seed; mode 0600)") },
-	{ VG_OPT_STR(0, "export-nats-nkey", RUN, xcfg.nkey_file, "FILE",
+	{ VG_OPT_STR(0, "export-nats-nkey", RUN, xcfg.auth.nkey_file, "FILE",
 		     "authenticate with the user nkey seed (SU...) in FILE (mode 0600)") },
-	{ VG_OPT_STR(0, "export-nats-user-file", RUN, xcfg.user_file, "FILE",
+	{ VG_OPT_STR(0, "export-nats-user-file", RUN, xcfg.auth.user_file, "FILE",
 		     "authenticate with USER:PASSWORD, or a token, from FILE (mode 0600)") },
-	{ VG_OPT_STR(0, "export-nats-ca", RUN, xcfg.ca_file, "FILE",
+	{ VG_OPT_STR(0, "export-nats-ca", RUN, xcfg.auth.ca_file, "FILE",
 		     "TLS: trust the CA certificates in FILE (PEM) to sign the servers'") },
-	{ VG_OPT_STR(0, "export-nats-cert", RUN, xcfg.cert_file, "FILE",
+	{ VG_OPT_STR(0, "export-nats-cert", RUN, xcfg.auth.cert_file, "FILE",
 		     "TLS: present the client certificate chain in FILE (PEM)") },
-	{ VG_OPT_STR(0, "export-nats-key", RUN, xcfg.key_file, "FILE",
+	{ VG_OPT_STR(0, "export-nats-key", RUN, xcfg.auth.key_file, "FILE",
 		     "TLS: the client certificate's private key (PEM, mode 0600)") },
 	{ VG_OPT_STR(0, "export-stream", RUN, xcfg.stream, "NAME", "JetStream stream") },
 	{ VG_OPT_STR(0, "export-host", RUN, xcfg.host, "NAME",
@@ -161,7 +161,8 @@ static const struct vg_opt opts[] = {
 	{ VG_OPT_SECTION("Leases that outlive their monitor (docs/leases.md)") },
 	{ VG_OPT_STR(0, "lease-nats", RUN, lcfg.nats_urls, "URL[,URL...]",
 		      "replicate the agents file's leases through this NATS JetStream: one monitor "
-		      "grants each, a standby takes over when it dies") },
+		      "grants each, a standby takes over when it dies; authenticates with the "
+		      "--export-nats-creds ... -key files") },
 	{ VG_OPT_STR(0, "lease-bucket", RUN, lcfg.bucket, "NAME", "the key-value bucket") },
 	{ VG_OPT_STR(0, "lease-host", RUN, lcfg.host, "NAME",
 		     "this monitor's name in the bucket, unique among the monitors"),
@@ -214,7 +215,8 @@ static const struct vg_opt opts[] = {
 
 /* Where a URL option's value comes from: --NAME URL (a URL with
  * credentials is moved off argv, and warned about), --NAME-file FILE, or
- * the environment variable env. -1 after one line. */
+ * the environment variable env (file and env may be NULL). -1 after one
+ * line. */
 static int url_from(const char **url, const char *file, const char *env, char **owned,
 		    const char *opt, const char *instead)
 {
@@ -230,7 +232,7 @@ static int url_from(const char **url, const char *file, const char *env, char **
 		return *url ? 0 : -1;
 	}
 	if (!*url) {
-		*url = getenv(env);
+		*url = env ? getenv(env) : NULL;
 		return 0;
 	}
 	if (vg_url_has_secret(*url)) {
@@ -261,7 +263,17 @@ static int check(struct vg_run_opts *ro)
 	    url_from(&ro->xcfg.nats_urls, ro->nats_file, URL_ENV_NATS, &ro->owned[1],
 		     "export-nats", "--export-nats-file, " URL_ENV_NATS " or the "
 		     "--export-nats-creds, -nkey and -user-file options") ||
-	    vg_alert_cfg_check(&ro->acfg) || vg_export_cfg_check(&ro->xcfg) ||
+	    url_from(&ro->lcfg.nats_urls, NULL, NULL, &ro->owned[2], "lease-nats",
+		     "the --export-nats-creds, -nkey and -user-file options"))
+		return 2;
+	/* One set of credentials and TLS files for both NATS connections. */
+	ro->lcfg.auth = ro->xcfg.auth;
+	if (vg_nats_files_any(&ro->xcfg.auth) && !ro->xcfg.nats_urls && !ro->lcfg.nats_urls) {
+		pr_warn("--export-nats-creds, -nkey, -user-file, -ca, -cert and -key need "
+			"--export-nats or --lease-nats\n");
+		return 2;
+	}
+	if (vg_alert_cfg_check(&ro->acfg) || vg_export_cfg_check(&ro->xcfg) ||
 	    vg_lease_repl_cfg_check(&ro->lcfg))
 		return 2;
 	if (ro->config_path && vg_config_load(ro->config_path, &ro->config))

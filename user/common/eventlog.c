@@ -73,7 +73,13 @@ const char vg_lease_schema[] =
 	"  wall_ns INTEGER);"
 	/* `vigil lease transfer`: the next grant goes to this agent if healthy. */
 	"CREATE TABLE IF NOT EXISTS lease_requests (lease_id INTEGER PRIMARY KEY,"
-	"  to_agent INTEGER, wall_ns INTEGER);";
+	"  to_agent INTEGER, wall_ns INTEGER);"
+	/* Leases replicated through NATS (--lease-nats): the bucket's record as
+	 * this monitor (`monitor`) last read it, for `vigil lease list` on a
+	 * monitor that stands by. */
+	"CREATE TABLE IF NOT EXISTS lease_replica (lease_id INTEGER PRIMARY KEY,"
+	"  monitor TEXT, granter TEXT, holder INTEGER, token INTEGER, revision INTEGER,"
+	"  term_ms INTEGER, wall_ns INTEGER);";
 
 /* The directories up to path's, creating what is missing: its own
  * directory 0700 (the log holds agent names, alert payloads and the lease

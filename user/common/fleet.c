@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "common/fleet.h"
+#include "common/util.h"
 
 static const char *const verdict_names[] = {
 	[VG_VERDICT_NONE] = "",
@@ -67,15 +68,7 @@ static __u64 host_key(const char *host)
 
 static bool host_ok(const char *s)
 {
-	size_t n = strlen(s);
-
-	if (!n || n > VG_FLEET_HOST_LEN)
-		return false;
-	for (; *s; s++)
-		if (!(*s >= 'a' && *s <= 'z') && !(*s >= 'A' && *s <= 'Z') &&
-		    !(*s >= '0' && *s <= '9') && *s != '_' && *s != '-')
-			return false;
-	return true;
+	return vg_token_ok(s, VG_FLEET_HOST_LEN);
 }
 
 int vg_fleet_find_monitor(const struct vg_fleet *f, const char *host)

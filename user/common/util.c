@@ -146,3 +146,16 @@ void vg_strlcpy(char *dst, const char *src, size_t size)
 	memcpy(dst, src, n);
 	dst[n] = '\0';
 }
+
+bool vg_token_ok(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (!n || n > max)
+		return false;
+	for (; *s; s++)
+		if (!(*s >= 'a' && *s <= 'z') && !(*s >= 'A' && *s <= 'Z') &&
+		    !(*s >= '0' && *s <= '9') && *s != '_' && *s != '-')
+			return false;
+	return true;
+}

@@ -83,4 +83,8 @@ static inline __u64 vg_splitmix64(__u64 *state)
 /* Copy a NUL-terminated string into a fixed field, always terminated. */
 void vg_strlcpy(char *dst, const char *src, size_t size);
 
+/* A name that is one NATS subject token and a valid stream or bucket name:
+ * 1..max characters of [A-Za-z0-9_-] (no dots, wildcards, spaces). */
+bool vg_token_ok(const char *s, size_t max);
+
 #endif

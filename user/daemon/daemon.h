@@ -44,7 +44,7 @@ struct vg_run_opts {
 	/* --alert-webhook-file, --export-nats-file; what they and the
 	 * environment gave, and URLs moved off argv, are held in owned[]. */
 	const char *webhook_file, *nats_file;
-	char *owned[2];
+	char *owned[3];
 	struct vg_lease_repl_cfg lcfg; /* --lease-*: leases replicated through NATS */
 	struct vg_escalation esc; /* its configuration part */
 	struct vg_peers peers;    /* --peer: this monitor as an agent of its peers */

@@ -86,15 +86,7 @@ void vg_export_cfg_default(struct vg_export_cfg *cfg)
 /* Stream names and subject tokens: no dots, wildcards, spaces or slashes. */
 static bool token_ok(const char *s)
 {
-	size_t n = strlen(s);
-
-	if (!n || n > NAME_MAX_LEN)
-		return false;
-	for (; *s; s++)
-		if (!(*s >= 'a' && *s <= 'z') && !(*s >= 'A' && *s <= 'Z') &&
-		    !(*s >= '0' && *s <= '9') && *s != '_' && *s != '-')
-			return false;
-	return true;
+	return vg_token_ok(s, NAME_MAX_LEN);
 }
 
 static int check_urls(const char *arg)
@@ -123,15 +115,11 @@ int vg_export_cfg_check(const struct vg_export_cfg *cfg)
 
 	if (cfg->nats_urls && check_urls(cfg->nats_urls))
 		return -1;
-	if (!cfg->nats_urls && (cfg->creds_file || cfg->nkey_file || cfg->user_file ||
-				cfg->ca_file || cfg->cert_file || cfg->key_file)) {
-		pr_warn("--export-nats-creds, -nkey, -user-file, -ca, -cert and -key need "
-			"--export-nats\n");
-		return -1;
+	if (cfg->nats_urls) {
+		if (vg_nats_auth_load(&cfg->auth, &a))
+			return -1;
+		vg_nats_auth_free(&a);
 	}
-	if (vg_nats_auth_load(cfg, &a))
-		return -1;
-	vg_nats_auth_free(&a);
 	if (!token_ok(cfg->stream)) {
 		pr_warn("--export-stream: '%s' is not a stream name (1-%d of A-Z a-z 0-9 _ -)\n",
 			cfg->stream, NAME_MAX_LEN);
@@ -224,19 +212,6 @@ static bool stopping(struct vg_exporter *x)
 	return vg_waker_stopping(&x->w);
 }
 
-/* libnats' own description of the last failure in this thread, without
- * its "(file.c:line): " prefix. */
-static const char *nats_why(natsStatus s)
-{
-	const char *t = nats_GetLastError(NULL), *p;
-
-	if (!t || !*t)
-		return natsStatus_GetText(s);
-	if (*t == '(' && (p = strstr(t, "): ")))
-		t = p + 3;
-	return t;
-}
-
 /* The same for a request on the connection, which mostly fails because no
  * server is reachable while libnats reconnects. */
 static const char *request_why(struct vg_exporter *x, natsStatus s)
@@ -249,7 +224,7 @@ static const char *request_why(struct vg_exporter *x, natsStatus s)
 		snprintf(why, sizeof(why), "no reply from JetStream within %d ms", REQUEST_WAIT_MS);
 		return why;
 	}
-	return nats_why(s);
+	return vg_nats_why(s);
 }
 
 /* One failed step: counted, said once per streak of the same error (later
@@ -550,7 +525,7 @@ static int connect_nats(struct vg_exporter *x)
 	if (s == NATS_OK)
 		s = natsOptions_SetReconnectedCB(o, on_reconnected, x);
 	if (s == NATS_OK)
-		s = vg_nats_auth_apply(o, &x->cfg, &x->auth);
+		s = vg_nats_auth_apply(o, &x->cfg.auth, &x->auth);
 	if (s == NATS_OK)
 		s = natsConnection_Connect(&nc, o);
 	natsOptions_Destroy(o);
@@ -558,14 +533,14 @@ static int connect_nats(struct vg_exporter *x)
 		char step[64 + 256];
 
 		snprintf(step, sizeof(step), "connecting to NATS (%.256s)", x->urls_shown);
-		return failed(x, step, nats_why(s));
+		return failed(x, step, vg_nats_why(s));
 	}
 	jsOptions_Init(&jo);
 	jo.Wait = REQUEST_WAIT_MS;
 	s = natsConnection_JetStream(&js, nc, &jo);
 	if (s != NATS_OK) {
 		natsConnection_Destroy(nc);
-		return failed(x, "opening a JetStream context", nats_why(s));
+		return failed(x, "opening a JetStream context", vg_nats_why(s));
 	}
 	pthread_mutex_lock(&x->w.lock);
 	x->nc = nc;
@@ -1024,7 +999,7 @@ int vg_exporter_start(const char *db_path, const struct vg_export_cfg *cfg,
 	     u = strtok_r(NULL, ",", &save))
 		x->urls[x->n_urls++] = u;
 	vg_urls_redact(cfg->nats_urls, x->urls_shown, sizeof(x->urls_shown));
-	if (vg_nats_auth_load(cfg, &x->auth))
+	if (vg_nats_auth_load(&cfg->auth, &x->auth))
 		goto fail;
 
 	x->db = open_db(db_path);

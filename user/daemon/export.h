@@ -25,6 +25,7 @@
 
 #include <stdbool.h>
 #include <linux/types.h>
+#include "daemon/natsauth.h"
 
 struct vg_daemon_stats;
 
@@ -34,9 +35,9 @@ struct vg_export_cfg {
 	const char *host;      /* subject token and message-id prefix; NULL: the host name */
 	__u32 replicas;        /* of the stream, when the exporter creates it */
 	bool no_create;        /* the operator manages the stream */
-	/* Authentication and TLS, each a file (daemon/natsauth.h); NULL: none. */
-	const char *creds_file, *nkey_file, *user_file;
-	const char *ca_file, *cert_file, *key_file;
+	/* Authentication and TLS (daemon/natsauth.h): also the lease
+	 * replication's (lease_repl.h). */
+	struct vg_nats_files auth;
 };
 
 #define VG_EXPORT_STREAM "VIGIL_EVENTS"

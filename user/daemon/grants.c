@@ -23,6 +23,8 @@ struct vg_lease_state {
 	__u64 term_end;     /* replicated: this monitor's term ends (monotonic ns) */
 	__u64 bucket_token; /* replicated: the highest token recorded in the database
 			     * (the bucket's, as seen; the database's at start) */
+	struct vg_lease_repl_view shown; /* replicated: what lease_replica says */
+	__u64 shown_ns;     /* ... since (monotonic ns) */
 };
 
 static int sql(struct sqlite3 *db, const char *s)
@@ -159,6 +161,10 @@ int vg_leases_start(struct vg_leases *l, const struct vg_maps *m, struct sqlite3
 	l->st = calloc(n, sizeof(*l->st));
 	if (!l->st || sql(db, vg_lease_schema))
 		return -1;
+	/* A record of an earlier, replicated run would describe a bucket this
+	 * run does not read. */
+	if (!repl)
+		sql(db, "DELETE FROM lease_replica");
 	for (size_t i = 0; i < n; i++) {
 		publish_static(l, &defs[i]);
 		if (!repl)
@@ -256,6 +262,32 @@ static void note_bucket_token(struct vg_leases *l, size_t i)
 		s->bucket_token = t;
 }
 
+/* A replicated lease: the bucket's record into lease_replica, for `vigil
+ * lease list`, when who grants, the holder or the token changed, and every
+ * REPLICA_REFRESH_S (its time says how current it is). Not at every renewal:
+ * that would be a database write per third of a term. */
+#define REPLICA_REFRESH_S 10
+static void note_replica(struct vg_leases *l, size_t i, __u64 now)
+{
+	struct vg_lease_state *s = &l->st[i];
+	struct vg_lease_repl_view v;
+
+	vg_lease_repl_view(l->repl, i, &v);
+	if (!v.revision ||
+	    (!strcmp(v.granter, s->shown.granter) && v.holder == s->shown.holder &&
+	     v.token == s->shown.token &&
+	     now - s->shown_ns < REPLICA_REFRESH_S * VIGIL_NSEC_PER_SEC))
+		return;
+	if (vg_sql_run(l->db, "INSERT OR REPLACE INTO lease_replica (lease_id, monitor, granter, "
+		       "holder, token, revision, term_ms, wall_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+		       "ittiiiii", (long long)l->defs[i].id, v.monitor, v.granter,
+		       (long long)v.holder, (long long)v.token, (long long)v.revision,
+		       (long long)v.term_ms, (long long)vg_wall_ns())) {
+		s->shown = v;
+		s->shown_ns = now;
+	}
+}
+
 int vg_leases_tick(struct vg_leases *l, int cap_ms)
 {
 	__u64 now = vg_mono_ns();
@@ -282,8 +314,10 @@ int vg_leases_tick(struct vg_leases *l, int cap_ms)
 				s->last_holder = k.holder;
 			s->last_state = k.state;
 		}
-		if (l->repl)
+		if (l->repl) {
 			note_bucket_token(l, i);
+			note_replica(l, i, now);
+		}
 		if (k.state == VIGIL_LEASE_HELD)
 			continue;
 		/* Reserve the next token as soon as a grant is needed, well

@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <nats/nats.h>
 #include "common/log.h"
+#include "common/secret.h"
 #include "common/util.h"
 #include "common/waker.h"
 #include "daemon/export.h" /* vg_export_default_host */
@@ -71,6 +72,7 @@ struct vg_lease_repl {
 	size_t n;
 	__u64 *terms; /* mmap of vigil_lease_terms */
 	size_t terms_len;
+	struct vg_nats_auth auth; /* what the credential files gave */
 	natsConnection *nc;
 	jsCtx *js;
 	kvStore *kv;
@@ -91,15 +93,7 @@ void vg_lease_repl_cfg_default(struct vg_lease_repl_cfg *c)
 
 static bool name_ok(const char *s)
 {
-	size_t n = strlen(s);
-
-	if (!n || n > NAME_LEN)
-		return false;
-	for (; *s; s++)
-		if (!(*s >= 'a' && *s <= 'z') && !(*s >= 'A' && *s <= 'Z') &&
-		    !(*s >= '0' && *s <= '9') && *s != '_' && *s != '-')
-			return false;
-	return true;
+	return vg_token_ok(s, NAME_LEN);
 }
 
 int vg_lease_repl_cfg_check(const struct vg_lease_repl_cfg *c)
@@ -130,6 +124,13 @@ int vg_lease_repl_cfg_check(const struct vg_lease_repl_cfg *c)
 		pr_warn("--lease-host: '%s' is not a name (1-%d of A-Z a-z 0-9 _ -)\n", c->host,
 			NAME_LEN);
 		return -1;
+	}
+	{
+		struct vg_nats_auth a;
+
+		if (vg_nats_auth_load(&c->auth, &a))
+			return -1;
+		vg_nats_auth_free(&a);
 	}
 	return 0;
 }
@@ -181,19 +182,12 @@ static int rec_parse(const char *s, struct rec *v)
 
 /* ------------------------------------------------------------- NATS */
 
-static const char *nats_why(natsStatus s)
-{
-	const char *t = nats_GetLastError(NULL);
-
-	return t && *t ? t : natsStatus_GetText(s);
-}
-
 /* Say a failing step once per streak (per lease, or of the connection). */
 static void failed(char *last, size_t len, const char *step, natsStatus s)
 {
 	char msg[128];
 
-	snprintf(msg, sizeof(msg), "%s", nats_why(s));
+	snprintf(msg, sizeof(msg), "%s", vg_nats_why(s));
 	if (!strcmp(last, msg))
 		return;
 	snprintf(last, len, "%s", msg);
@@ -215,7 +209,7 @@ static int connect_bucket(struct vg_lease_repl *r)
 	natsOptions *o = NULL;
 	jsOptions jo;
 	kvConfig kc;
-	char name[NAME_LEN + 16], url[256] = "";
+	char name[NAME_LEN + 16], url[256] = "", shown[256];
 	natsStatus s;
 	const char *step = "connecting to NATS";
 
@@ -235,6 +229,8 @@ static int connect_bucket(struct vg_lease_repl *r)
 		s = natsOptions_SetPingInterval(o, 1000);
 	if (s == NATS_OK)
 		s = natsOptions_SetMaxPingsOut(o, 2);
+	if (s == NATS_OK)
+		s = vg_nats_auth_apply(o, &r->cfg.auth, &r->auth);
 	if (s == NATS_OK)
 		s = natsConnection_Connect(&r->nc, o);
 	natsOptions_Destroy(o);
@@ -269,7 +265,7 @@ static int connect_bucket(struct vg_lease_repl *r)
 	r->conn_err[0] = '\0';
 	natsConnection_GetConnectedUrl(r->nc, url, sizeof(url));
 	pr_info("leases: replicating %zu lease(s) in bucket %s at %s as '%s' (term %u ms)\n", r->n,
-		r->cfg.bucket, url, r->host, r->cfg.term_ms);
+		r->cfg.bucket, vg_urls_redact(url, shown, sizeof(shown)), r->host, r->cfg.term_ms);
 	return 0;
 }
 
@@ -528,6 +524,8 @@ int vg_lease_repl_start(const struct vg_lease_repl_cfg *c, const struct vg_lease
 		r->terms = NULL;
 		goto fail;
 	}
+	if (vg_nats_auth_load(&c->auth, &r->auth))
+		goto fail;
 	for (size_t i = 0; i < n; i++) {
 		r->ls[i].d = &defs[i];
 		snprintf(r->ls[i].key, sizeof(r->ls[i].key), "lease.%u", defs[i].id);
@@ -542,6 +540,7 @@ int vg_lease_repl_start(const struct vg_lease_repl_cfg *c, const struct vg_lease
 	*out = r;
 	return 0;
 fail:
+	vg_nats_auth_free(&r->auth);
 	if (r->terms)
 		munmap(r->terms, r->terms_len);
 	free(r->urls_buf);
@@ -560,6 +559,7 @@ void vg_lease_repl_stop(struct vg_lease_repl *r)
 		vg_waker_destroy(&r->w);
 	}
 	disconnect(r);
+	vg_nats_auth_free(&r->auth);
 	munmap(r->terms, r->terms_len);
 	free(r->urls_buf);
 	free(r->ls);
@@ -615,6 +615,20 @@ void vg_lease_repl_no_candidate(struct vg_lease_repl *r, size_t i, bool none)
 		L->none_since = 0;
 	else if (!L->none_since)
 		L->none_since = vg_mono_ns();
+	pthread_mutex_unlock(&r->w.lock);
+}
+
+void vg_lease_repl_view(struct vg_lease_repl *r, size_t i, struct vg_lease_repl_view *v)
+{
+	struct repl_lease *L = &r->ls[i];
+
+	pthread_mutex_lock(&r->w.lock);
+	v->monitor = r->host;
+	snprintf(v->granter, sizeof(v->granter), "%s", L->cur.granter);
+	v->holder = L->cur.holder;
+	v->token = L->cur.token;
+	v->revision = L->rev;
+	v->term_ms = L->cur.term_ms;
 	pthread_mutex_unlock(&r->w.lock);
 }
 

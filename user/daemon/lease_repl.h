@@ -40,6 +40,7 @@
 #include <stddef.h>
 #include <linux/types.h>
 #include "common/config.h"
+#include "daemon/natsauth.h"
 
 struct vg_lease_repl_cfg {
 	const char *nats_urls; /* --lease-nats; NULL: leases are not replicated */
@@ -48,13 +49,15 @@ struct vg_lease_repl_cfg {
 	__u32 replicas;        /* --lease-replicas, when vigil creates the bucket */
 	__u32 term_ms;         /* --lease-term-ms */
 	__u32 drift_ppm;       /* clock rate bound between monitors (1000) */
+	struct vg_nats_files auth; /* the export's: --export-nats-creds ... -key */
 };
 
 #define VG_LEASE_BUCKET "VIGIL_LEASES"
 #define VG_LEASE_TERM_MS 1000
 
 void vg_lease_repl_cfg_default(struct vg_lease_repl_cfg *c);
-/* One line and -1 if the URLs, bucket or host name are malformed. */
+/* One line and -1 if the URLs, bucket or host name are malformed, or the
+ * credential files unusable. */
 int vg_lease_repl_cfg_check(const struct vg_lease_repl_cfg *c);
 /* How long a standby waits on an unchanged revision before taking over. */
 __u64 vg_lease_repl_takeover_ns(const struct vg_lease_repl_cfg *c);
@@ -82,5 +85,15 @@ void vg_lease_repl_granted(struct vg_lease_repl *r, size_t i, __u64 holder, __u6
 void vg_lease_repl_no_candidate(struct vg_lease_repl *r, size_t i, bool none);
 /* The highest token the bucket holds for lease i (0: unknown yet). */
 __u64 vg_lease_repl_token(struct vg_lease_repl *r, size_t i);
+
+/* Lease i's record as this monitor last read it (for `vigil lease list`). */
+struct vg_lease_repl_view {
+	const char *monitor;  /* this monitor's name in the bucket */
+	char granter[65];     /* "": nobody holds the term */
+	__u64 holder, token;  /* holder 0: reserved, not granted */
+	__u64 revision;       /* 0: not read yet */
+	__u32 term_ms;
+};
+void vg_lease_repl_view(struct vg_lease_repl *r, size_t i, struct vg_lease_repl_view *v);
 
 #endif

@@ -9,7 +9,6 @@
 #include <openssl/evp.h>
 #include "common/log.h"
 #include "common/secret.h"
-#include "daemon/export.h"
 #include "daemon/natsauth.h"
 
 /* ------------------------------------------------------------ nkeys */
@@ -126,7 +125,7 @@ static int check_file(const char *path, const char *opt, bool secret)
 	return ret;
 }
 
-int vg_nats_auth_load(const struct vg_export_cfg *cfg, struct vg_nats_auth *a)
+int vg_nats_auth_load(const struct vg_nats_files *cfg, struct vg_nats_auth *a)
 {
 	int ways = !!cfg->creds_file + !!cfg->nkey_file + !!cfg->user_file;
 	char *line = NULL, *colon;
@@ -200,7 +199,7 @@ void vg_nats_auth_free(struct vg_nats_auth *a)
 	free_secret(&a->token);
 }
 
-natsStatus vg_nats_auth_apply(natsOptions *o, const struct vg_export_cfg *cfg,
+natsStatus vg_nats_auth_apply(natsOptions *o, const struct vg_nats_files *cfg,
 			      const struct vg_nats_auth *a)
 {
 	natsStatus s = NATS_OK;
@@ -220,4 +219,15 @@ natsStatus vg_nats_auth_apply(natsOptions *o, const struct vg_export_cfg *cfg,
 	if (s == NATS_OK && a->token)
 		s = natsOptions_SetToken(o, a->token);
 	return s;
+}
+
+const char *vg_nats_why(natsStatus s)
+{
+	const char *t = nats_GetLastError(NULL), *p;
+
+	if (!t || !*t)
+		return natsStatus_GetText(s);
+	if (*t == '(' && (p = strstr(t, "): ")))
+		t = p + 3;
+	return t;
 }
