@@ -222,10 +222,24 @@ static int measure_case(struct fp *f, struct series *s, enum fill_kind kind, dou
 		}
 		v = floor_ns + v - w;
 		r = floor_ns + r - w;
+		/* The wrapper alone ran slower than a wrapped program: another
+		 * task took the CPU in this round, which then says nothing (and
+		 * its ratio would not even be a number). */
+		if (v <= 0 || r <= 0) {
+			fprintf(stderr, "fastpath: %s: round %u left out (wrapper %.0f ns, wrapped %.0f "
+				"and %.0f ns): the CPU was taken meanwhile\n", s->name, i, w, v - floor_ns + w,
+				r - floor_ns + w);
+			continue;
+		}
 		add(s, v, v / r);
 		if (kind != FILL_UNKNOWN)
 			add(ref, r, 1);
 		add(wrap, w, 1);
+	}
+	if (!s->n) {
+		fprintf(stderr, "fastpath: %s: every round was disturbed; run it on a quieter machine\n",
+			s->name);
+		return -1;
 	}
 	vg_stats_read(&f->m, &st1);
 	s->expected = (__u64)f->repeat * f->runs;
@@ -469,7 +483,7 @@ int cmd_fastpath(int argc, char **argv)
 	 * turns the beat into a signed ack and returns XDP_TX). */
 	for (__u32 i = 0; i < f.agents; i++) {
 		struct agent_auth a = { .key = { f.keys[i] }, .valid = 1, .flags = VIGIL_AUTH_ACK };
-		struct agent_slot as;
+		struct vg_agent as;
 		__u32 slot;
 
 		if (vg_agent_get(&f.m, i + 1, &slot, &as) ||

@@ -33,12 +33,12 @@ trap '[ "${PROFILE_KEEP:-0}" = 1 ] && echo "kept $WORK" >&2 || rm -rf "$WORK"' E
 
 # NAME|FILE|what it takes out|perl substitution (applied with -0, must match)
 VARIANTS='none||nothing (the copy as it is)|
-no-evidence|accept.bpf.h|receive-path evidence: send-time estimate, loss accounting, the per-queue record (vigil_rxq)|s/\n\tbeat_evidence\(st, s, b, c->rv, state, rxq, &p, c->now, &proof\);/\n\t__builtin_memset(&proof, 0, sizeof(proof));/
-no-gap-histogram|accept.bpf.h|the per-agent gap histogram (an atomic add on its own cache line)|s/\n\tif \(state != VIGIL_AGENT_NEW && now > s->last_seen_ns\)\n\t\t__sync_fetch_and_add\(&s->gap_hist\[[^;]*\], 1\);//
-no-beat-counter|accept.bpf.h|the per-agent beat counter (an atomic add)|s/\n\t__sync_fetch_and_add\(&s->beats, 1\);//
-no-hold|accept.bpf.h|ending a held verdict (a read of hold_since_ns)|s/\n\tstate = end_hold\(st, s, c->slot, state, &p, proof.flags, c->now\);//
-no-replay-lock|checks.bpf.h|the spin lock around the replay window and the agent rate (unsafe: measurement only)|s/\n\tbpf_spin_lock\(&g->lock\);//; s/\n\tbpf_spin_unlock\(&g->lock\);//
-computed-index|checks.bpf.h|the agent id -> slot hash lookup, replaced by slot = id - 1 (agents 1..N fill slots 0..N-1 here)|s/__u32 \*idx = bpf_map_lookup_elem\(&vigil_index, &agent_id\);/__u32 idx_v = (__u32)agent_id - 1, *idx = \&idx_v;/'
+no-evidence|accept.bpf.h|receive-path evidence: send-time estimate, loss accounting, the per-queue record (vigil_rxq)|s/\n\tbeat_evidence\(st, s, b, c->rv, state, rxq, p, c->now, &proof\);/\n\t__builtin_memset(&proof, 0, sizeof(proof));/
+no-gap-histogram|checks.bpf.h|the gap histogram (run-length coded in the slot, under its lock)|s/\n\t\tif \(vigil_state_of\(s->state\) != VIGIL_AGENT_NEW && now > c->p.last_seen_ns\)\n\t\t\tvigil_gap_count\([^;]*;//
+no-beat-counter|checks.bpf.h|the per-agent beat counter (under the slot lock)|s/\n\t\ts->beats\+\+;//
+no-hold|accept.bpf.h|ending a held verdict (a read of hold_since_ns)|s/\n\tend_hold\(st, s, c->slot, state, p, proof.flags, c->now\);//
+no-replay-lock|checks.bpf.h|the slot spin lock around the window, rate and counts (unsafe: measurement only)|s/\n\tbpf_spin_lock\(&s->lock\);//; s/\n\t\tbpf_spin_unlock\(&s->lock\);//; s/\n\tbpf_spin_unlock\(&s->lock\);//
+index-only|checks.bpf.h|the computed index taken out: every id through the index hash, as before the layout (adds, not saves)|s/\n\tif \(d < max_agents\) \{/\n\tif (0) {/'
 
 want=" $* "
 build() { # NAME FILE SUBST -> $WORK/NAME/vigil.bpf.o

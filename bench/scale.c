@@ -325,7 +325,7 @@ int main(int argc, char **argv)
 	t_reg = vg_mono_ns();
 	printf("registered %u agents and a canary in %.2f s\n", r.n, (t_reg - t0) / 1e9);
 	{
-		const int per_agent[] = { r.m.agents, r.m.index, r.m.links, r.m.auth, r.m.guard,
+		const int per_agent[] = { r.m.agents, r.m.info, r.m.index, r.m.links, r.m.auth,
 					  r.m.inbox };
 		const int fixed[] = { r.m.buckets, r.m.wheel, r.m.config, r.m.globals, r.m.stats,
 				      r.m.meta, r.m.groups, r.m.sources, r.m.allow };

@@ -17,35 +17,20 @@
 #include "lease.bpf.h"
 #include "wheel.bpf.h"
 
-/* What the beat says about the agent, into its slot, counted. */
+/* What the beat says about the agent, into its slot, counted. Its
+ * sequence, the window and the counts were committed under the slot's lock
+ * (check_replay). */
 static __always_inline void store_beat(struct vigil_stats *st, struct agent_slot *s,
 				       const struct vigil_beat_info *b,
-				       enum vigil_replay_verdict v, __u32 state, __u64 now)
+				       enum vigil_replay_verdict v, __u64 now)
 {
-	int late = v == VIGIL_REPLAY_LATE;
-
-	if (late) {
+	if (v == VIGIL_REPLAY_LATE) {
 		/* Authentic and inside the window, just out of order: it still
 		 * proves the agent alive, but everything else it reports is older
-		 * than what the slot holds (sequence, status, interval, lease),
-		 * so only liveness is taken from it. */
-		__sync_fetch_and_add(&s->reordered, 1);
+		 * than what the slot holds (status, interval, lease), so only
+		 * liveness is taken from it. */
 		st->reordered++;
 	} else {
-		s->seq = b->seq;
-		s->incarnation = b->incarnation;
-	}
-	if (v == VIGIL_REPLAY_RESTART) {
-		__sync_fetch_and_add(&s->restarts, 1);
-		st->restarts++;
-	}
-	if (state != VIGIL_AGENT_NEW && now > s->last_seen_ns)
-		__sync_fetch_and_add(&s->gap_hist[vigil_gap_bucket(now - s->last_seen_ns) &
-						   (VIGIL_GAP_BUCKETS - 1)], 1);
-	/* Liveness facts first: the state CAS in beat_edges publishes them, so
-	 * the sweeper can never see ALIVE together with the old last-seen time. */
-	s->last_seen_ns = now;
-	if (!late) {
 		s->send_ts_ns = b->send_ts_ns;
 		s->interval_ms = vigil_clamp_interval(b->interval_ms, s->interval_min_ms,
 						      s->interval_max_ms);
@@ -53,7 +38,13 @@ static __always_inline void store_beat(struct vigil_stats *st, struct agent_slot
 		s->queue_depth = b->queue_depth;
 		s->lease_id = b->lease_id;
 	}
-	__sync_fetch_and_add(&s->beats, 1);
+	if (v == VIGIL_REPLAY_RESTART)
+		st->restarts++;
+	/* Liveness last, and with an exchange: a full barrier, so the state
+	 * read that follows (beat_edges) comes after it on every CPU. The
+	 * sweeper's side is take_verdict: whichever of the two reads second
+	 * sees the other's write. */
+	__sync_lock_test_and_set(&s->last_seen_ns, now);
 	st->beats++;
 }
 
@@ -107,23 +98,22 @@ static __always_inline void accept_beat(const struct beat_ctx *c, __u32 rxq)
 	struct vigil_stats *st = c->st;
 	struct agent_slot *s = c->s;
 	const struct vigil_beat_info *b = &c->b;
+	const struct prior_beat *p = &c->p; /* the deadline this beat answers */
 	int late = c->rv == VIGIL_REPLAY_LATE;
 	__u32 state = vigil_state_of(READ_ONCE(s->state));
 	struct verdict_note proof;
-	struct prior_beat p;
 
-	read_prior_beat(s, &p); /* the deadline this beat answers, before it moves it */
-	beat_evidence(st, s, b, c->rv, state, rxq, &p, c->now, &proof);
-	store_beat(st, s, b, c->rv, state, c->now);
+	beat_evidence(st, s, b, c->rv, state, rxq, p, c->now, &proof);
+	store_beat(st, s, b, c->rv, c->now);
 	if (c->rv == VIGIL_REPLAY_RESTART)
 		emit(st, s, c->slot, s->agent_id, VIGIL_EV_RESTART, state, state, c->now,
 		     VIGIL_REJECT_NONE, NULL, NULL);
 	if (!late && b->lease_id)
 		renew_lease(st, s, b, c->now);
-	end_hold(st, s, c->slot, state, &p, proof.flags, c->now);
+	end_hold(st, s, c->slot, state, p, proof.flags, c->now);
 	/* The edges start from the state as it is now, not as it was read
 	 * above: a verdict the sweeper took meanwhile, on the facts before this
-	 * beat's, is answered here (store_beat's fetch-and-add orders the facts
+	 * beat's, is answered here (store_beat's exchange orders the facts
 	 * before this read; the sweeper's side is take_verdict). */
 	beat_edges(st, s, c->slot, READ_ONCE(s->state), b, late, &proof, c->now);
 }

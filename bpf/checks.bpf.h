@@ -26,6 +26,8 @@ struct beat_ctx {
 	__u32 slot;                   /* s's slot */
 	enum vigil_replay_verdict rv; /* once check_replay has judged it */
 	struct vigil_beat_info b;     /* decoded; zero before */
+	struct prior_beat p;          /* the agent's last beat before this one
+				       * (check_replay, under the lock) */
 	__u64 now;
 };
 
@@ -43,9 +45,10 @@ static __always_inline void bump(__u64 *here, __u64 *agent)
 		__sync_fetch_and_add(agent, 1);
 }
 
-/* Count a refusal for its reason: on this CPU, and in the slot of the agent
- * the datagram names when that agent is known and has a counter for it. */
-static __always_inline void count_reject(struct vigil_stats *st, struct agent_slot *s,
+/* Count a refusal for its reason: on this CPU, and in the record of the
+ * agent the datagram names when that agent is known and has a counter for
+ * it (s: its cold record, or NULL). */
+static __always_inline void count_reject(struct vigil_stats *st, struct agent_info *s,
 					 __u32 reason, enum vigil_replay_verdict rv)
 {
 #define SLOT(f) (s ? &s->f : NULL)
@@ -82,7 +85,7 @@ static __always_inline int reject(const struct beat_ctx *c, __u32 reason)
 	struct agent_slot *s = c->s;
 	__u64 now = bpf_ktime_get_ns();
 
-	count_reject(c->st, s, reason, c->rv);
+	count_reject(c->st, s ? info_of(c->slot) : NULL, reason, c->rv);
 	if (!g || !cfg)
 		return XDP_DROP;
 	if (now - g->reject_window_ns >= VIGIL_NSEC_PER_SEC) {
@@ -161,13 +164,26 @@ static __always_inline enum vigil_beat_verdict decode_beat(struct xdp_md *ctx, v
 	return v == VIGIL_BEAT_OK ? VIGIL_BEAT_MALFORMED : v;
 }
 
-/* Find the live slot of an agent, or NULL. */
+/* Find the live slot of an agent, or NULL. An id in id_base's range is
+ * looked for at its own slot first (registry.c puts it there when it can):
+ * an array element by a computed index, not a hash lookup. Any other id,
+ * or one whose own slot another agent holds, is found through the index. */
 static __always_inline struct agent_slot *find_slot(__u64 agent_id, __u32 *slot_out,
 						    struct vigil_stats *st)
 {
+	__u64 d = agent_id - id_base;
 	struct agent_slot *s;
-	__u32 *idx = bpf_map_lookup_elem(&vigil_index, &agent_id);
+	__u32 slot, *idx;
 
+	if (d < max_agents) {
+		slot = (__u32)d;
+		s = bpf_map_lookup_elem(&vigil_agents, &slot);
+		if (s && s->agent_id == agent_id && s->state != VIGIL_AGENT_FREE) {
+			*slot_out = slot;
+			return s;
+		}
+	}
+	idx = bpf_map_lookup_elem(&vigil_index, &agent_id);
 	if (!idx)
 		return NULL;
 	s = bpf_map_lookup_elem(&vigil_agents, idx);
@@ -243,61 +259,79 @@ static __always_inline __u32 check_auth(const struct vigil_config *cfg, const st
 	return VIGIL_REJECT_NONE;
 }
 
-/* Anti-replay and the agent's own rate limit, together under its lock.
+/*
+ * Anti-replay and the agent's own rate limit, together under the slot's
+ * lock; an accepted beat is committed there (window, rate, counts) and the
+ * facts of the agent's previous beat are read for what follows (c->p).
  * Only authentic beats get here, so forgeries cannot use up an agent's
- * window or its rate. */
-static __always_inline __u32 check_replay(const struct vigil_config *cfg, struct agent_slot *s,
-					  __u32 slot, const struct vigil_beat_info *b, __u64 now,
-					  enum vigil_replay_verdict *verdict)
+ * window or its rate.
+ */
+static __always_inline __u32 check_replay(struct beat_ctx *c, const struct agent_keys *k)
 {
-	struct agent_guard *g = bpf_map_lookup_elem(&vigil_guard, &slot);
-	__u32 reason = VIGIL_REJECT_NONE, interval;
+	const struct vigil_config *cfg = c->cfg;
+	const struct vigil_beat_info *b = &c->b;
+	struct agent_info *info = info_of(c->slot);
+	struct agent_slot *s = c->s;
+	__u32 reason = VIGIL_REJECT_NONE, interval, window = cfg->replay_window;
+	__u32 multiple = cfg->rate_multiple, burst = cfg->rate_burst;
+	__u64 emission = 0, tat = 0, now = c->now;
 	struct vigil_replay r;
-	__u64 emission = 0, tat = 0;
 
-	if (!g)
+	if (!info)
 		return VIGIL_REJECT_REPLAY;
+	bpf_spin_lock(&s->lock);
+	/* Removed since find_slot looked: vg_agent_remove took the keys away,
+	 * then read this window under the lock as the id's floor. A beat
+	 * judged after that must not move a window nobody will read again. A
+	 * registration writes the whole slot under the lock, so what is read
+	 * here is one agent's. */
+	if (s->agent_id != b->agent_id || READ_ONCE(k->agent_id) != b->agent_id) {
+		bpf_spin_unlock(&s->lock);
+		return VIGIL_REJECT_UNKNOWN_AGENT;
+	}
+	read_prior_beat(s, &c->p);
 	/* The beat's own (authentic, clamped) interval sets its allowed rate,
 	 * so an agent that speeds up is limited by what it now announces. */
 	interval = vigil_clamp_interval(b->interval_ms, s->interval_min_ms, s->interval_max_ms);
-	if (cfg->rate_burst && cfg->rate_multiple)
-		emission = (__u64)interval * VIGIL_NSEC_PER_MSEC / cfg->rate_multiple;
-	bpf_spin_lock(&g->lock);
-	/* Removed since find_slot looked: vg_agent_remove freed the slot, then
-	 * read this window under the lock as the id's floor. A beat judged
-	 * after that must not move a window nobody will read again. */
-	if (s->agent_id != b->agent_id) {
-		bpf_spin_unlock(&g->lock);
-		return VIGIL_REJECT_UNKNOWN_AGENT;
-	}
+	if (burst && multiple)
+		emission = (__u64)interval * VIGIL_NSEC_PER_MSEC / multiple;
 	/* Judge on copies and commit both only when the beat passes both, so a
 	 * beat refused for its rate does not use up its sequence number. */
-	r = g->replay;
-	*verdict = vigil_replay_check(&r, b->incarnation, b->seq, cfg->replay_window);
-	if (!vigil_replay_accepted(*verdict)) {
+	r = s->replay;
+	c->rv = vigil_replay_check(&r, b->incarnation, b->seq, window);
+	if (!vigil_replay_accepted(c->rv)) {
 		reason = VIGIL_REJECT_REPLAY;
 	} else if (emission) {
-		tat = vigil_gcra(vigil_gcra_rescale(g->rate_tat, now, g->rate_interval_ms, interval),
-				 now, emission, cfg->rate_burst);
+		tat = vigil_gcra(vigil_gcra_rescale(s->rate_tat, now, s->rate_interval_ms, interval),
+				 now, emission, burst);
 		if (!tat)
 			reason = VIGIL_REJECT_OVER_RATE_AGENT;
 	}
 	if (reason == VIGIL_REJECT_NONE) {
-		g->replay = r;
+		s->replay = r;
 		if (emission) {
-			g->rate_tat = tat;
-			g->rate_interval_ms = interval;
+			s->rate_tat = tat;
+			s->rate_interval_ms = interval;
 		}
+		s->beats++;
+		if (c->rv == VIGIL_REPLAY_LATE)
+			info->reordered++;
+		else if (c->rv == VIGIL_REPLAY_RESTART)
+			info->restarts++;
+		if (vigil_state_of(s->state) != VIGIL_AGENT_NEW && now > c->p.last_seen_ns)
+			vigil_gap_count(&s->gap_bucket, &s->gap_run, info->gap_hist,
+					now - c->p.last_seen_ns);
 	}
-	bpf_spin_unlock(&g->lock);
+	bpf_spin_unlock(&s->lock);
 	return reason;
 }
 
 /* Whether the agent really sent it, and may: from a source its group
  * allows, with a tag that verifies, fresh, within its rate. Sets c->rv.
- * `beat` is the whole 64-byte beat in the packet. */
+ * `beat` is the whole 64-byte beat in the packet; `auth` the key set in
+ * force of the agent's keys `k`. */
 static __always_inline __u32 check_agent(struct beat_ctx *c, const struct vigil_beat *beat,
-					 const struct agent_auth *auth)
+					 const struct agent_keys *k, const struct agent_auth *auth)
 {
 	__u32 reason;
 
@@ -306,7 +340,7 @@ static __always_inline __u32 check_agent(struct beat_ctx *c, const struct vigil_
 	reason = check_auth(c->cfg, beat, c->b.flags, c->b.key_id, auth);
 	if (reason)
 		return reason;
-	reason = check_replay(c->cfg, c->s, c->slot, &c->b, c->now, &c->rv);
+	reason = check_replay(c, k);
 	if (reason == VIGIL_REJECT_UNKNOWN_AGENT) {
 		c->st->stale_slot++;
 		c->s = NULL; /* no longer its agent's */

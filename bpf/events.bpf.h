@@ -15,12 +15,6 @@
 #include "parse.bpf.h"
 #include "maps.bpf.h"
 
-/* One load of a field another CPU may be writing (the compiler may neither
- * repeat nor merge it). */
-#ifndef READ_ONCE
-#define READ_ONCE(x) (*(const volatile __typeof__(x) *)&(x))
-#endif
-
 /* vigil_event.slot of an event that names no slot. */
 #define NO_SLOT 0xffffffffu
 
@@ -74,11 +68,23 @@ struct prior_beat {
 static __always_inline void read_prior_beat(const struct agent_slot *s, struct prior_beat *p)
 {
 	p->last_seen_ns = READ_ONCE(s->last_seen_ns);
-	p->seq = READ_ONCE(s->seq);
+	p->seq = READ_ONCE(s->replay.top);
 	p->send_ts_ns = READ_ONCE(s->send_ts_ns);
-	p->incarnation = READ_ONCE(s->incarnation);
+	p->incarnation = READ_ONCE(s->replay.incarnation);
 	p->interval_ms = READ_ONCE(s->interval_ms);
 	p->deadline = vigil_deadline(p->last_seen_ns, p->interval_ms, s->multiplier);
+}
+
+/* The agent's state changed with event `seq`: noted in its cold record, for
+ * the daemon's reconciliation. */
+static __always_inline void note_edge(__u32 slot, __u64 seq, __u64 now)
+{
+	struct agent_info *i = info_of(slot);
+
+	if (i) {
+		i->last_event_seq = seq;
+		i->state_since_ns = now;
+	}
 }
 
 /* An agent event (s may be NULL for refused beats of unknown agents). */
@@ -91,10 +97,8 @@ static __always_inline void emit(struct vigil_stats *st, struct agent_slot *s, _
 	__u64 seq = 0;
 
 	e = event_begin(st, kind, now, &seq);
-	if (s && prev != state && seq) {
-		s->last_event_seq = seq;
-		s->state_since_ns = now;
-	}
+	if (s && prev != state && seq)
+		note_edge(slot, seq, now);
 	if (!e)
 		return;
 	e->agent_id = agent_id;
@@ -110,8 +114,8 @@ static __always_inline void emit(struct vigil_stats *st, struct agent_slot *s, _
 		__builtin_memcpy(e->src_addr, src->a, sizeof(e->src_addr));
 	if (s) {
 		e->last_seen_ns = s->last_seen_ns;
-		e->seq = s->seq;
-		e->incarnation = s->incarnation;
+		e->seq = s->replay.top;
+		e->incarnation = s->replay.incarnation;
 		e->interval_ms = s->interval_ms;
 	} else {
 		e->last_seen_ns = now;
@@ -147,10 +151,8 @@ static __always_inline void emit_as_was(struct vigil_stats *st, struct agent_slo
 	__u64 seq = 0;
 
 	e = event_begin(st, kind, now, &seq);
-	if (seq) {
-		s->last_event_seq = seq;
-		s->state_since_ns = now;
-	}
+	if (seq)
+		note_edge(slot, seq, now);
 	if (!e)
 		return;
 	e->agent_id = s->agent_id;

@@ -11,21 +11,44 @@
 
 #include "vigil/maps.h"
 
+/* One load of a field another CPU may be writing (the compiler may neither
+ * repeat nor merge it). */
+#ifndef READ_ONCE
+#define READ_ONCE(x) (*(const volatile __typeof__(x) *)&(x))
+#endif
+
 /* Load-time settings (set by the daemon before load, fixed afterwards). */
 const volatile __u16 beat_port_be = 0; /* UDP destination port, network order */
 const volatile __u64 tick_ns = 1000000;
 /* Wheel slots 0..max_agents-1 are agents; max_agents + lease id are leases. */
 const volatile __u32 max_agents = VIGIL_MAX_AGENTS;
+/* Agent id id_base + i is placed in slot i when that slot is free (most
+ * fleets number their agents): the beat path finds it without the index. */
+const volatile __u64 id_base = 1;
 
-/* vigil_agents: one slot per registered agent; see struct agent_slot. */
+/* vigil_agents: what a beat reads and writes, one slot per registered agent;
+ * see struct agent_slot. Mmapable for the alignment only: its elements start
+ * on a page, so each 128-byte slot is one cache-line pair (a plain array's
+ * elements start 56 bytes into a line). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, VIGIL_MAX_AGENTS);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, struct agent_slot);
 } vigil_agents SEC(".maps");
 
-/* vigil_index: agent id -> slot. Preallocated; written by the daemon only. */
+/* vigil_agent_info: the rest of each agent (names, counters, histogram). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, VIGIL_MAX_AGENTS);
+	__type(key, __u32);
+	__type(value, struct agent_info);
+} vigil_agent_info SEC(".maps");
+
+/* vigil_index: agent id -> slot, for every agent; the beat path needs it only
+ * for ids outside id_base's range or placed elsewhere. Preallocated; written
+ * by the daemon only. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, VIGIL_MAX_AGENTS);
@@ -79,24 +102,15 @@ struct {
 	__type(value, struct sweeper_timer);
 } vigil_timer SEC(".maps");
 
-/* vigil_auth: each agent's keys and source policy, twice: slot and
- * max_agents + slot. XDP reads the copy vigil_auth_sel names; userspace
- * writes the other and flips it (auth_of). */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2 * VIGIL_MAX_AGENTS);
-	__type(key, __u32);
-	__type(value, struct agent_auth);
-} vigil_auth SEC(".maps");
-
-/* vigil_auth_sel: per slot, how often its keys were swapped; bit 0 names
- * the copy in force. Written by userspace only. */
+/* vigil_auth: each agent's two key sets and which is in force; written by
+ * userspace only (see struct agent_keys, and auth_in_force). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, VIGIL_MAX_AGENTS);
+	__uint(map_flags, BPF_F_MMAPABLE); /* 128-byte aligned, as vigil_agents */
 	__type(key, __u32);
-	__type(value, __u32);
-} vigil_auth_sel SEC(".maps");
+	__type(value, struct agent_keys);
+} vigil_auth SEC(".maps");
 
 /* vigil_groups: group policy for userspace; XDP does not read it. */
 struct {
@@ -105,15 +119,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct group_policy);
 } vigil_groups SEC(".maps");
-
-/* vigil_guard: anti-replay window and rate state; written by XDP under the
- * per-agent lock, reset by the daemon on registration. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, VIGIL_MAX_AGENTS);
-	__type(key, __u32);
-	__type(value, struct agent_guard);
-} vigil_guard SEC(".maps");
 
 #ifndef VIGIL_MAX_SOURCES
 #define VIGIL_MAX_SOURCES 65536
@@ -216,20 +221,23 @@ struct {
 static const __u32 zero = 0;
 
 /*
- * An agent's keys and policy as they are in force now. Userspace never
- * writes the copy XDP reads: it writes the other, flips vigil_auth_sel, and
- * lets an RCU grace period pass (every beat that read the old copy has
- * finished) before it writes that copy again (vg_auth_set). So a beat sees
- * one whole key set, the same from the tag check to its acknowledgement,
- * for the cost of one array lookup (docs/security.md, "Why a swap cannot
+ * An agent's keys and policy as they are in force now: the copy the
+ * element's `sel` names. Userspace never writes the copy XDP reads: it
+ * writes the other, flips `sel`, and lets an RCU grace period pass (every
+ * beat that read the old copy has finished) before it writes that copy
+ * again (vg_auth_set). So a beat sees one whole key set, the same from the
+ * tag check to its acknowledgement (docs/security.md, "Why a swap cannot
  * race with a beat").
  */
-static __always_inline struct agent_auth *auth_of(__u32 slot)
+static __always_inline const struct agent_auth *auth_in_force(const struct agent_keys *k)
 {
-	__u32 *sel = bpf_map_lookup_elem(&vigil_auth_sel, &slot);
-	__u32 i = slot + (sel && (*sel & 1) ? max_agents : 0);
+	return &k->copy[READ_ONCE(k->sel) & 1];
+}
 
-	return bpf_map_lookup_elem(&vigil_auth, &i);
+/* The cold half of slot `slot`, or NULL. */
+static __always_inline struct agent_info *info_of(__u32 slot)
+{
+	return bpf_map_lookup_elem(&vigil_agent_info, &slot);
 }
 
 #endif /* VIGIL_MAPS_BPF_H */

@@ -69,7 +69,8 @@ static __always_inline int handle_beat(struct xdp_md *ctx, const struct beat_fra
 		.rv = VIGIL_REPLAY_NEWER,
 		.now = bpf_ktime_get_ns(),
 	};
-	struct agent_auth *auth;
+	const struct agent_auth *auth;
+	struct agent_keys *k;
 	__u32 reason;
 
 	if (!cfg)
@@ -77,14 +78,15 @@ static __always_inline int handle_beat(struct xdp_md *ctx, const struct beat_fra
 	reason = check_sender(ctx, &c, payload, data_end, plen, hc->left, hc->truncated);
 	if (reason)
 		goto refuse;
-	auth = auth_of(c.slot);
-	if (!auth)
-		return XDP_PASS; /* cannot happen: twice the size of vigil_agents */
+	k = bpf_map_lookup_elem(&vigil_auth, &c.slot);
+	if (!k)
+		return XDP_PASS; /* cannot happen: the size of vigil_agents */
+	auth = auth_in_force(k);
 	/* The decoder said OK, so all 64 bytes were in the packet: payload is
 	 * the beat. */
 	if (payload + sizeof(struct vigil_beat) > data_end)
 		return XDP_PASS; /* unreachable; keeps the verifier's range */
-	reason = check_agent(&c, payload, auth);
+	reason = check_agent(&c, payload, k, auth);
 	if (reason)
 		goto refuse;
 	accept_beat(&c, ctx->rx_queue_index);

@@ -23,6 +23,20 @@ VIGIL_INLINE __u64 vigil_beat_tag(const struct vigil_beat *b, const struct vigil
 	return vigil_siphash24((const __u8 *)b, VIGIL_TAG_COVERS, k);
 }
 
+/* The 16-byte mac field: the tag, little-endian, then eight zero bytes. */
+VIGIL_INLINE void vigil_put_tag(__u8 *mac, __u64 tag)
+{
+#ifdef VIGIL_LOAD_UNALIGNED
+	*(__u64 *)mac = tag;
+	*(__u64 *)(mac + 8) = 0;
+#else
+	for (int i = 0; i < 8; i++)
+		mac[i] = (__u8)(tag >> (8 * i));
+	for (int i = 8; i < VIGIL_MAC_LEN; i++)
+		mac[i] = 0;
+#endif
+}
+
 /* Sign an encoded beat in place: set VIGIL_F_MAC and key_id, then the tag
  * (little-endian in mac[0..7]; mac[8..15] stay zero). */
 VIGIL_INLINE void vigil_beat_sign(struct vigil_beat *b, const struct vigil_key *k, __u8 key_id)
@@ -32,10 +46,7 @@ VIGIL_INLINE void vigil_beat_sign(struct vigil_beat *b, const struct vigil_key *
 	b->flags |= VIGIL_F_MAC;
 	b->key_id = key_id;
 	tag = vigil_beat_tag(b, k);
-	for (int i = 0; i < 8; i++)
-		b->mac[i] = (__u8)(tag >> (8 * i));
-	for (int i = 8; i < VIGIL_MAC_LEN; i++)
-		b->mac[i] = 0;
+	vigil_put_tag(b->mac, tag);
 }
 
 /* Sign an acknowledgement in place: the same tag over bytes 0..47. */
@@ -45,10 +56,7 @@ VIGIL_INLINE void vigil_ack_sign(struct vigil_ack *a, const struct vigil_key *k)
 
 	a->flags |= VIGIL_F_ACK | VIGIL_F_MAC;
 	tag = vigil_siphash24((const __u8 *)a, VIGIL_TAG_COVERS, k);
-	for (int i = 0; i < 8; i++)
-		a->mac[i] = (__u8)(tag >> (8 * i));
-	for (int i = 8; i < VIGIL_MAC_LEN; i++)
-		a->mac[i] = 0;
+	vigil_put_tag(a->mac, tag);
 }
 
 /* Does an acknowledgement verify with the agent's key? */

@@ -130,6 +130,25 @@ VIGIL_INLINE __u32 vigil_gap_bucket(__u64 gap_ns)
 	return b < VIGIL_GAP_BUCKETS ? b : VIGIL_GAP_BUCKETS - 1;
 }
 
+/* Count a gap between beats in an agent's histogram, run-length coded: the
+ * last *run gaps all fell in bucket *bucket and are not in hist yet; they go
+ * there when a gap falls in another bucket. A steady agent's gaps so stay in
+ * two small fields, and the histogram (a cache line of its own) is written
+ * only when the cadence changes. Readers add *run to hist[*bucket]. */
+VIGIL_INLINE void vigil_gap_count(__u8 *bucket, __u32 *run, __u32 *hist, __u64 gap_ns)
+{
+	__u32 g = vigil_gap_bucket(gap_ns);
+
+	if (g == *bucket) {
+		(*run)++;
+		return;
+	}
+	if (*run)
+		hist[*bucket & (VIGIL_GAP_BUCKETS - 1)] += *run;
+	*bucket = (__u8)g;
+	*run = 1;
+}
+
 /*
  * Receive-path evidence (docs/design.md). A missed deadline proves a missing
  * beat only if the monitor would have seen a beat sent in time: the agent's

@@ -173,25 +173,26 @@ enum vigil_reject_reason {
 #define VIGIL_AUTH_ALLOWLIST 0x01 /* the agent's group restricts source addresses */
 #define VIGIL_AUTH_ACK 0x02       /* answer the agent's valid beats with an acknowledgement */
 
-/* agents: one preallocated slot per registered agent (ARRAY).
- * Registration fields are written by the daemon while the slot is FREE;
- * beat fields by XDP; `state` by XDP and the sweeper through CAS. */
+/*
+ * vigil_agents: one slot per registered agent, everything a beat reads or
+ * writes and nothing else (ARRAY, mmapable only so that every element starts
+ * on a page, hence on a 128-byte boundary: the slot is exactly two cache
+ * lines, fetched together). What an accepted beat does not need is in
+ * struct agent_info, the keys in struct agent_keys, both at the same index.
+ *
+ * Writers: the daemon writes a whole slot under `lock` (BPF_F_LOCK) to
+ * register or remove an agent; XDP judges and commits a beat's sequence,
+ * rate and counts under `lock`, and stores the beat's facts; XDP and the
+ * sweeper change `state` by compare-and-swap, and `hold_since_ns` likewise.
+ */
 struct agent_slot {
 	__u64 agent_id;
 	__u64 last_seen_ns;   /* monotonic time of the last accepted beat (or registration) */
-	__u64 seq;            /* highest accepted sequence in this incarnation */
-	__u64 send_ts_ns;     /* agent's timestamp in that beat */
-	__u64 state_since_ns; /* when `state` last changed */
-	__u64 last_event_seq; /* event_seq of the transition into `state` */
-	__u64 beats;          /* accepted beats */
-	__u64 duplicates;     /* same sequence again */
-	__u64 reordered;      /* older sequence, or older incarnation */
-	__u64 malformed;      /* named this agent but failed to parse */
-	__u64 bad_version;    /* named this agent with a version we do not speak */
-	__u64 restarts;       /* incarnation rises seen */
-	__u64 bad_tag;        /* named this agent but failed authentication */
-	__u64 replayed;       /* authentic but replayed (duplicate, too old, old incarnation) */
-	__u64 over_rate;      /* authentic but beyond the agent's rate limit */
+	/* Anti-replay window: replay.top is the highest accepted sequence and
+	 * replay.incarnation its incarnation (at registration: the id's floor). */
+	struct vigil_replay replay;
+	__u64 rate_tat;       /* GCRA theoretical arrival time of the agent's next beat */
+	__u64 send_ts_ns;     /* agent's timestamp in its newest beat */
 	/* The agent's clock against ours (vigil_clock_update): the least
 	 * (arrival - send_ts), i.e. offset + least one-way delay, seen at
 	 * clock_at_ns and allowed to rise by VIGIL_CLOCK_DRIFT_PPM since.
@@ -202,19 +203,44 @@ struct agent_slot {
 	__u64 hold_since_ns;  /* a verdict waits for receive-path evidence since
 			       * (set by the sweeper; whoever clears it with a
 			       * compare-and-swap decides the verdict) */
-	__u32 gap_hist[VIGIL_GAP_BUCKETS]; /* inter-arrival times, see VIGIL_GAP_BUCKETS */
+	__u64 beats;          /* accepted beats (counted under the lock) */
 	enum vigil_agent_state state; /* 4 bytes, typed so bpftool prints its name */
-	__u32 incarnation;
+	struct bpf_spin_lock lock; /* replay, rate_*, beats, gap_* and registration */
 	__u32 interval_ms;    /* advertised interval, clamped to the bounds below */
 	__u32 interval_min_ms;
 	__u32 interval_max_ms;
-	__u32 multiplier;     /* deadline = last_seen + multiplier x interval */
+	__u32 rate_interval_ms; /* the interval rate_tat was built up at */
 	__u32 lease_id;
-	__u32 pad1;
+	/* Inter-arrival times, run-length coded: the last gap_run gaps all fell
+	 * in bucket gap_bucket, and are not yet in agent_info.gap_hist (they go
+	 * there when a gap falls in another bucket). A steady agent's beats so
+	 * never touch the cold record. */
+	__u32 gap_run;
+	__u16 multiplier;     /* deadline = last_seen + multiplier x interval */
 	__u16 queue_depth;
 	__u16 rxq;            /* receive queue of the last accepted beat */
-	enum vigil_status status; /* of the last beat; 1 byte (packed) */
-	__u8 pad0[3];
+	enum vigil_status status; /* of the newest beat; 1 byte (packed) */
+	__u8 gap_bucket;
+};
+
+_Static_assert(sizeof(struct agent_slot) == 128, "an agent slot is two cache lines");
+
+/* vigil_agent_info: the rest of an agent (ARRAY, same index as vigil_agents):
+ * its names, when its state last changed, its refusal counters and its gap
+ * histogram. Written by the daemon at registration, by XDP when it refuses a
+ * beat that names the agent or takes an edge, and by the sweeper's edges. */
+struct agent_info {
+	__u64 state_since_ns; /* when `state` last changed */
+	__u64 last_event_seq; /* event_seq of the transition into `state` */
+	__u64 duplicates;     /* same sequence again */
+	__u64 reordered;      /* accepted late: older sequence, inside the window */
+	__u64 malformed;      /* named this agent but failed to parse */
+	__u64 bad_version;    /* named this agent with a version we do not speak */
+	__u64 restarts;       /* incarnation rises seen */
+	__u64 bad_tag;        /* named this agent but failed authentication */
+	__u64 replayed;       /* authentic but replayed (too old, old incarnation) */
+	__u64 over_rate;      /* authentic but beyond the agent's rate limit */
+	__u32 gap_hist[VIGIL_GAP_BUCKETS]; /* see VIGIL_GAP_BUCKETS; + agent_slot.gap_run */
 	char name[VIGIL_NAME_LEN];
 	char group[VIGIL_GROUP_LEN];
 };
@@ -350,19 +376,7 @@ struct vigil_stats {
 	__u64 mapped_source;       /* IPv6 from an IPv4-mapped source (::ffff:0:0/96) */
 };
 
-/* vigil_guard: per-agent anti-replay window and rate state (ARRAY, same
- * index as vigil_agents). Both change together, under the lock. */
-struct agent_guard {
-	struct bpf_spin_lock lock;
-	__u32 rate_interval_ms; /* the interval rate_tat was built up at */
-	struct vigil_replay replay;
-	__u64 rate_tat; /* GCRA theoretical arrival time of the agent's next beat */
-};
-
-/* vigil_auth: an agent's keys and source policy (ARRAY of two copies:
- * slot, and max_agents + slot). Only read by XDP, in the copy that
- * vigil_auth_sel[slot] (bit 0) names; userspace writes the other and flips
- * it (vg_auth_set), so rotating keys never races with the beat path. */
+/* One key set of an agent: its keys and source policy. */
 struct agent_auth {
 	struct vigil_key key[2]; /* current and next: keys roll without a missed beat */
 	__u32 valid;             /* bit i: key[i] is set */
@@ -370,6 +384,23 @@ struct agent_auth {
 	__u32 group_id;          /* vigil_group_id(group): key into vigil_allow */
 	__u32 pad;
 };
+
+/* vigil_auth: an agent's key sets (ARRAY by slot, mmapable for its 128-byte
+ * alignment: one cache-line pair). Only userspace writes it; XDP reads the
+ * copy `sel` (bit 0) names. Userspace writes the other copy and then flips
+ * `sel` (vg_auth_set), so rotating keys never races with the beat path.
+ * `agent_id` is whose keys they are: removing an agent zeroes it first, and
+ * XDP checks it under the slot's lock before it commits a beat, so no beat
+ * moves a window after the daemon read it as the id's floor. */
+struct agent_keys {
+	__u64 agent_id;
+	__u32 sel;               /* how often the keys were swapped; bit 0: the copy in force */
+	__u32 pad;
+	struct agent_auth copy[2];
+	__u64 pad2[2];
+};
+
+_Static_assert(sizeof(struct agent_keys) == 128, "an agent's keys are two cache lines");
 
 /* vigil_floors: where the replay window of an agent id stood when it was
  * unregistered (LRU_HASH agent id -> floor, capacity max_agents). Written by
@@ -421,11 +452,12 @@ struct vigil_meta {
 	__u16 port;           /* host order */
 	__u8 skb_mode;
 	__u8 pad;
+	__u64 id_base;        /* agent id id_base + i is placed in slot i when free */
 };
 
 /* Bump when a pinned map's layout changes: an instance pinned with another
  * layout is refused, never silently recreated (docs/maps.md). */
-#define VIGIL_LAYOUT_VERSION 9 /* 9: vigil_lease_terms */
+#define VIGIL_LAYOUT_VERSION 10 /* 10: hot and cold agent records */
 
 /* One ring-buffer record: a state transition or a notable beat. */
 struct vigil_event {

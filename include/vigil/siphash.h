@@ -32,10 +32,23 @@ struct vigil_key {
 		v2 += v1; v1 = VG_ROTL(v1, 17); v1 ^= v2; v2 = VG_ROTL(v2, 32); \
 	} while (0)
 
+/* In the kernel, on the little-endian CPUs vigil is built for, a word of
+ * packet data is one 8-byte load: the verifier allows unaligned packet reads
+ * where the CPU does them well (x86-64, arm64), and the eight byte loads,
+ * shifts and ors they replace were a fifth of the tag check. */
+#if defined(__bpf__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && \
+	(defined(__TARGET_ARCH_x86) || defined(__TARGET_ARCH_arm64))
+#define VIGIL_LOAD_UNALIGNED 1
+#endif
+
 VIGIL_INLINE __u64 vigil_le64(const __u8 *p)
 {
+#ifdef VIGIL_LOAD_UNALIGNED
+	return *(const __u64 *)p;
+#else
 	return (__u64)p[0] | (__u64)p[1] << 8 | (__u64)p[2] << 16 | (__u64)p[3] << 24 |
 	       (__u64)p[4] << 32 | (__u64)p[5] << 40 | (__u64)p[6] << 48 | (__u64)p[7] << 56;
+#endif
 }
 
 /* SipHash-2-4 of `len` bytes at `in`. */

@@ -4,7 +4,7 @@
 # Every JSON output goes through the one writer (user/common/json.c) and is
 # valid JSON whatever the bytes it carries. An agent's name can only be
 # [A-Za-z0-9._-] in the agents file, so the test writes a hostile one into
-# the agent's slot in the pinned map (bpftool, as a careless tool could):
+# the agent's record in the pinned map (bpftool, as a careless tool could):
 # quotes, a backslash, a newline, a tab, control characters, a byte that is
 # not UTF-8 and a two-byte character. The daemon then names the agent's
 # events with it, and each output must parse and give the name back (the
@@ -41,11 +41,11 @@ done
 alive2() { [ "$(count_state "$(status_json "$PIN")" alive)" -eq 2 ]; }
 wait_for 5 alive2 || die "both agents are ALIVE"
 
-# The name goes into agent 1's slot while it beats (the beat path keeps
-# its state ALIVE; a sweeper write between lookup and update is not
-# possible while it is on time).
+# The name goes into agent 1's record in vigil_agent_info while it beats
+# (accepted beats do not write that record, nor does the sweeper while the
+# agent is on time).
 SLOT=$(agent_field "$(status_json "$PIN")" 1 slot)
-python3 - "$PIN/vigil_agents" "$SLOT" "$E2E_TMP/name" <<'EOF' 2>"$E2E_TMP/patch.err" ||
+python3 - "$PIN/vigil_agent_info" "$SLOT" "$E2E_TMP/name" <<'EOF' 2>"$E2E_TMP/patch.err" ||
 import json, subprocess, sys
 pin, slot, name = sys.argv[1], int(sys.argv[2]), open(sys.argv[3], "rb").read()
 key = [str(b) for b in slot.to_bytes(4, "little")]
@@ -58,7 +58,7 @@ value = value[:at] + name + b"\0" + value[at + len(name) + 1:]
 subprocess.run(["bpftool", "map", "update", "pinned", pin, "key", *key, "value",
                 *[str(b) for b in value]], check=True)
 EOF
-	{ show_file "patch stderr" "$E2E_TMP/patch.err"; die "writing the name into agent 1's slot"; }
+	{ show_file "patch stderr" "$E2E_TMP/patch.err"; die "writing the name into agent 1's record"; }
 
 # same_name: every JSON document on stdin parses (one per line, or one in
 # all), and every "name" of agent 1 in it is the hostile name (but for its

@@ -5,8 +5,9 @@
 # docs/operations.md "Watching the fleet"), on a real instance on loopback:
 #   a. `bpftool map dump` prints states, statuses and lease states by name
 #      (BTF enums), the same as `vigil status --json` says;
-#   b. `vigil status --bpftool` prints one lookup per slot in use (agents,
-#      leases) and `| sh` dumps exactly those, out of a 64-slot array;
+#   b. `vigil status --bpftool` prints the lookups of each slot in use (an
+#      agent's two records, a lease) and `| sh` dumps exactly those, out of
+#      a 64-slot array;
 #   c. `vigil status --from-bpftool` adds each monotonic time as UTC and age,
 #      stays JSON, leaves durations and zeros alone, and passes anything
 #      else through unchanged;
@@ -69,21 +70,22 @@ check_sh "a lease's state by name ($lease)" '[ "$lease" = VIGIL_LEASE_HELD ]'
 "$VIGIL" status --bpftool --pin-root "$PIN" >"$E2E_TMP/cmds" 2>"$E2E_TMP/cmds.err"
 rc=$?
 note "$(cat "$E2E_TMP/cmds")"
-check_sh "--bpftool: a lookup for each of the 4 agents and the lease, nothing else (exit $rc)" \
+check_sh "--bpftool: a lookup of both records of each of the 4 agents and the lease, nothing else (exit $rc)" \
 	'[ $rc = 0 ] && [ "$(grep -c "^bpftool map lookup pinned $PIN/vigil_agents key [0-9]* 0 0 0$" "$E2E_TMP/cmds")" = 4 ] &&
+	 [ "$(grep -c "^bpftool map lookup pinned $PIN/vigil_agent_info key [0-9]* 0 0 0$" "$E2E_TMP/cmds")" = 4 ] &&
 	 [ "$(grep -c "^bpftool map lookup pinned $PIN/vigil_leases key 1 0 0 0$" "$E2E_TMP/cmds")" = 1 ] &&
-	 [ "$(grep -vc "^#" "$E2E_TMP/cmds")" = 5 ]'
+	 [ "$(grep -vc "^#" "$E2E_TMP/cmds")" = 9 ]'
 sh "$E2E_TMP/cmds" >"$E2E_TMP/used.json" 2>"$E2E_TMP/used.err"
-ids=$(jq -sr '[.[] | .value | if has("agent_id") then "agent \(.agent_id)" else "lease \(.name)" end] | join(", ")' "$E2E_TMP/used.json")
-check_sh "--bpftool | sh dumps exactly the slots in use ($ids)" \
-	'[ "$ids" = "agent 1, agent 2, agent 3, agent 4, lease primary" ]'
+ids=$(jq -sr '[.[] | .value | if has("agent_id") then "agent \(.agent_id)" elif has("expires_ns") then "lease \(.name)" else "(\(.name))" end] | join(", ")' "$E2E_TMP/used.json")
+check_sh "--bpftool | sh dumps exactly the slots in use, each agent with its names ($ids)" \
+	'[ "$ids" = "agent 1, (web-1), agent 2, (web-2), agent 3, (db-1), agent 4, (web-4), lease primary" ]'
 
 # -------------------------------------------------------------- c. times
 sh "$E2E_TMP/cmds" | "$VIGIL" status --from-bpftool >"$E2E_TMP/conv.json" 2>"$E2E_TMP/conv.err"
 rc=$?
 check_sh "--from-bpftool output is still JSON (exit $rc)" \
-	'[ $rc = 0 ] && jq -se "length == 5" "$E2E_TMP/conv.json" >/dev/null'
-a1=$(jq -sc '.[0].value | {last_seen_ns, last_seen, state_since, hold_since_ns, has_hold_since: has("hold_since"), send_ts: has("send_ts"), clock_off: has("clock_off")}' "$E2E_TMP/conv.json")
+	'[ $rc = 0 ] && jq -se "length == 9" "$E2E_TMP/conv.json" >/dev/null'
+a1=$(jq -sc '(.[0].value + .[1].value) | {last_seen_ns, last_seen, state_since, hold_since_ns, has_hold_since: has("hold_since"), send_ts: has("send_ts"), clock_off: has("clock_off")}' "$E2E_TMP/conv.json")
 note "agent 1: $a1"
 check_sh "each time point has a UTC and age twin; zeros, durations and the agent's clock have none" \
 	'[ "$(jq -r "\"\(.has_hold_since) \(.send_ts) \(.clock_off) \(.hold_since_ns)\"" <<<"$a1")" = "false false false 0" ] &&
@@ -93,7 +95,7 @@ utc=$(jq -r '.last_seen | split(" ")[0]' <<<"$a1")
 drift=$(($(date +%s) - $(date -d "$utc" +%s)))
 check_sh "last_seen's UTC is the wall-clock time of the last beat ($utc, ${drift}s before now)" \
 	'[ "$drift" -ge 0 ] && [ "$drift" -le 2 ]'
-exp=$(jq -sr '.[4].value.expires' "$E2E_TMP/conv.json")
+exp=$(jq -sr '.[8].value.expires' "$E2E_TMP/conv.json")
 check_sh "a lease's expiry is in the future: \"$exp\"" '[[ $exp == *"(in "*" s)" ]]'
 wheel=$(bpftool map dump pinned "$PIN/vigil_wheel" | "$VIGIL" status --from-bpftool | jq -r '.[0].value.last_run')
 check_sh "the sweeper's last run, from a plain dump: \"$wheel\"" '[[ $wheel == *"s ago)" ]]'

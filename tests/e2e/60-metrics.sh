@@ -183,7 +183,7 @@ check "agent 1's inter-arrival histogram counts its 20 ms beats mostly in (16, 3
 # quote, backslash and newline are escaped and bytes that are not UTF-8 become
 # '?', so one odd name cannot make Prometheus drop the whole scrape.
 slot=$(agent_field "$(status_json "$PIN")" 3 slot)
-if python3 - "$PIN/vigil_agents" "$slot" <<'EOF'; then
+if python3 - "$PIN/vigil_agent_info" "$slot" <<'EOF'; then
 import json, subprocess, sys
 path, slot = sys.argv[1], int(sys.argv[2])
 key = [str(b) for b in slot.to_bytes(4, "little")]
@@ -212,7 +212,7 @@ EOF
 		show_file "promtool" "$E2E_TMP/promtool.out"
 	fi
 else
-	not_ok "rewriting agent 3's name in $PIN/vigil_agents with bpftool"
+	not_ok "rewriting agent 3's name in $PIN/vigil_agent_info with bpftool"
 fi
 
 # ------------------------------------------------------- health, readiness

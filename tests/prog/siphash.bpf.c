@@ -23,7 +23,7 @@ char LICENSE[] SEC("license") = "GPL";
 SEC("syscall")
 int siphash_vector(struct sipvec_ctx *c)
 {
-	__u8 buf[SIPVEC_N];
+	__u8 buf[SIPVEC_N] __attribute__((aligned(8))); /* vigil_le64 loads whole words */
 	struct vigil_key k;
 
 	for (int i = 0; i < SIPVEC_N; i++)

@@ -184,8 +184,7 @@ struct magent {
 	__u32 slot;
 	__u32 valid, flags;
 	struct vigil_key key[2];
-	struct agent_slot s;   /* what vigil_agents[slot] must hold */
-	struct vigil_replay r; /* what vigil_guard[slot].replay must hold */
+	struct vg_agent m;     /* what vigil_agents[slot] and vigil_agent_info[slot] must hold */
 };
 
 static struct magent ag[N_AGENTS];
@@ -372,6 +371,7 @@ static void model_frame(const __u8 *f, size_t len, struct expect *e)
 	struct l4info p = {};
 	struct magent *a;
 	size_t present;
+	__u64 prev_top;
 	bool late;
 	__u32 st;
 
@@ -428,14 +428,14 @@ static void model_frame(const __u8 *f, size_t len, struct expect *e)
 	if (v == VIGIL_BEAT_BAD_VERSION) {
 		e->d.bad_version = 1;
 		if (a)
-			a->s.bad_version++;
+			a->m.i.bad_version++;
 		refuse(e, O_BAD_VERSION, VIGIL_REJECT_BAD_VERSION, bi.has_agent_id ? bi.agent_id : 0);
 		return;
 	}
 	if (v != VIGIL_BEAT_OK) {
 		e->d.malformed = 1;
 		if (a)
-			a->s.malformed++;
+			a->m.i.malformed++;
 		refuse(e, O_MALFORMED, VIGIL_REJECT_MALFORMED, bi.has_agent_id ? bi.agent_id : 0);
 		return;
 	}
@@ -456,19 +456,20 @@ static void model_frame(const __u8 *f, size_t len, struct expect *e)
 	}
 	if (!(a->valid & (1u << bi.key_id)) || !vigil_beat_tag_ok(&beat.b, &a->key[bi.key_id])) {
 		e->d.bad_tag = 1;
-		a->s.bad_tag++;
+		a->m.i.bad_tag++;
 		refuse(e, O_BAD_TAG, VIGIL_REJECT_BAD_TAG, bi.agent_id);
 		return;
 	}
-	e->rv = vigil_replay_check(&a->r, bi.incarnation, bi.seq, WINDOW);
+	prev_top = a->m.s.replay.top; /* the sequence of the agent's last beat */
+	e->rv = vigil_replay_check(&a->m.s.replay, bi.incarnation, bi.seq, WINDOW);
 	if (!vigil_replay_accepted(e->rv)) {
 		if (e->rv == VIGIL_REPLAY_DUPLICATE) {
 			e->d.duplicates = 1;
-			a->s.duplicates++;
+			a->m.i.duplicates++;
 			refuse(e, O_DUPLICATE, VIGIL_REJECT_REPLAY, bi.agent_id);
 		} else {
 			e->d.replayed = 1;
-			a->s.replayed++;
+			a->m.i.replayed++;
 			refuse(e, O_REPLAYED, VIGIL_REJECT_REPLAY, bi.agent_id);
 		}
 		return;
@@ -479,34 +480,32 @@ static void model_frame(const __u8 *f, size_t len, struct expect *e)
 	 * slot holds, so sequence, status, interval, lease and LEAVING stay as
 	 * the newest beat left them, and it does not bring back a LEFT agent. */
 	e->out = O_ACCEPT;
-	st = e->prev_state = a->s.state;
-	e->prev_last_seen = a->s.last_seen_ns;
-	e->prev_deadline = vigil_deadline(a->s.last_seen_ns, a->s.interval_ms, a->s.multiplier);
+	st = e->prev_state = a->m.s.state;
+	e->prev_last_seen = a->m.s.last_seen_ns;
+	e->prev_deadline = vigil_deadline(a->m.s.last_seen_ns, a->m.s.interval_ms, a->m.s.multiplier);
 	e->send_ts = bi.send_ts_ns;
-	e->ivl = vigil_clamp_interval(bi.interval_ms, a->s.interval_min_ms, a->s.interval_max_ms);
-	e->prev_send_ts = a->s.send_ts_ns;
-	e->gap = e->rv == VIGIL_REPLAY_NEWER && st != VIGIL_AGENT_NEW && bi.seq > a->s.seq + 1 &&
-			 bi.seq - a->s.seq - 1 <= VIGIL_LOSS_GAP_MAX ?
-		 bi.seq - a->s.seq - 1 : 0;
+	e->ivl = vigil_clamp_interval(bi.interval_ms, a->m.s.interval_min_ms, a->m.s.interval_max_ms);
+	e->prev_send_ts = a->m.s.send_ts_ns;
+	e->gap = e->rv == VIGIL_REPLAY_NEWER && st != VIGIL_AGENT_NEW && bi.seq > prev_top + 1 &&
+			 bi.seq - prev_top - 1 <= VIGIL_LOSS_GAP_MAX ?
+		 bi.seq - prev_top - 1 : 0;
 	late = e->rv == VIGIL_REPLAY_LATE;
 	if (late) {
-		a->s.reordered++;
+		a->m.i.reordered++;
 		e->d.reordered = 1;
 	} else {
-		a->s.seq = bi.seq;
-		a->s.incarnation = bi.incarnation;
-		a->s.send_ts_ns = bi.send_ts_ns;
-		a->s.interval_ms = vigil_clamp_interval(bi.interval_ms, a->s.interval_min_ms,
-							a->s.interval_max_ms);
-		a->s.status = bi.status;
-		a->s.queue_depth = bi.queue_depth;
-		a->s.lease_id = bi.lease_id;
+		a->m.s.send_ts_ns = bi.send_ts_ns;
+		a->m.s.interval_ms = vigil_clamp_interval(bi.interval_ms, a->m.s.interval_min_ms,
+							a->m.s.interval_max_ms);
+		a->m.s.status = bi.status;
+		a->m.s.queue_depth = bi.queue_depth;
+		a->m.s.lease_id = bi.lease_id;
 	}
 	if (e->rv == VIGIL_REPLAY_RESTART) {
-		a->s.restarts++;
+		a->m.i.restarts++;
 		e->d.restarts = 1;
 	}
-	a->s.beats++;
+	a->m.s.beats++;
 	e->d.beats = 1;
 	if (e->rv == VIGIL_REPLAY_RESTART)
 		expect_event(e, VIGIL_EV_RESTART, st, st);
@@ -519,7 +518,7 @@ static void model_frame(const __u8 *f, size_t len, struct expect *e)
 		expect_event(e, VIGIL_EV_RECOVERED, st, VIGIL_AGENT_ALIVE);
 	}
 	if (e->n_ev && e->edge)
-		a->s.state = e->ev_state[e->n_ev - 1];
+		a->m.s.state = e->ev_state[e->n_ev - 1];
 }
 
 /* ------------------------------------------------------------- generator */
@@ -699,7 +698,7 @@ static __u8 pick_status(void)
 
 static __u32 pick_interval(const struct magent *a)
 {
-	__u32 lo = a->s.interval_min_ms, hi = a->s.interval_max_ms;
+	__u32 lo = a->m.s.interval_min_ms, hi = a->m.s.interval_max_ms;
 
 	switch (below(9)) {
 	case 0: return 1;
@@ -729,11 +728,11 @@ static void honest_info(struct vigil_beat_info *bi, const struct magent *a)
 {
 	memset(bi, 0, sizeof(*bi));
 	bi->agent_id = a->id;
-	if (a->r.started && a->r.top < ~0ULL - (1ULL << 20)) {
-		bi->incarnation = a->r.incarnation;
-		bi->seq = a->r.top + 1 + (chance(200) ? below(200) : 0);
-	} else if (a->r.started) { /* about to wrap: an agent restarts its count */
-		bi->incarnation = a->r.incarnation + 1;
+	if (a->m.s.replay.started && a->m.s.replay.top < ~0ULL - (1ULL << 20)) {
+		bi->incarnation = a->m.s.replay.incarnation;
+		bi->seq = a->m.s.replay.top + 1 + (chance(200) ? below(200) : 0);
+	} else if (a->m.s.replay.started) { /* about to wrap: an agent restarts its count */
+		bi->incarnation = a->m.s.replay.incarnation + 1;
 		bi->seq = 0;
 	} else {
 		bi->incarnation = below(4);
@@ -952,8 +951,8 @@ static size_t gen_frame(int c, __u8 *buf)
 		memcpy(bb.u, hist[below(hist_n < HIST ? (__u32)hist_n : HIST)].beat, 64);
 		break;
 	case C_WINDOW:
-		if (a->r.started) {
-			__u64 top = a->r.top;
+		if (a->m.s.replay.started) {
+			__u64 top = a->m.s.replay.top;
 
 			r = below(10);
 			if (r < 5)
@@ -970,14 +969,14 @@ static size_t gen_frame(int c, __u8 *buf)
 		make_beat(&bb, &bi, &a->key[bi.key_id]);
 		break;
 	case C_INCARNATION:
-		if (a->r.started) {
-			if (chance(650) || a->r.incarnation == 0) {
-				bi.incarnation = a->r.incarnation + 1 + below(3);
+		if (a->m.s.replay.started) {
+			if (chance(650) || a->m.s.replay.incarnation == 0) {
+				bi.incarnation = a->m.s.replay.incarnation + 1 + below(3);
 				bi.seq = chance(300) ? 0 : below(100);
 			} else {
-				bi.incarnation = a->r.incarnation - 1 -
-						 (a->r.incarnation > 1 ? below(2) : 0);
-				bi.seq = a->r.top + 1;
+				bi.incarnation = a->m.s.replay.incarnation - 1 -
+						 (a->m.s.replay.incarnation > 1 ? below(2) : 0);
+				bi.seq = a->m.s.replay.top + 1;
 			}
 		}
 		make_beat(&bb, &bi, &a->key[bi.key_id]);
@@ -1181,17 +1180,18 @@ static int xdp_run(const __u8 *frame, size_t len, __u32 *ret, __u64 *t0, __u64 *
 	return 0;
 }
 
-static int read_slots(struct agent_slot *out)
+static int read_slots(struct vg_agent *out)
 {
 	for (int i = 0; i < N_AGENTS; i++)
-		if (bpf_map_lookup_elem(maps.agents, &ag[i].slot, &out[i]))
-			return -errno;
+		if (vg_agent_at(&maps, ag[i].slot, &out[i]))
+			return -ENOENT;
 	return 0;
 }
 
-static int read_guard(int i, struct agent_guard *g)
+/* An agent's slot as its lock holder sees it: the replay window whole. */
+static int read_guard(int i, struct agent_slot *g)
 {
-	return bpf_map_lookup_elem(maps.guard, &ag[i].slot, g) ? -errno : 0;
+	return bpf_map_lookup_elem_flags(maps.agents, &ag[i].slot, g, BPF_F_LOCK) ? -errno : 0;
 }
 
 /* -------------------------------------------------------------- checking */
@@ -1201,28 +1201,27 @@ struct field {
 	size_t off, size;
 };
 
-#define SLOT_F(f) { #f, offsetof(struct agent_slot, f), sizeof(((struct agent_slot *)0)->f) }
+#define SLOT_F(f) { #f, offsetof(struct vg_agent, f), sizeof(((struct vg_agent *)0)->f) }
 static const struct field slot_fields[] = {
-	SLOT_F(agent_id), SLOT_F(last_seen_ns), SLOT_F(seq), SLOT_F(send_ts_ns),
-	SLOT_F(state_since_ns), SLOT_F(last_event_seq), SLOT_F(beats), SLOT_F(duplicates),
-	SLOT_F(reordered), SLOT_F(malformed), SLOT_F(bad_version), SLOT_F(restarts),
-	SLOT_F(bad_tag), SLOT_F(replayed), SLOT_F(over_rate), SLOT_F(clock_off_ns),
-	SLOT_F(clock_at_ns), SLOT_F(hold_since_ns),
-#ifdef VIGIL_GAP_BUCKETS
-	SLOT_F(gap_hist),
-#endif
-	SLOT_F(state), SLOT_F(incarnation), SLOT_F(interval_ms), SLOT_F(interval_min_ms),
-	SLOT_F(interval_max_ms), SLOT_F(multiplier), SLOT_F(lease_id), SLOT_F(pad1),
-	SLOT_F(queue_depth), SLOT_F(rxq), SLOT_F(status), SLOT_F(pad0), SLOT_F(name),
-	SLOT_F(group),
+	SLOT_F(s.agent_id), SLOT_F(s.last_seen_ns), SLOT_F(s.replay.top), SLOT_F(s.replay.seen),
+	SLOT_F(s.replay.incarnation), SLOT_F(s.replay.started), SLOT_F(s.rate_tat),
+	SLOT_F(s.send_ts_ns), SLOT_F(s.clock_off_ns), SLOT_F(s.clock_at_ns),
+	SLOT_F(s.hold_since_ns), SLOT_F(s.beats), SLOT_F(s.state), SLOT_F(s.lock),
+	SLOT_F(s.interval_ms), SLOT_F(s.interval_min_ms), SLOT_F(s.interval_max_ms),
+	SLOT_F(s.rate_interval_ms), SLOT_F(s.lease_id), SLOT_F(s.gap_run), SLOT_F(s.multiplier),
+	SLOT_F(s.queue_depth), SLOT_F(s.rxq), SLOT_F(s.status), SLOT_F(s.gap_bucket),
+	SLOT_F(i.state_since_ns), SLOT_F(i.last_event_seq), SLOT_F(i.duplicates),
+	SLOT_F(i.reordered), SLOT_F(i.malformed), SLOT_F(i.bad_version), SLOT_F(i.restarts),
+	SLOT_F(i.bad_tag), SLOT_F(i.replayed), SLOT_F(i.over_rate), SLOT_F(i.gap_hist),
+	SLOT_F(i.name), SLOT_F(i.group),
 };
 
 /* What an accepted beat writes, apart from counters: if any of these moves
  * on a refused frame, a bad beat changed an agent. */
 static const struct field beat_fields[] = {
-	SLOT_F(last_seen_ns), SLOT_F(seq), SLOT_F(send_ts_ns), SLOT_F(state_since_ns),
-	SLOT_F(last_event_seq), SLOT_F(beats), SLOT_F(state), SLOT_F(incarnation),
-	SLOT_F(interval_ms), SLOT_F(lease_id), SLOT_F(queue_depth), SLOT_F(status),
+	SLOT_F(s.last_seen_ns), SLOT_F(s.replay), SLOT_F(s.send_ts_ns), SLOT_F(i.state_since_ns),
+	SLOT_F(i.last_event_seq), SLOT_F(s.beats), SLOT_F(s.state), SLOT_F(s.interval_ms),
+	SLOT_F(s.lease_id), SLOT_F(s.queue_depth), SLOT_F(s.status), SLOT_F(s.gap_run),
 };
 
 #define STAT_F(f) { #f, offsetof(struct vigil_stats, f), 8 }
@@ -1329,7 +1328,7 @@ static __u64 mm_any, mm_verdict, mm_stats, mm_slot, mm_events, mm_invariant, mm_
 static __u64 refused_frames, rejected_records, guard_checks;
 static bool kernel_error;
 
-static struct agent_slot kprev[N_AGENTS], know[N_AGENTS];
+static struct vg_agent kprev[N_AGENTS], know[N_AGENTS];
 static struct vigil_stats sprev;
 
 /* Compare one frame's effects; returns the number of disagreements. */
@@ -1383,19 +1382,19 @@ static int check_frame(struct expect *e, int err, __u32 ret, __u64 t0, __u64 t1)
 		}
 	}
 	if (e->out == O_ACCEPT) {
-		const struct agent_slot *k = &know[e->agent];
+		const struct vg_agent *k = &know[e->agent];
 		__u64 est = 0, first_lost = 0;
 
 		/* The clock estimate, with the kernel's arrival time (last_seen):
 		 * the one thing the model cannot know before the run. */
 		if (e->rv == VIGIL_REPLAY_RESTART)
-			a->s.clock_at_ns = 0; /* a restart starts the estimate afresh */
+			a->m.s.clock_at_ns = 0; /* a restart starts the estimate afresh */
 		if (e->send_ts) {
-			__s64 off = vigil_clock_update(&a->s.clock_off_ns, &a->s.clock_at_ns, k->last_seen_ns,
-						       (__s64)(k->last_seen_ns - e->send_ts));
+			__s64 off = vigil_clock_update(&a->m.s.clock_off_ns, &a->m.s.clock_at_ns, k->s.last_seen_ns,
+						       (__s64)(k->s.last_seen_ns - e->send_ts));
 
-			a->s.rxq = 0;
-			est = vigil_send_estimate(k->last_seen_ns, e->send_ts, off);
+			a->m.s.rxq = 0;
+			est = vigil_send_estimate(k->s.last_seen_ns, e->send_ts, off);
 			first_lost = vigil_first_lost_ns(est, e->gap, e->ivl,
 							 e->prev_send_ts ?
 								 vigil_send_estimate(e->prev_last_seen,
@@ -1431,11 +1430,11 @@ static int check_frame(struct expect *e, int err, __u32 ret, __u64 t0, __u64 t1)
 
 			if (ev->kind != e->ev_kind[i] || ev->prev_state != e->ev_prev[i] ||
 			    ev->state != e->ev_state[i] || ev->agent_id != a->id ||
-			    ev->slot != a->slot || ev->reason != 0 || ev->seq != a->s.seq ||
-			    ev->incarnation != a->s.incarnation ||
-			    ev->interval_ms != a->s.interval_ms ||
-			    ev->last_seen_ns != k->last_seen_ns ||
-			    ev->detected_ns != k->last_seen_ns) {
+			    ev->slot != a->slot || ev->reason != 0 || ev->seq != a->m.s.replay.top ||
+			    ev->incarnation != a->m.s.replay.incarnation ||
+			    ev->interval_ms != a->m.s.interval_ms ||
+			    ev->last_seen_ns != k->s.last_seen_ns ||
+			    ev->detected_ns != k->s.last_seen_ns) {
 				bad_e++;
 				whyf("#   record %d: model %s %s->%s, kernel %s %s->%s (agent %" PRIx64
 				     " slot %u seq %" PRIu64 " inc %u interval %u)\n", i,
@@ -1463,7 +1462,7 @@ static int check_frame(struct expect *e, int err, __u32 ret, __u64 t0, __u64 t1)
 		}
 		if (pkt_ev_n >= 1) {
 			const struct vigil_event *ev = &pkt_ev[0];
-			__u32 st = a ? a->s.state : VIGIL_AGENT_FREE;
+			__u32 st = a ? a->m.s.state : VIGIL_AGENT_FREE;
 
 			rejected_records++;
 			if (ev->kind != VIGIL_EV_REJECTED || ev->reason != e->reason ||
@@ -1500,31 +1499,29 @@ static int check_frame(struct expect *e, int err, __u32 ret, __u64 t0, __u64 t1)
 
 	/* Slots. */
 	if (e->out == O_ACCEPT) {
-		const struct agent_slot *k = &know[e->agent];
+		const struct vg_agent *k = &know[e->agent];
 
-		if (k->last_seen_ns < t0 || k->last_seen_ns > t1) {
+		if (k->s.last_seen_ns < t0 || k->s.last_seen_ns > t1) {
 			bad_sl++;
 			whyf("#   last_seen_ns not set to a time inside the run\n");
 		}
-#ifdef VIGIL_GAP_BUCKETS
-		if (e->prev_state != VIGIL_AGENT_NEW && k->last_seen_ns > e->prev_last_seen)
-			a->s.gap_hist[vigil_gap_bucket(k->last_seen_ns - e->prev_last_seen) &
-				      (VIGIL_GAP_BUCKETS - 1)]++;
-#endif
-		a->s.last_seen_ns = k->last_seen_ns;
+		if (e->prev_state != VIGIL_AGENT_NEW && k->s.last_seen_ns > e->prev_last_seen)
+			vigil_gap_count(&a->m.s.gap_bucket, &a->m.s.gap_run, a->m.i.gap_hist,
+					k->s.last_seen_ns - e->prev_last_seen);
+		a->m.s.last_seen_ns = k->s.last_seen_ns;
 		if (e->edge) {
-			a->s.state_since_ns = k->last_seen_ns;
-			a->s.last_event_seq = edge_seen ? edge_seq : k->last_event_seq;
+			a->m.i.state_since_ns = k->s.last_seen_ns;
+			a->m.i.last_event_seq = edge_seen ? edge_seq : k->i.last_event_seq;
 		}
 	}
 	for (int i = 0; i < N_AGENTS; i++) {
 		char what[32];
 
-		if (!memcmp(&ag[i].s, &know[i], sizeof(know[i])))
+		if (!memcmp(&ag[i].m, &know[i], sizeof(know[i])))
 			continue;
 		bad_sl++;
 		snprintf(what, sizeof(what), "agent[%d]", i);
-		diff_fields(what, &ag[i].s, &know[i], slot_fields, N_OF(slot_fields),
+		diff_fields(what, &ag[i].m, &know[i], slot_fields, N_OF(slot_fields),
 			    sizeof(know[i]));
 	}
 
@@ -1559,18 +1556,13 @@ static int check_frame(struct expect *e, int err, __u32 ret, __u64 t0, __u64 t1)
  * cascade into a million reports. */
 static void resync(void)
 {
-	struct agent_guard g;
-
-	for (int i = 0; i < N_AGENTS; i++) {
-		ag[i].s = know[i];
-		if (read_guard(i, &g) == 0)
-			ag[i].r = g.replay;
-	}
+	for (int i = 0; i < N_AGENTS; i++)
+		ag[i].m = know[i];
 }
 
 static int check_guards(void)
 {
-	struct agent_guard g;
+	struct agent_slot g;
 	int bad = 0;
 
 	guard_checks++;
@@ -1579,16 +1571,16 @@ static int check_guards(void)
 			kernel_error = true;
 			return 1;
 		}
-		if (memcmp(&g.replay, &ag[i].r, sizeof(g.replay)) || g.rate_tat) {
+		if (memcmp(&g.replay, &ag[i].m.s.replay, sizeof(g.replay)) || g.rate_tat) {
 			bad++;
 			if (mm_guard < SHOW_MISMATCHES)
 				note("replay window of agent[%d]: model top %" PRIu64 " seen %016" PRIx64
 				     " inc %u started %u; kernel top %" PRIu64 " seen %016" PRIx64
-				     " inc %u started %u rate_tat %" PRIu64, i, (uint64_t)ag[i].r.top,
-				     (uint64_t)ag[i].r.seen, ag[i].r.incarnation, ag[i].r.started,
+				     " inc %u started %u rate_tat %" PRIu64, i, (uint64_t)ag[i].m.s.replay.top,
+				     (uint64_t)ag[i].m.s.replay.seen, ag[i].m.s.replay.incarnation, ag[i].m.s.replay.started,
 				     (uint64_t)g.replay.top, (uint64_t)g.replay.seen,
 				     g.replay.incarnation, g.replay.started, (uint64_t)g.rate_tat);
-			ag[i].r = g.replay;
+			ag[i].m.s.replay = g.replay;
 		}
 	}
 	mm_guard += bad > 0;
@@ -1603,7 +1595,7 @@ static void inject_state(void)
 	__u32 to = chance(500) ? VIGIL_AGENT_SUSPECT : VIGIL_AGENT_DEAD;
 	struct agent_slot s;
 
-	if (ag[i].s.state != VIGIL_AGENT_ALIVE)
+	if (ag[i].m.s.state != VIGIL_AGENT_ALIVE)
 		return;
 	if (bpf_map_lookup_elem(maps.agents, &ag[i].slot, &s)) {
 		kernel_error = true;
@@ -1614,8 +1606,8 @@ static void inject_state(void)
 		kernel_error = true;
 		return;
 	}
-	ag[i].s.state = to;
-	kprev[i].state = to;
+	ag[i].m.s.state = to;
+	kprev[i].s.state = to;
 	injected++;
 }
 
@@ -1663,9 +1655,8 @@ static int setup_agents(void)
 		a->flags = d.auth.flags;
 		a->key[0] = d.auth.key[0];
 		a->key[1] = d.auth.key[1];
-		if (vg_agent_get(&maps, a->id, &a->slot, &a->s))
+		if (vg_agent_get(&maps, a->id, &a->slot, &a->m))
 			return -1;
-		memset(&a->r, 0, sizeof(a->r));
 	}
 	return 0;
 }
@@ -1853,7 +1844,7 @@ int main(void)
 		tap_result(mm_invariant == 0, "no refused frame changed any agent's beat fields "
 			   "(%" PRIu64 " refused frames, %" PRIu64 " violations)",
 			   (uint64_t)refused_frames, (uint64_t)mm_invariant);
-		tap_result(mm_guard == 0, "replay windows in vigil_guard agree with the model "
+		tap_result(mm_guard == 0, "replay windows in vigil_agents, read under the lock, agree with the model "
 			   "(%" PRIu64 " comparisons of all agents)", (uint64_t)guard_checks);
 		{
 			struct vigil_stats s;

@@ -271,7 +271,7 @@ static int add_agent(__u64 id, __u32 min_ms, __u32 max_ms, __u32 mult, __u32 *hi
 static int set_valid_keys(__u64 id, __u32 valid)
 {
 	struct agent_auth a;
-	struct agent_slot s;
+	struct vg_agent s;
 	__u32 slot;
 
 	if (vg_agent_get(&maps, id, &slot, &s) || vg_agent_get_auth(&maps, slot, &a))
@@ -292,24 +292,23 @@ static int read_globals(struct vigil_globals *g)
 
 /* ------------------------------------------------ slot and counter diffs */
 
-#define SF(f) { #f, offsetof(struct agent_slot, f), sizeof(((struct agent_slot *)0)->f), 0 }
+#define SF(f) { #f, offsetof(struct vg_agent, f), sizeof(((struct vg_agent *)0)->f), 0 }
 /* A field compared element by element (an array of elem-byte counters). */
-#define SFA(f) { #f, offsetof(struct agent_slot, f), sizeof(((struct agent_slot *)0)->f), \
-		 sizeof(((struct agent_slot *)0)->f[0]) }
+#define SFA(f) { #f, offsetof(struct vg_agent, f), sizeof(((struct vg_agent *)0)->f), \
+		 sizeof(((struct vg_agent *)0)->f[0]) }
 static const struct slot_field {
 	const char *name;
 	size_t off, size, elem;
 } slot_fields[] = {
-	SF(agent_id), SF(last_seen_ns), SF(seq), SF(send_ts_ns), SF(state_since_ns),
-	SF(last_event_seq), SF(beats), SF(duplicates), SF(reordered), SF(malformed),
-	SF(bad_version), SF(restarts), SF(bad_tag), SF(replayed), SF(over_rate),
-	SF(clock_off_ns), SF(clock_at_ns), SF(hold_since_ns),
-#ifdef VIGIL_GAP_BUCKETS
-	SFA(gap_hist),
-#endif
-	SF(state), SF(incarnation), SF(interval_ms), SF(interval_min_ms), SF(interval_max_ms),
-	SF(multiplier), SF(lease_id), SF(pad1), SF(queue_depth), SF(rxq), SF(status),
-	SF(pad0), SF(name), SF(group),
+	SF(s.agent_id), SF(s.last_seen_ns), SF(s.replay.top), SF(s.replay.seen),
+	SF(s.replay.incarnation), SF(s.replay.started), SF(s.rate_tat), SF(s.send_ts_ns),
+	SF(s.clock_off_ns), SF(s.clock_at_ns), SF(s.hold_since_ns), SF(s.beats), SF(s.state),
+	SF(s.lock), SF(s.interval_ms), SF(s.interval_min_ms), SF(s.interval_max_ms),
+	SF(s.rate_interval_ms), SF(s.lease_id), SF(s.gap_run), SF(s.multiplier),
+	SF(s.queue_depth), SF(s.rxq), SF(s.status), SF(s.gap_bucket),
+	SF(i.state_since_ns), SF(i.last_event_seq), SF(i.duplicates), SF(i.reordered),
+	SF(i.malformed), SF(i.bad_version), SF(i.restarts), SF(i.bad_tag), SF(i.replayed),
+	SF(i.over_rate), SFA(i.gap_hist), SF(i.name), SF(i.group),
 };
 #define N_SLOT_FIELDS (sizeof(slot_fields) / sizeof(slot_fields[0]))
 
@@ -328,7 +327,7 @@ static __u64 field_val(const void *base, size_t off, size_t size)
 }
 
 /* Compare every field of two slots, note each difference; returns how many. */
-static int slot_diff(__u64 id, const struct agent_slot *want, const struct agent_slot *got)
+static int slot_diff(__u64 id, const struct vg_agent *want, const struct vg_agent *got)
 {
 	size_t covered = 0;
 	int n = 0;
@@ -362,9 +361,9 @@ static int slot_diff(__u64 id, const struct agent_slot *want, const struct agent
 			     (unsigned long long)field_val(got, f->off, f->size),
 			     (unsigned long long)field_val(want, f->off, f->size));
 	}
-	if (covered != sizeof(struct agent_slot)) {
-		note("slot_fields covers %zu of %zu bytes of struct agent_slot: update the test",
-		     covered, sizeof(struct agent_slot));
+	if (covered != sizeof(struct vg_agent)) {
+		note("slot_fields covers %zu of %zu bytes of struct vg_agent: update the test",
+		     covered, sizeof(struct vg_agent));
 		n++;
 	}
 	return n;
@@ -439,21 +438,21 @@ static void unwatch_all(void)
 	n_watch = 0;
 }
 
-/* Each watched agent's slot, slot number and anti-replay/rate state. */
-static int snapshot(struct agent_slot *out, __u32 *slots, struct agent_guard *guards)
+/* Each watched agent's records and slot number. */
+static int snapshot(struct vg_agent *out, __u32 *slots)
 {
 	for (size_t i = 0; i < n_watch; i++)
-		if (vg_agent_get(&maps, watch[i], &slots[i], &out[i]) ||
-		    bpf_map_lookup_elem(maps.guard, &slots[i], &guards[i]))
+		if (vg_agent_get(&maps, watch[i], &slots[i], &out[i]))
 			return -1;
 	return 0;
 }
 
 /* Did an agent's replay window or rate state change? (The lock word is not
  * compared: lookups return it zeroed.) */
-static bool guard_changed(const struct agent_guard *a, const struct agent_guard *b)
+static bool guard_changed(const struct agent_slot *a, const struct agent_slot *b)
 {
-	return memcmp(&a->replay, &b->replay, sizeof(a->replay)) || a->rate_tat != b->rate_tat;
+	return memcmp(&a->replay, &b->replay, sizeof(a->replay)) || a->rate_tat != b->rate_tat ||
+	       a->rate_interval_ms != b->rate_interval_ms;
 }
 
 /* --------------------------------------------------------- packet cases */
@@ -471,6 +470,7 @@ static bool guard_changed(const struct agent_guard *a, const struct agent_guard 
 #define AG_RATE2 0x5a0003ULL
 #define AG_ALLOW_V6 0x5a0004ULL
 #define AG_FLOOR 0x5a0005ULL
+#define AG_SPARSE 0x5a0006ULL /* outside id_base's range: found through the index */
 #define AG_REPLAY 0x5b0000ULL /* + block number */
 static const __u64 pkt_agents[] = { AG_A, AG_B, AG_C, AG_D };
 #define N_PKT_AGENTS (sizeof(pkt_agents) / sizeof(pkt_agents[0]))
@@ -499,7 +499,7 @@ enum sign_mode {
 
 #define KEYS(mask) (0x100 | (mask))
 
-#define CNT(f) offsetof(struct agent_slot, f)
+#define CNT(f) offsetof(struct vg_agent, i.f)
 
 struct pkt_case {
 	const char *desc;
@@ -792,7 +792,7 @@ static const __u8 no_addr[16];
 
 /* Check one transition record against what case c should have produced. */
 static int check_transition(const struct pkt_case *c, const struct vigil_event *e, __u32 kind,
-			    const struct agent_slot *before, const struct agent_slot *after,
+			    const struct vg_agent *before, const struct vg_agent *after,
 			    __u32 slot)
 {
 	int bad = 0;
@@ -802,34 +802,34 @@ static int check_transition(const struct pkt_case *c, const struct vigil_event *
 	EXPECT(e->agent_id == c->agent, "event agent_id %llu, want %llu",
 	       (unsigned long long)e->agent_id, (unsigned long long)c->agent);
 	EXPECT(e->slot == slot, "event slot %u, want %u", e->slot, slot);
-	EXPECT(e->last_seen_ns == after->last_seen_ns && e->seq == after->seq &&
-	       e->incarnation == after->incarnation && e->interval_ms == after->interval_ms,
+	EXPECT(e->last_seen_ns == after->s.last_seen_ns && e->seq == after->s.replay.top &&
+	       e->incarnation == after->s.replay.incarnation && e->interval_ms == after->s.interval_ms,
 	       "event carries last_seen %llu seq %llu inc %u interval %u, slot has %llu %llu %u %u",
 	       (unsigned long long)e->last_seen_ns, (unsigned long long)e->seq, e->incarnation,
-	       e->interval_ms, (unsigned long long)after->last_seen_ns,
-	       (unsigned long long)after->seq, after->incarnation, after->interval_ms);
+	       e->interval_ms, (unsigned long long)after->s.last_seen_ns,
+	       (unsigned long long)after->s.replay.top, after->s.replay.incarnation, after->s.interval_ms);
 	EXPECT(e->reason == VIGIL_REJECT_NONE && !memcmp(e->src_addr, no_addr, 16),
 	       "%s record carries reason %u and a source address", kind_name(kind), e->reason);
 	if (kind == VIGIL_EV_RESTART)
-		EXPECT(e->prev_state == before->state && e->state == before->state,
+		EXPECT(e->prev_state == before->s.state && e->state == before->s.state,
 		       "RESTART event states %s -> %s, want %s -> %s", state_name(e->prev_state),
-		       state_name(e->state), state_name(before->state), state_name(before->state));
+		       state_name(e->state), state_name(before->s.state), state_name(before->s.state));
 	else
-		EXPECT(e->prev_state == before->state && e->state == c->state,
+		EXPECT(e->prev_state == before->s.state && e->state == c->state,
 		       "event states %s -> %s, want %s -> %s", state_name(e->prev_state),
-		       state_name(e->state), state_name(before->state), state_name(c->state));
+		       state_name(e->state), state_name(before->s.state), state_name(c->state));
 	return bad;
 }
 
 /* Check a REJECTED record: the reason, the sender, the agent the datagram
  * named (and its slot and unchanged state, when it is registered). */
 static int check_rejected(const struct pkt_case *c, const struct vigil_event *e, __u64 id,
-			  const struct frame_spec *f, const struct agent_slot *before,
+			  const struct frame_spec *f, const struct vg_agent *before,
 			  const __u32 *slots)
 {
 	int bad = 0, w = id ? watch_idx(id) : -1;
 	__u32 want_slot = w >= 0 ? slots[w] : NO_SLOT;
-	__u32 want_state = w >= 0 ? before[w].state : VIGIL_AGENT_FREE;
+	__u32 want_state = w >= 0 ? before[w].s.state : VIGIL_AGENT_FREE;
 	__u8 src[16];
 	char got_a[64], want_a[64];
 
@@ -885,8 +885,7 @@ static void case_frame_spec(const struct pkt_case *c, struct frame_spec *f, stru
 /* Run one packet case; returns how many expectations failed (each noted). */
 static int pkt_case_check(const struct pkt_case *c)
 {
-	struct agent_slot before[MAX_WATCH], after[MAX_WATCH], want[MAX_WATCH];
-	struct agent_guard gbefore[MAX_WATCH], gafter[MAX_WATCH];
+	struct vg_agent before[MAX_WATCH], after[MAX_WATCH], want[MAX_WATCH];
 	struct vigil_stats st0, st1, dst = c->st;
 	struct vigil_config cfg = c->cfg ? *c->cfg : table_cfg;
 	bool own_cfg = c->cfg || c->pass_beats || c->no_auth;
@@ -913,13 +912,13 @@ static int pkt_case_check(const struct pkt_case *c)
 	len = build_frame(frame, &f, &c->b, &c->patch);
 
 	ev0 = drain();
-	if (snapshot(before, slots, gbefore) || vg_stats_read(&maps, &st0) || read_globals(&g0)) {
+	if (snapshot(before, slots) || vg_stats_read(&maps, &st0) || read_globals(&g0)) {
 		if (own_cfg)
 			cfg_write(&table_cfg);
 		return note("reading the maps: %s", strerror(errno)), 1;
 	}
 	ret = xdp_run(frame, len, &t0, &t1);
-	if (snapshot(after, slots, gafter) || vg_stats_read(&maps, &st1) || read_globals(&g1))
+	if (snapshot(after, slots) || vg_stats_read(&maps, &st1) || read_globals(&g1))
 		bad++, note("reading the maps after the run failed: %s", strerror(errno));
 	drain();
 	settle(g0.event_seq, g1.event_seq, ev0);
@@ -980,62 +979,60 @@ static int pkt_case_check(const struct pkt_case *c)
 
 		(*p)++;
 	} else if (c->sc == SC_ACCEPT || c->sc == SC_LATE) {
-		struct agent_slot *w = &want[idx];
-		const struct agent_slot *a = &after[idx], *b = &before[idx];
-		__u32 state = c->state ? c->state : b->state;
+		struct vg_agent *w = &want[idx];
+		const struct vg_agent *a = &after[idx], *b = &before[idx];
+		__u32 state = c->state ? c->state : b->s.state;
 
-		EXPECT(a->last_seen_ns >= t0 && a->last_seen_ns <= t1,
+		EXPECT(a->s.last_seen_ns >= t0 && a->s.last_seen_ns <= t1,
 		       "last_seen_ns %llu outside the test run [%llu, %llu]",
-		       (unsigned long long)a->last_seen_ns, (unsigned long long)t0,
+		       (unsigned long long)a->s.last_seen_ns, (unsigned long long)t0,
 		       (unsigned long long)t1);
-		w->last_seen_ns = a->last_seen_ns;
-		w->beats++;
+		w->s.last_seen_ns = a->s.last_seen_ns;
+		w->s.beats++;
 		/* A timestamp moves the clock estimate (XDP's now is last_seen);
 		 * a restart starts it afresh. */
 		if (c->restart)
-			w->clock_at_ns = 0;
+			w->s.clock_at_ns = 0;
 		if (c->b.send_ts_ns) {
-			__s64 off = vigil_clock_update(&w->clock_off_ns, &w->clock_at_ns,
-						       a->last_seen_ns,
-						       (__s64)(a->last_seen_ns - c->b.send_ts_ns));
-			__u64 est = vigil_send_estimate(a->last_seen_ns, c->b.send_ts_ns, off);
+			__s64 off = vigil_clock_update(&w->s.clock_off_ns, &w->s.clock_at_ns,
+						       a->s.last_seen_ns,
+						       (__s64)(a->s.last_seen_ns - c->b.send_ts_ns));
+			__u64 est = vigil_send_estimate(a->s.last_seen_ns, c->b.send_ts_ns, off);
 			/* A sequence gap in this incarnation: beats proven lost. */
-			__u64 gap = c->sc == SC_ACCEPT && !c->restart && b->state != VIGIL_AGENT_NEW &&
-					    c->b.seq > b->seq + 1 &&
-					    c->b.seq - b->seq - 1 <= VIGIL_LOSS_GAP_MAX ?
-				    c->b.seq - b->seq - 1 : 0;
+			__u64 gap = c->sc == SC_ACCEPT && !c->restart && b->s.state != VIGIL_AGENT_NEW &&
+					    c->b.seq > b->s.replay.top + 1 &&
+					    c->b.seq - b->s.replay.top - 1 <= VIGIL_LOSS_GAP_MAX ?
+				    c->b.seq - b->s.replay.top - 1 : 0;
 
 			if (vigil_first_lost_ns(est, gap, c->interval,
-						b->send_ts_ns ? vigil_send_estimate(b->last_seen_ns,
-										    b->send_ts_ns, off) : 0))
+						b->s.send_ts_ns ? vigil_send_estimate(b->s.last_seen_ns,
+										    b->s.send_ts_ns, off) : 0))
 				dst.lost_beats += gap;
-			w->rxq = 0;
+			w->s.rxq = 0;
 		}
-#ifdef VIGIL_GAP_BUCKETS
-		if (b->state != VIGIL_AGENT_NEW && a->last_seen_ns > b->last_seen_ns)
-			w->gap_hist[vigil_gap_bucket(a->last_seen_ns - b->last_seen_ns)]++;
-#endif
+		if (b->s.state != VIGIL_AGENT_NEW && a->s.last_seen_ns > b->s.last_seen_ns)
+			vigil_gap_count(&w->s.gap_bucket, &w->s.gap_run, w->i.gap_hist,
+					a->s.last_seen_ns - b->s.last_seen_ns);
+		/* The window and the rate: checked on their own below. */
+		w->s.replay = a->s.replay;
+		w->s.rate_tat = a->s.rate_tat;
+		w->s.rate_interval_ms = a->s.rate_interval_ms;
 		if (c->sc == SC_LATE) {
 			/* Proof of life only: what it reports is older than the slot. */
-			w->reordered++;
+			w->i.reordered++;
 		} else {
-			w->seq = c->b.seq;
-			w->send_ts_ns = c->b.send_ts_ns;
-			w->interval_ms = c->interval;
-			w->status = c->b.status;
-			w->queue_depth = c->b.queue_depth;
-			w->lease_id = c->b.lease_id;
-			/* Learnt from the first beat, equal afterwards, risen on
-			 * restart: a slot left at 0 would make the next beat look
-			 * like a restart. */
-			w->incarnation = c->b.incarnation;
+			w->s.send_ts_ns = c->b.send_ts_ns;
+			w->s.interval_ms = c->interval;
+			w->s.status = c->b.status;
+			w->s.queue_depth = c->b.queue_depth;
+			w->s.lease_id = c->b.lease_id;
 			if (c->restart)
-				w->restarts++;
+				w->i.restarts++;
 		}
-		w->state = state;
-		if (state != b->state) {
-			w->state_since_ns = a->last_seen_ns;
-			w->last_event_seq = trans_seq;
+		w->s.state = state;
+		if (state != b->s.state) {
+			w->i.state_since_ns = a->s.last_seen_ns;
+			w->i.last_event_seq = trans_seq;
 		}
 	}
 	for (size_t i = 0; i < n_watch; i++)
@@ -1047,17 +1044,17 @@ static int pkt_case_check(const struct pkt_case *c)
 		bool may = (int)i == idx && (c->sc == SC_ACCEPT || c->sc == SC_LATE ||
 					     (c->sc == SC_COUNTER && c->counter == CNT(over_rate)));
 
-		if (!may && guard_changed(&gbefore[i], &gafter[i]))
-			bad++, note("agent %llu: vigil_guard changed (top %llu -> %llu, seen %#llx -> "
+		if (!may && guard_changed(&before[i].s, &after[i].s))
+			bad++, note("agent %llu: replay window or rate changed (top %llu -> %llu, seen %#llx -> "
 				    "%#llx, rate_tat %llu -> %llu)", (unsigned long long)watch[i],
-				    (unsigned long long)gbefore[i].replay.top,
-				    (unsigned long long)gafter[i].replay.top,
-				    (unsigned long long)gbefore[i].replay.seen,
-				    (unsigned long long)gafter[i].replay.seen,
-				    (unsigned long long)gbefore[i].rate_tat,
-				    (unsigned long long)gafter[i].rate_tat);
+				    (unsigned long long)before[i].s.replay.top,
+				    (unsigned long long)after[i].s.replay.top,
+				    (unsigned long long)before[i].s.replay.seen,
+				    (unsigned long long)after[i].s.replay.seen,
+				    (unsigned long long)before[i].s.rate_tat,
+				    (unsigned long long)after[i].s.rate_tat);
 		if ((int)i == idx && (c->sc == SC_ACCEPT || c->sc == SC_LATE)) {
-			const struct vigil_replay *r0 = &gbefore[i].replay, *r1 = &gafter[i].replay;
+			const struct vigil_replay *r0 = &before[i].s.replay, *r1 = &after[i].s.replay;
 			__u64 top = c->sc == SC_LATE ? r0->top : c->b.seq;
 			__u64 dist = top - c->b.seq;
 
@@ -1066,17 +1063,17 @@ static int pkt_case_check(const struct pkt_case *c)
 			    /* GCRA: an accepted beat leaves the next theoretical
 			     * arrival in the future (it may move back when the
 			     * agent announces a faster cadence: rescaled debt). */
-			    (gafter[i].rate_tat != gbefore[i].rate_tat && gafter[i].rate_tat <= t0))
-				bad++, note("agent %llu: vigil_guard after an accepted beat: top %llu "
+			    (after[i].s.rate_tat != before[i].s.rate_tat && after[i].s.rate_tat <= t0))
+				bad++, note("agent %llu: window after an accepted beat: top %llu "
 					    "(want %llu) inc %u seen %#llx rate_tat %llu (was %llu)",
 					    (unsigned long long)watch[i], (unsigned long long)r1->top,
 					    (unsigned long long)top, r1->incarnation,
 					    (unsigned long long)r1->seen,
-					    (unsigned long long)gafter[i].rate_tat,
-					    (unsigned long long)gbefore[i].rate_tat);
+					    (unsigned long long)after[i].s.rate_tat,
+					    (unsigned long long)before[i].s.rate_tat);
 		}
 		if ((int)i == idx && c->sc == SC_COUNTER && c->counter == CNT(over_rate) &&
-		    gbefore[i].rate_tat != gafter[i].rate_tat)
+		    before[i].s.rate_tat != after[i].s.rate_tat)
 			bad++, note("agent %llu: a beat over the rate moved rate_tat",
 				    (unsigned long long)watch[i]);
 	}
@@ -1290,7 +1287,7 @@ static void expect_for_beat(struct pkt_case *c, const struct vigil_beat *beat)
 	__u64 id = bi.has_agent_id ? bi.agent_id : 0;
 	int w = id ? watch_idx(id) : -1;
 	struct agent_auth a;
-	struct agent_slot s;
+	struct vg_agent s;
 	__u32 slot;
 
 	c->verdict = XDP_DROP;
@@ -1400,7 +1397,7 @@ static void run_floor_cases(void)
 		  ACCEPT(AG_FLOOR, VIGIL_AGENT_LEFT), .ev = { VIGIL_EV_LEFT } },
 	};
 	struct replay_floor f = {};
-	struct agent_guard g = {};
+	struct agent_slot g = {};
 	struct pkt_case c;
 	__u32 slot;
 	int err;
@@ -1418,8 +1415,8 @@ static void run_floor_cases(void)
 		   "floor: vg_agent_remove leaves the window's top in vigil_floors: incarnation "
 		   "%u, seq %llu (want 3, 5002)", f.incarnation, (unsigned long long)f.seq);
 	err = add_agent_keys(AG_FLOOR, PKT_MIN_MS, PKT_MAX_MS, PKT_MULT, NULL, 1, NULL) ||
-	      vg_agent_get(&maps, AG_FLOOR, &slot, &(struct agent_slot){}) ||
-	      bpf_map_lookup_elem(maps.guard, &slot, &g);
+	      vg_agent_get(&maps, AG_FLOOR, &slot, &(struct vg_agent){}) ||
+	      bpf_map_lookup_elem_flags(maps.agents, &slot, &g, BPF_F_LOCK);
 	tap_result(!err && g.replay.started && g.replay.incarnation == 3 &&
 			   g.replay.top == 5002 && g.replay.seen == ~0ULL &&
 			   bpf_map_lookup_elem(maps.floors, &(__u64){ AG_FLOOR }, &f) == -ENOENT,
@@ -1445,6 +1442,51 @@ static void run_floor_cases(void)
 	c = (struct pkt_case){ .b = BEAT(AG_FLOOR, 5003, 3, 2000), ACCEPT(AG_FLOOR, VIGIL_AGENT_ALIVE),
 			       .ev = { VIGIL_EV_UP } };
 	run_pkt_case_desc(&c, "floor: the agent's next beat (5003) is accepted: UP");
+}
+
+/* Where agents go (registry.c): an id in id_base's range in the slot of its
+ * own number, any other id from the top of the table down. An id whose own
+ * slot another agent holds goes elsewhere and, like every agent outside its
+ * own slot, is found through the index; a beat of an unknown id that falls
+ * on another agent's slot is unknown. */
+static void run_placement_cases(void)
+{
+	__u32 s_a = 0, s_sparse = 0, s_clash = 0;
+	__u64 clash = 0;
+	struct pkt_case c;
+	int err;
+
+	err = add_agent_keys(AG_SPARSE, PKT_MIN_MS, PKT_MAX_MS, PKT_MULT, NULL, 1, NULL) ||
+	      vg_agent_get(&maps, AG_A, &s_a, &(struct vg_agent){}) ||
+	      vg_agent_get(&maps, AG_SPARSE, &s_sparse, &(struct vg_agent){});
+	if (!tap_result(!err && s_a == AG_A - maps.id_base && s_sparse >= maps.max_agents - 64,
+			"placement: agent %llu in slot %u (id - id_base %llu), agent %#llx outside "
+			"the range at the top (slot %u of %u)", (unsigned long long)AG_A, s_a,
+			(unsigned long long)maps.id_base, (unsigned long long)AG_SPARSE, s_sparse,
+			maps.max_agents))
+		return;
+	watch_add(AG_SPARSE);
+	c = (struct pkt_case){ .b = BEAT(AG_SPARSE, 1, 1, 2000),
+			       ACCEPT(AG_SPARSE, VIGIL_AGENT_ALIVE), .ev = { VIGIL_EV_UP } };
+	run_pkt_case_desc(&c, "placement: a beat of the agent outside the range: accepted, UP");
+	clash = maps.id_base + s_sparse;
+	c = (struct pkt_case){ .b = BEAT(clash, 1, 1, 2000), .verdict = XDP_DROP, .sc = SC_NONE,
+			       .reason = VIGIL_REJECT_UNKNOWN_AGENT, .st = { .unknown_agent = 1 } };
+	run_pkt_case_desc(&c, "placement: an unknown id whose own slot another agent holds: "
+			      "unknown_agent, that agent untouched");
+	err = add_agent_keys(clash, PKT_MIN_MS, PKT_MAX_MS, PKT_MULT, NULL, 1, NULL) ||
+	      vg_agent_get(&maps, clash, &s_clash, &(struct vg_agent){});
+	if (!tap_result(!err && s_clash != s_sparse,
+			"placement: registered, agent %llu goes to slot %u, its own (%u) being held",
+			(unsigned long long)clash, s_clash, s_sparse))
+		return;
+	watch_add(clash);
+	c = (struct pkt_case){ .b = BEAT(clash, 1, 1, 2000), ACCEPT(clash, VIGIL_AGENT_ALIVE),
+			       .ev = { VIGIL_EV_UP } };
+	run_pkt_case_desc(&c, "placement: its beat is found through the index: accepted, UP");
+	c = (struct pkt_case){ .b = BEAT(AG_SPARSE, 2, 1, 2000),
+			       ACCEPT(AG_SPARSE, VIGIL_AGENT_ALIVE) };
+	run_pkt_case_desc(&c, "placement: and the agent in its slot still gets its own beats");
 }
 
 /* The anti-replay script of auth_vectors.h, beat by beat, one new agent per
@@ -1611,7 +1653,7 @@ static void run_allowlist_cases(void)
 	static const __u8 any6[16];
 	struct allow_key k, next;
 	struct agent_auth a;
-	struct agent_slot s;
+	struct vg_agent s;
 	__u32 slot;
 	int err;
 
@@ -1840,7 +1882,7 @@ static void run_reject_cap(void)
 	const int n = 50;
 	struct vigil_config cc = table_cfg;
 	struct vigil_key wk = wrong_key;
-	struct agent_slot s0, s1;
+	struct vg_agent s0, s1;
 	__u8 want_src[16];
 
 	cc.reject_events_per_sec = 10;
@@ -1909,7 +1951,7 @@ static void run_reject_cap(void)
 			bad++, note("event_seq rose by %llu", (unsigned long long)(g1.event_seq - g0.event_seq));
 		events_slack = health_between(g0.event_seq > 2 ? g0.event_seq - 2 : 0, g1.event_seq + 2);
 		bad += stats_diff(&st0, &st1, &want);
-		s0.bad_tag += round ? 0 : n;
+		s0.i.bad_tag += round ? 0 : n;
 		bad += slot_diff(AG_A, &s0, &s1);
 		tap_result(!bad, "reject cap: %d %s at once: all DROP and counted, exactly "
 			   "reject_events_per_sec=%u REJECTED records (%s, source, agent), event_seq "
@@ -2112,6 +2154,7 @@ static void run_lease_term_cases(void)
 
 static void run_packet_tests(void)
 {
+	struct vg_agent a0;
 	struct agent_slot s;
 	__u64 t0, t1;
 	int bad = 0;
@@ -2133,18 +2176,17 @@ static void run_packet_tests(void)
 	t1 = vg_mono_ns();
 	for (size_t i = 0; !bad && i < N_PKT_AGENTS; i++) {
 		struct agent_auth a;
-		struct agent_guard g;
 		struct vigil_key k0 = agent_key(pkt_agents[i], 0), k1 = agent_key(pkt_agents[i], 1);
 		__u32 slot;
 
-		if (vg_agent_get(&maps, pkt_agents[i], &slot, &s) ||
-		    vg_agent_get_auth(&maps, slot, &a) ||
-		    bpf_map_lookup_elem(maps.guard, &slot, &g)) {
+		if (vg_agent_get(&maps, pkt_agents[i], &slot, &a0) ||
+		    vg_agent_get_auth(&maps, slot, &a)) {
 			bad++, note("agent %llu not found", (unsigned long long)pkt_agents[i]);
 			continue;
 		}
+		s = a0.s;
 		if (s.state != VIGIL_AGENT_NEW || s.last_seen_ns < t0 || s.last_seen_ns > t1 ||
-		    s.interval_ms != PKT_MAX_MS || s.beats || s.seq)
+		    s.interval_ms != PKT_MAX_MS || s.beats || s.replay.top)
 			bad++, note("agent %llu: state %s last_seen %llu interval %u beats %llu",
 				    (unsigned long long)pkt_agents[i], state_name(s.state),
 				    (unsigned long long)s.last_seen_ns, s.interval_ms,
@@ -2154,15 +2196,16 @@ static void run_packet_tests(void)
 		    a.group_id != vigil_group_id("default", VIGIL_GROUP_LEN))
 			bad++, note("agent %llu: vigil_auth holds valid %u flags %u group %u",
 				    (unsigned long long)pkt_agents[i], a.valid, a.flags, a.group_id);
-		if (g.replay.started || g.replay.top || g.replay.seen || g.rate_tat)
-			bad++, note("agent %llu: vigil_guard not zeroed", (unsigned long long)pkt_agents[i]);
+		if (s.replay.started || s.replay.seen || s.rate_tat || s.rate_interval_ms)
+			bad++, note("agent %llu: replay window or rate not zeroed",
+				    (unsigned long long)pkt_agents[i]);
 	}
 	if (!tap_result(!bad, "registration: %zu agents NEW, deadline from registration at the "
-			"maximum interval; their keys in vigil_auth, a fresh vigil_guard",
+			"maximum interval; their keys in vigil_auth, a fresh replay window and rate",
 			N_PKT_AGENTS))
 		return;
 	tap_result(add_agent(0, PKT_MIN_MS, PKT_MAX_MS, PKT_MULT, NULL) == -EINVAL &&
-			   vg_agent_get(&maps, 0, NULL, &s) == -ENOENT,
+			   vg_agent_get(&maps, 0, NULL, &a0) == -ENOENT,
 		   "registration: agent id 0 (\"no agent\") is refused with EINVAL, nothing added");
 
 	for (size_t i = 0; i < sizeof(pkt_cases) / sizeof(pkt_cases[0]); i++)
@@ -2172,6 +2215,7 @@ static void run_packet_tests(void)
 		run_pkt_case(&key_cases[i]);
 	run_bit_flips();
 	run_allowlist_cases();
+	run_placement_cases();
 	run_source_rate_cases();
 	run_agent_rate_cases();
 	run_replay_script();
@@ -2269,7 +2313,7 @@ static void run_torn_value_tests(void)
 	hc.source_pps = 0;
 	if (add_agent_keys(AG_TORN, PKT_MIN_MS, PKT_MAX_MS, PKT_MULT, NULL, 3, NULL) ||
 	    add_agent_keys(AG_TORN2, PKT_MIN_MS, PKT_MAX_MS, PKT_MULT, NULL, 3, NULL) ||
-	    vg_agent_get(&maps, AG_TORN, &slot, &(struct agent_slot){}) ||
+	    vg_agent_get(&maps, AG_TORN, &slot, &(struct vg_agent){}) ||
 	    vg_agent_set_auth(&maps, slot, &a) || cfg_write(&hc)) {
 		tap_result(false, "torn values: setting up the agents failed: %s", strerror(errno));
 		return;
@@ -3359,16 +3403,16 @@ static bool ev_have(void)
  * returns the deadline of the last beat. */
 static __u64 ev_then_silent(__u64 id)
 {
-	struct agent_slot s;
+	struct vg_agent a;
 
 	for (int i = 0; i < 3; i++) {
 		beat_ts(id, vg_mono_ns(), VIGIL_STATUS_OK);
 		if (i < 2)
 			usleep(EV_IVL_MS * 1000 / 2);
 	}
-	if (vg_agent_get(&maps, id, NULL, &s))
+	if (vg_agent_get(&maps, id, NULL, &a))
 		return 0;
-	return vigil_deadline(s.last_seen_ns, s.interval_ms, s.multiplier);
+	return vigil_deadline(a.s.last_seen_ns, a.s.interval_ms, a.s.multiplier);
 }
 
 static void ev_leave(__u64 id)
@@ -3473,14 +3517,15 @@ static void run_evidence_tests(void)
 		tap_skip("this test was held off the CPU past the hold bound (agent side)",
 			 "evidence: a beat sent in time ends the hold: no verdict");
 	} else {
-		struct agent_slot s = {};
+		struct vg_agent a = {};
+		const struct agent_slot *s = &a.s;
 
-		vg_agent_get(&maps, C, NULL, &s);
-		tap_result(n == 0 && s.state == VIGIL_AGENT_ALIVE && !s.hold_since_ns &&
+		vg_agent_get(&maps, C, NULL, &a);
+		tap_result(n == 0 && s->state == VIGIL_AGENT_ALIVE && !s->hold_since_ns &&
 				   st1.held_cancelled - st0.held_cancelled == 1,
 			   "evidence: a beat sent before the deadline that arrives during the hold "
 			   "ends it with no verdict (%zu records, state %s, %llu held_cancelled)", n,
-			   vg_state_name(s.state),
+			   vg_state_name(s->state),
 			   (unsigned long long)(st1.held_cancelled - st0.held_cancelled));
 	}
 	ev_leave(C);

@@ -377,6 +377,37 @@ static void test_seq_classify(void)
 	}
 }
 
+/* The run-length coded gap histogram, against a plain one: after any
+ * sequence of gaps, hist plus the pending run is the plain histogram, and
+ * hist is written only when the bucket changes. */
+static void test_gap_count(void)
+{
+	static const __u64 ms = VIGIL_NSEC_PER_MSEC;
+	__u32 hist[VIGIL_GAP_BUCKETS] = { 0 }, plain[VIGIL_GAP_BUCKETS] = { 0 }, run = 0;
+	__u32 writes = 0, changes = 0, prev = ~0u;
+	__u8 bucket = 0;
+	int bad = 0;
+
+	for (int i = 0; i < 100000; i++) {
+		/* Runs of a steady cadence, now and then another gap. */
+		__u64 gap = i % 1000 < 990 ? 100 * ms : (__u64)(i * 7919 % 40000) * ms / 3;
+		__u32 before[VIGIL_GAP_BUCKETS], b = vigil_gap_bucket(gap);
+
+		memcpy(before, hist, sizeof(hist));
+		vigil_gap_count(&bucket, &run, hist, gap);
+		plain[b]++;
+		writes += memcmp(before, hist, sizeof(hist)) != 0;
+		changes += prev != ~0u && b != prev;
+		prev = b;
+		for (__u32 k = 0; k < VIGIL_GAP_BUCKETS; k++)
+			bad += hist[k] + (k == bucket ? run : 0) != plain[k];
+	}
+	diag("%d mismatches, %u writes to hist, %u bucket changes", bad, writes, changes);
+	CHECK(!bad && writes <= changes,
+	      "gap_count: hist + the pending run equals a plain histogram after every gap, and "
+	      "hist is written only when the bucket changes");
+}
+
 static void test_clamp(void)
 {
 	static const struct {
@@ -1228,6 +1259,7 @@ int main(void)
 	test_wire_fields();
 	test_seq_classify();
 	test_clamp();
+	test_gap_count();
 	test_sweep_eval();
 	test_wheel_due();
 	test_evidence();

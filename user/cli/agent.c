@@ -85,20 +85,21 @@ static const struct vg_opt list_opts[] = {
 	{}
 };
 
-static int list_one(__u32 slot, const struct agent_slot *s, void *ctx)
+static int list_one(__u32 slot, const struct vg_agent *a, void *ctx)
 {
+	const struct agent_slot *s = &a->s;
 	struct vg_json j;
 
 	if (!*(bool *)ctx) {
-		printf("%-20llu %-24s %-16s %8u %8u %4u\n", (unsigned long long)s->agent_id, s->name,
-		       s->group, s->interval_min_ms, s->interval_max_ms, s->multiplier);
+		printf("%-20llu %-24s %-16s %8u %8u %4u\n", (unsigned long long)s->agent_id,
+		       a->i.name, a->i.group, s->interval_min_ms, s->interval_max_ms, s->multiplier);
 		return 0;
 	}
 	vg_json_begin(&j, stdout);
 	vg_json_obj(&j);
 	vg_json_u64_field(&j, "agent_id", s->agent_id);
-	vg_json_str_field(&j, "name", s->name);
-	vg_json_str_field(&j, "group", s->group);
+	vg_json_str_field(&j, "name", a->i.name);
+	vg_json_str_field(&j, "group", a->i.group);
 	vg_json_u64_field(&j, "slot", slot);
 	vg_json_u64_field(&j, "interval_min_ms", s->interval_min_ms);
 	vg_json_u64_field(&j, "interval_max_ms", s->interval_max_ms);

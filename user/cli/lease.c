@@ -100,7 +100,7 @@ static void fill_replica(sqlite3 *db, struct lease_row *r)
 
 static void fill_row(const struct vg_maps *m, sqlite3 *db, struct lease_row *r)
 {
-	struct agent_slot s;
+	struct vg_agent a;
 	__u64 holder;
 
 	r->have_db = vg_sql_u64(db, &r->reserved, "SELECT token FROM leases WHERE lease_id = ?",
@@ -110,8 +110,8 @@ static void fill_row(const struct vg_maps *m, sqlite3 *db, struct lease_row *r)
 	fill_replica(db, r);
 	holder = standby(r) ? r->rep.holder : r->k.holder;
 	r->holder_name[0] = '\0';
-	if (holder && vg_agent_get(m, holder, NULL, &s) == 0)
-		vg_strlcpy(r->holder_name, s.name, sizeof(r->holder_name));
+	if (holder && vg_agent_get(m, holder, NULL, &a) == 0)
+		vg_strlcpy(r->holder_name, a.i.name, sizeof(r->holder_name));
 }
 
 static bool in_use(const struct lease_slot *k)
@@ -386,14 +386,14 @@ static int lease_change(const struct vg_maps *m, const char *db_path, const char
 {
 	const char *name;
 	struct lease_row r;
-	struct agent_slot s;
+	struct vg_agent a;
 	sqlite3 *db;
 	int ended;
 
 	if (resolve(m, arg, &r))
 		return 1;
 	name = r.k.name[0] ? r.k.name : arg;
-	if (transfer && vg_agent_get(m, to, NULL, &s)) {
+	if (transfer && vg_agent_get(m, to, NULL, &a)) {
 		pr_warn("lease %s: agent %llu is not registered (see vigil agent list)\n", name,
 			(unsigned long long)to);
 		return 1;

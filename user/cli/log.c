@@ -68,7 +68,7 @@ static int log_replay(const struct vg_parsed *p)
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 	for (size_t i = 0; i < state.cap; i++) {
-		struct agent_slot s;
+		struct vg_agent a;
 		__u32 replayed;
 
 		if (!state.keys[i])
@@ -79,14 +79,14 @@ static int log_replay(const struct vg_parsed *p)
 			printf("%llu %s\n", (unsigned long long)state.keys[i], vg_state_name(replayed));
 			continue;
 		}
-		if (vg_agent_get(&m, state.keys[i], NULL, &s)) {
+		if (vg_agent_get(&m, state.keys[i], NULL, &a)) {
 			printf("agent %llu: log says %s, not registered in the maps\n",
 			       (unsigned long long)state.keys[i], vg_state_name(replayed));
 			mismatches++;
-		} else if (s.state != replayed) {
+		} else if (a.s.state != replayed) {
 			printf("agent %llu: log says %s, maps say %s\n",
 			       (unsigned long long)state.keys[i], vg_state_name(replayed),
-			       vg_state_name(s.state));
+			       vg_state_name(a.s.state));
 			mismatches++;
 		}
 	}

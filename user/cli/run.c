@@ -40,6 +40,9 @@ static const struct vg_opt opts[] = {
 			"sweeper tick in microseconds: how often deadlines are checked") },
 	{ VG_OPT_UINT(0, "max-agents", RUN, load.max_agents, 1, 16u << 20, "N",
 		      "agent capacity (sizes the per-agent maps)") },
+	{ VG_OPT_UINT(0, "id-base", RUN, load.id_base, 1, UINT64_MAX, "ID",
+		      "agents ID to ID + max-agents - 1 get their own slots, found without a "
+		      "hash lookup"), .zero = "the smallest id in --config, else 1" },
 	{ VG_OPT_SCALED("ringbuf-mb", RUN, load.ringbuf_bytes, 1, 1024, 1u << 20, "N",
 			"event ring buffer size in MiB, a power of two") },
 	{ VG_OPT_PIN_ROOT(RUN, load.pin_root) },
@@ -287,6 +290,12 @@ static int check(struct vg_run_opts *ro)
 	}
 	if (ro->keys_path && vg_keyfile_load(ro->keys_path, true, &ro->keys))
 		return 2;
+	if (!ro->load.id_base) /* the fleet's own numbering, when it has one */
+		for (size_t i = 0; i < ro->config.n; i++)
+			if (!ro->load.id_base || ro->config.agents[i].id < ro->load.id_base)
+				ro->load.id_base = ro->config.agents[i].id;
+	if (!ro->load.id_base)
+		ro->load.id_base = 1;
 	return vg_peers_check(&ro->peers, &ro->keys, ro->keys_path, ro->load.port);
 }
 
@@ -305,6 +314,7 @@ static int run_run(const struct vg_parsed *p)
 	ro->port_given = vg_opt_given(p, &ro->load.port);
 	ro->tick_given = vg_opt_given(p, &ro->load.tick_ns);
 	ro->max_given = vg_opt_given(p, &ro->load.max_agents);
+	ro->id_base_given = vg_opt_given(p, &ro->load.id_base);
 	ro->ringbuf_given = vg_opt_given(p, &ro->load.ringbuf_bytes);
 	if (ro->no_auth || ro->learn)
 		ro->load.cfg.auth_required = 0;

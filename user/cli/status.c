@@ -20,21 +20,22 @@
 #include "common/util.h"
 #include "cli/status.h"
 
-static int collect(__u32 slot, const struct agent_slot *s, void *ctx)
+static int collect(__u32 slot, const struct vg_agent *a, void *ctx)
 {
 	struct rows *r = ctx;
 
 	if (vg_grow(&r->v, &r->cap, r->n, sizeof(*r->v), 256))
 		return -ENOMEM;
 	r->v[r->n].slot = slot;
-	r->v[r->n].s = *s;
+	r->v[r->n].a = *a;
 	r->n++;
 	return 0;
 }
 
 static int by_id(const void *a, const void *b)
 {
-	__u64 x = ((const struct agent_row *)a)->s.agent_id, y = ((const struct agent_row *)b)->s.agent_id;
+	__u64 x = ((const struct agent_row *)a)->a.s.agent_id;
+	__u64 y = ((const struct agent_row *)b)->a.s.agent_id;
 
 	return x < y ? -1 : x > y;
 }
@@ -69,19 +70,20 @@ static void fmt_age(char *buf, size_t len, const struct agent_slot *s, __u64 now
 
 static void agent_json(struct vg_json *j, const struct agent_row *r, __u64 now)
 {
-	const struct agent_slot *s = &r->s;
+	const struct agent_slot *s = &r->a.s;
+	const struct agent_info *i = &r->a.i;
 
 	vg_json_obj(j);
 	vg_json_u64_field(j, "agent_id", s->agent_id);
-	vg_json_str_field(j, "name", s->name);
-	vg_json_str_field(j, "group", s->group);
+	vg_json_str_field(j, "name", i->name);
+	vg_json_str_field(j, "group", i->group);
 	vg_json_u64_field(j, "slot", r->slot);
 	vg_json_str_field(j, "state", vg_state_name(s->state));
 	vg_json_str_field(j, "status", vg_status_name(s->status));
 	vg_json_double_field(j, "age_ms", "%.3f",
 			     now > s->last_seen_ns ? (now - s->last_seen_ns) / 1e6 : 0.0);
-	vg_json_u64_field(j, "seq", s->seq);
-	vg_json_u64_field(j, "incarnation", s->incarnation);
+	vg_json_u64_field(j, "seq", s->replay.top);
+	vg_json_u64_field(j, "incarnation", s->replay.incarnation);
 	vg_json_u64_field(j, "interval_ms", s->interval_ms);
 	vg_json_u64_field(j, "interval_min_ms", s->interval_min_ms);
 	vg_json_u64_field(j, "interval_max_ms", s->interval_max_ms);
@@ -91,15 +93,15 @@ static void agent_json(struct vg_json *j, const struct agent_row *r, __u64 now)
 			      (double)now) / 1e6);
 	vg_json_u64_field(j, "queue_depth", s->queue_depth);
 	vg_json_u64_field(j, "beats", s->beats);
-	vg_json_u64_field(j, "duplicates", s->duplicates);
-	vg_json_u64_field(j, "reordered", s->reordered);
-	vg_json_u64_field(j, "malformed", s->malformed);
-	vg_json_u64_field(j, "bad_version", s->bad_version);
-	vg_json_u64_field(j, "restarts", s->restarts);
-	vg_json_u64_field(j, "bad_tag", s->bad_tag);
-	vg_json_u64_field(j, "replayed", s->replayed);
-	vg_json_u64_field(j, "over_rate", s->over_rate);
-	vg_json_u64_field(j, "last_event_seq", s->last_event_seq);
+	vg_json_u64_field(j, "duplicates", i->duplicates);
+	vg_json_u64_field(j, "reordered", i->reordered);
+	vg_json_u64_field(j, "malformed", i->malformed);
+	vg_json_u64_field(j, "bad_version", i->bad_version);
+	vg_json_u64_field(j, "restarts", i->restarts);
+	vg_json_u64_field(j, "bad_tag", i->bad_tag);
+	vg_json_u64_field(j, "replayed", i->replayed);
+	vg_json_u64_field(j, "over_rate", i->over_rate);
+	vg_json_u64_field(j, "last_event_seq", i->last_event_seq);
 	vg_json_close(j);
 }
 
@@ -210,8 +212,8 @@ int read_snapshot(const char *pin_root, struct snapshot *sn)
 	sn->nq = read_rxq(&m, sn->qs, sn->rxq);
 	sn->now = vg_mono_ns();
 	for (size_t i = 0; i < sn->rows.n; i++)
-		if (sn->rows.v[i].s.state <= VIGIL_AGENT_STATE_MAX)
-			sn->counts[sn->rows.v[i].s.state]++;
+		if (sn->rows.v[i].a.s.state <= VIGIL_AGENT_STATE_MAX)
+			sn->counts[sn->rows.v[i].a.s.state]++;
 out:
 	vg_maps_close(&m);
 	return ret;
@@ -247,17 +249,18 @@ static void print_agents_text(const struct snapshot *sn)
 	       "GROUP", "STATE", "AGE", "SEQ", "INTERVAL", "STATUS", "BEATS", "DUP", "REORD", "MALF",
 	       "BADTAG", "RESTART");
 	for (size_t i = 0; i < sn->rows.n; i++) {
-		const struct agent_slot *s = &sn->rows.v[i].s;
+		const struct agent_slot *s = &sn->rows.v[i].a.s;
+		const struct agent_info *in = &sn->rows.v[i].a.i;
 		char age[24], ival[16];
 
 		fmt_age(age, sizeof(age), s, sn->now);
 		snprintf(ival, sizeof(ival), "%ums", s->interval_ms);
 		printf("%-8llu %-20s %-10s %-8s %-9s %16llu %8s %-9s %9llu %5llu %5llu %5llu %5llu %7llu\n",
-		       (unsigned long long)s->agent_id, s->name, s->group, vg_state_name(s->state),
-		       age, (unsigned long long)s->seq, ival, vg_status_name(s->status),
-		       (unsigned long long)s->beats, (unsigned long long)s->duplicates,
-		       (unsigned long long)s->reordered, (unsigned long long)s->malformed,
-		       (unsigned long long)s->bad_tag, (unsigned long long)s->restarts);
+		       (unsigned long long)s->agent_id, in->name, in->group, vg_state_name(s->state),
+		       age, (unsigned long long)s->replay.top, ival, vg_status_name(s->status),
+		       (unsigned long long)s->beats, (unsigned long long)in->duplicates,
+		       (unsigned long long)in->reordered, (unsigned long long)in->malformed,
+		       (unsigned long long)in->bad_tag, (unsigned long long)in->restarts);
 	}
 }
 

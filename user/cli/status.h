@@ -8,10 +8,11 @@
 
 #include <stddef.h>
 #include "vigil/maps.h"
+#include "common/registry.h"
 
 struct agent_row {
 	__u32 slot;
-	struct agent_slot s;
+	struct vg_agent a;
 };
 
 struct rows {

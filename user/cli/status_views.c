@@ -82,8 +82,8 @@ __attribute__((format(printf, 2, 3))) static void add(struct frame *f, const cha
 
 static int by_change(const void *a, const void *b)
 {
-	__u64 x = ((const struct agent_row *)a)->s.state_since_ns;
-	__u64 y = ((const struct agent_row *)b)->s.state_since_ns;
+	__u64 x = ((const struct agent_row *)a)->a.i.state_since_ns;
+	__u64 y = ((const struct agent_row *)b)->a.i.state_since_ns;
 
 	return x > y ? -1 : x < y;
 }
@@ -160,17 +160,18 @@ static void build_frame(struct frame *f, const char *pin_root, __u32 interval_ms
 	if (shown >= rows)
 		shown = rows;
 	for (size_t i = 0; i < shown; i++) {
-		const struct agent_slot *s = &sn->rows.v[i].s;
+		const struct agent_slot *s = &sn->rows.v[i].a.s;
+		const struct agent_info *in = &sn->rows.v[i].a.i;
 		char in_state[16], beat[16];
 
-		fmt_dur(in_state, sizeof(in_state), since(sn->now, s->state_since_ns));
+		fmt_dur(in_state, sizeof(in_state), since(sn->now, in->state_since_ns));
 		if (s->state == VIGIL_AGENT_NEW)
 			snprintf(beat, sizeof(beat), "never");
 		else
 			fmt_dur(beat, sizeof(beat), since(sn->now, s->last_seen_ns));
 		add(f, "%c %-7llu %-16.16s %-8.8s %-7s %7s %9s %6ums %s",
-		    prev && s->state_since_ns > prev->now ? '*' : ' ',
-		    (unsigned long long)s->agent_id, s->name, s->group, vg_state_name(s->state),
+		    prev && in->state_since_ns > prev->now ? '*' : ' ',
+		    (unsigned long long)s->agent_id, in->name, in->group, vg_state_name(s->state),
 		    in_state, beat, s->interval_ms, vg_status_name(s->status));
 	}
 	if (shown < rows)
@@ -278,9 +279,10 @@ int status_bpftool(const char *pin_root)
 	for (size_t i = 0; i < sn->rows.n; i++) {
 		const struct agent_row *r = &sn->rows.v[i];
 
-		printf("# agent %llu (%s), slot %u\n", (unsigned long long)r->s.agent_id, r->s.name,
-		       r->slot);
+		printf("# agent %llu (%s), slot %u\n", (unsigned long long)r->a.s.agent_id,
+		       r->a.i.name, r->slot);
 		print_lookup(pin_root, "vigil_agents", r->slot);
+		print_lookup(pin_root, "vigil_agent_info", r->slot);
 	}
 	if (vg_instance_open(pin_root, &m, &meta))
 		goto out;

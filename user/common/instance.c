@@ -37,6 +37,7 @@ static const struct {
 	size_t value_size;
 } pinned_maps[] = {
 	{ "vigil_agents", offsetof(struct vg_maps, agents), sizeof(struct agent_slot) },
+	{ "vigil_agent_info", offsetof(struct vg_maps, info), sizeof(struct agent_info) },
 	{ "vigil_index", offsetof(struct vg_maps, index), sizeof(__u32) },
 	{ "vigil_links", offsetof(struct vg_maps, links), sizeof(struct wheel_link) },
 	{ "vigil_buckets", offsetof(struct vg_maps, buckets), sizeof(struct wheel_bucket) },
@@ -47,10 +48,8 @@ static const struct {
 	{ "vigil_stats", offsetof(struct vg_maps, stats), sizeof(struct vigil_stats) },
 	{ "vigil_events", offsetof(struct vg_maps, events), 0 },
 	{ "vigil_meta", offsetof(struct vg_maps, meta), sizeof(struct vigil_meta) },
-	{ "vigil_auth", offsetof(struct vg_maps, auth), sizeof(struct agent_auth) },
-	{ "vigil_auth_sel", offsetof(struct vg_maps, auth_sel), sizeof(__u32) },
+	{ "vigil_auth", offsetof(struct vg_maps, auth), sizeof(struct agent_keys) },
 	{ "vigil_groups", offsetof(struct vg_maps, groups), sizeof(struct group_policy) },
-	{ "vigil_guard", offsetof(struct vg_maps, guard), sizeof(struct agent_guard) },
 	{ "vigil_sources", offsetof(struct vg_maps, sources), sizeof(__u64) },
 	{ "vigil_allow", offsetof(struct vg_maps, allow), sizeof(__u32) },
 	{ "vigil_leases", offsetof(struct vg_maps, leases), sizeof(struct lease_slot) },
@@ -71,6 +70,7 @@ void vg_load_opts_default(struct vg_load_opts *o)
 	o->port = 4747;
 	o->tick_ns = 1000000;
 	o->max_agents = VIGIL_MAX_AGENTS;
+	o->id_base = 1;
 	o->ringbuf_bytes = 16 << 20;
 	o->cfg.dead_misses = 2;
 	o->cfg.pass_beats = 0;
@@ -106,6 +106,7 @@ void vg_maps_from_skel(struct vigil_bpf *skel, struct vg_maps *m)
 {
 	maps_init(m);
 	m->agents = bpf_map__fd(skel->maps.vigil_agents);
+	m->info = bpf_map__fd(skel->maps.vigil_agent_info);
 	m->index = bpf_map__fd(skel->maps.vigil_index);
 	m->links = bpf_map__fd(skel->maps.vigil_links);
 	m->buckets = bpf_map__fd(skel->maps.vigil_buckets);
@@ -117,9 +118,7 @@ void vg_maps_from_skel(struct vigil_bpf *skel, struct vg_maps *m)
 	m->events = bpf_map__fd(skel->maps.vigil_events);
 	m->meta = bpf_map__fd(skel->maps.vigil_meta);
 	m->auth = bpf_map__fd(skel->maps.vigil_auth);
-	m->auth_sel = bpf_map__fd(skel->maps.vigil_auth_sel);
 	m->groups = bpf_map__fd(skel->maps.vigil_groups);
-	m->guard = bpf_map__fd(skel->maps.vigil_guard);
 	m->sources = bpf_map__fd(skel->maps.vigil_sources);
 	m->allow = bpf_map__fd(skel->maps.vigil_allow);
 	m->leases = bpf_map__fd(skel->maps.vigil_leases);
@@ -127,6 +126,7 @@ void vg_maps_from_skel(struct vigil_bpf *skel, struct vg_maps *m)
 	m->rxq = bpf_map__fd(skel->maps.vigil_rxq);
 	m->floors = bpf_map__fd(skel->maps.vigil_floors);
 	m->max_agents = bpf_map__max_entries(skel->maps.vigil_agents);
+	m->id_base = skel->rodata->id_base;
 }
 
 void vg_maps_close(struct vg_maps *m)
@@ -440,6 +440,7 @@ int vg_instance_load(const struct vg_load_opts *o, struct vg_maps *m, struct vig
 	skel->rodata->beat_port_be = htons(o->port);
 	skel->rodata->tick_ns = o->tick_ns;
 	skel->rodata->max_agents = o->max_agents;
+	skel->rodata->id_base = o->id_base;
 	if (o->iface && o->pin_root && !stat("/proc/self/ns/net", &ns)) {
 		skel->rodata->rx_ifindex = if_nametoindex(o->iface);
 		skel->rodata->rx_netns_ino = (__u32)ns.st_ino;
@@ -447,12 +448,11 @@ int vg_instance_load(const struct vg_load_opts *o, struct vg_maps *m, struct vig
 		bpf_program__set_autoload(skel->progs.vigil_napi_poll, false);
 	}
 	bpf_map__set_max_entries(skel->maps.vigil_agents, o->max_agents);
+	bpf_map__set_max_entries(skel->maps.vigil_agent_info, o->max_agents);
 	bpf_map__set_max_entries(skel->maps.vigil_index, o->max_agents);
 	/* Wheel slots: agents, then one per lease. */
 	bpf_map__set_max_entries(skel->maps.vigil_links, o->max_agents + VIGIL_MAX_LEASES);
-	bpf_map__set_max_entries(skel->maps.vigil_auth, 2 * o->max_agents); /* two copies */
-	bpf_map__set_max_entries(skel->maps.vigil_auth_sel, o->max_agents);
-	bpf_map__set_max_entries(skel->maps.vigil_guard, o->max_agents);
+	bpf_map__set_max_entries(skel->maps.vigil_auth, o->max_agents);
 	bpf_map__set_max_entries(skel->maps.vigil_floors, o->max_agents);
 	bpf_map__set_max_entries(skel->maps.vigil_inbox, 2 * (o->max_agents + VIGIL_MAX_LEASES));
 	bpf_map__set_max_entries(skel->maps.vigil_events, o->ringbuf_bytes);
@@ -468,6 +468,7 @@ int vg_instance_load(const struct vg_load_opts *o, struct vg_maps *m, struct vig
 	meta.tick_ns = o->tick_ns;
 	meta.layout_version = VIGIL_LAYOUT_VERSION;
 	meta.max_agents = o->max_agents;
+	meta.id_base = o->id_base;
 	meta.port = o->port;
 	meta.skb_mode = o->skb_mode;
 	meta.ifindex = o->iface ? if_nametoindex(o->iface) : 0;
@@ -582,6 +583,7 @@ int vg_instance_open(const char *pin_root, struct vg_maps *m, struct vigil_meta 
 		if (MAP_FD(m, i) == m->agents)
 			m->max_agents = info.max_entries;
 	}
+	m->id_base = meta->id_base;
 	return 0;
 fail:
 	vg_maps_close(m);

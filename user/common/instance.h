@@ -17,9 +17,10 @@
 
 /* File descriptors of every map, from a fresh load or from the pins. */
 struct vg_maps {
-	int agents, index, links, buckets, wheel, inbox, config, globals, stats, events, meta;
-	int auth, auth_sel, groups, guard, sources, allow, leases, rxq, floors, lease_terms;
+	int agents, info, index, links, buckets, wheel, inbox, config, globals, stats, events, meta;
+	int auth, groups, sources, allow, leases, rxq, floors, lease_terms;
 	__u32 max_agents;
+	__u64 id_base; /* vigil_meta.id_base: agent id_base + i belongs in slot i */
 	int ncpus;
 };
 
@@ -32,6 +33,7 @@ struct vg_load_opts {
 	__u64 tick_ns;
 	__u32 max_agents;
 	__u32 ringbuf_bytes;
+	__u64 id_base;        /* agent ids from here on get their own slots: slot id - id_base */
 	__u64 instance_id;    /* vigil_meta.instance_id; 0: a new random one */
 	struct vigil_config cfg;
 };

@@ -153,7 +153,7 @@ struct apply_ctx {
 	long keyed;
 };
 
-static int collect_one(__u32 slot, const struct agent_slot *s, void *ctx)
+static int collect_one(__u32 slot, const struct vg_agent *ag, void *ctx)
 {
 	struct apply_ctx *a = ctx;
 
@@ -169,7 +169,7 @@ static int collect_one(__u32 slot, const struct agent_slot *s, void *ctx)
 		a->auths = au;
 		a->cap = cap;
 	}
-	vg_auth_for(a->m, a->kf, s->agent_id, s->group, &a->auths[a->n]);
+	vg_auth_for(a->m, a->kf, ag->s.agent_id, ag->i.group, &a->auths[a->n]);
 	a->keyed += a->auths[a->n].valid != 0;
 	a->slots[a->n++] = slot;
 	return 0;

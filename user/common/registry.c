@@ -35,6 +35,31 @@ static int slot_is_free(const struct vg_maps *m, __u32 i)
 	return bpf_map_lookup_elem(m->links, &i, &l) == 0 && !l.in_wheel;
 }
 
+/* Where agent `id` goes: its own slot (id - id_base) when the id is in the
+ * dense range and that slot is free, else the highest free slot from *hint
+ * down (sparse ids fill the table from the top, the dense range from the
+ * bottom, so they meet only when it is nearly full). Returns 0 or -ENOSPC. */
+static int claim_slot(const struct vg_maps *m, __u64 id, __u32 *hint, __u32 *slot)
+{
+	__u32 n = m->max_agents, from = hint ? *hint : 0;
+
+	if (id - m->id_base < n && slot_is_free(m, (__u32)(id - m->id_base))) {
+		*slot = (__u32)(id - m->id_base);
+		return 0;
+	}
+	for (__u32 k = 0; k < n; k++) {
+		__u32 i = (from + k) % n;
+
+		if (slot_is_free(m, n - 1 - i)) {
+			*slot = n - 1 - i;
+			if (hint)
+				*hint = i + 1;
+			return 0;
+		}
+	}
+	return -ENOSPC;
+}
+
 __u32 vg_group_flags(const struct vg_maps *m, const char *group)
 {
 	__u32 id = vigil_group_id(group, VIGIL_GROUP_LEN);
@@ -62,29 +87,35 @@ static void rcu_sync(void)
 int vg_auth_set(const struct vg_maps *m, size_t n, const __u32 *slots,
 		const struct agent_auth *auths)
 {
-	__u32 *gen = calloc(n ? n : 1, sizeof(*gen));
+	struct agent_keys *ks = calloc(n ? n : 1, sizeof(*ks));
 	bool wait = false;
 	int err = 0;
 
-	if (!gen)
+	if (!ks)
 		return -ENOMEM;
 	for (size_t i = 0; i < n && !err; i++) {
-		if (bpf_map_lookup_elem(m->auth_sel, &slots[i], &gen[i]))
+		if (bpf_map_lookup_elem(m->auth, &slots[i], &ks[i]))
 			err = -errno;
-		wait |= gen[i] != 0; /* the copy to write was in force once */
+		wait |= ks[i].sel != 0; /* the copy to write was in force once */
 	}
 	/* Every beat that still reads a copy we are about to write began
 	 * before its last flip: after a grace period there is none. */
 	if (!err && wait)
 		rcu_sync();
+	/* Two writes per agent: the new copy (every other byte as it is, so a
+	 * beat reading the copy in force meanwhile reads what it always did),
+	 * then the flip. */
 	for (size_t i = 0; i < n && !err; i++) {
-		__u32 copy = slots[i] + ((gen[i] + 1) & 1) * m->max_agents, next = gen[i] + 1;
+		struct agent_keys *k = &ks[i];
 
-		if (bpf_map_update_elem(m->auth, &copy, &auths[i], BPF_ANY) ||
-		    bpf_map_update_elem(m->auth_sel, &slots[i], &next, BPF_ANY))
+		k->copy[(k->sel + 1) & 1] = auths[i];
+		if (bpf_map_update_elem(m->auth, &slots[i], k, BPF_ANY))
+			err = -errno;
+		k->sel++;
+		if (!err && bpf_map_update_elem(m->auth, &slots[i], k, BPF_ANY))
 			err = -errno;
 	}
-	free(gen);
+	free(ks);
 	return err;
 }
 
@@ -95,12 +126,12 @@ int vg_agent_set_auth(const struct vg_maps *m, __u32 slot, const struct agent_au
 
 int vg_agent_get_auth(const struct vg_maps *m, __u32 slot, struct agent_auth *out)
 {
-	__u32 gen, copy;
+	struct agent_keys k;
 
-	if (bpf_map_lookup_elem(m->auth_sel, &slot, &gen))
+	if (bpf_map_lookup_elem(m->auth, &slot, &k))
 		return -errno;
-	copy = slot + (gen & 1) * m->max_agents;
-	return bpf_map_lookup_elem(m->auth, &copy, out) ? -errno : 0;
+	*out = k.copy[k.sel & 1];
+	return 0;
 }
 
 int vg_floor_raise(const struct vg_maps *m, __u64 id, __u32 incarnation, __u64 seq)
@@ -117,15 +148,13 @@ int vg_floor_raise(const struct vg_maps *m, __u64 id, __u32 incarnation, __u64 s
 
 int vg_agent_add(const struct vg_maps *m, const struct vg_agent_def *d, __u32 *hint)
 {
-	struct agent_guard guard = {};
-	struct agent_auth auth = d->auth;
-	struct replay_floor floor;
-	__u32 copy, gen0 = 0;
-	bool floored;
+	struct agent_keys keys = {};
+	struct agent_info info = {};
 	struct agent_slot s = {};
-	__u32 start = hint ? *hint : 0, slot = 0, existing;
-	__u32 n = m->max_agents;
-	int found = 0;
+	struct replay_floor floor;
+	__u32 slot = 0, existing;
+	bool floored;
+	int err;
 
 	/* Id 0 is "no agent" on the wire and in the maps (a lease's holder,
 	 * an empty slot): registering it would make "nobody" an agent. */
@@ -133,49 +162,43 @@ int vg_agent_add(const struct vg_maps *m, const struct vg_agent_def *d, __u32 *h
 		return -EINVAL;
 	if (bpf_map_lookup_elem(m->index, &d->id, &existing) == 0)
 		return -EEXIST;
-	for (__u32 k = 0; k < n; k++) {
-		slot = (start + k) % n;
-		if (slot_is_free(m, slot)) {
-			found = 1;
-			break;
-		}
-	}
-	if (!found)
-		return -ENOSPC;
+	err = claim_slot(m, d->id, hint, &slot);
+	if (err)
+		return err;
 
 	s.agent_id = d->id;
 	s.state = VIGIL_AGENT_NEW;
 	/* The first deadline runs from registration, at the slowest cadence
 	 * the agent may announce. */
 	s.last_seen_ns = vg_mono_ns();
-	s.state_since_ns = s.last_seen_ns;
 	s.interval_min_ms = d->interval_min_ms;
 	s.interval_max_ms = d->interval_max_ms;
 	s.interval_ms = d->interval_max_ms;
-	s.multiplier = d->multiplier;
-	vg_strlcpy(s.name, d->name, sizeof(s.name));
-	vg_strlcpy(s.group, d->group, sizeof(s.group));
-	auth.group_id = vigil_group_id(s.group, sizeof(s.group));
+	s.multiplier = (__u16)d->multiplier;
+	info.state_since_ns = s.last_seen_ns;
+	vg_strlcpy(info.name, d->name, sizeof(info.name));
+	vg_strlcpy(info.group, d->group, sizeof(info.group));
+	keys.agent_id = d->id;
+	keys.copy[0] = d->auth;
+	keys.copy[0].group_id = vigil_group_id(info.group, sizeof(info.group));
+	keys.copy[1] = keys.copy[0]; /* generation 0: copy 1 never in force */
 	/* The id beat before: its window starts where it stood, so none of the
 	 * beats accepted then is accepted again (docs/security.md). */
 	floored = bpf_map_lookup_elem(m->floors, &d->id, &floor) == 0;
 	if (floored)
-		vigil_replay_from_floor(&guard.replay, floor.incarnation, floor.seq);
-	/* Keys and the replay window first: the slot is unreachable until the
-	 * index names it, so no beat can see a half-registered agent. Both
-	 * key copies, and a generation 0 (the other copy never in force). */
-	copy = slot + m->max_agents;
-	if (bpf_map_update_elem(m->auth, &slot, &auth, BPF_ANY) ||
-	    bpf_map_update_elem(m->auth, &copy, &auth, BPF_ANY) ||
-	    bpf_map_update_elem(m->auth_sel, &slot, &gen0, BPF_ANY) ||
-	    bpf_map_update_elem(m->guard, &slot, &guard, BPF_ANY) ||
-	    bpf_map_update_elem(m->agents, &slot, &s, BPF_ANY))
+		vigil_replay_from_floor(&s.replay, floor.incarnation, floor.seq);
+	/* Keys and names first. The slot itself is written whole under its
+	 * lock: a beat that finds it by its id (id_base's range needs no
+	 * index) commits nothing before it holds that lock, and then sees the
+	 * whole registration, the floor included. */
+	if (bpf_map_update_elem(m->auth, &slot, &keys, BPF_ANY) ||
+	    bpf_map_update_elem(m->info, &slot, &info, BPF_ANY) ||
+	    bpf_map_update_elem(m->agents, &slot, &s, BPF_F_LOCK))
 		return -errno;
 	if (bpf_map_update_elem(m->index, &d->id, &slot, BPF_NOEXIST)) {
-		int err = -errno;
-
+		err = -errno;
 		memset(&s, 0, sizeof(s));
-		bpf_map_update_elem(m->agents, &slot, &s, BPF_ANY);
+		bpf_map_update_elem(m->agents, &slot, &s, BPF_F_LOCK);
 		return err == -E2BIG ? -ENOSPC : err;
 	}
 	if (floored) /* the window holds it now; vg_agent_remove puts it back */
@@ -183,15 +206,14 @@ int vg_agent_add(const struct vg_maps *m, const struct vg_agent_def *d, __u32 *h
 	if (bpf_map_update_elem(m->inbox, NULL, &slot, BPF_ANY))
 		pr_warn("agent %llu: handing slot %u to the sweeper failed: %s\n",
 			(unsigned long long)d->id, slot, strerror(errno));
-	if (hint)
-		*hint = slot + 1;
 	return 0;
 }
 
 int vg_agent_remove(const struct vg_maps *m, __u64 id)
 {
-	struct agent_slot s = {};
-	struct agent_guard g;
+	struct agent_info info = {};
+	struct agent_slot s = {}, g;
+	struct agent_keys k;
 	__u32 slot;
 	int err;
 
@@ -199,16 +221,21 @@ int vg_agent_remove(const struct vg_maps *m, __u64 id)
 		return -ENOENT;
 	if (bpf_map_delete_elem(m->index, &id))
 		return -errno;
-	/* FREE: the sweeper drops it on its next visit. */
-	if (bpf_map_update_elem(m->agents, &slot, &s, BPF_ANY))
+	/* The keys no longer belong to the id: a beat that takes the slot's
+	 * lock after this commits nothing (check_replay). */
+	if (bpf_map_lookup_elem(m->auth, &slot, &k))
 		return -errno;
-	/* The window outlives the registration, as the id's floor. Read under
-	 * the agent's lock after the slot is FREE: a beat that takes the lock
-	 * later sees the slot gone and moves nothing (check_replay), so the
-	 * floor holds every beat the window ever accepted. */
-	if (bpf_map_lookup_elem_flags(m->guard, &slot, &g, BPF_F_LOCK))
+	k.agent_id = 0;
+	if (bpf_map_update_elem(m->auth, &slot, &k, BPF_ANY))
 		return -errno;
-	if (g.replay.started) {
+	/* So the window read under the lock now is final: the floor holds
+	 * every beat it ever accepted. Then the slot is FREE: the sweeper
+	 * drops it on its next visit. */
+	if (bpf_map_lookup_elem_flags(m->agents, &slot, &g, BPF_F_LOCK) ||
+	    bpf_map_update_elem(m->agents, &slot, &s, BPF_F_LOCK) ||
+	    bpf_map_update_elem(m->info, &slot, &info, BPF_ANY))
+		return -errno;
+	if (g.agent_id == id && g.replay.started) {
 		err = vg_floor_raise(m, id, g.replay.incarnation, g.replay.top);
 		if (err)
 			return err;
@@ -216,39 +243,51 @@ int vg_agent_remove(const struct vg_maps *m, __u64 id)
 	return 0;
 }
 
-int vg_agent_get(const struct vg_maps *m, __u64 id, __u32 *slot, struct agent_slot *out)
+int vg_agent_at(const struct vg_maps *m, __u32 slot, struct vg_agent *out)
+{
+	if (bpf_map_lookup_elem(m->agents, &slot, &out->s) ||
+	    bpf_map_lookup_elem(m->info, &slot, &out->i))
+		return -ENOENT;
+	out->s.state = vigil_state_of(out->s.state);
+	return 0;
+}
+
+int vg_agent_get(const struct vg_maps *m, __u64 id, __u32 *slot, struct vg_agent *out)
 {
 	__u32 i;
 
-	if (bpf_map_lookup_elem(m->index, &id, &i) || bpf_map_lookup_elem(m->agents, &i, out))
+	if (bpf_map_lookup_elem(m->index, &id, &i) || vg_agent_at(m, i, out))
 		return -ENOENT;
-	out->state = vigil_state_of(out->state);
 	if (slot)
 		*slot = i;
 	return 0;
 }
 
 int vg_agent_foreach(const struct vg_maps *m,
-		     int (*cb)(__u32 slot, const struct agent_slot *s, void *ctx), void *ctx)
+		     int (*cb)(__u32 slot, const struct vg_agent *a, void *ctx), void *ctx)
 {
 	__u64 key, next;
 	__u64 *prev = NULL;
-	struct agent_slot s;
+	struct vg_agent a;
 	__u32 slot;
 	int ret;
 
 	while (bpf_map_get_next_key(m->index, prev, &next) == 0) {
 		key = next;
 		prev = &key;
-		if (bpf_map_lookup_elem(m->index, &key, &slot) ||
-		    bpf_map_lookup_elem(m->agents, &slot, &s))
+		if (bpf_map_lookup_elem(m->index, &key, &slot) || vg_agent_at(m, slot, &a))
 			continue; /* removed while we walked */
-		s.state = vigil_state_of(s.state);
-		ret = cb(slot, &s, ctx);
+		ret = cb(slot, &a, ctx);
 		if (ret)
 			return ret;
 	}
 	return 0;
+}
+
+void vg_agent_gap_hist(const struct vg_agent *a, __u32 out[VIGIL_GAP_BUCKETS])
+{
+	memcpy(out, a->i.gap_hist, sizeof(a->i.gap_hist));
+	out[a->s.gap_bucket & (VIGIL_GAP_BUCKETS - 1)] += a->s.gap_run;
 }
 
 int vg_stats_read(const struct vg_maps *m, struct vigil_stats *out)

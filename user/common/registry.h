@@ -20,16 +20,26 @@ struct vg_agent_def {
 };
 
 void vg_agent_def_default(struct vg_agent_def *d, __u64 id);
+/* One agent as the maps hold it: its slot (what a beat reads and writes)
+ * and the rest (names, counters, histogram), both at its slot number. */
+struct vg_agent {
+	struct agent_slot s;
+	struct agent_info i;
+};
+
 /* Register an agent: claim a free slot, publish it in the index and hand it
- * to the sweeper. Its replay window starts at the id's floor, if
- * vigil_floors has one. *hint (may be NULL) is where the search for a free slot
- * starts and is advanced, which makes bulk registration linear.
+ * to the sweeper. An id in the instance's dense range (m->id_base onwards)
+ * gets slot id - id_base when that is free, where the beat path finds it
+ * without the index; any other id the highest free slot. Its replay window
+ * starts at the id's floor, if vigil_floors has one. *hint (may be NULL)
+ * is where the search for a free slot starts (counting down from the top)
+ * and is advanced, which makes bulk registration linear.
  * Returns 0, -EINVAL (id 0, never registered), -EEXIST, -ENOSPC, or another
  * -errno. */
 int vg_agent_add(const struct vg_maps *m, const struct vg_agent_def *d, __u32 *hint);
 /* Replace the keys and policy of the agents in slots[0..n) (key rotation,
  * allowlist changes), each at once: the copy of vigil_auth XDP does not read
- * is written, then vigil_auth_sel flips to it. A copy that was in force is
+ * is written, then the element's `sel` flips to it. A copy that was in force is
  * rewritten only after an RCU grace period (membarrier(2)), so no beat ever
  * reads a key set half written; that wait (~15 ms) is once per call. Callers
  * that may race hold the registry lock. Returns 0 or -errno. */
@@ -44,15 +54,21 @@ __u32 vg_group_flags(const struct vg_maps *m, const char *group);
 /* Keep (incarnation, seq) as agent id's replay floor in vigil_floors unless
  * the floor there is already as high. Returns 0 or -errno. */
 int vg_floor_raise(const struct vg_maps *m, __u64 id, __u32 incarnation, __u64 seq);
-/* Unregister: the index entry goes first so no new beat finds the slot;
- * the replay window stays behind as the id's floor (vg_floor_raise), for
- * the next registration of the id to start from. */
+/* Unregister: the index entry and the keys' owner go first so no beat is
+ * committed any more; the replay window stays behind as the id's floor
+ * (vg_floor_raise), for the next registration of the id to start from. */
 int vg_agent_remove(const struct vg_maps *m, __u64 id);
-/* Read an agent's slot. Returns 0 or -ENOENT. */
-int vg_agent_get(const struct vg_maps *m, __u64 id, __u32 *slot, struct agent_slot *out);
+/* Read an agent (state without VIGIL_AGENT_BUSY). Returns 0 or -ENOENT. */
+int vg_agent_get(const struct vg_maps *m, __u64 id, __u32 *slot, struct vg_agent *out);
+/* Both records of slot `slot`, whoever holds it (state without the busy
+ * bit). Returns 0 or -ENOENT. */
+int vg_agent_at(const struct vg_maps *m, __u32 slot, struct vg_agent *out);
 /* Visit every registered agent (in index order). Stops when cb returns non-zero. */
 int vg_agent_foreach(const struct vg_maps *m,
-		     int (*cb)(__u32 slot, const struct agent_slot *s, void *ctx), void *ctx);
+		     int (*cb)(__u32 slot, const struct vg_agent *a, void *ctx), void *ctx);
+/* An agent's gap histogram: agent_info.gap_hist with the slot's pending
+ * run (gap_run gaps in gap_bucket) added. */
+void vg_agent_gap_hist(const struct vg_agent *a, __u32 out[VIGIL_GAP_BUCKETS]);
 /* Sum the per-CPU counters. */
 int vg_stats_read(const struct vg_maps *m, struct vigil_stats *out);
 

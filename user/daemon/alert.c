@@ -903,10 +903,10 @@ static long firing_alerts(struct sink_worker *w, char ***out)
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)a->instance_id);
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		const char *p = (const char *)sqlite3_column_text(st, 1);
-		struct agent_slot slot;
+		struct vg_agent ag;
 
-		if (vg_agent_get(a->maps, (__u64)sqlite3_column_int64(st, 0), NULL, &slot) ||
-		    (slot.state != VIGIL_AGENT_SUSPECT && slot.state != VIGIL_AGENT_DEAD))
+		if (vg_agent_get(a->maps, (__u64)sqlite3_column_int64(st, 0), NULL, &ag) ||
+		    (ag.s.state != VIGIL_AGENT_SUSPECT && ag.s.state != VIGIL_AGENT_DEAD))
 			continue;
 		if (vg_grow(out, &cap, n, sizeof(**out), 64) || !((*out)[n] = strdup(p ? p : "{}")))
 			break;

@@ -26,6 +26,7 @@ void vg_run_opts_default(struct vg_run_opts *o)
 {
 	memset(o, 0, sizeof(*o));
 	vg_load_opts_default(&o->load);
+	o->load.id_base = 0; /* chosen from the agents file, unless --id-base */
 	vg_escalation_defaults(&o->esc);
 	vg_alert_cfg_default(&o->acfg);
 	vg_export_cfg_default(&o->xcfg);
@@ -66,6 +67,7 @@ static void warn_load_time(const struct vg_run_opts *o, const struct vigil_meta 
 	const struct vg_load_opts *l = &o->load;
 	bool port = o->port_given && m->port != l->port, tick = o->tick_given && m->tick_ns != l->tick_ns;
 	bool max = o->max_given && m->max_agents != l->max_agents;
+	bool id_base = o->id_base_given && m->id_base != l->id_base;
 
 	if (o->mode_given && m->skb_mode != l->skb_mode)
 		pr_warn("--mode ignored: the adopted instance runs in %s mode\n",
@@ -77,9 +79,12 @@ static void warn_load_time(const struct vg_run_opts *o, const struct vigil_meta 
 			(unsigned long long)(m->tick_ns / 1000));
 	if (max)
 		pr_warn("--max-agents ignored: the adopted instance holds %u agents\n", m->max_agents);
+	if (id_base)
+		pr_warn("--id-base ignored: the adopted instance places agents from id %llu\n",
+			(unsigned long long)m->id_base);
 	if (o->ringbuf_given)
 		pr_warn("--ringbuf-mb ignored: the ring buffer was sized at load\n");
-	if (port || tick || max || o->ringbuf_given)
+	if (port || tick || max || id_base || o->ringbuf_given)
 		pr_warn("load-time options take effect only on a fresh load: 'vigil detach' "
 			"(drops the kernel state), then 'vigil run' again\n");
 }

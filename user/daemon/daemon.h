@@ -24,7 +24,7 @@ struct vg_run_opts {
 	struct vg_load_opts load; /* a fresh load's settings; load.cfg applies at every start */
 	/* Load-time options given explicitly: an adopting daemon warns that
 	 * they are the instance's, not its own. */
-	bool iface_given, mode_given, port_given, tick_given, max_given, ringbuf_given;
+	bool iface_given, mode_given, port_given, tick_given, max_given, ringbuf_given, id_base_given;
 	const char *config_path;  /* agents file, NULL: none */
 	struct vg_config config;  /* ... as loaded by the check */
 	const char *keys_path;    /* key file, NULL: none (--no-auth, --learn) */

@@ -121,15 +121,15 @@ static void alert_current(struct vg_escalation *x, __u64 agent_id)
 {
 	struct vigil_event e;
 	struct vg_event_view v;
-	struct agent_slot s;
+	struct vg_agent a;
 	sqlite3_stmt *st = NULL;
 
-	if (vg_agent_get(x->maps, agent_id, NULL, &s) || !s.last_event_seq)
+	if (vg_agent_get(x->maps, agent_id, NULL, &a) || !a.i.last_event_seq)
 		return;
 	if (sqlite3_prepare_v2(x->log->db, "SELECT " VG_EVENT_COLS " FROM events WHERE "
 					  "instance_id = ? AND event_seq = ?", -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)x->log->instance_id);
-		sqlite3_bind_int64(st, 2, (sqlite3_int64)s.last_event_seq);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)a.i.last_event_seq);
 		if (sqlite3_step(st) == SQLITE_ROW) {
 			vg_event_from_row(st, &e, &v);
 			if (e.kind == VIGIL_EV_SUSPECT || e.kind == VIGIL_EV_DEAD ||
@@ -145,12 +145,12 @@ static void run_hook(struct vg_escalation *x, __u64 agent_id, __u32 attempt)
 	char id[32], name[64], group[48], att[32], *envp[256];
 	char *argv[] = { "/bin/sh", "-c", (char *)x->remediate_cmd, NULL };
 	posix_spawnattr_t attr;
-	struct agent_slot s;
+	struct vg_agent a;
 	size_t n = 0;
 	pid_t pid;
 	int err;
 
-	if (vg_agent_get(x->maps, agent_id, NULL, &s) || s.state != VIGIL_AGENT_DEAD) {
+	if (vg_agent_get(x->maps, agent_id, NULL, &a) || a.s.state != VIGIL_AGENT_DEAD) {
 		/* Recovered, left or removed since: the episode is over. */
 		vg_policy_remediation_done(&x->policy, agent_id, true, vg_mono_ns());
 		return;
@@ -162,8 +162,8 @@ static void run_hook(struct vg_escalation *x, __u64 agent_id, __u32 attempt)
 		return;
 	}
 	snprintf(id, sizeof(id), "VIGIL_AGENT_ID=%llu", (unsigned long long)agent_id);
-	snprintf(name, sizeof(name), "VIGIL_AGENT_NAME=%s", s.name);
-	snprintf(group, sizeof(group), "VIGIL_GROUP=%s", s.group);
+	snprintf(name, sizeof(name), "VIGIL_AGENT_NAME=%s", a.i.name);
+	snprintf(group, sizeof(group), "VIGIL_GROUP=%s", a.i.group);
 	snprintf(att, sizeof(att), "VIGIL_ATTEMPT=%u", attempt);
 	for (char **e = environ; *e && n < 250; e++)
 		if (strncmp(*e, "VIGIL_", 6))

@@ -144,15 +144,16 @@ static int save_one(struct vg_floors *f, __u64 id, __u32 inc, __u64 seq)
 	return write_row(f, id, inc, seq) ? 0 : -1;
 }
 
-static int save_registered(__u32 slot, const struct agent_slot *s, void *ctx)
+static int save_registered(__u32 slot, const struct vg_agent *a, void *ctx)
 {
 	struct vg_floors *f = ctx;
-	struct agent_guard g;
+	struct agent_slot g;
 
-	if (bpf_map_lookup_elem_flags(f->maps->guard, &slot, &g, BPF_F_LOCK) ||
-	    !g.replay.started)
+	/* The window again, under the slot's lock: whole, not torn by a beat. */
+	if (bpf_map_lookup_elem_flags(f->maps->agents, &slot, &g, BPF_F_LOCK) ||
+	    g.agent_id != a->s.agent_id || !g.replay.started)
 		return 0;
-	return save_one(f, s->agent_id, g.replay.incarnation, g.replay.top);
+	return save_one(f, g.agent_id, g.replay.incarnation, g.replay.top);
 }
 
 int vg_floors_save(struct vg_floors *f)

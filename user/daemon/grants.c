@@ -90,11 +90,11 @@ static __u64 requested_agent(struct vg_leases *l, __u32 id)
  * its deadline and may be dead; it is granted nothing until it beats again. */
 static bool healthy(struct vg_leases *l, __u64 agent_id)
 {
-	struct agent_slot s;
+	struct vg_agent a;
 
-	return vg_agent_get(l->maps, agent_id, NULL, &s) == 0 && s.state == VIGIL_AGENT_ALIVE &&
-	       !s.hold_since_ns &&
-	       (s.status == VIGIL_STATUS_OK || s.status == VIGIL_STATUS_DEGRADED);
+	return vg_agent_get(l->maps, agent_id, NULL, &a) == 0 && a.s.state == VIGIL_AGENT_ALIVE &&
+	       !a.s.hold_since_ns &&
+	       (a.s.status == VIGIL_STATUS_OK || a.s.status == VIGIL_STATUS_DEGRADED);
 }
 
 /* The best healthy candidate: a requested transfer first, then by

@@ -44,7 +44,8 @@
 #define LABELS_MAX 192 /* agent_id, name and group, each fully escaped */
 
 struct agent_row {
-	struct agent_slot s;
+	struct vg_agent a;
+	__u32 gaps[VIGIL_GAP_BUCKETS]; /* vg_agent_gap_hist */
 	char labels[LABELS_MAX]; /* agent_id="1",name="web-1",group="web" */
 };
 
@@ -209,10 +210,10 @@ static void agent_labels(struct agent_row *r)
 {
 	char *p = r->labels;
 
-	p += snprintf(p, 40, "agent_id=\"%llu\",name=\"", (unsigned long long)r->s.agent_id);
-	p = escape_label(p, r->s.name, sizeof(r->s.name));
+	p += snprintf(p, 40, "agent_id=\"%llu\",name=\"", (unsigned long long)r->a.s.agent_id);
+	p = escape_label(p, r->a.i.name, sizeof(r->a.i.name));
 	p = stpcpy(p, "\",group=\"");
-	p = escape_label(p, r->s.group, sizeof(r->s.group));
+	p = escape_label(p, r->a.i.group, sizeof(r->a.i.group));
 	strcpy(p, "\"");
 }
 
@@ -229,8 +230,9 @@ struct scrape {
 	int err;
 };
 
-static int collect(__u32 slot, const struct agent_slot *s, void *ctx)
+static int collect(__u32 slot, const struct vg_agent *a, void *ctx)
 {
+	const struct agent_slot *s = &a->s;
 	struct scrape *sc = ctx;
 	struct vg_metrics *mt = sc->mt;
 
@@ -242,7 +244,8 @@ static int collect(__u32 slot, const struct agent_slot *s, void *ctx)
 		return 0; /* only counted: the per-agent series will be left out */
 	if (vg_grow(&mt->rows, &mt->cap_rows, sc->n, sizeof(*mt->rows), 256))
 		return -ENOMEM;
-	mt->rows[sc->n].s = *s;
+	mt->rows[sc->n].a = *a;
+	vg_agent_gap_hist(a, mt->rows[sc->n].gaps);
 	agent_labels(&mt->rows[sc->n]);
 	sc->n++;
 	return 0;
@@ -270,23 +273,23 @@ static const struct {
 	  AF_RESTARTS },
 };
 
-static __u64 agent_int(const struct agent_slot *s, enum agent_field f)
+static __u64 agent_int(const struct vg_agent *a, enum agent_field f)
 {
 	switch (f) {
 	case AF_SEQ:
-		return s->seq;
+		return a->s.replay.top;
 	case AF_INCARNATION:
-		return s->incarnation;
+		return a->s.replay.incarnation;
 	case AF_QUEUE:
-		return s->queue_depth;
+		return a->s.queue_depth;
 	case AF_BEATS:
-		return s->beats;
+		return a->s.beats;
 	case AF_DUPS:
-		return s->duplicates;
+		return a->i.duplicates;
 	case AF_REORDERED:
-		return s->reordered;
+		return a->i.reordered;
 	case AF_RESTARTS:
-		return s->restarts;
+		return a->i.restarts;
 	}
 	return 0;
 }
@@ -295,12 +298,12 @@ static const struct {
 	const char *reason;
 	size_t off;
 } agent_rejects[] = {
-	{ "malformed", offsetof(struct agent_slot, malformed) },
-	{ "bad_version", offsetof(struct agent_slot, bad_version) },
-	{ "bad_tag", offsetof(struct agent_slot, bad_tag) },
-	{ "duplicates", offsetof(struct agent_slot, duplicates) },
-	{ "replayed", offsetof(struct agent_slot, replayed) },
-	{ "over_rate", offsetof(struct agent_slot, over_rate) },
+	{ "malformed", offsetof(struct agent_info, malformed) },
+	{ "bad_version", offsetof(struct agent_info, bad_version) },
+	{ "bad_tag", offsetof(struct agent_info, bad_tag) },
+	{ "duplicates", offsetof(struct agent_info, duplicates) },
+	{ "replayed", offsetof(struct agent_info, replayed) },
+	{ "over_rate", offsetof(struct agent_info, over_rate) },
 };
 
 static __u64 u64_at(const void *base, size_t off)
@@ -318,12 +321,12 @@ static void emit_agents(struct text *t, const struct agent_row *rows, size_t n, 
 	for (size_t i = 0; i < n; i++)
 		for (__u32 st = VIGIL_AGENT_NEW; st <= VIGIL_AGENT_STATE_MAX; st++)
 			put(t, "vigil_agent_state{%s,state=\"%s\"} %d\n", rows[i].labels,
-			    vg_state_name(st), rows[i].s.state == st);
+			    vg_state_name(st), rows[i].a.s.state == st);
 
 	family(t, "vigil_agent_last_beat_age_seconds", "gauge",
 	       "Time since the agent's last accepted beat (since registration for state new).");
 	for (size_t i = 0; i < n; i++) {
-		__u64 seen = rows[i].s.last_seen_ns;
+		__u64 seen = rows[i].a.s.last_seen_ns;
 
 		put(t, "vigil_agent_last_beat_age_seconds{%s} " NS_FMT "\n", rows[i].labels,
 		    NS_ARG(now > seen ? now - seen : 0));
@@ -333,12 +336,12 @@ static void emit_agents(struct text *t, const struct agent_row *rows, size_t n, 
 	       "Beat interval the agent advertises, clamped to its configured bounds.");
 	for (size_t i = 0; i < n; i++)
 		put(t, "vigil_agent_interval_seconds{%s} %u.%03u\n", rows[i].labels,
-		    rows[i].s.interval_ms / 1000, rows[i].s.interval_ms % 1000);
+		    rows[i].a.s.interval_ms / 1000, rows[i].a.s.interval_ms % 1000);
 
 	family(t, "vigil_agent_deadline_seconds", "gauge",
 	       "Gap after the last beat at which the agent turns suspect (multiplier x interval).");
 	for (size_t i = 0; i < n; i++) {
-		__u64 ms = (__u64)rows[i].s.multiplier * rows[i].s.interval_ms;
+		__u64 ms = (__u64)rows[i].a.s.multiplier * rows[i].a.s.interval_ms;
 
 		put(t, "vigil_agent_deadline_seconds{%s} %llu.%03llu\n", rows[i].labels,
 		    (unsigned long long)(ms / 1000), (unsigned long long)(ms % 1000));
@@ -348,7 +351,7 @@ static void emit_agents(struct text *t, const struct agent_row *rows, size_t n, 
 		family(t, agent_ints[k].name, agent_ints[k].type, agent_ints[k].help);
 		for (size_t i = 0; i < n; i++)
 			put(t, "%s{%s} %llu\n", agent_ints[k].name, rows[i].labels,
-			    (unsigned long long)agent_int(&rows[i].s, agent_ints[k].f));
+			    (unsigned long long)agent_int(&rows[i].a, agent_ints[k].f));
 	}
 
 	family(t, "vigil_agent_rejected_total", "counter",
@@ -357,7 +360,7 @@ static void emit_agents(struct text *t, const struct agent_row *rows, size_t n, 
 		for (size_t k = 0; k < sizeof(agent_rejects) / sizeof(agent_rejects[0]); k++)
 			put(t, "vigil_agent_rejected_total{%s,reason=\"%s\"} %llu\n", rows[i].labels,
 			    agent_rejects[k].reason,
-			    (unsigned long long)u64_at(&rows[i].s, agent_rejects[k].off));
+			    (unsigned long long)u64_at(&rows[i].a.i, agent_rejects[k].off));
 
 	/* Bucket i of gap_hist counts gaps in [2^(i-1), 2^i) ms, so its upper
 	 * bound is 2^i ms; the last bucket is open and becomes +Inf. */
@@ -370,11 +373,11 @@ static void emit_agents(struct text *t, const struct agent_row *rows, size_t n, 
 		for (__u32 b = 0; b < VIGIL_GAP_BUCKETS - 1; b++) {
 			__u32 ms = 1u << b;
 
-			cum += rows[i].s.gap_hist[b];
+			cum += rows[i].gaps[b];
 			put(t, "vigil_agent_beat_interval_seconds_bucket{%s,le=\"%u.%03u\"} %llu\n",
 			    rows[i].labels, ms / 1000, ms % 1000, (unsigned long long)cum);
 		}
-		cum += rows[i].s.gap_hist[VIGIL_GAP_BUCKETS - 1];
+		cum += rows[i].gaps[VIGIL_GAP_BUCKETS - 1];
 		put(t, "vigil_agent_beat_interval_seconds_bucket{%s,le=\"+Inf\"} %llu\n",
 		    rows[i].labels, (unsigned long long)cum);
 		put(t, "vigil_agent_beat_interval_seconds_count{%s} %llu\n", rows[i].labels,

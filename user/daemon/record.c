@@ -18,29 +18,28 @@
 #include "daemon/state.h"
 
 /* Describe an event with what the slot knows (name, deadline it answered). */
-static void view_of(struct daemon *d, const struct vigil_event *e, struct agent_slot *s,
+static void view_of(struct daemon *d, const struct vigil_event *e, struct vg_agent *a,
 		    struct vg_event_view *v)
 {
 	memset(v, 0, sizeof(*v));
 	v->e = e;
 	if (vg_kind_is_lease(e->kind)) {
 		/* `slot` is the lease id: name the holder by its id. */
-		if (vg_agent_get(&d->maps, e->agent_id, NULL, s) == 0) {
-			v->name = s->name;
-			v->group = s->group;
+		if (vg_agent_get(&d->maps, e->agent_id, NULL, a) == 0) {
+			v->name = a->i.name;
+			v->group = a->i.group;
 		}
 		return;
 	}
-	if (e->slot == 0xffffffffu || bpf_map_lookup_elem(d->maps.agents, &e->slot, s) ||
-	    s->agent_id != e->agent_id)
+	if (e->slot == 0xffffffffu || vg_agent_at(&d->maps, e->slot, a) ||
+	    a->s.agent_id != e->agent_id)
 		return;
-	s->state = vigil_state_of(s->state);
-	v->name = s->name;
-	v->group = s->group;
+	v->name = a->i.name;
+	v->group = a->i.group;
 	if (e->kind == VIGIL_EV_SUSPECT)
-		v->deadline_ns = vigil_deadline(e->last_seen_ns, e->interval_ms, s->multiplier);
+		v->deadline_ns = vigil_deadline(e->last_seen_ns, e->interval_ms, a->s.multiplier);
 	else if (e->kind == VIGIL_EV_DEAD)
-		v->deadline_ns = vigil_dead_at(e->last_seen_ns, e->interval_ms, s->multiplier,
+		v->deadline_ns = vigil_dead_at(e->last_seen_ns, e->interval_ms, a->s.multiplier,
 					       d->cfg.dead_misses);
 }
 
@@ -102,12 +101,12 @@ static void on_event(void *ctx, const void *data, __u32 len)
 	struct daemon *d = ctx;
 	struct vigil_event e = {};
 	struct vg_event_view v;
-	struct agent_slot s;
+	struct vg_agent a;
 
 	/* Copy: the record lives in the ring, which the kernel may reuse once
 	 * the batch is released. A shorter record (older layout) is zero-padded. */
 	memcpy(&e, data, len < sizeof(e) ? len : sizeof(e));
-	view_of(d, &e, &s, &v);
+	view_of(d, &e, &a, &v);
 	record(d, &v);
 	if (e.kind == VIGIL_EV_REJECTED && e.reason == VIGIL_REJECT_UNKNOWN_AGENT && d->o->learn)
 		learn(d, e.agent_id);
@@ -149,8 +148,10 @@ static __u32 kind_for_state(__u32 state, __u32 recorded)
 /* An agent whose latest transition is newer than what the log holds lost its
  * event (ring buffer full, or the daemon died between reading and writing).
  * Record the transition it is in now, marked as reconciled. */
-static int reconcile_one(__u32 slot, const struct agent_slot *s, void *ctx)
+static int reconcile_one(__u32 slot, const struct vg_agent *a, void *ctx)
 {
+	const struct agent_slot *s = &a->s;
+	const struct agent_info *i = &a->i;
 	struct daemon *d = ctx;
 	struct vigil_event e = {};
 	struct vg_event_view v = {};
@@ -159,27 +160,27 @@ static int reconcile_one(__u32 slot, const struct agent_slot *s, void *ctx)
 
 	/* The agent's last recorded transition first (in memory); the database
 	 * only for those whose transition may be missing. */
-	if (!s->last_event_seq || s->last_event_seq > d->reconcile_upto)
+	if (!i->last_event_seq || i->last_event_seq > d->reconcile_upto)
 		return 0;
 	if (vg_eventlog_agent_last(&d->log, s->agent_id, &rec_seq, &rec_state) &&
-	    rec_seq >= s->last_event_seq)
+	    rec_seq >= i->last_event_seq)
 		return 0;
-	if (vg_eventlog_has(&d->log, s->last_event_seq))
+	if (vg_eventlog_has(&d->log, i->last_event_seq))
 		return 0;
-	e.event_seq = s->last_event_seq;
+	e.event_seq = i->last_event_seq;
 	e.agent_id = s->agent_id;
 	e.last_seen_ns = s->last_seen_ns;
-	e.detected_ns = s->state_since_ns;
-	e.seq = s->seq;
+	e.detected_ns = i->state_since_ns;
+	e.seq = s->replay.top;
 	e.slot = slot;
 	e.kind = kind_for_state(s->state, rec_state);
-	e.incarnation = s->incarnation;
+	e.incarnation = s->replay.incarnation;
 	e.interval_ms = s->interval_ms;
 	e.state = s->state;
 	e.prev_state = rec_state;
 	v.e = &e;
-	v.name = s->name;
-	v.group = s->group;
+	v.name = i->name;
+	v.group = i->group;
 	v.reconciled = true;
 	record(d, &v);
 	d->reconciled++;
