@@ -127,7 +127,13 @@ static __always_inline int verdict_ready(struct sweep_ctx *c, struct vigil_stats
 	/* The queue's own trouble stretches the bound; a late sweeper (a busy
 	 * or descheduled CPU) only delays verdicts and is only noted. */
 	__u64 bound = c->hold_max_ns * (losing || rx_behind || lossy ? VIGIL_HOLD_TROUBLE_FACTOR : 1);
-	enum vigil_gate g = vigil_verdict_gate(due, r ? r->sent_wm_ns : 0, c->now, bound, losing,
+	/* A queue that is behind and has lost beats lately is dropping frames
+	 * it has no room for (a starved poller, a full ring): which beats it
+	 * drops is chance, so a newer beat of another agent says nothing of
+	 * this one's. The verdict then waits for the agent's own beat, the
+	 * queue catching up, or the stretched bound. */
+	enum vigil_gate g = vigil_verdict_gate(due, r ? r->sent_wm_ns : 0, c->now, bound,
+					      losing || (rx_behind && lossy),
 					      lossy ? c->hold_max_ns / 2 : 0);
 
 	if (g == VIGIL_GATE_HOLD) {

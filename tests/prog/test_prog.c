@@ -3682,6 +3682,70 @@ static void run_evidence_tests(void)
 			ev_leave(O[i]);
 	}
 
+	/* J: a queue that is behind and has lost beats lately is dropping what
+	 * it has no room for (a starved poller, a full ring), and which frames
+	 * it drops is chance: a beat of another agent sent after the deadline
+	 * is then no evidence. The verdict waits; the silent agent's own beat,
+	 * after its gap, ends it with no verdict. */
+	{
+		const __u64 J = EV_BASE + 8, Q = EV_BASE + 15;
+		__u64 t_end, t_last;
+		size_t m;
+
+		add_agent(Q, 5, 1000, DL_MULT, &hint);
+		for (int i = 0; i < 5; i++) {
+			beat_ts(Q, vg_mono_ns(), VIGIL_STATUS_OK);
+			usleep(2000);
+		}
+		usleep(60 * 1000);
+		ev_skip = 5; /* Q lost a burst, before J's silence */
+		beat_ts(Q, vg_mono_ns(), VIGIL_STATUS_OK);
+		ev_skip = 0;
+		dl = ev_then_silent(J);
+		ev0 = drain();
+		st0 = ev_stats();
+		/* Q's beats reach XDP 5 ms late (the queue is behind), and are
+		 * sent past J's deadline by more than the lossy margin. */
+		t_end = dl + hold / 2 + 40 * MS;
+		t_last = vg_mono_ns();
+		gap = 0;
+		while (vg_mono_ns() < t_end) {
+			__u64 now = vg_mono_ns();
+
+			if (now - t_last > gap)
+				gap = now - t_last;
+			t_last = now;
+			beat_ts(Q, now - 5 * MS, VIGIL_STATUS_OK);
+			ring_buffer__poll(rb, 0);
+			usleep(3000); /* within Q's rate limit: a refused beat would be a gap */
+		}
+		drain();
+		n = ev_of(J, ev0, e, 8);
+		ev_skip = (vg_mono_ns() - dl) / (EV_IVL_MS * MS) + 2; /* J's beats since, lost */
+		sent = vg_mono_ns();
+		beat_ts(J, sent, VIGIL_STATUS_OK);
+		ev_skip = 0;
+		ev_wait(vg_mono_ns() + 5 * MS, 0, NULL);
+		st1 = ev_stats();
+		m = ev_of(J, ev0, e, 8);
+		if (gap > 8 * MS || sent >= dl + 10 * hold / 2) {
+			tap_skip("this test was held off the CPU (agent side)",
+				 "evidence: a queue behind and dropping gives no evidence of others' beats");
+		} else {
+			tap_result(n == 0 && m == 0 && st1.verdicts_held > st0.verdicts_held &&
+					   st1.held_cancelled > st0.held_cancelled,
+				   "evidence: while the queue is behind and has lost beats lately, "
+				   "another agent's beats sent %.0f ms past the deadline are no evidence: "
+				   "the verdict waits, and the silent agent's beat after its gap ends it "
+				   "with no verdict (%zu records; held %llu, dropped %llu)",
+				   (t_end - dl) / 1e6, m,
+				   (unsigned long long)(st1.verdicts_held - st0.verdicts_held),
+				   (unsigned long long)(st1.held_cancelled - st0.held_cancelled));
+		}
+		ev_leave(J);
+		ev_leave(Q);
+	}
+
 	/* F: beats 5 ms late for 60 ms -> MONITOR_BEHIND on queue 0, then CAUGHT_UP. */
 	{
 		size_t h0, behind = 0, caught = 0;
