@@ -65,19 +65,12 @@ static int cpu_times(int cpu, __u64 *busy, __u64 *steal, __u64 *all)
 	return ret;
 }
 
-__u64 bc_cpu_busy_ns(int cpu)
-{
-	__u64 busy = 0, steal, all;
-
-	cpu_times(cpu, &busy, &steal, &all);
-	return busy;
-}
-
 /* CPU time (ticks) of every thread in the system, with the CPU it last ran
  * on. Sorted by tid. */
 struct task_time {
 	int tid, cpu;
 	unsigned long long ticks;
+	__u64 run_ns; /* the scheduler's own count (schedstat), 0 if not known */
 	char comm[16];
 };
 
@@ -128,6 +121,17 @@ static size_t task_times(struct task_time *out, size_t max)
 			out[n].tid = atoi(t->d_name);
 			out[n].cpu = cpu;
 			out[n].ticks = ut + st;
+			out[n].run_ns = 0;
+			snprintf(path, sizeof(path), "/proc/%s/task/%s/schedstat", p->d_name,
+				 t->d_name);
+			f = fopen(path, "r");
+			if (f) {
+				unsigned long long ns;
+
+				if (fscanf(f, "%llu", &ns) == 1)
+					out[n].run_ns = ns;
+				fclose(f);
+			}
 			*rp = '\0';
 			snprintf(out[n].comm, sizeof(out[n].comm), "%s", strchr(buf, '(') + 1);
 			n++;
@@ -140,6 +144,39 @@ static size_t task_times(struct task_time *out, size_t max)
 }
 
 #define MAX_TASKS 8192
+
+struct bc_threads {
+	size_t n;
+	struct task_time t[MAX_TASKS];
+};
+
+struct bc_threads *bc_threads_snap(void)
+{
+	struct bc_threads *s = malloc(sizeof(*s));
+
+	if (s)
+		s->n = task_times(s->t, MAX_TASKS);
+	return s;
+}
+
+__u64 bc_threads_cpu_ns(const struct bc_threads *a, const struct bc_threads *b, int cpu)
+{
+	__u64 sum = 0;
+
+	for (size_t i = 0, j = 0; i < b->n; i++) {
+		__u64 before = 0;
+
+		if (b->t[i].cpu != cpu)
+			continue;
+		while (j < a->n && a->t[j].tid < b->t[i].tid)
+			j++;
+		if (j < a->n && a->t[j].tid == b->t[i].tid)
+			before = a->t[j].run_ns;
+		if (b->t[i].run_ns > before)
+			sum += b->t[i].run_ns - before;
+	}
+	return sum;
+}
 
 int bc_idle_check(int cpu, __u64 window_ns, int self_pid, struct bc_idle *r)
 {

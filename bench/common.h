@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
 /*
- * Small helpers the benchmark tools share: CPU pinning, per-CPU busy time
- * from /proc/stat, reading a receiver's counter (a pinned BPF map or a
- * stats file), MAC addresses, percentiles.
+ * Small helpers the benchmark tools share: CPU pinning, what ran on a CPU,
+ * reading a receiver's counter (a pinned BPF map or a stats file), MAC
+ * addresses, percentiles.
  */
 #ifndef VIGIL_BENCH_COMMON_H
 #define VIGIL_BENCH_COMMON_H
@@ -14,9 +14,19 @@
 /* Pin the calling thread to one CPU. Returns 0 or -1 (message printed). */
 int bc_pin_cpu(int cpu);
 
-/* Busy nanoseconds of one CPU so far (user+nice+system+irq+softirq from
- * /proc/stat, in USER_HZ ticks converted to ns). Returns 0 on error. */
-__u64 bc_cpu_busy_ns(int cpu);
+/*
+ * What threads ran on one CPU, by the scheduler's own count of each
+ * thread's run time (/proc/PID/task/TID/schedstat, ns). /proc/stat charges
+ * a whole tick (10 ms) to whatever runs when the tick fires, so short bursts
+ * of work on an otherwise idle CPU (a receiver at a modest rate) are mostly
+ * missed or mostly overcounted; this sees each of them. A thread counts
+ * for the CPU it was last on in the later snapshot; work done outside any
+ * thread (hard interrupts, softirqs on the way out of one) is not seen: a
+ * receiver measured so runs its NAPI threaded.
+ */
+struct bc_threads;
+struct bc_threads *bc_threads_snap(void); /* NULL on error; free() it */
+__u64 bc_threads_cpu_ns(const struct bc_threads *a, const struct bc_threads *b, int cpu);
 
 /* Is one CPU idle of everything else? Samples it for window_ns: its busy
  * and steal time, and the threads that ran there (the three that took the

@@ -23,7 +23,9 @@
  * With --search it measures a receiver against its accepted-beat counter
  * (measure(): the saturated and the loss-free view, each repeated), and
  * charges the receiver CPU's busy time (/proc/stat) to the beats it
- * accepted.
+ * accepted: the run time of the threads on that CPU, by the scheduler's own
+ * count (bench/common.h, bc_threads_snap), so the receiver's NAPI must be
+ * threaded.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -124,7 +126,7 @@ struct result {
 	__u64 ns;      /* time the generator ran */
 	__u64 acc;     /* receiver's accepted count, delta */
 	__u64 drops;   /* receiver's second counter, delta */
-	__u64 busy_ns; /* receiver CPU busy time, delta */
+	__u64 busy_ns; /* run time of the receiver CPU's threads, delta */
 	__u64 rate;    /* requested rate (0 = flat out) */
 };
 
@@ -470,7 +472,8 @@ static int run(struct gen *g, __u64 rate, __u64 duration_ns, struct counters *c,
 	struct tg_stats *st = &g->skel->bss->st, s0;
 	struct itimerspec its = { .it_value = { .tv_sec = duration_ns / VIGIL_NSEC_PER_SEC,
 						.tv_nsec = duration_ns % VIGIL_NSEC_PER_SEC } };
-	__u64 a0 = 0, a1 = 0, d0 = 0, d1 = 0, b0 = 0, b1 = 0, t0, refused0 = g->refused;
+	__u64 a0 = 0, a1 = 0, d0 = 0, d1 = 0, t0, refused0 = g->refused;
+	struct bc_threads *b0 = NULL, *b1 = NULL;
 
 	memset(r, 0, sizeof(*r));
 	r->rate = rate;
@@ -486,15 +489,18 @@ static int run(struct gen *g, __u64 rate, __u64 duration_ns, struct counters *c,
 	if (c && c->have_drops)
 		bc_counter_read(&c->drops, &d0);
 	if (c && c->rx_cpu >= 0)
-		b0 = bc_cpu_busy_ns(c->rx_cpu);
+		b0 = bc_threads_snap();
 	alarm_fired = 0;
 	t0 = vg_mono_ns();
 	if (duration_ns == 0 || timer_settime(g->timer, 0, &its, NULL)) {
 		fprintf(stderr, "arming the run timer failed: %s\n", strerror(errno));
+		free(b0);
 		return -1;
 	}
-	if (g->engine == ENGINE_LIVE ? send_live(g) : send_packets(g))
+	if (g->engine == ENGINE_LIVE ? send_live(g) : send_packets(g)) {
+		free(b0);
 		return -1;
+	}
 	/* Let the receiver drain its ring before counting. */
 	usleep(50000);
 	if (c && c->have_acc)
@@ -502,7 +508,7 @@ static int run(struct gen *g, __u64 rate, __u64 duration_ns, struct counters *c,
 	if (c && c->have_drops)
 		bc_counter_read(&c->drops, &d1);
 	if (c && c->rx_cpu >= 0)
-		b1 = bc_cpu_busy_ns(c->rx_cpu);
+		b1 = bc_threads_snap();
 	for (int m = 0; m < TG_NMODES; m++) {
 		r->sent[m] = st->sent[m] - s0.sent[m];
 		r->total += r->sent[m];
@@ -517,7 +523,9 @@ static int run(struct gen *g, __u64 rate, __u64 duration_ns, struct counters *c,
 		r->ns += r->ns / (r->total - 1);
 	r->acc = a1 - a0;
 	r->drops = d1 - d0;
-	r->busy_ns = b1 - b0;
+	r->busy_ns = b0 && b1 ? bc_threads_cpu_ns(b0, b1, c->rx_cpu) : 0;
+	free(b0);
+	free(b1);
 	return 0;
 }
 
