@@ -263,6 +263,35 @@ int vg_agent_get(const struct vg_maps *m, __u64 id, __u32 *slot, struct vg_agent
 	return 0;
 }
 
+int vg_agent_slots_foreach(const struct vg_maps *m, bool locked,
+			   int (*cb)(__u32 slot, const struct agent_slot *s, void *ctx), void *ctx)
+{
+	enum { CHUNK = 1024 };
+	LIBBPF_OPTS(bpf_map_batch_opts, o, .elem_flags = locked ? BPF_F_LOCK : 0);
+	struct agent_slot *v = calloc(CHUNK, sizeof(*v));
+	__u32 keys[CHUNK], in, out, count;
+	int err = 0, r;
+
+	if (!v)
+		return -ENOMEM;
+	for (void *from = NULL; !err; from = &in) {
+		count = CHUNK;
+		r = bpf_map_lookup_batch(m->agents, from, &out, keys, v, &count, &o);
+		if (r && errno != ENOENT) {
+			err = -errno;
+			break;
+		}
+		for (__u32 i = 0; i < count && !err; i++)
+			if (v[i].agent_id)
+				err = cb(keys[i], &v[i], ctx);
+		if (r)
+			break; /* ENOENT: that was the last batch */
+		in = out;
+	}
+	free(v);
+	return err;
+}
+
 int vg_agent_foreach(const struct vg_maps *m,
 		     int (*cb)(__u32 slot, const struct vg_agent *a, void *ctx), void *ctx)
 {

@@ -144,16 +144,13 @@ static int save_one(struct vg_floors *f, __u64 id, __u32 inc, __u64 seq)
 	return write_row(f, id, inc, seq) ? 0 : -1;
 }
 
-static int save_registered(__u32 slot, const struct vg_agent *a, void *ctx)
+/* Each window read under its slot's lock: whole, not torn by a beat. */
+static int save_registered(__u32 slot, const struct agent_slot *g, void *ctx)
 {
-	struct vg_floors *f = ctx;
-	struct agent_slot g;
-
-	/* The window again, under the slot's lock: whole, not torn by a beat. */
-	if (bpf_map_lookup_elem_flags(f->maps->agents, &slot, &g, BPF_F_LOCK) ||
-	    g.agent_id != a->s.agent_id || !g.replay.started)
+	(void)slot;
+	if (!g->replay.started)
 		return 0;
-	return save_one(f, g.agent_id, g.replay.incarnation, g.replay.top);
+	return save_one(ctx, g->agent_id, g->replay.incarnation, g->replay.top);
 }
 
 int vg_floors_save(struct vg_floors *f)
@@ -167,7 +164,7 @@ int vg_floors_save(struct vg_floors *f)
 	f->saved_ns = vg_mono_ns();
 	if (vg_sql_exec_or_say(f->db, "BEGIN IMMEDIATE", "replay floors: saving"))
 		return -1;
-	err = vg_agent_foreach(f->maps, save_registered, f);
+	err = vg_agent_slots_foreach(f->maps, true, save_registered, f);
 	/* Removed agents: their floors wait in vigil_floors. */
 	while (!err && bpf_map_get_next_key(f->maps->floors, prev, &next) == 0) {
 		key = next;
