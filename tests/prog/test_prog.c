@@ -3196,6 +3196,58 @@ static int chain_breaks(size_t ev0, __u64 lo, __u64 hi)
 	return breaks;
 }
 
+/* vg_agent_slots_foreach (the replay floors' periodic pass) against the
+ * index walk: in steps that cross its batches and start mid-array, every
+ * slot that holds an agent once, with that agent's id, and the cursor left
+ * at the end. */
+static __u32 *walk_seen;
+
+static int walk_one(__u32 slot, const struct agent_slot *s, void *ctx)
+{
+	(void)ctx;
+	if (slot < maps.max_agents && s->agent_id)
+		walk_seen[slot]++;
+	return 0;
+}
+
+static int index_one(__u32 slot, const struct vg_agent *a, void *ctx)
+{
+	__u64 *ids = ctx;
+
+	ids[slot] = a->s.agent_id;
+	return 0;
+}
+
+static void run_slot_walk_test(void)
+{
+	__u64 *ids = calloc(maps.max_agents, sizeof(*ids));
+	__u32 cursor = 0, steps = 0, want = 0, once = 0, extra = 0;
+	int err = 0;
+
+	walk_seen = calloc(maps.max_agents, sizeof(*walk_seen));
+	if (!ids || !walk_seen) {
+		tap_result(false, "slot walk: out of memory");
+		goto out;
+	}
+	vg_agent_foreach(&maps, index_one, ids);
+	while (!err && cursor < maps.max_agents && steps++ < maps.max_agents)
+		err = vg_agent_slots_foreach(&maps, steps & 1, &cursor, 1000 + steps % 3, walk_one,
+					     NULL);
+	for (__u32 i = 0; i < maps.max_agents; i++) {
+		want += ids[i] != 0;
+		once += ids[i] && walk_seen[i] == 1;
+		extra += !ids[i] && walk_seen[i];
+	}
+	tap_result(!err && want > 1024 && once == want && !extra && cursor == maps.max_agents,
+		   "slot walk: in %u steps of about 1,000 slots (locked and not), each of the %u "
+		   "registered agents' slots visited once (%u), no other (%u), the cursor at the "
+		   "end (%u of %u)%s", steps, want, once, extra, cursor, maps.max_agents,
+		   err ? ", an error" : "");
+out:
+	free(ids);
+	free(walk_seen);
+}
+
 static void run_race_test(void)
 {
 	static struct race_beat *beats[RACE_MAX];
@@ -3913,6 +3965,7 @@ int main(void)
 	run_lease_term_cases();
 	run_deadline_tests();
 	run_bulk_test();
+	run_slot_walk_test();
 	run_race_test();
 	run_evidence_tests();
 	run_log_checks();

@@ -263,31 +263,35 @@ int vg_agent_get(const struct vg_maps *m, __u64 id, __u32 *slot, struct vg_agent
 	return 0;
 }
 
-int vg_agent_slots_foreach(const struct vg_maps *m, bool locked,
+int vg_agent_slots_foreach(const struct vg_maps *m, bool locked, __u32 *from, __u32 n,
 			   int (*cb)(__u32 slot, const struct agent_slot *s, void *ctx), void *ctx)
 {
 	enum { CHUNK = 1024 };
 	LIBBPF_OPTS(bpf_map_batch_opts, o, .elem_flags = locked ? BPF_F_LOCK : 0);
 	struct agent_slot *v = calloc(CHUNK, sizeof(*v));
-	__u32 keys[CHUNK], in, out, count;
-	int err = 0, r;
+	__u32 keys[CHUNK], in = *from, prev, out, count;
+	int err = 0;
 
 	if (!v)
 		return -ENOMEM;
-	for (void *from = NULL; !err; from = &in) {
-		count = CHUNK;
-		r = bpf_map_lookup_batch(m->agents, from, &out, keys, v, &count, &o);
-		if (r && errno != ENOENT) {
+	while (!err && n && in < m->max_agents) {
+		count = n < CHUNK ? n : CHUNK;
+		/* The batch starts after in_batch: none for slot 0. */
+		prev = in - 1;
+		if (bpf_map_lookup_batch(m->agents, in ? &prev : NULL, &out, keys, v, &count, &o) &&
+		    errno != ENOENT) {
 			err = -errno;
 			break;
 		}
+		if (!count)
+			break;
 		for (__u32 i = 0; i < count && !err; i++)
 			if (v[i].agent_id)
 				err = cb(keys[i], &v[i], ctx);
-		if (r)
-			break; /* ENOENT: that was the last batch */
-		in = out;
+		in = keys[count - 1] + 1;
+		n -= count;
 	}
+	*from = in < m->max_agents ? in : m->max_agents;
 	free(v);
 	return err;
 }

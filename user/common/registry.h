@@ -63,12 +63,13 @@ int vg_agent_get(const struct vg_maps *m, __u64 id, __u32 *slot, struct vg_agent
 /* Both records of slot `slot`, whoever holds it (state without the busy
  * bit). Returns 0 or -ENOENT. */
 int vg_agent_at(const struct vg_maps *m, __u32 slot, struct vg_agent *out);
-/* Visit every slot that holds an agent, its hot record only, read in
- * batches (a system call per 1,024 slots, where vg_agent_foreach makes four
- * per agent), each under its slot's lock if `locked`. A slot being
- * registered or removed meanwhile may be visited. Stops when cb returns
- * non-zero. */
-int vg_agent_slots_foreach(const struct vg_maps *m, bool locked,
+/* Visit the slots [*from, *from + n) that hold an agent, their hot records
+ * only, read in batches (a system call per 1,024 slots, where
+ * vg_agent_foreach makes four per agent), each under its slot's lock if
+ * `locked`; *from is left at the next slot (max_agents at the end). A slot
+ * being registered or removed meanwhile may be visited. Stops when cb
+ * returns non-zero. */
+int vg_agent_slots_foreach(const struct vg_maps *m, bool locked, __u32 *from, __u32 n,
 			   int (*cb)(__u32 slot, const struct agent_slot *s, void *ctx), void *ctx);
 /* Visit every registered agent (in index order). Stops when cb returns non-zero. */
 int vg_agent_foreach(const struct vg_maps *m,

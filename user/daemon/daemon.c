@@ -323,7 +323,7 @@ static int housekeeping(struct daemon *d)
 	struct vigil_stats st;
 	__u64 now = vg_mono_ns();
 
-	if (now - d->floors.saved_ns >= VG_FLOORS_SAVE_NS && vg_floors_save(&d->floors))
+	if (vg_floors_tick(&d->floors, now))
 		atomic_fetch_add(&d->ds.log_errors, 1);
 	if (!vg_instance_exists(d->o->load.pin_root)) {
 		pr_warn("the instance at %s was detached; exiting\n", d->o->load.pin_root);

@@ -153,20 +153,21 @@ static int save_registered(__u32 slot, const struct agent_slot *g, void *ctx)
 	return save_one(ctx, g->agent_id, g->replay.incarnation, g->replay.top);
 }
 
-int vg_floors_save(struct vg_floors *f)
+/* Save the windows of slots [*cursor, *cursor + n) that moved, and at the
+ * end of the slots those of removed agents (vigil_floors), in one
+ * transaction of its own. */
+static int save_step(struct vg_floors *f, __u32 *cursor, __u32 n)
 {
 	__u64 key, next, *prev = NULL;
 	struct replay_floor r;
 	int err;
 
-	if (!f->db)
-		return 0;
-	f->saved_ns = vg_mono_ns();
 	if (vg_sql_exec_or_say(f->db, "BEGIN IMMEDIATE", "replay floors: saving"))
 		return -1;
-	err = vg_agent_slots_foreach(f->maps, true, save_registered, f);
+	err = vg_agent_slots_foreach(f->maps, true, cursor, n, save_registered, f);
 	/* Removed agents: their floors wait in vigil_floors. */
-	while (!err && bpf_map_get_next_key(f->maps->floors, prev, &next) == 0) {
+	while (!err && *cursor >= f->maps->max_agents &&
+	       bpf_map_get_next_key(f->maps->floors, prev, &next) == 0) {
 		key = next;
 		prev = &key;
 		if (bpf_map_lookup_elem(f->maps->floors, &key, &r) == 0)
@@ -182,10 +183,35 @@ int vg_floors_save(struct vg_floors *f)
 		vg_idtab_free(&f->saved);
 		f->saved.size = sizeof(struct replay_floor);
 		read_rows(f, "SELECT agent_id, incarnation, seq FROM replay_floors", false);
+		*cursor = f->maps->max_agents; /* this pass is over; the next starts again */
 		return -1;
 	}
 	f->failed = false;
 	return 0;
+}
+
+int vg_floors_save(struct vg_floors *f)
+{
+	__u32 cursor = 0;
+
+	if (!f->db || !f->maps)
+		return 0;
+	f->saved_ns = vg_mono_ns();
+	f->cursor = f->maps->max_agents; /* no pass under way any more */
+	return save_step(f, &cursor, f->maps->max_agents);
+}
+
+int vg_floors_tick(struct vg_floors *f, __u64 now)
+{
+	if (!f->db || !f->maps)
+		return 0;
+	if (f->cursor >= f->maps->max_agents) {
+		if (now - f->saved_ns < VG_FLOORS_SAVE_NS)
+			return 0;
+		f->saved_ns = now; /* a pass begins */
+		f->cursor = 0;
+	}
+	return save_step(f, &f->cursor, VG_FLOORS_STEP_SLOTS);
 }
 
 void vg_floors_close(struct vg_floors *f)

@@ -20,14 +20,19 @@ struct sqlite3;
 struct vigil_event;
 
 /* How often the daemon saves the windows of agents that beat without an
- * event (what a crash can lose: the beats accepted since). */
+ * event (what a crash can lose: the beats accepted since): a pass over the
+ * slots begins every 5 s, and takes VG_FLOORS_STEP_SLOTS slots a second, so
+ * that the event log is never held for long. Up to 65,536 agents a pass is
+ * one step; a million take 16 s. */
 #define VG_FLOORS_SAVE_NS (5 * VIGIL_NSEC_PER_SEC)
+#define VG_FLOORS_STEP_SLOTS 65536
 
 struct vg_floors {
 	struct sqlite3 *db;
 	const struct vg_maps *maps;
 	struct vg_idtab saved; /* agent id -> struct replay_floor as in the log */
-	__u64 saved_ns;        /* when the windows were last saved */
+	__u64 saved_ns;        /* when the last pass over the windows began */
+	__u32 cursor;          /* next slot of the pass under way; max_agents: none */
 	bool failed;           /* the last save failed (said once) */
 };
 
@@ -47,6 +52,9 @@ void vg_floors_note(struct vg_floors *f, const struct vigil_event *e);
 /* Save every window that moved (registered agents, and vigil_floors) in one
  * transaction of its own. Returns 0 or -1. */
 int vg_floors_save(struct vg_floors *f);
+/* Once a second: the next step of the periodic pass (VG_FLOORS_SAVE_NS),
+ * in a transaction of its own. Returns 0 or -1. */
+int vg_floors_tick(struct vg_floors *f, __u64 now);
 void vg_floors_close(struct vg_floors *f);
 
 #endif
