@@ -323,7 +323,10 @@ static int housekeeping(struct daemon *d)
 	struct vigil_stats st;
 	__u64 now = vg_mono_ns();
 
-	if (vg_floors_tick(&d->floors, now))
+	/* Events first: a step of the floors' pass waits while records do,
+	 * up to a minute (the events raise their agents' floors themselves). */
+	if ((!vg_ringbuf_backlog(d->rb) || now - d->floors.saved_ns >= VG_FLOORS_DEFER_MAX_NS) &&
+	    vg_floors_tick(&d->floors, now))
 		atomic_fetch_add(&d->ds.log_errors, 1);
 	if (!vg_instance_exists(d->o->load.pin_root)) {
 		pr_warn("the instance at %s was detached; exiting\n", d->o->load.pin_root);

@@ -22,10 +22,13 @@ struct vigil_event;
 /* How often the daemon saves the windows of agents that beat without an
  * event (what a crash can lose: the beats accepted since): a pass over the
  * slots begins every 5 s, and takes VG_FLOORS_STEP_SLOTS slots a second, so
- * that the event log is never held for long. Up to 65,536 agents a pass is
- * one step; a million take 16 s. */
+ * that the event log is never held for long, and only while no event waits.
+ * Up to 65,536 agents a pass is one step; a million take 16 s. */
 #define VG_FLOORS_SAVE_NS (5 * VIGIL_NSEC_PER_SEC)
 #define VG_FLOORS_STEP_SLOTS 65536
+/* A step waits while events wait in the ring buffer, up to this long after
+ * its pass began. */
+#define VG_FLOORS_DEFER_MAX_NS (60 * VIGIL_NSEC_PER_SEC)
 
 struct vg_floors {
 	struct sqlite3 *db;

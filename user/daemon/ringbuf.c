@@ -106,6 +106,12 @@ long vg_ringbuf_peek(struct vg_ringbuf *rb, vg_ringbuf_fn fn, void *ctx, long ma
 	return n;
 }
 
+unsigned long vg_ringbuf_backlog(struct vg_ringbuf *rb)
+{
+	return __atomic_load_n(rb->producer_pos, __ATOMIC_ACQUIRE) -
+	       __atomic_load_n(rb->consumer_pos, __ATOMIC_ACQUIRE);
+}
+
 void vg_ringbuf_release(struct vg_ringbuf *rb)
 {
 	__atomic_store_n(rb->consumer_pos, rb->pending, __ATOMIC_RELEASE);

@@ -28,5 +28,7 @@ int vg_ringbuf_wait(struct vg_ringbuf *rb, int timeout_ms);
 long vg_ringbuf_peek(struct vg_ringbuf *rb, vg_ringbuf_fn fn, void *ctx, long max);
 /* Release everything handed out by the last peek. */
 void vg_ringbuf_release(struct vg_ringbuf *rb);
+/* Bytes of records waiting after the last released position. */
+unsigned long vg_ringbuf_backlog(struct vg_ringbuf *rb);
 
 #endif
