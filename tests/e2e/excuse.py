@@ -111,17 +111,23 @@ def excuse(args):
           % (len(excused), considered, len(rounds)), file=sys.stderr)
 
 
-def evidence(args):
-    starts = sorted(start for _, _, _, start in load_rounds(args.send_logs))
-    with open(args.events) as f:
+def json_lines(path):
+    """The JSON objects of a JSON-lines file, skipping lines that are not JSON
+    (a line cut short by a writer that was killed)."""
+    with open(path) as f:
         for line in f:
             try:
-                e = json.loads(line)
+                yield json.loads(line)
             except ValueError:
                 continue
-            if e.get("kind") in ("suspect", "dead") and e.get("deadline_ns"):
-                i = bisect.bisect_left(starts, e["deadline_ns"])
-                print(e["event_seq"], starts[i] - e["deadline_ns"] if i < len(starts) else 0)
+
+
+def evidence(args):
+    starts = sorted(start for _, _, _, start in load_rounds(args.send_logs))
+    for e in json_lines(args.events):
+        if e.get("kind") in ("suspect", "dead") and e.get("deadline_ns"):
+            i = bisect.bisect_left(starts, e["deadline_ns"])
+            print(e["event_seq"], starts[i] - e["deadline_ns"] if i < len(starts) else 0)
 
 
 def main():

@@ -40,15 +40,7 @@ def main():
     ap.add_argument("--grant-mono", type=int, required=True)
     a = ap.parse_args()
 
-    events = []
-    with open(a.events) as f:
-        for line in f:
-            try:
-                e = json.loads(line)
-            except ValueError:
-                continue
-            if "event_seq" in e:
-                events.append(e)
+    events = [e for e in excuse.json_lines(a.events) if "event_seq" in e]
     expiry = [e for e in events if e["kind"] == "lease_expired" and e.get("token") == a.token]
     if not expiry:
         print(json.dumps({"error": "no lease_expired for token %d" % a.token}))
