@@ -2,7 +2,8 @@
 /*
  * The checks a datagram to the beat port goes through before it counts as a
  * beat, cheapest first (docs/security.md):
- *   check_sender: source rate -> decode -> known agent
+ *   check_sender: decode -> source rate (unless from the named agent's own
+ *                 address) -> known agent
  *   check_agent:  allowlist -> tag -> replay window + the agent's rate
  * Nothing an unauthenticated sender controls changes any state but
  * counters. Every refusal leaves through reject(), which counts it for its
@@ -23,6 +24,7 @@ struct beat_ctx {
 	const struct vigil_config *cfg;
 	const struct src_addr *src;
 	struct agent_slot *s;         /* the known agent it names, or NULL */
+	struct agent_keys *k;         /* s's keys (set with s) */
 	__u32 slot;                   /* s's slot */
 	enum vigil_replay_verdict rv; /* once check_replay has judged it */
 	struct vigil_beat_info b;     /* decoded; zero before */
@@ -119,7 +121,7 @@ static __always_inline int rate_ok(__u64 *tat, __u64 now, __u64 emission_ns, __u
 	return 1;
 }
 
-/* Per-source limit, before any per-agent work: bounds what one address can
+/* Per-source limit, before the tag is checked: bounds what one address can
  * make the beat path do. */
 static __always_inline int source_ok(const struct vigil_config *cfg, const struct src_addr *src,
 				     __u64 now)
@@ -195,30 +197,62 @@ static __always_inline struct agent_slot *find_slot(__u64 agent_id, __u32 *slot_
 	return s;
 }
 
-/* Who sent it: within its source's rate, a well-formed beat of our version,
- * from an agent we know. Fills c->b, c->s and c->slot as far as it gets. */
+/* Whether the datagram comes from the address the agent it names sent its
+ * newest accepted beat from (agent_keys.beat_src). Only a sender that can
+ * use that address gets past here, and it could as well send the agent's
+ * real beats: what it makes the beat path do is one tag check a datagram. */
+static __always_inline int from_agent_source(const struct agent_keys *k,
+					     const struct src_addr *src)
+{
+	__u64 hi = *(const __u64 *)&k->beat_src[0], lo = *(const __u64 *)&k->beat_src[8];
+
+	return (hi | lo) && hi == *(const __u64 *)&src->a[0] &&
+	       lo == *(const __u64 *)&src->a[8];
+}
+
+/* An accepted beat's source becomes the agent's own (from_agent_source). */
+static __always_inline void note_agent_source(struct agent_keys *k, const struct src_addr *src)
+{
+	__u64 hi = *(const __u64 *)&src->a[0], lo = *(const __u64 *)&src->a[8];
+
+	if (*(__u64 *)&k->beat_src[0] != hi || *(__u64 *)&k->beat_src[8] != lo) {
+		*(__u64 *)&k->beat_src[0] = hi;
+		*(__u64 *)&k->beat_src[8] = lo;
+	}
+}
+
+/* Who sent it: a well-formed beat of our version, from an agent we know,
+ * within its source's rate unless it comes from that agent's own address.
+ * Fills c->b, c->s, c->k and c->slot as far as it gets.
+ *
+ * Decoding and finding the agent come before the source's rate: both are
+ * bounded and change nothing but counters, and they are what lets an
+ * agent's real beats through while a flood spoofs its address. */
 static __always_inline __u32 check_sender(struct xdp_md *ctx, struct beat_ctx *c, void *payload,
 					  void *data_end, int plen, __u32 avail, __u32 truncated)
 {
-	enum vigil_beat_verdict v;
+	enum vigil_beat_verdict v = VIGIL_BEAT_MALFORMED;
 
-	/* Before the source's rate: ::ffff:a.b.c.d is the key of IPv4 source
-	 * a.b.c.d, whose budget an IPv6 sender must not spend. */
+	/* ::ffff:a.b.c.d is the key of IPv4 source a.b.c.d, whose budget (and
+	 * whose agents' addresses) an IPv6 sender must not use. */
 	if (c->src->v4mapped)
 		return VIGIL_REJECT_MAPPED_SOURCE;
-	if (!source_ok(c->cfg, c->src, c->now))
-		return VIGIL_REJECT_OVER_RATE_SOURCE;
-	if (plen < 0)
-		return VIGIL_REJECT_MALFORMED;
-	v = decode_beat(ctx, payload, data_end, plen, avail, truncated, &c->b);
+	if (plen >= 0)
+		v = decode_beat(ctx, payload, data_end, plen, avail, truncated, &c->b);
 	/* Looked up before the verdict is read: a beat that fails to
 	 * decode but names a known agent counts in that agent's slot too. */
-	c->s = c->b.has_agent_id ? find_slot(c->b.agent_id, &c->slot, c->st) : NULL;
+	if (c->b.has_agent_id) {
+		c->s = find_slot(c->b.agent_id, &c->slot, c->st);
+		if (c->s)
+			c->k = bpf_map_lookup_elem(&vigil_auth, &c->slot);
+	}
+	if (!(c->k && from_agent_source(c->k, c->src)) && !source_ok(c->cfg, c->src, c->now))
+		return VIGIL_REJECT_OVER_RATE_SOURCE;
 	if (v == VIGIL_BEAT_BAD_VERSION)
 		return VIGIL_REJECT_BAD_VERSION;
 	if (v != VIGIL_BEAT_OK)
 		return VIGIL_REJECT_MALFORMED;
-	if (!c->s)
+	if (!c->s || !c->k) /* k: cannot fail, vigil_auth has vigil_agents' size */
 		return VIGIL_REJECT_UNKNOWN_AGENT;
 	return VIGIL_REJECT_NONE;
 }

@@ -44,7 +44,7 @@ static __always_inline void set_left(struct hdr_cursor *c, void *data_end, __u32
 
 /* Source address of the datagram, IPv4 mapped into IPv6 (::ffff:a.b.c.d). */
 struct src_addr {
-	__u8 a[16];
+	__u8 a[16] __attribute__((aligned(8))); /* IPv4 as ::ffff:a.b.c.d */
 	__u8 v6;       /* from an IPv6 header */
 	__u8 v4mapped; /* an IPv6 source in ::ffff:0:0/96: it would read as IPv4 */
 };

@@ -52,7 +52,7 @@ char LICENSE[] SEC("license") = "GPL"; /* bpf_timer and bpf_loop need GPL */
 
 /*
  * One datagram to the beat port: checked, cheapest first (checks.bpf.h),
- *   source rate -> decode -> known agent -> allowlist -> tag -> replay+rate
+ *   decode -> source rate -> known agent -> allowlist -> tag -> replay+rate
  * then accepted (accept.bpf.h) and, for agents that want it, acknowledged
  * (ack.bpf.h). Every refusal leaves by the one reject() at the end.
  */
@@ -78,9 +78,9 @@ static __always_inline int handle_beat(struct xdp_md *ctx, const struct beat_fra
 	reason = check_sender(ctx, &c, payload, data_end, plen, hc->left, hc->truncated);
 	if (reason)
 		goto refuse;
-	k = bpf_map_lookup_elem(&vigil_auth, &c.slot);
+	k = c.k;
 	if (!k)
-		return XDP_PASS; /* cannot happen: the size of vigil_agents */
+		return XDP_PASS; /* unreachable: check_sender refused it */
 	auth = auth_in_force(k);
 	/* The decoder said OK, so all 64 bytes were in the packet: payload is
 	 * the beat. */
@@ -90,6 +90,8 @@ static __always_inline int handle_beat(struct xdp_md *ctx, const struct beat_fra
 	if (reason)
 		goto refuse;
 	accept_beat(&c, ctx->rx_queue_index);
+	if (c.rv != VIGIL_REPLAY_LATE)
+		note_agent_source(k, src);
 	if (auth->flags & VIGIL_AUTH_ACK)
 		return send_ack(f, data_end, payload, auth, &c.b, cfg, c.now);
 	return beat_verdict(cfg);

@@ -386,18 +386,24 @@ struct agent_auth {
 };
 
 /* vigil_auth: an agent's key sets (ARRAY by slot, mmapable for its 128-byte
- * alignment: one cache-line pair). Only userspace writes it; XDP reads the
+ * alignment: one cache-line pair). Userspace writes the keys; XDP reads the
  * copy `sel` (bit 0) names. Userspace writes the other copy and then flips
  * `sel` (vg_auth_set), so rotating keys never races with the beat path.
  * `agent_id` is whose keys they are: removing an agent zeroes it first, and
  * XDP checks it under the slot's lock before it commits a beat, so no beat
- * moves a window after the daemon read it as the id's floor. */
+ * moves a window after the daemon read it as the id's floor.
+ * `beat_src` is the one field XDP writes: the source address of the agent's
+ * newest accepted beat (zero: none yet). A datagram that names the agent
+ * from that address skips the per-source limit (docs/security.md), so a
+ * flood from the agent's address cannot crowd out its real beats. A
+ * userspace write of the element may put back an older value: that only
+ * sends the agent's next beat through the per-source limit. */
 struct agent_keys {
 	__u64 agent_id;
 	__u32 sel;               /* how often the keys were swapped; bit 0: the copy in force */
 	__u32 pad;
 	struct agent_auth copy[2];
-	__u64 pad2[2];
+	__u8 beat_src[16] __attribute__((aligned(8))); /* IPv4 as ::ffff:a.b.c.d */
 };
 
 _Static_assert(sizeof(struct agent_keys) == 128, "an agent's keys are two cache lines");

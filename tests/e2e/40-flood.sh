@@ -17,14 +17,14 @@
 #   - REJECTED events stay at the capped rate.
 #
 # Why the flood comes from 198.19.0.0/16, spoofed per frame, and the default
-# per-source limit (vigil_config.source_pps = 100000) stays: the agents send
-# from 198.18.0.2, and a flood from that address would share their per-source
-# budget, so the limiter would drop the agents' beats together with it (the
-# documented limit of any per-source limiter, docs/security.md). Spread over
+# per-source limit (vigil_config.source_pps = 100000) stays: spread over
 # 65,536 addresses the flood gives each source about 50-100 pps, far below
-# the limit: no frame is stopped by the source limiter and every forged one
-# is judged on its content (tag, agent, replay window), the expensive path
-# this test is about.
+# the limit, so no frame is stopped by the source limiter and every forged
+# one (the unknown ids too) is judged on its content (tag, agent, replay
+# window), the expensive path this test is about. (From the agents' own
+# address, 198.18.0.2, the frames naming the agents would be judged the same
+# way, since an agent's own address skips the limit for it, but the unknown
+# ids would meet the limiter: docs/security.md, Rate limits.)
 #
 # Why the generator and the receiving NAPI share a CPU (no threaded NAPI; the
 # beater and the generator on the same CPU): frames handed to a veth peer go

@@ -769,8 +769,7 @@ static __u64 named_id(const __u8 *frame, size_t len, const struct frame_spec *f,
 	__u64 id = 0;
 
 	/* Refused for its source before it is decoded. */
-	if (reason == VIGIL_REJECT_OVER_RATE_SOURCE || reason == VIGIL_REJECT_MAPPED_SOURCE ||
-	    len < hdr || in_ip < 0)
+	if (reason == VIGIL_REJECT_MAPPED_SOURCE || len < hdr || in_ip < 0)
 		return 0;
 	plen = (p[-4] << 8 | p[-3]) - 8;
 	if (plen < 0)
@@ -1767,8 +1766,10 @@ static void run_agent_rate_cases(void)
 		   "is accepted (adaptive cadence: the debt is rescaled to the new interval)");
 }
 
-/* The per-source limit: before any per-agent work, so one address cannot
- * make the beat path do more than source_pps (plus source_burst) of it. */
+/* The per-source limit: one address cannot make the beat path do more than
+ * source_pps (plus source_burst) datagrams' work, except the agents whose
+ * newest accepted beat came from it: a datagram that names such an agent
+ * from its own address is judged on its content (agent_keys.beat_src). */
 static void run_source_rate_cases(void)
 {
 	static const __u8 src1[4] = { 198, 18, 9, 1 }, src2[4] = { 198, 18, 9, 2 };
@@ -1778,52 +1779,91 @@ static void run_source_rate_cases(void)
 	struct vigil_config sc = table_cfg;
 	struct source_key k;
 	struct pkt_case c;
-	__u64 seq = 21, refused_seq;
+	__u64 seq = 21, seq_c = 10, refused_seq;
 	char *d;
 
 	sc.source_pps = 1;   /* one datagram a second ... */
 	sc.source_burst = 3; /* ... and 3 more at once: 4 in a burst */
-	for (int i = 1; i <= 4; i++) {
+	c = (struct pkt_case){ .b = BEAT(AG_C, seq_c, 1, 2000), ACCEPT(AG_C, VIGIL_AGENT_ALIVE),
+			       .cfg = &sc };
+	run_pkt_case_desc(&c, "source rate: agent 1003 beats from its usual address");
+	c = (struct pkt_case){ .f = { .saddr = src1 }, .b = BEAT(AG_A, seq, 2, 2000),
+			       ACCEPT(AG_A, VIGIL_AGENT_ALIVE), .cfg = &sc };
+	seq++;
+	run_pkt_case_desc(&c, "source rate: datagram 1 from 198.18.9.1 (source_pps 1, "
+			  "source_burst 3), agent 1001's first beat from there: accepted");
+	for (int i = 2; i <= 4; i++) {
+		c = (struct pkt_case){ .f = { .saddr = src1 }, .b = BEAT(AG_UNKNOWN, i, 1, 2000),
+				       .sign = SIGN_NONE, .verdict = XDP_DROP, .sc = SC_NONE,
+				       .reason = VIGIL_REJECT_UNKNOWN_AGENT,
+				       .st = { .unknown_agent = 1 }, .cfg = &sc };
+		run_pkt_case_desc(&c, d = xasprintf("source rate: datagram %d from 198.18.9.1, an "
+						    "unknown agent: unknown_agent", i));
+		free(d);
+	}
+	c = (struct pkt_case){ .f = { .saddr = src1 }, .b = BEAT(AG_UNKNOWN, 5, 1, 2000),
+			       .sign = SIGN_NONE, .verdict = XDP_DROP, .sc = SC_NONE,
+			       .reason = VIGIL_REJECT_OVER_RATE_SOURCE,
+			       .st = { .over_rate_source = 1 }, .cfg = &sc };
+	run_pkt_case_desc(&c, "source rate: datagram 5: over_rate_source +1, REJECTED naming "
+			  "the id it carries, no slot changes");
+	c.b = (struct vigil_beat_info)BEAT(AG_UNKNOWN, 6, 1, 2000);
+	c.patch = (struct beat_patch){ .off = 0, .len = 2, .val = 0 };
+	run_pkt_case_desc(&c, "source rate: datagram 6, not even a beat: over_rate_source, "
+			  "not malformed");
+	seq_c += 2;
+	refused_seq = seq_c;
+	c = (struct pkt_case){ .f = { .saddr = src1 }, .b = BEAT(AG_C, refused_seq, 1, 2000),
+			       .verdict = XDP_DROP, .sc = SC_NONE,
+			       .reason = VIGIL_REJECT_OVER_RATE_SOURCE,
+			       .st = { .over_rate_source = 1 }, .cfg = &sc };
+	run_pkt_case_desc(&c, "source rate: agent 1003's signed beat from 198.18.9.1, not its "
+			  "address: over_rate_source, no slot changes");
+	for (int i = 1; i <= 6; i++) {
 		c = (struct pkt_case){ .f = { .saddr = src1 }, .b = BEAT(AG_A, seq, 2, 2000),
 				       ACCEPT(AG_A, VIGIL_AGENT_ALIVE), .cfg = &sc };
 		seq++;
-		run_pkt_case_desc(&c, d = xasprintf("source rate: datagram %d from 198.18.9.1 "
-						    "(source_pps 1, source_burst 3): accepted", i));
+		run_pkt_case_desc(&c, d = xasprintf("source rate: agent 1001's beat %d from its "
+						    "own address, which is over its rate: "
+						    "accepted", i));
 		free(d);
 	}
-	refused_seq = seq;
+	c = (struct pkt_case){ .f = { .saddr = src1 }, .b = BEAT(AG_A, seq, 2, 2000),
+			       .sign = SIGN_WRONG, REFUSE(AG_A, bad_tag, VIGIL_REJECT_BAD_TAG),
+			       .st = { .bad_tag = 1 }, .cfg = &sc };
+	run_pkt_case_desc(&c, "source rate: a forgery naming agent 1001 from its address is "
+			  "judged on its tag: bad_tag, not over_rate_source");
+	c = (struct pkt_case){ .f = { .saddr = src2 }, .b = BEAT(AG_A, seq, 2, 2000),
+			       ACCEPT(AG_A, VIGIL_AGENT_ALIVE), .cfg = &sc };
+	seq++;
+	run_pkt_case_desc(&c, "source rate: meanwhile another source (198.18.9.2) is accepted");
+	c = (struct pkt_case){ .f = { .l3 = L3_IPV6, .saddr = src6 },
+			       .b = BEAT(AG_A, seq, 2, 2000), ACCEPT(AG_A, VIGIL_AGENT_ALIVE),
+			       .cfg = &sc };
+	seq++;
+	run_pkt_case_desc(&c, "source rate: ... and an IPv6 source is accepted");
 	c = (struct pkt_case){ .f = { .saddr = src1 }, .b = BEAT(AG_A, seq, 2, 2000),
 			       .verdict = XDP_DROP, .sc = SC_NONE,
 			       .reason = VIGIL_REJECT_OVER_RATE_SOURCE,
 			       .st = { .over_rate_source = 1 }, .cfg = &sc };
-	run_pkt_case_desc(&c, "source rate: datagram 5: over_rate_source +1, REJECTED without "
-			  "agent or slot (nothing was decoded), no slot changes");
-	c.b = (struct vigil_beat_info)BEAT(AG_UNKNOWN, 1, 1, 2000);
-	c.patch = (struct beat_patch){ .off = 0, .len = 2, .val = 0 };
-	run_pkt_case_desc(&c, "source rate: datagram 6, not even a beat: over_rate_source, "
-			  "before it is parsed");
-	seq++;
-	c = (struct pkt_case){ .f = { .saddr = src2 }, .b = BEAT(AG_A, seq, 2, 2000),
-			       ACCEPT(AG_A, VIGIL_AGENT_ALIVE), .cfg = &sc };
-	run_pkt_case_desc(&c, "source rate: meanwhile another source (198.18.9.2) is accepted");
-	seq++;
-	c = (struct pkt_case){ .f = { .l3 = L3_IPV6, .saddr = src6 },
-			       .b = BEAT(AG_A, seq, 2, 2000), ACCEPT(AG_A, VIGIL_AGENT_ALIVE),
-			       .cfg = &sc };
-	run_pkt_case_desc(&c, "source rate: ... and an IPv6 source is accepted");
-	seq++;
+	run_pkt_case_desc(&c, "source rate: agent 1001 moved to another address: from "
+			  "198.18.9.1 it is over_rate_source again");
 	c = (struct pkt_case){ .f = { .dport = 4748, .saddr = src1 },
 			       .b = BEAT(AG_A, seq, 2, 2000), .verdict = XDP_PASS, .sc = SC_NONE,
 			       .st = { .passed = 1 }, .cfg = &sc };
 	run_pkt_case_desc(&c, "source rate: the limited source's traffic to other ports "
 			  "passes, uncounted by the limit");
-	c = (struct pkt_case){ .b = { .agent_id = AG_A, .seq = refused_seq, .incarnation = 2,
+	c = (struct pkt_case){ .b = BEAT(AG_C, refused_seq + 1, 1, 2000),
+			       ACCEPT(AG_C, VIGIL_AGENT_ALIVE), .cfg = &sc };
+	run_pkt_case_desc(&c, "source rate: agent 1003's next beat from its usual address is "
+			  "accepted");
+	c = (struct pkt_case){ .b = { .agent_id = AG_C, .seq = refused_seq, .incarnation = 1,
 				      .interval_ms = 2000, .status = VIGIL_STATUS_LEAVING },
-			       LATE(AG_A) };
+			       LATE(AG_C) };
 	run_pkt_case_desc(&c, "the beat refused for its source's rate never reached the window: "
 			  "sent again, it is accepted late; and a late LEAVING does not make an "
 			  "agent that beat since LEFT");
-
+	seq++;
 
 	/* An IPv6 datagram from ::ffff:198.18.9.3 would read as IPv4 source
 	 * 198.18.9.3: same rate state, same allowlist entries. Refused first. */
