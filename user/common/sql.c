@@ -19,13 +19,11 @@ int vg_sql_exec_or_say(sqlite3 *db, const char *sql, const char *what)
 	return -1;
 }
 
-static sqlite3_stmt *prepare(sqlite3 *db, const char *sql, const char *fmt, va_list ap)
+/* Bind the arguments to st's parameters, as the format says (sql.h). */
+static void bind(sqlite3_stmt *st, const char *fmt, va_list ap)
 {
-	sqlite3_stmt *st;
 	int i = 1;
 
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-		return NULL;
 	for (const char *f = fmt; *f; f++, i++) {
 		if (*f == 'i') {
 			sqlite3_bind_int64(st, i, va_arg(ap, long long));
@@ -38,7 +36,39 @@ static sqlite3_stmt *prepare(sqlite3 *db, const char *sql, const char *fmt, va_l
 				sqlite3_bind_null(st, i);
 		}
 	}
+}
+
+static sqlite3_stmt *prepare(sqlite3 *db, const char *sql, const char *fmt, va_list ap)
+{
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return NULL;
+	bind(st, fmt, ap);
 	return st;
+}
+
+sqlite3_stmt *vg_sql_prepare(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
+		return NULL;
+	return st;
+}
+
+bool vg_sql_step(sqlite3_stmt *st, const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	bind(st, fmt, ap);
+	va_end(ap);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc == SQLITE_DONE;
 }
 
 bool vg_sql_run(sqlite3 *db, const char *sql, const char *fmt, ...)

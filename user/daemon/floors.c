@@ -39,16 +39,20 @@ static bool raise_saved(struct vg_floors *f, __u64 id, __u32 inc, __u64 seq)
 	return true;
 }
 
-/* Raise the row of id to (inc, seq), never lower it: a floor only rises. */
+/* Raise the row of id to (inc, seq), never lower it: a floor only rises.
+ * Run for every moved window and every event of an accepted beat, so
+ * parsed once (vg_floors_open). */
+static const char upsert_sql[] =
+	"INSERT INTO replay_floors (agent_id, incarnation, seq, saved_wall_ns) "
+	"VALUES (?1, ?2, ?3, ?4) ON CONFLICT(agent_id) DO UPDATE SET "
+	"incarnation = ?2, seq = ?3, saved_wall_ns = ?4 WHERE ?2 > incarnation OR "
+	"(?2 = incarnation AND CASE WHEN (?3 < 0) != (seq < 0) THEN ?3 < 0 "
+	"ELSE ?3 > seq END)";
+
 static bool write_row(struct vg_floors *f, __u64 id, __u32 inc, __u64 seq)
 {
-	return vg_sql_run(f->db,
-			  "INSERT INTO replay_floors (agent_id, incarnation, seq, saved_wall_ns) "
-			  "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(agent_id) DO UPDATE SET "
-			  "incarnation = ?2, seq = ?3, saved_wall_ns = ?4 WHERE ?2 > incarnation OR "
-			  "(?2 = incarnation AND CASE WHEN (?3 < 0) != (seq < 0) THEN ?3 < 0 "
-			  "ELSE ?3 > seq END)", "iiii", (long long)id, (long long)inc, (long long)seq,
-			  (long long)vg_wall_ns());
+	return vg_sql_step(f->upsert, "iiii", (long long)id, (long long)inc, (long long)seq,
+			   (long long)vg_wall_ns());
 }
 
 /* Rows of (agent id, incarnation, seq) into the cache; with `save`, those
@@ -88,15 +92,21 @@ int vg_floors_open(struct vg_floors *f, struct sqlite3 *db)
 	/* A log from before floors were kept: its recorded events say where
 	 * each agent's window stood, once. */
 	if (vg_sql_exec_or_say(db, schema, "replay floors: creating their table") ||
+	    !(f->upsert = vg_sql_prepare(db, upsert_sql)) ||
 	    (first && read_rows(f, "SELECT agent_id, incarnation, seq FROM events WHERE kind IN "
 				   "('up', 'recovered', 'restart', 'left')", true)) ||
 	    read_rows(f, "SELECT agent_id, incarnation, seq FROM replay_floors", false)) {
 		pr_warn("replay floors: reading them from the event log failed: %s\n",
 			sqlite3_errmsg(db));
 		vg_sql_exec(db, "ROLLBACK");
+		vg_floors_close(f);
 		return -1;
 	}
-	return vg_sql_exec_or_say(db, "COMMIT", "replay floors: committing");
+	if (vg_sql_exec_or_say(db, "COMMIT", "replay floors: committing")) {
+		vg_floors_close(f);
+		return -1;
+	}
+	return 0;
 }
 
 int vg_floors_publish(struct vg_floors *f, const struct vg_maps *m)
@@ -216,6 +226,8 @@ int vg_floors_tick(struct vg_floors *f, __u64 now)
 
 void vg_floors_close(struct vg_floors *f)
 {
+	sqlite3_finalize(f->upsert); /* a no-op on NULL */
+	f->upsert = NULL;
 	vg_idtab_free(&f->saved);
 	f->db = NULL;
 }

@@ -17,6 +17,7 @@
 #include "vigil/maps.h"
 
 struct sqlite3;
+struct sqlite3_stmt;
 struct vigil_event;
 
 /* How often the daemon saves the windows of agents that beat without an
@@ -32,6 +33,7 @@ struct vigil_event;
 
 struct vg_floors {
 	struct sqlite3 *db;
+	struct sqlite3_stmt *upsert; /* raises one id's row (write_row) */
 	const struct vg_maps *maps;
 	struct vg_idtab saved; /* agent id -> struct replay_floor as in the log */
 	__u64 saved_ns;        /* when the last pass over the windows began */
