@@ -26,94 +26,35 @@
 # way, since an agent's own address skips the limit for it, but the unknown
 # ids would meet the limiter: docs/security.md, Rate limits.)
 #
-# Why the generator and the receiving NAPI share a CPU (no threaded NAPI; the
-# beater and the generator on the same CPU): frames handed to a veth peer go
-# through a 256-frame ring. If the flood outran vigil on another CPU the ring
-# would overflow and drop forged and legitimate frames alike before any
-# program saw them, and neither "every forged frame counted" nor "no false
-# alarm" would say anything about vigil. On one CPU the receive softirq runs
-# after every batch of the generator (64 live frames; with the AF_PACKET
-# engine, where the kernel refuses live frames, after each frame's
-# transmit), so the flood goes exactly as fast as this machine can both make
-# and judge frames, and nothing is lost on the way. (make bench measures the
-# threaded, two-CPU case.)
+# The generator and the receiving NAPI share a CPU: tests/e2e/lib_flood.sh
+# says why.
 # check_sh evaluates its single-quoted condition later (SC2016).
 # shellcheck disable=SC2016
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 e2e_init
-
-TG=$E2E_ROOT/build/vigil-trafficgen
-[ -x "$TG" ] || die "$TG is not built (make test builds it)"
+# shellcheck source=tests/e2e/lib_flood.sh
+. "$E2E_ROOT/tests/e2e/lib_flood.sh"
 
 N=200
 INTERVAL_MS=10
 FLOOD_S=12
 CAPTURE=2000
-GEN_CPU=0
 
-setup_veth_pair || die "creating namespaces $NS_MON/$NS_AGENT and a veth pair"
-MAC_MON=$(ip -n "$NS_MON" -j link show "$IF_MON" | jq -r '.[0].address')
-# Nothing but the beater and the generator may send into $IF_MON's ring: a
-# frame sent from another CPU (IPv6 router solicitation, MLD report, ARP
-# probe from a timer) would start the receive poll there, away from the
-# generator (see above). This test speaks IPv4 only; the neighbour is fixed.
-for ns in "$NS_MON" "$NS_AGENT"; do
-	ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-done
-ip -n "$NS_AGENT" neigh replace 198.18.0.1 lladdr "$MAC_MON" dev "$IF_AGENT" nud permanent
-new_pin_root PIN flood
-KEYS=$E2E_TMP/keys
-CONF=$E2E_TMP/agents.conf
-DB=$E2E_TMP/vigil.db
-EV=$E2E_TMP/events.jsonl
-make_keys "$KEYS" "1-$N"
-{
-	echo "# $N agents for tests/e2e/40-flood.sh"
-	echo "defaults interval-min-ms=5 interval-max-ms=1000 multiplier=3"
-	for i in $(seq 1 $N); do echo "agent $i"; done
-} >"$CONF"
+flood_fleet flood "$N" "$INTERVAL_MS"
 
-start_daemon_or_die "vigil run attaches in native mode with a key file" \
-	daemon "$NS_MON" "$PIN" --iface "$IF_MON" --mode native --config "$CONF" \
-	--keys "$KEYS" --db "$DB" --events-file "$EV" --dead-misses 2 --quiet
-ok "vigil run attaches in native mode to $IF_MON with keys for $N agents"
-
-# The beater at real-time priority (as start_beater, with its send log), on
-# the generator's CPU.
-start_bg beat "$NS_AGENT" "${BEAT_PRIO[@]}" taskset -c "$GEN_CPU" "$VIGIL" beat --id "1-$N" \
-	--send-log "$E2E_TMP/send.beat.jsonl" \
-	--target 198.18.0.1 --interval-ms "$INTERVAL_MS" --keys "$KEYS"
-
-all_alive() {
-	[ "$(count_state "$(status_json "$PIN")" alive)" -eq "$N" ]
-}
-if wait_for 10 all_alive; then
-	ok "all $N agents are ALIVE before the flood"
-else
-	show_file "vigil beat stderr" "$E2E_TMP/beat.err"
-	note "$(status_json "$PIN" | jq -c '[.agents[] | .state] | group_by(.) | map([.[0], length])')"
-	die "all $N agents are ALIVE before the flood"
-fi
-
-tx_dropped() { ip -n "$NS_AGENT" -j -s link show "$IF_AGENT" | jq -r '.[0].stats64.tx.dropped'; }
-DROP0=$(tx_dropped)
 T0=$(now)
 ST0=$(status_json "$PIN")
-if in_ns "$NS_AGENT" "$TG" --iface "$IF_AGENT" --dst-mac "$MAC_MON" --cpu "$GEN_CPU" \
-	--mix forged=1,random=1,replay=1 --first-id 1 --agents "$N" \
+if flood_tg --mix forged=1,random=1,replay=1 --first-id 1 --agents "$N" \
 	--capture "$IF_AGENT" --capture-count "$CAPTURE" --capture-timeout 5 \
-	--src 198.19.0.0 --src-random-bits 16 --duration "$FLOOD_S" --json \
-	>"$E2E_TMP/tg.json" 2>"$E2E_TMP/tg.err"; then
+	--src 198.19.0.0 --src-random-bits 16 --duration "$FLOOD_S"; then
 	ok "the generator flooded for ${FLOOD_S} s"
 else
-	show_file "vigil-trafficgen stderr" "$E2E_TMP/tg.err"
 	die "the generator flooded for ${FLOOD_S} s"
 fi
 nap 0.3
 ST1=$(status_json "$PIN")
 T1=$(now)
-VETH_DROPS=$(($(tx_dropped) - DROP0))
 
 sent() { jq -r ".run.sent.$1" "$E2E_TMP/tg.json"; }
 d() { echo $(($(jq -r ".stats.$1" <<<"$ST1") - $(jq -r ".stats.$1" <<<"$ST0"))); }
@@ -132,17 +73,6 @@ note "veth: $VETH_DROPS frames dropped by $IF_AGENT's peer ring before any progr
 check_sh "the flood sent each kind (at least 1,000,000 frames in all)" \
 	'[ "$TOTAL" -ge 1000000 ] && [ "$FORGED" -gt 0 ] && [ "$RANDOM_IDS" -gt 0 ] && [ "$REPLAYS" -gt 0 ]'
 
-# within NAME COUNTED SENT: what vigil counted is what was sent, less at most
-# what the veth ring dropped (frames no program saw), and less at most 1 %.
-within() {
-	local name=$1 got=$2 want=$3
-	if [ "$got" -le "$want" ] && [ "$got" -ge $((want - VETH_DROPS)) ] &&
-		[ $((got * 100)) -ge $((want * 99)) ]; then
-		ok "$name: counted $got of $want sent"
-	else
-		not_ok "$name: counted $got of $want sent ($VETH_DROPS dropped by veth)"
-	fi
-}
 within "forged tags dropped as bad_tag" "$(d bad_tag)" "$FORGED"
 within "random agent ids dropped as unknown_agent" "$(d unknown_agent)" "$RANDOM_IDS"
 within "replays dropped as duplicates or replayed" $(($(d duplicates) + $(d replayed))) "$REPLAYS"
@@ -164,15 +94,8 @@ check_sh "the agents' beats kept getting through (at least 90 % of $((N * ROUNDS
 # The log, with the events the beater's own send log explains set aside
 # (tests/e2e/excuse.py): none are expected. Only what was detected before
 # the beater stops counts.
-T_STOP_NS=$(mono_ns)
-kill_bg beat TERM
-nap 0.2
-agent_excuse "$EV" "1-$N" "$T_STOP_NS"
-without_excused "$EV" "$E2E_TMP/events.checked.jsonl"
-ALARMS=$(events_where "$E2E_TMP/events.checked.jsonl" \
-	"(.kind == \"suspect\" or .kind == \"dead\") and .detected_ns < $T_STOP_NS")
+flood_alarms
 check "zero SUSPECT or DEAD for the $N agents during the flood" [ "$ALARMS" -eq 0 ]
-[ "$ALARMS" -eq 0 ] || note "$(jq -c "select(.kind != \"up\" and .kind != \"rejected\" and .detected_ns < $T_STOP_NS) | [.agent_id, .kind, .late_us, .detected_ns, .last_seen_ns]" "$E2E_TMP/events.checked.jsonl" | head -20)"
 check "all $N agents were ALIVE after the flood" [ "$(count_state "$ST1" alive)" -eq "$N" ]
 
 # Rejections are recorded as rows of consecutive ones (.count each).
