@@ -66,8 +66,7 @@ bool vg_sql_step(sqlite3_stmt *st, const char *fmt, ...)
 	bind(st, fmt, ap);
 	va_end(ap);
 	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
+	sqlite3_reset(st); /* the next run binds every parameter again */
 	return rc == SQLITE_DONE;
 }
 
