@@ -2,7 +2,8 @@
 /*
  * An accepted beat: one that passed every check (checks.bpf.h). It tells
  * what it proves about the verdict its deadline led to (evidence.bpf.h),
- * stores its liveness facts in the agent's slot, renews the lease it names,
+ * stores its liveness facts in the agent's slot (and its source as the
+ * agent's own address), renews the lease it names,
  * ends a hold, and takes the agent's state edges. The beat path never
  * touches the timing wheel: an agent the sweeper dropped is handed back
  * through the inbox.
@@ -105,6 +106,8 @@ static __always_inline void accept_beat(const struct beat_ctx *c, __u32 rxq)
 
 	beat_evidence(st, s, b, c->rv, state, rxq, p, c->now, &proof);
 	store_beat(st, s, b, c->rv, c->now);
+	if (!late)
+		note_agent_source(c->k, c->src);
 	if (c->rv == VIGIL_REPLAY_RESTART)
 		emit(st, s, c->slot, s->agent_id, VIGIL_EV_RESTART, state, state, c->now,
 		     VIGIL_REJECT_NONE, NULL, NULL);

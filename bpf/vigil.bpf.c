@@ -90,8 +90,6 @@ static __always_inline int handle_beat(struct xdp_md *ctx, const struct beat_fra
 	if (reason)
 		goto refuse;
 	accept_beat(&c, ctx->rx_queue_index);
-	if (c.rv != VIGIL_REPLAY_LATE)
-		note_agent_source(k, src);
 	if (auth->flags & VIGIL_AUTH_ACK)
 		return send_ack(f, data_end, payload, auth, &c.b, cfg, c.now);
 	return beat_verdict(cfg);
