@@ -43,21 +43,11 @@ CAPTURE=2000
 
 flood_fleet flood "$N" "$INTERVAL_MS"
 
-T0=$(now)
-ST0=$(status_json "$PIN")
-if flood_tg --mix forged=1,random=1,replay=1 --first-id 1 --agents "$N" \
+flood_run "the generator flooded for ${FLOOD_S} s" \
+	--mix forged=1,random=1,replay=1 --first-id 1 --agents "$N" \
 	--capture "$IF_AGENT" --capture-count "$CAPTURE" --capture-timeout 5 \
-	--src 198.19.0.0 --src-random-bits 16 --duration "$FLOOD_S"; then
-	ok "the generator flooded for ${FLOOD_S} s"
-else
-	die "the generator flooded for ${FLOOD_S} s"
-fi
-nap 0.3
-ST1=$(status_json "$PIN")
-T1=$(now)
+	--src 198.19.0.0 --src-random-bits 16 --duration "$FLOOD_S"
 
-sent() { jq -r ".run.sent.$1" "$E2E_TMP/tg.json"; }
-d() { echo $(($(jq -r ".stats.$1" <<<"$ST1") - $(jq -r ".stats.$1" <<<"$ST0"))); }
 FORGED=$(sent forged)
 RANDOM_IDS=$(sent random)
 REPLAYS=$(sent replay)

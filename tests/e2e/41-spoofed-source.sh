@@ -51,20 +51,9 @@ Q1=$(status_json "$PIN" | jq .stats.over_rate_source)
 check "the agents' own $((N * 1000 / INTERVAL_MS)) beats a second from one address are not limited" \
 	[ "$Q1" -eq "$Q0" ]
 
-T0=$(now)
-ST0=$(status_json "$PIN")
-if flood_tg --mix forged=1,random=1 --first-id 1 --agents "$N" --src 198.18.0.2 \
-	--duration "$FLOOD_S"; then
-	ok "the generator flooded from 198.18.0.2 for ${FLOOD_S} s"
-else
-	die "the generator flooded from 198.18.0.2 for ${FLOOD_S} s"
-fi
-nap 0.3
-ST1=$(status_json "$PIN")
-T1=$(now)
+flood_run "the generator flooded from 198.18.0.2 for ${FLOOD_S} s" \
+	--mix forged=1,random=1 --first-id 1 --agents "$N" --src 198.18.0.2 --duration "$FLOOD_S"
 
-sent() { jq -r ".run.sent.$1" "$E2E_TMP/tg.json"; }
-d() { echo $(($(jq -r ".stats.$1" <<<"$ST1") - $(jq -r ".stats.$1" <<<"$ST0"))); }
 FORGED=$(sent forged)
 RANDOM_IDS=$(sent random)
 note "flood: $(jq -r .run.generated "$E2E_TMP/tg.json") frames in $(jq -r .run.seconds "$E2E_TMP/tg.json") s" \

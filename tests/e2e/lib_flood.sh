@@ -15,9 +15,14 @@
 #                         `beat`, with its send log) on $GEN_CPU, at a real-
 #                         time priority where allowed; returns once all N
 #                         are ALIVE (or dies). $TG is the generator.
-#   flood_tg ARGS...      the generator on $IF_AGENT towards $IF_MON, on
-#                         $GEN_CPU, its JSON in $E2E_TMP/tg.json; notes
-#                         $VETH_DROPS, the frames the veth ring dropped
+#   flood_run DESC ARGS...
+#                         the generator (ARGS) on $IF_AGENT towards $IF_MON,
+#                         on $GEN_CPU, its JSON in $E2E_TMP/tg.json: ok DESC
+#                         or die; vigil's status before ($ST0, at $T0) and
+#                         0.3 s after ($ST1, at $T1); $VETH_DROPS, the frames
+#                         the veth ring dropped
+#   sent KIND, d COUNTER  frames of KIND the generator sent; how much vigil's
+#                         COUNTER rose from $ST0 to $ST1
 #   within NAME GOT SENT  ok when vigil counted what was sent, less at most
 #                         what the veth ring dropped and at most 1 %
 #   flood_alarms          stop the beater; $ALARMS: the SUSPECT and DEAD of
@@ -88,15 +93,27 @@ flood_tx_dropped() {
 	ip -n "$NS_AGENT" -j -s link show "$IF_AGENT" | jq -r '.[0].stats64.tx.dropped'
 }
 
-flood_tg() {
-	local drop0 rc=0
+flood_run() {
+	local desc=$1 drop0 rc=0
+	shift
 	drop0=$(flood_tx_dropped)
+	T0=$(now)
+	ST0=$(status_json "$PIN")
 	in_ns "$NS_AGENT" "$TG" --iface "$IF_AGENT" --dst-mac "$MAC_MON" --cpu "$GEN_CPU" "$@" \
 		--json >"$E2E_TMP/tg.json" 2>"$E2E_TMP/tg.err" || rc=$?
 	VETH_DROPS=$(($(flood_tx_dropped) - drop0))
-	[ "$rc" -eq 0 ] || show_file "vigil-trafficgen stderr" "$E2E_TMP/tg.err"
-	return "$rc"
+	if [ "$rc" -ne 0 ]; then
+		show_file "vigil-trafficgen stderr" "$E2E_TMP/tg.err"
+		die "$desc"
+	fi
+	ok "$desc"
+	nap 0.3
+	ST1=$(status_json "$PIN")
+	T1=$(now)
 }
+
+sent() { jq -r ".run.sent.$1" "$E2E_TMP/tg.json"; }
+d() { echo $(($(jq -r ".stats.$1" <<<"$ST1") - $(jq -r ".stats.$1" <<<"$ST0"))); }
 
 within() {
 	local name=$1 got=$2 want=$3
